@@ -1,0 +1,265 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/ivr"
+	"github.com/hotline12345/hotline/media"
+	"github.com/hotline12345/hotline/sip"
+)
+
+// Stages of a live call.
+const (
+	StageSetup  = "setup"
+	StageIVR    = "ivr"
+	StageQueued = "queued"
+	StageEnding = "ending"
+)
+
+// Call is one inbound call: its leg, its media session and its record.
+type Call struct {
+	m      *Manager
+	id     string
+	leg    *sip.Inbound
+	sess   *media.Session
+	log    *slog.Logger
+	digits chan rune
+
+	mu    sync.Mutex
+	rec   cdr.Record
+	stage string
+	path  string
+}
+
+func (c *Call) setStage(stage string) {
+	c.mu.Lock()
+	old := c.stage
+	c.stage = stage
+	c.mu.Unlock()
+	c.m.metrics.stage(old, stage)
+}
+
+func (c *Call) view() LiveCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return LiveCall{
+		ID: c.id, SIPCallID: c.rec.SIPCallID, Trunk: c.rec.Trunk, Caller: c.rec.Caller, Called: c.rec.Called,
+		Stage: c.stage, Queue: c.rec.Queue, Path: c.path, Codec: c.rec.Codec, Start: c.rec.Start, Answer: c.rec.Answer,
+	}
+}
+
+// HandleInbound runs an inbound call from INVITE to record; it is sip.Config.OnCall.
+func (m *Manager) HandleInbound(leg *sip.Inbound) {
+	c := &Call{m: m, id: newID(), leg: leg, digits: make(chan rune, 32)}
+	c.log = m.log.With("call_id", c.id, "sip_call_id", leg.SIPCallID(), "from", leg.Caller(), "to", leg.Called())
+	c.rec = cdr.Record{
+		ID: c.id, SIPCallID: leg.SIPCallID(), Direction: "inbound", Trunk: leg.Trunk(),
+		Caller: leg.Caller(), Called: leg.Called(), Start: leg.Received(), NodeID: m.cfg.NodeID,
+	}
+	m.track(c)
+	defer m.untrack(c)
+	c.setStage(StageSetup)
+	defer c.setStage("")
+
+	ctx, cancel := context.WithCancelCause(m.base)
+	defer cancel(nil)
+	c.run(ctx, cancel)
+}
+
+func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
+	m := c.m
+	route := m.routes[c.leg.Called()]
+	if route == nil { // the trunk serves the number but no route does; config validation prevents it
+		c.reject(404, "Not Found")
+		return
+	}
+	conn, err := m.cfg.Ports.Listen()
+	if err != nil {
+		c.log.Error("no RTP port for the call", "error", err)
+		c.reject(503, "Service Unavailable")
+		return
+	}
+	c.sess = media.NewSession(media.SessionConfig{
+		Conn: conn, Scheduler: m.cfg.Scheduler, Timeout: m.cfg.RTPTimeout, Logger: c.log,
+	})
+	defer c.sess.Close()
+
+	remote, err := c.leg.Answer(ctx, c.sess.LocalAddr())
+	if err != nil {
+		c.unanswered(err)
+		return
+	}
+	now := time.Now()
+	codec := media.Codec(remote.PayloadType)
+	c.sess.SetRemote(remote.Addr, codec, remote.DTMFType)
+	c.sess.Start(ctx)
+	c.mu.Lock()
+	c.rec.Answer = now
+	c.rec.Codec = codec.String()
+	c.rec.SIPStatus = 200
+	rec := c.rec
+	c.mu.Unlock()
+	m.metrics.setup.Observe(now.Sub(c.leg.Received()).Seconds())
+	m.cfg.Records.Begin(rec)
+	c.applyMedia(remote)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.watch(ctx, cancel) }()
+
+	entry := route.Entry(m.cfg.Clock.Now())
+	closed := entry.Kind == ivr.ActMenu && route.ClosedMenu != "" && entry.Target == route.ClosedMenu
+	c.setStage(StageIVR)
+	runner := ivr.Runner{Menus: m.cfg.Menus, Media: c, Queue: c, Clock: m.cfg.Clock, Logger: c.log}
+	res, runErr := runner.Run(ctx, entry)
+
+	c.setStage(StageEnding)
+	cause := context.Cause(ctx)
+	if cause == nil {
+		cause = runErr
+	}
+	c.mu.Lock()
+	c.rec.IVRPath = res.PathString()
+	c.rec.CaseNumber = res.Vars["case_number"]
+	c.rec.Disposition = disposition(c.rec, closed, cause)
+	c.mu.Unlock()
+
+	if !errors.Is(cause, ErrCallerHangup) {
+		teardown, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if err := c.leg.Hangup(teardown, causeText(cause)); err != nil {
+			c.log.Debug("BYE failed", "error", err)
+		}
+		stop()
+	}
+	cancel(cause)
+	wg.Wait()
+	c.end(cause)
+}
+
+// watch ends the call when the caller hangs up or RTP stops, and applies re-INVITEs.
+func (c *Call) watch(ctx context.Context, cancel context.CancelCauseFunc) {
+	infoDigits := c.leg.Digits()
+	rtpDigits := c.sess.Digits()
+	for {
+		var d rune
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.leg.Done():
+			cancel(ErrCallerHangup)
+			return
+		case <-c.sess.Done():
+			cancel(ErrRTPTimeout)
+			return
+		case m := <-c.leg.MediaUpdates():
+			c.applyMedia(m)
+			continue
+		case d = <-infoDigits:
+		case d = <-rtpDigits:
+		}
+		select {
+		case c.digits <- d:
+		default:
+			c.log.Debug("digit dropped: input buffer full", "digit", string(d))
+		}
+	}
+}
+
+// applyMedia follows hold/unhold and address changes from the caller.
+func (c *Call) applyMedia(m sip.Media) {
+	if addrOK(m.Addr) && !m.Addr.Addr().IsUnspecified() {
+		c.sess.SetRemote(m.Addr, media.Codec(m.PayloadType), m.DTMFType)
+	}
+	if m.OnHold() {
+		c.sess.SetInactivityTimeout(-1) // a held caller sends no RTP; that is not a dead call
+	} else {
+		c.sess.SetInactivityTimeout(c.m.cfg.RTPTimeout)
+	}
+}
+
+// reject refuses the INVITE before answer and records it.
+func (c *Call) reject(code int, reason string) {
+	c.leg.Reject(code, reason)
+	c.mu.Lock()
+	c.rec.End = time.Now()
+	c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause, c.rec.SIPStatus = "failed", sip.SideSystem, reason, code
+	rec := c.rec
+	c.mu.Unlock()
+	c.m.finish(rec)
+}
+
+// unanswered records a call that ended while we answered it (CANCEL, no ACK, shutdown).
+func (c *Call) unanswered(err error) {
+	side, cause, code := c.leg.End()
+	c.mu.Lock()
+	c.rec.End = time.Now()
+	switch {
+	case cause == "CANCEL":
+		c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause, c.rec.SIPStatus = "cancelled", sip.SideCaller, "CANCEL", 487
+	default:
+		if side == "" {
+			side, cause, code = sip.SideSystem, err.Error(), 500
+		}
+		c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause, c.rec.SIPStatus = "failed", side, cause, code
+	}
+	rec := c.rec
+	c.mu.Unlock()
+	c.log.Info("call not answered", "error", err, "cause", rec.HangupCause)
+	c.m.finish(rec)
+}
+
+// end completes the record of an answered call.
+func (c *Call) end(cause error) {
+	c.mu.Lock()
+	c.rec.End = time.Now()
+	if errors.Is(cause, ErrCallerHangup) {
+		_, legCause, _ := c.leg.End()
+		c.rec.HangupSide, c.rec.HangupCause = sip.SideCaller, legCause
+	} else {
+		c.rec.HangupSide, c.rec.HangupCause = sip.SideSystem, causeText(cause)
+	}
+	rec := c.rec
+	c.mu.Unlock()
+	st := c.sess.Stats()
+	c.log.Info("call ended", "disposition", rec.Disposition, "hangup_side", rec.HangupSide, "cause", rec.HangupCause,
+		"ivr_path", rec.IVRPath, "duration", rec.End.Sub(rec.Start).Round(time.Millisecond),
+		"rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
+	c.m.finish(rec)
+}
+
+// disposition classifies an answered call that never reached an agent.
+func disposition(rec cdr.Record, closed bool, cause error) string {
+	switch {
+	case rec.Queue != "" && errors.Is(cause, ErrMaxWait):
+		return "timeout"
+	case rec.Queue != "":
+		return "abandoned"
+	case closed:
+		return "closed-hours"
+	}
+	return "ivr-hangup"
+}
+
+// causeText is the hangup cause written to the record for an error that ended a call.
+func causeText(err error) string {
+	switch {
+	case err == nil:
+		return "normal"
+	case errors.Is(err, ErrRTPTimeout):
+		return "rtp-timeout"
+	case errors.Is(err, ErrMaxWait):
+		return "max-wait"
+	case errors.Is(err, ErrDrain):
+		return "drain"
+	case errors.Is(err, ErrCallerHangup):
+		return "BYE"
+	case errors.Is(err, context.Canceled):
+		return "shutdown"
+	}
+	return err.Error()
+}

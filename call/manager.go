@@ -1,0 +1,191 @@
+// Package call is the per-call controller: it joins a SIP leg, its RTP session, the IVR and
+// the queue, owns the call's record until it is written, and implements the small
+// interfaces that ivr declares (Media, Queue).
+package call
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/ivr"
+	"github.com/hotline12345/hotline/media"
+	"github.com/hotline12345/hotline/sip"
+)
+
+// Queue is how a queue treats its callers until agents exist: hold music, then give up.
+type Queue struct {
+	Name        string        // display name
+	MaxWait     time.Duration // then ExitPrompt and the call ends with disposition timeout
+	MusicOnHold string
+	JoinPrompt  string
+	ExitPrompt  string
+}
+
+// Records is where finished and answered calls go (cdr.Writer implements it).
+type Records interface {
+	Begin(rec cdr.Record) // the call was answered: made durable before it returns
+	Write(rec cdr.Record) // the call ended: never blocks
+}
+
+// Config wires a Manager.
+type Config struct {
+	NodeID     string
+	Ports      *media.Ports
+	Scheduler  *media.Scheduler
+	Prompts    *media.Prompts
+	Language   string // prompt names are looked up as Language/name, then name
+	RTPTimeout time.Duration
+	Menus      map[string]ivr.Menu
+	Routes     []ivr.Route
+	Queues     map[string]Queue
+	Records    Records
+	Clock      ivr.Clock
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Manager runs calls and knows which are live.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	routes  map[string]*ivr.Route
+
+	base   context.Context
+	cancel context.CancelCauseFunc
+
+	mu   sync.Mutex
+	live map[string]*Call
+}
+
+// Errors that end calls; outcome maps each to a hangup side and cause.
+var (
+	ErrCallerHangup = errors.New("caller hung up")
+	ErrRTPTimeout   = errors.New("rtp-timeout")
+	ErrDrain        = errors.New("drain")
+	ErrMaxWait      = errors.New("max-wait")
+)
+
+// NewManager checks that every prompt the queues need exists and registers the metrics.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = ivr.SystemClock()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}}
+	for i := range cfg.Routes {
+		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
+	}
+	var err error
+	if m.metrics, err = newMetrics(cfg.Registerer, m); err != nil {
+		return nil, err
+	}
+	m.base, m.cancel = context.WithCancelCause(context.Background())
+	return m, nil
+}
+
+// HangupAll ends every live call with cause (used when the drain timeout runs out).
+func (m *Manager) HangupAll(cause error) { m.cancel(cause) }
+
+// Active is the number of live calls.
+func (m *Manager) Active() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.live)
+}
+
+// LiveCall is a view of a call in progress for the API.
+type LiveCall struct {
+	ID        string    `json:"id"`
+	SIPCallID string    `json:"sip_call_id"`
+	Trunk     string    `json:"trunk"`
+	Caller    string    `json:"caller"`
+	Called    string    `json:"called"`
+	Stage     string    `json:"stage"`
+	Queue     string    `json:"queue,omitempty"`
+	Path      string    `json:"ivr_path,omitempty"`
+	Codec     string    `json:"codec,omitempty"`
+	Start     time.Time `json:"start"`
+	Answer    time.Time `json:"answer,omitzero"`
+}
+
+// Live lists the calls in progress, oldest first.
+func (m *Manager) Live() []LiveCall {
+	m.mu.Lock()
+	out := make([]LiveCall, 0, len(m.live))
+	for _, c := range m.live {
+		out = append(out, c.view())
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b LiveCall) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+func (m *Manager) track(c *Call) {
+	m.mu.Lock()
+	m.live[c.id] = c
+	m.mu.Unlock()
+}
+
+func (m *Manager) untrack(c *Call) {
+	m.mu.Lock()
+	delete(m.live, c.id)
+	m.mu.Unlock()
+}
+
+// HandleReject records an INVITE from a trunk that was refused before a call existed.
+func (m *Manager) HandleReject(r sip.Rejection) {
+	rec := cdr.Record{
+		ID: newID(), SIPCallID: r.SIPCallID, Direction: "inbound", Trunk: r.Trunk,
+		Caller: r.From, Called: r.To, Start: r.Time, End: r.Time,
+		Disposition: "failed", HangupSide: sip.SideSystem, HangupCause: r.Reason, SIPStatus: r.Status,
+		NodeID: m.cfg.NodeID,
+	}
+	m.finish(rec)
+}
+
+func (m *Manager) finish(rec cdr.Record) {
+	m.metrics.ended(rec)
+	m.cfg.Records.Write(rec)
+}
+
+// prompt finds a prompt by name in the configured language first.
+func (m *Manager) prompt(name string) (*media.Prompt, bool) {
+	if p, ok := m.cfg.Prompts.Get(m.cfg.Language + "/" + name); ok {
+		return p, true
+	}
+	return m.cfg.Prompts.Get(name)
+}
+
+// HasPrompt reports whether a prompt name resolves (for config validation).
+func HasPrompt(ps *media.Prompts, language, name string) bool {
+	if _, ok := ps.Get(language + "/" + name); ok {
+		return true
+	}
+	_, ok := ps.Get(name)
+	return ok
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+func addrOK(a netip.AddrPort) bool { return a.IsValid() && a.Port() != 0 }

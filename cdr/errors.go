@@ -1,0 +1,17 @@
+package cdr
+
+import "errors"
+
+// Errors returned by this package. Callers match them with errors.Is; the
+// returned errors wrap them with the path or record concerned.
+var (
+	// ErrSchemaTooNew means the database was migrated by a newer hotlined
+	// than this build; this build refuses to touch it.
+	ErrSchemaTooNew = errors.New("schema version is newer than this build")
+	// ErrInvalidRecord means a record cannot be stored (e.g. it has no ID).
+	ErrInvalidRecord = errors.New("invalid call record")
+	// ErrNoJournalDir means WriterOptions.JournalDir was empty.
+	ErrNoJournalDir = errors.New("cdr writer: JournalDir is required")
+	// ErrClosed is returned by operations on a closed store or writer.
+	ErrClosed = errors.New("cdr: closed")
+)

@@ -1,0 +1,115 @@
+// Package cdr holds the call detail record (one row per call), the stores
+// that keep records (SQLite now, PostgreSQL later) and the Writer that gets
+// records from the call path into a store without blocking the call path and
+// without ever losing a record of an answered call.
+//
+// cdr is on the ground floor: it imports no other hotline package.
+package cdr
+
+import (
+	"context"
+	"time"
+)
+
+// Record is one call: one row per call, keyed by ID. All times are stored in
+// UTC with microsecond precision.
+type Record struct {
+	ID          string    `json:"id"` // our call id (unique; upserts are idempotent by ID)
+	SIPCallID   string    `json:"sip_call_id"`
+	Direction   string    `json:"direction"` // "inbound", "survey", "callback"
+	Trunk       string    `json:"trunk"`
+	Caller      string    `json:"caller"`
+	Called      string    `json:"called"`
+	Start       time.Time `json:"start"`
+	Answer      time.Time `json:"answer,omitzero"` // zero if never answered
+	End         time.Time `json:"end,omitzero"`
+	IVRPath     string    `json:"ivr_path"` // e.g. "main>2>complaint"
+	CaseNumber  string    `json:"case_number,omitempty"`
+	Queue       string    `json:"queue,omitempty"`
+	EnqueueTime time.Time `json:"enqueue,omitzero"`
+	// Agent is the agent who took the call and Connect the moment the agent
+	// leg was bridged (zero if no agent took it); ASA = Connect - EnqueueTime.
+	Agent       string    `json:"agent,omitempty"`
+	Connect     time.Time `json:"connect,omitzero"`
+	Disposition string    `json:"disposition"`  // answered, abandoned, timeout, no-agent, ivr-hangup, closed-hours, failed, busy, no-answer, rejected, interrupted, ...
+	HangupSide  string    `json:"hangup_side"`  // "caller", "system", "agent"
+	HangupCause string    `json:"hangup_cause"` // e.g. "BYE", "CANCEL", "rtp-timeout", "max-wait", "drain", "crash"
+	SIPStatus   int       `json:"sip_status"`   // final SIP status we sent/received (200, 487, 403, ...)
+	Codec       string    `json:"codec,omitempty"`
+	NodeID      string    `json:"node_id,omitempty"`
+}
+
+// Disposition and hangup values the writer itself sets on records of calls
+// that were answered but never finished because the process died.
+const (
+	DispositionInterrupted = "interrupted"
+	HangupSideSystem       = "system"
+	HangupCauseCrash       = "crash"
+)
+
+// Duration is the whole call, End - Start; zero unless both are set.
+func (r *Record) Duration() time.Duration {
+	if r.Start.IsZero() || r.End.IsZero() {
+		return 0
+	}
+	return r.End.Sub(r.Start)
+}
+
+// TalkDuration is the answered (billable) part of the call, End - Answer;
+// zero unless the call was answered and has ended.
+func (r *Record) TalkDuration() time.Duration {
+	if r.Answer.IsZero() || r.End.IsZero() {
+		return 0
+	}
+	return r.End.Sub(r.Answer)
+}
+
+// Filter selects records for List. From (inclusive) and To (exclusive) apply
+// to Start; a zero bound is open. Empty strings match everything. Limit
+// defaults to DefaultListLimit and is capped at MaxListLimit.
+type Filter struct {
+	From, To    time.Time
+	Queue       string
+	Disposition string
+	Caller      string
+	Limit       int
+}
+
+// List limits.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 100000
+)
+
+// limit returns f.Limit clamped to [1, MaxListLimit], DefaultListLimit if unset.
+func (f Filter) limit() int {
+	switch {
+	case f.Limit <= 0:
+		return DefaultListLimit
+	case f.Limit > MaxListLimit:
+		return MaxListLimit
+	}
+	return f.Limit
+}
+
+// Store keeps records. Implementations must be safe for concurrent use.
+// SQLite is the embedded default; a PostgreSQL (pgx/v5) store satisfies the
+// same interface.
+type Store interface {
+	// Upsert stores recs in one transaction, idempotently by ID: a record
+	// whose ID exists replaces the stored row (last write wins, in slice
+	// order within one call).
+	Upsert(ctx context.Context, recs []Record) error
+	// List returns the records matching f, ordered by Start (then ID).
+	List(ctx context.Context, f Filter) ([]Record, error)
+	Close() error
+}
+
+// MissingInserter is an optional Store capability: insert only the records
+// whose ID is not stored yet, leave existing rows untouched. The Writer uses
+// it for records it reconstructs after a crash ("interrupted"), so that a
+// reconstruction can never overwrite the real, finished record. A Store
+// without it gets Upsert instead (and the small risk that goes with it).
+type MissingInserter interface {
+	InsertMissing(ctx context.Context, recs []Record) error
+}

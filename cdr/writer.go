@@ -1,0 +1,646 @@
+package cdr
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Writer defaults.
+const (
+	DefaultQueueSize     = 10000
+	DefaultBatchSize     = 500
+	DefaultFlushInterval = 200 * time.Millisecond
+	DefaultRetryMin      = time.Second
+	DefaultRetryMax      = 30 * time.Second
+	DefaultStoreTimeout  = 10 * time.Second
+	// DefaultCompactBytes: when the active journal segment grows past this
+	// (it mostly holds "begin" entries of calls long finished), the writer
+	// rotates it and drops what is already stored.
+	DefaultCompactBytes = 4 << 20
+)
+
+// WriterOptions configures a Writer. Only JournalDir is required.
+type WriterOptions struct {
+	JournalDir    string        // required: journal segments live here (e.g. <data-dir>/journal)
+	QueueSize     int           // in-memory queue of finished records; default 10000
+	BatchSize     int           // records per store transaction; default 500
+	FlushInterval time.Duration // longest a queued record waits for its batch; default 200ms
+	Logger        *slog.Logger
+	// Registerer, if set, gets hotline_cdr_queue_depth,
+	// hotline_cdr_journal_backlog, hotline_cdr_write_errors_total and
+	// hotline_cdr_records_written_total; they are unregistered by Close.
+	Registerer prometheus.Registerer
+
+	RetryMin     time.Duration // first delay before replaying the journal after a store failure; default 1s
+	RetryMax     time.Duration // the delay doubles up to this; default 30s
+	StoreTimeout time.Duration // per store call; default 10s
+	CompactBytes int64         // see DefaultCompactBytes
+}
+
+// WriterStats is a snapshot of a Writer's counters.
+type WriterStats struct {
+	Queued         int    // finished records in the in-memory queue
+	Written        uint64 // records committed to the store (from the queue or the journal)
+	JournalBacklog int64  // finished records in the journal, waiting for the store
+	Errors         uint64 // failed store calls and journal appends
+	Journaled      uint64 // finished records that went to the journal instead of the store
+	Open           int    // calls begun whose final record is not yet stored or journaled
+}
+
+// Writer gets call records into a Store without blocking the call path and
+// without losing the record of an answered call:
+//
+//   - Begin (call answered) appends the record to the journal and fsyncs
+//     before returning; that is the crash-safety point. Concurrent Begins
+//     share fsyncs (group commit in the journal, under a small mutex).
+//   - Write (call finished) enqueues the final record without blocking; if
+//     the queue is full it appends it to the journal instead (fsynced).
+//   - One goroutine drains the queue in batches (BatchSize records or every
+//     FlushInterval) into Store.Upsert, one transaction per batch. If the
+//     store fails, the batch goes to the journal and the goroutine replays
+//     the journal with exponential backoff (RetryMin to RetryMax) until the
+//     store takes it. While the journal holds finished records, new batches
+//     are journaled behind them, so the store sees them in order.
+//   - Replays are idempotent (upsert by ID), so a record replayed twice is
+//     still one row. A segment file is deleted only after its records are
+//     committed.
+//   - NewWriter replays the journal a previous run left. A call that was
+//     begun but whose final record is nowhere becomes a record with
+//     Disposition "interrupted", HangupSide "system", HangupCause "crash" and
+//     End set to the newest modification time of the previous run's journal
+//     files (the last moment that run is known to have written anything),
+//     but never before the call's Answer or Start. It is inserted only if the
+//     store has no row with that ID (MissingInserter), so it cannot overwrite
+//     the real record.
+//
+// Begin must precede Write for the same ID; each ID should be written once
+// (a record rewritten while the queue overflows may land in either version).
+// One Writer per JournalDir: two processes must not share a journal.
+type Writer struct {
+	store Store
+	opts  WriterOptions
+	log   *slog.Logger
+	j     *journal
+
+	mu     sync.RWMutex // guards closed; Write holds it across its non-blocking send
+	closed bool
+	queue  chan Record
+
+	openMu sync.Mutex
+	open   map[string]struct{} // IDs begun whose final record is not yet durable
+	spill  []Record            // finished records neither queue nor journal took (journal I/O error)
+
+	recoverUpTo uint64    // segments with sequence <= this were left by a previous run
+	lastSeen    time.Time // newest mtime among those segments
+	oldCounted  bool      // their "end" entries are in the backlog count
+
+	kick    chan struct{} // a record was journaled: schedule a replay
+	stop    chan context.Context
+	abandon chan struct{}
+	done    chan struct{}
+	result  error // of the loop's drain; read after done
+
+	written, errs, journaled atomic.Uint64
+	collectors               []prometheus.Collector
+}
+
+// NewWriter starts a writer on store. Before it returns it replays any
+// journal a previous run left in opts.JournalDir; if the store fails, the
+// journal stays and is retried in the background (NewWriter still
+// succeeds). It fails only on bad options, an unusable journal directory or
+// a metrics registration error.
+func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
+	if opts.JournalDir == "" {
+		return nil, ErrNoJournalDir
+	}
+	if store == nil {
+		return nil, errors.New("cdr: NewWriter: nil store")
+	}
+	setDefault(&opts.QueueSize, DefaultQueueSize)
+	setDefault(&opts.BatchSize, DefaultBatchSize)
+	setDefault(&opts.FlushInterval, DefaultFlushInterval)
+	setDefault(&opts.RetryMin, DefaultRetryMin)
+	setDefault(&opts.RetryMax, max(DefaultRetryMax, opts.RetryMin))
+	setDefault(&opts.StoreTimeout, DefaultStoreTimeout)
+	setDefault(&opts.CompactBytes, DefaultCompactBytes)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	j, segs, err := openJournal(opts.JournalDir, log)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		store:   store,
+		opts:    opts,
+		log:     log,
+		j:       j,
+		queue:   make(chan Record, opts.QueueSize),
+		open:    make(map[string]struct{}),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan context.Context),
+		abandon: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	for _, s := range segs {
+		w.recoverUpTo = s.seq
+		if s.mtime.After(w.lastSeen) {
+			w.lastSeen = s.mtime
+		}
+	}
+	if err := w.register(opts.Registerer); err != nil {
+		return nil, err
+	}
+	// Replay what a previous run left, before taking new records.
+	retry := false
+	if len(segs) > 0 {
+		log.Info("cdr writer: replaying journal of previous run", "dir", opts.JournalDir, "files", len(segs))
+		ctx, cancel := context.WithTimeout(context.Background(), opts.StoreTimeout)
+		err := w.replay(ctx)
+		cancel()
+		if err != nil {
+			w.errs.Add(1)
+			log.Error("cdr writer: journal replay failed; will retry", "dir", opts.JournalDir, "error", err)
+			retry = true
+		}
+	}
+	go w.run(retry)
+	return w, nil
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Begin records that a call was answered: the record is appended to the
+// journal and fsynced before Begin returns, so that a crash from now on
+// leaves an "interrupted" record. It does not touch the store.
+func (w *Writer) Begin(rec Record) {
+	w.ensureID(&rec)
+	w.openMu.Lock()
+	w.open[rec.ID] = struct{}{} // before the append: a concurrent compaction must see it open
+	w.openMu.Unlock()
+	if err := w.j.append(journalOpBegin, rec); err != nil {
+		w.errs.Add(1)
+		w.log.Error("cdr writer: journal begin failed; call is not crash-safe", "call_id", rec.ID, "error", err)
+	}
+}
+
+// Write hands over a finished call's record. It never blocks on the store:
+// the record is queued, or if the queue is full (or the writer closed),
+// appended to the journal (fsynced) for the writer to replay.
+func (w *Writer) Write(rec Record) {
+	w.ensureID(&rec)
+	w.mu.RLock()
+	if !w.closed {
+		select {
+		case w.queue <- rec:
+			w.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	closed := w.closed
+	w.mu.RUnlock()
+	if !closed {
+		w.log.Warn("cdr writer: queue full; journaling record", "call_id", rec.ID, "queue_size", w.opts.QueueSize)
+	}
+	w.journalEnds([]Record{rec})
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Writer) ensureID(rec *Record) {
+	if rec.ID == "" {
+		rec.ID = "noid-" + rand.Text()
+		w.log.Warn("cdr writer: record without ID; assigned one", "call_id", rec.ID, "sip_call_id", rec.SIPCallID)
+	}
+}
+
+// journalEnds appends finished records to the journal. If even that fails,
+// they are kept in memory and retried with the next batch: never dropped.
+func (w *Writer) journalEnds(recs []Record) {
+	if err := w.j.append(journalOpEnd, recs...); err != nil {
+		w.errs.Add(1)
+		w.log.Error("cdr writer: journal append failed; keeping records in memory", "records", len(recs), "error", err)
+		w.openMu.Lock()
+		w.spill = append(w.spill, recs...)
+		w.openMu.Unlock()
+		return
+	}
+	w.journaled.Add(uint64(len(recs)))
+	w.resolve(recs)
+}
+
+// resolve marks records durable (stored or journaled): their begin entries
+// are no longer needed.
+func (w *Writer) resolve(recs []Record) {
+	w.openMu.Lock()
+	for i := range recs {
+		delete(w.open, recs[i].ID)
+	}
+	w.openMu.Unlock()
+}
+
+func (w *Writer) isOpen(id string) bool {
+	w.openMu.Lock()
+	defer w.openMu.Unlock()
+	_, ok := w.open[id]
+	return ok
+}
+
+func (w *Writer) takeSpill() []Record {
+	w.openMu.Lock()
+	defer w.openMu.Unlock()
+	s := w.spill
+	w.spill = nil
+	return s
+}
+
+// Stats returns a snapshot of the writer's counters.
+func (w *Writer) Stats() WriterStats {
+	w.openMu.Lock()
+	open := len(w.open)
+	w.openMu.Unlock()
+	return WriterStats{
+		Queued:         len(w.queue),
+		Written:        w.written.Load(),
+		JournalBacklog: max(w.j.backlog.Load(), 0),
+		Errors:         w.errs.Load(),
+		Journaled:      w.journaled.Load(),
+		Open:           open,
+	}
+}
+
+// Close stops taking records into the queue, stores what is queued and what
+// the journal holds, and stops the writer goroutine. Whatever is not stored
+// when ctx ends stays in the journal for the next start, and Close reports
+// it. Calls begun and not yet written stay in the journal as begin entries
+// (they become "interrupted" on the next start). Records written after
+// Close go straight to the journal.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.stop <- ctx:
+	case <-w.done: // abandoned
+	}
+	<-w.done
+	w.unregister()
+	return w.result
+}
+
+// abandonForTest stops the writer as a crash would: the goroutine exits
+// without draining, file handles are closed, nothing is stored.
+func (w *Writer) abandonForTest() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	close(w.abandon)
+	<-w.done
+	_ = w.j.close()
+	w.unregister()
+}
+
+// run is the writer goroutine: it owns the batch and the retry schedule.
+func (w *Writer) run(retryPending bool) {
+	defer close(w.done)
+	ticker := time.NewTicker(w.opts.FlushInterval)
+	defer ticker.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	var retryC <-chan time.Time // nil unless a replay is scheduled
+	backoff := w.opts.RetryMin
+	schedule := func() {
+		if retryC == nil {
+			retry.Reset(backoff)
+			retryC = retry.C
+		}
+	}
+	if retryPending {
+		schedule()
+	}
+	compactAt := w.opts.CompactBytes
+	batch := make([]Record, 0, w.opts.BatchSize)
+	flush := func() {
+		if s := w.takeSpill(); len(s) > 0 {
+			batch = append(batch, s...)
+		}
+		if len(batch) == 0 {
+			return
+		}
+		if !w.storeBatch(context.Background(), batch) {
+			schedule()
+		}
+		batch = batch[:0]
+	}
+	replay := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), w.opts.StoreTimeout)
+		err := w.replay(ctx)
+		cancel()
+		if err != nil {
+			w.errs.Add(1)
+			w.log.Warn("cdr writer: journal replay failed", "error", err, "retry_in", min(2*backoff, w.opts.RetryMax))
+			backoff = min(2*backoff, w.opts.RetryMax)
+			schedule()
+			return
+		}
+		backoff = w.opts.RetryMin
+		if w.j.backlog.Load() > 0 { // journaled while we replayed
+			schedule()
+		}
+		// Carried-over begin entries of live calls restart the segment;
+		// do not compact again before it has grown well past them.
+		compactAt = max(w.opts.CompactBytes, 2*w.j.activeSize())
+	}
+	for {
+		select {
+		case rec := <-w.queue:
+			batch = append(batch, rec)
+			if len(batch) >= w.opts.BatchSize {
+				flush()
+			}
+		case <-ticker.C:
+			flush()
+			if retryC == nil && w.j.activeSize() >= compactAt {
+				replay()
+			}
+		case <-w.kick:
+			schedule()
+		case <-retryC:
+			retryC = nil
+			flush()
+			replay()
+		case ctx := <-w.stop:
+			w.result = w.drain(ctx, batch)
+			return
+		case <-w.abandon:
+			return
+		}
+	}
+}
+
+// storeBatch upserts batch, or journals it if the store fails or the
+// journal already holds records (which must reach the store first). It
+// reports whether the batch reached the store.
+func (w *Writer) storeBatch(ctx context.Context, batch []Record) bool {
+	if w.j.backlog.Load() > 0 || ctx.Err() != nil {
+		w.journalEnds(batch)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
+	err := w.store.Upsert(ctx, batch)
+	cancel()
+	if err != nil {
+		w.errs.Add(1)
+		w.log.Warn("cdr writer: store failed; journaling batch", "records", len(batch), "error", err)
+		w.journalEnds(batch)
+		return false
+	}
+	w.written.Add(uint64(len(batch)))
+	w.resolve(batch)
+	return true
+}
+
+// drain runs on Close: queue and spill to the store (or journal), then one
+// last replay of the journal, all within ctx.
+func (w *Writer) drain(ctx context.Context, batch []Record) error {
+	recs := append([]Record(nil), batch...)
+queued:
+	for {
+		select {
+		case r := <-w.queue: // closed is set: nothing more arrives
+			recs = append(recs, r)
+		default:
+			break queued
+		}
+	}
+	recs = append(recs, w.takeSpill()...)
+	for len(recs) > 0 {
+		n := min(len(recs), w.opts.BatchSize)
+		w.storeBatch(ctx, recs[:n])
+		recs = recs[n:]
+	}
+	var err error
+	if ctx.Err() == nil {
+		// Also compacts: drops begin entries of calls already stored.
+		rctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
+		err = w.replay(rctx)
+		cancel()
+	}
+	if cerr := w.j.close(); err == nil {
+		err = cerr
+	}
+	st := w.Stats()
+	if st.Open > 0 {
+		w.log.Warn("cdr writer: closing with calls still in progress; they stay in the journal", "calls", st.Open)
+	}
+	if spill := w.takeSpill(); len(spill) > 0 {
+		return fmt.Errorf("cdr writer: %d records could be neither stored nor journaled and are lost: %w", len(spill), errors.Join(err, ctx.Err()))
+	}
+	if st.JournalBacklog > 0 {
+		return fmt.Errorf("cdr writer: %d records left in journal %s for the next start: %w",
+			st.JournalBacklog, w.opts.JournalDir, errors.Join(err, ctx.Err()))
+	}
+	return err
+}
+
+// replay stores the records of every closed journal segment and deletes the
+// segments. Begin entries without a final record are either carried into
+// the active segment (the call is still up) or, for segments of a previous
+// run, turned into "interrupted" records. Only the writer goroutine (or
+// NewWriter, before it starts) calls replay.
+func (w *Writer) replay(ctx context.Context) error {
+	upTo, err := w.j.rotate()
+	if err != nil {
+		return err
+	}
+	all, err := w.j.segments()
+	if err != nil {
+		return err
+	}
+	var segs []segment
+	for _, s := range all {
+		if s.seq < upTo {
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) == 0 {
+		return nil
+	}
+
+	type begin struct {
+		rec Record
+		old bool // from a previous run
+	}
+	var (
+		ends     []Record
+		endIdx   = map[string]int{}
+		begins   = map[string]begin{}
+		order    []string // of begins
+		endsRead int64
+		oldEnds  int64
+	)
+	for _, s := range segs {
+		old := s.seq <= w.recoverUpTo
+		err := w.j.readSegment(s, func(e journalEntry) {
+			id := e.Rec.ID
+			switch e.Op {
+			case journalOpEnd:
+				endsRead++
+				if old {
+					oldEnds++
+				}
+				if i, ok := endIdx[id]; ok {
+					ends[i] = e.Rec // last wins
+				} else {
+					endIdx[id] = len(ends)
+					ends = append(ends, e.Rec)
+				}
+				delete(begins, id)
+			case journalOpBegin:
+				if _, ok := endIdx[id]; ok {
+					return // already finished
+				}
+				if _, ok := begins[id]; !ok {
+					order = append(order, id)
+				}
+				begins[id] = begin{rec: e.Rec, old: old}
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !w.oldCounted {
+		// The previous run's finished records join the backlog once.
+		w.j.backlog.Add(oldEnds)
+		w.oldCounted = true
+	}
+
+	var interrupted, carry []Record
+	for _, id := range order {
+		b, ok := begins[id]
+		if !ok {
+			continue
+		}
+		switch {
+		case b.old:
+			interrupted = append(interrupted, w.interrupt(b.rec))
+		case w.isOpen(id):
+			carry = append(carry, b.rec)
+		}
+		// else: the final record is stored or journaled; drop the begin.
+	}
+
+	for i := 0; i < len(ends); i += w.opts.BatchSize {
+		chunk := ends[i:min(i+w.opts.BatchSize, len(ends))]
+		if err := w.store.Upsert(ctx, chunk); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled records: %w", len(ends), err)
+		}
+	}
+	for i := 0; i < len(interrupted); i += w.opts.BatchSize {
+		chunk := interrupted[i:min(i+w.opts.BatchSize, len(interrupted))]
+		var err error
+		if mi, ok := w.store.(MissingInserter); ok {
+			err = mi.InsertMissing(ctx, chunk)
+		} else {
+			err = w.store.Upsert(ctx, chunk)
+		}
+		if err != nil {
+			return fmt.Errorf("cdr writer: store %d interrupted calls: %w", len(interrupted), err)
+		}
+	}
+	if err := w.j.append(journalOpBegin, carry...); err != nil {
+		return fmt.Errorf("cdr writer: carry %d calls in progress: %w", len(carry), err)
+	}
+	if err := w.j.remove(segs); err != nil {
+		// The records are stored; a segment left behind replays harmlessly.
+		w.log.Warn("cdr writer: removing replayed journal files", "error", err)
+	}
+	w.j.backlog.Add(-endsRead)
+	w.written.Add(uint64(len(ends) + len(interrupted)))
+	if len(ends) > 0 || len(interrupted) > 0 {
+		w.log.Info("cdr writer: journal replayed", "records", len(ends), "interrupted", len(interrupted), "carried", len(carry), "files", len(segs))
+	}
+	return nil
+}
+
+// interrupt turns the begin record of a call that a crash cut into its
+// final record.
+func (w *Writer) interrupt(r Record) Record {
+	r.Disposition = DispositionInterrupted
+	r.HangupSide = HangupSideSystem
+	r.HangupCause = HangupCauseCrash
+	if r.End.IsZero() {
+		end := w.lastSeen
+		for _, t := range []time.Time{r.Answer, r.Start} {
+			if t.After(end) {
+				end = t
+			}
+		}
+		r.End = end.UTC()
+	}
+	return r
+}
+
+func (w *Writer) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hotline_cdr_queue_depth",
+			Help: "Finished call records waiting in the writer's in-memory queue.",
+		}, func() float64 { return float64(len(w.queue)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hotline_cdr_journal_backlog",
+			Help: "Finished call records in the journal waiting for the store.",
+		}, func() float64 { return float64(max(w.j.backlog.Load(), 0)) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hotline_cdr_write_errors_total",
+			Help: "Failed CDR store calls and journal appends.",
+		}, func() float64 { return float64(w.errs.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hotline_cdr_records_written_total",
+			Help: "Call records committed to the store.",
+		}, func() float64 { return float64(w.written.Load()) }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range w.collectors {
+				reg.Unregister(done)
+			}
+			w.collectors = nil
+			return fmt.Errorf("cdr writer: register metrics: %w", err)
+		}
+		w.collectors = append(w.collectors, c)
+	}
+	return nil
+}
+
+func (w *Writer) unregister() {
+	for _, c := range w.collectors {
+		w.opts.Registerer.Unregister(c)
+	}
+	w.collectors = nil
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hotline12345/hotline/api"
+	"github.com/hotline12345/hotline/call"
+	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/config"
+	"github.com/hotline12345/hotline/configs"
+	"github.com/hotline12345/hotline/media"
+	"github.com/hotline12345/hotline/sip"
+)
+
+// options are the command-line flags; empty strings keep the config's value.
+type options struct {
+	ConfigFile string
+	SIPListen  string
+	HTTPListen string
+	DataDir    string
+	RTPPorts   string
+}
+
+// app is one running server: everything wired, sockets bound.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	sched   *media.Scheduler
+	store   *cdr.SQLite
+	writer  *cdr.Writer
+	calls   *call.Manager
+	sip     *sip.Server
+	http    *http.Server
+	httpLn  net.Listener
+	started time.Time
+}
+
+// loadConfig reads the config file (or the embedded default), applies the flags and
+// checks every prompt name against the prompt set it names.
+func loadConfig(o options) (*config.Config, *media.Prompts, error) {
+	name, data := "configs/"+configs.DefaultName, []byte(nil)
+	var err error
+	if o.ConfigFile != "" {
+		name = o.ConfigFile
+		if data, err = os.ReadFile(o.ConfigFile); err != nil {
+			return nil, nil, fmt.Errorf("config: %w", err)
+		}
+	} else if data, err = fs.ReadFile(configs.FS, configs.DefaultName); err != nil {
+		return nil, nil, fmt.Errorf("embedded config: %w", err)
+	}
+	cfg, err := config.Load(name, data, config.Known{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var prompts *media.Prompts
+	if cfg.Prompts.Dir == "" {
+		prompts, err = media.LoadPrompts(configs.FS, configs.PromptsDir)
+	} else {
+		prompts, err = media.LoadPrompts(os.DirFS(cfg.Prompts.Dir), ".")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("prompts: %w", err)
+	}
+	lang := cfg.Prompts.Language
+	cfg, err = config.Load(name, data, config.Known{Prompt: func(p string) bool { return call.HasPrompt(prompts, lang, p) }})
+	if err != nil {
+		return nil, nil, err
+	}
+	for flag, v := range map[string]string{"--sip-listen": o.SIPListen, "--http-listen": o.HTTPListen} {
+		if v == "" {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(v); err != nil {
+			return nil, nil, fmt.Errorf("%s: want IP:PORT, got %q", flag, v)
+		}
+	}
+	if o.RTPPorts != "" {
+		if _, _, err := config.ParsePorts(o.RTPPorts); err != nil {
+			return nil, nil, fmt.Errorf("--rtp-ports: %v", err)
+		}
+		cfg.RTP.Ports = o.RTPPorts
+	}
+	if o.SIPListen != "" {
+		cfg.SIP.Listen = o.SIPListen
+	}
+	if o.HTTPListen != "" {
+		cfg.HTTP.Listen = o.HTTPListen
+	}
+	if o.DataDir != "" {
+		cfg.DataDir = o.DataDir
+	}
+	return cfg, prompts, nil
+}
+
+// newApp wires the server and binds its sockets; nothing is served until serve.
+func newApp(o options, log *slog.Logger) (a *app, err error) {
+	cfg, prompts, err := loadConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	a = &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), started: time.Now()}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if a.store, err = cdr.OpenSQLite(filepath.Join(cfg.DataDir, "cdr.db")); err != nil {
+		return nil, err
+	}
+	if a.writer, err = cdr.NewWriter(a.store, cdr.WriterOptions{
+		JournalDir: filepath.Join(cfg.DataDir, "journal"), Logger: log, Registerer: a.reg,
+	}); err != nil {
+		return nil, err
+	}
+
+	sipAddr := netip.MustParseAddrPort(cfg.SIP.Listen)
+	mediaIP := sipAddr.Addr()
+	if cfg.SIP.MediaIP != "" {
+		mediaIP = netip.MustParseAddr(cfg.SIP.MediaIP)
+	}
+	if mediaIP.IsUnspecified() {
+		return nil, errors.New("config: sip.media_ip: required when sip.listen is a wildcard address (it goes into SDP)")
+	}
+	low, high, _ := config.ParsePorts(cfg.RTP.Ports)
+	ports, err := media.NewPorts(mediaIP, low, high)
+	if err != nil {
+		return nil, fmt.Errorf("rtp ports: %w", err)
+	}
+	a.sched = media.NewScheduler(2)
+
+	queues := make(map[string]call.Queue, len(cfg.Queues))
+	for name, q := range cfg.Queues {
+		queues[name] = call.Queue{Name: q.Name, MaxWait: q.MaxWait.D(), MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt}
+	}
+	if a.calls, err = call.NewManager(call.Config{
+		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
+		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
+		Records: a.writer, Logger: log, Registerer: a.reg,
+	}); err != nil {
+		return nil, err
+	}
+
+	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))
+	for _, t := range cfg.Trunks {
+		tr := &sip.Trunk{Name: t.Name, DIDs: t.DIDs, MaxCalls: t.MaxCalls}
+		for _, s := range t.Sources {
+			p, _ := config.ParsePrefix(s)
+			tr.Sources = append(tr.Sources, p)
+		}
+		for _, c := range t.Codecs {
+			pt, _ := sip.CodecPayload(c)
+			tr.Codecs = append(tr.Codecs, pt)
+		}
+		trunks = append(trunks, tr)
+	}
+	if a.sip, err = sip.NewServer(sip.Config{
+		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
+		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
+	}); err != nil {
+		return nil, err
+	}
+	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	a.http = &http.Server{
+		Handler: api.New(api.Config{
+			Records: a.store, Calls: a.calls, Gatherer: a.reg, Logger: log,
+			Health: func() error {
+				if a.sip.Draining() {
+					return errors.New("draining")
+				}
+				return nil
+			},
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	return a, nil
+}
+
+// serve runs the SIP and HTTP servers until ctx is done.
+func (a *app) serve(ctx context.Context) {
+	go func() {
+		if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("HTTP server failed", "error", err)
+		}
+	}()
+	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(),
+		"data_dir", a.cfg.DataDir, "rtp_ports", a.cfg.RTP.Ports, "node_id", a.cfg.NodeID)
+	a.sip.Serve(ctx)
+}
+
+// shutdown drains: new calls get 503, live calls may run until ctx ends, then are hung up
+// with BYE; every record is flushed.
+func (a *app) shutdown(ctx context.Context) {
+	a.sip.Drain()
+	a.log.Info("draining: refusing new calls", "live_calls", a.calls.Active())
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for a.calls.Active() > 0 {
+		select {
+		case <-ctx.Done():
+			a.log.Warn("drain timeout: hanging up live calls", "live_calls", a.calls.Active())
+			a.calls.HangupAll(call.ErrDrain)
+			waitFor(a.sip.Wait, 15*time.Second)
+			a.close()
+			return
+		case <-tick.C:
+		}
+	}
+	a.close()
+}
+
+// close releases everything; records still queued are flushed or left in the journal.
+func (a *app) close() {
+	if a.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		a.http.Shutdown(ctx)
+		cancel()
+	} else if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+	if a.writer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := a.writer.Close(ctx); err != nil {
+			a.log.Error("records not all stored; they stay in the journal for the next start", "error", err)
+		}
+		cancel()
+		a.writer = nil
+	}
+	if a.store != nil {
+		a.store.Close()
+		a.store = nil
+	}
+	if a.sched != nil {
+		a.sched.Close()
+		a.sched = nil
+	}
+}
+
+func waitFor(f func(), d time.Duration) {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Regenerates hotline's default voice prompts and music on hold.
+#
+#   configs/prompts/generate.sh            # from anywhere; writes next to this script
+#
+# Output: zh/*.wav (Mandarin), en/*.wav (English), moh.wav — all 8 kHz, 16-bit
+# signed, mono PCM WAV. Speech is peak-normalised to -3 dBFS with 50 ms of
+# leading and 100 ms of trailing silence; music on hold is ~30 s at about
+# -12 dBFS RMS with fades so it loops cleanly.
+#
+# Requires espeak-ng (>= 1.50) and sox (>= 14.4). Re-runnable: every file is
+# rebuilt from scratch and replaced atomically; runs are bit-for-bit repeatable
+# on the same espeak-ng and sox versions.
+#
+# Mandarin: espeak-ng's `cmn` voice in 1.51 (Debian 12 / Ubuntu 24.04) maps
+# characters to pinyin and then reads several tone digits as English numbers
+# ("nin two hao three"). We therefore keep the Chinese text for reference and
+# feed espeak-ng the pinyin with tone numbers through the Mandarin pinyin voice
+# `cmn-latn-pinyin` (same Mandarin phonemes and tones, no character lookup).
+# The pinyin also pins down readings the character path gets wrong for a
+# hotline: 12345 is read digit by digit as "yao1 er4 san1 si4 wu3".
+# Override the voices with ZH_VOICE / EN_VOICE, the speed with ZH_SPEED / EN_SPEED.
+set -euo pipefail
+export LC_ALL=C.UTF-8
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ZH_VOICE="${ZH_VOICE:-cmn-latn-pinyin}"
+EN_VOICE="${EN_VOICE:-en}"
+ZH_SPEED="${ZH_SPEED:-200}" # words per minute (espeak-ng default 175)
+EN_SPEED="${EN_SPEED:-155}"
+LEAD_S=0.05  # leading silence kept in every speech prompt
+TAIL_S=0.10  # trailing silence
+MOH_RMS_DB=-12
+
+for tool in espeak-ng sox soxi; do
+	command -v "$tool" >/dev/null || { echo "generate.sh: $tool not found on PATH" >&2; exit 1; }
+done
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# Output format shared by every file. -D: no dither, -R: repeatable.
+OUTFMT=(-r 8000 -c 1 -b 16 -e signed-integer)
+
+# speak VOICE SPEED TEXT OUT.wav
+speak() {
+	local voice="$1" speed="$2" text="$3" out="$4"
+	espeak-ng -v "$voice" -s "$speed" -w "$tmp/raw.wav" -- "$text"
+	# highpass: drop DC/rumble; silence ... reverse silence ... reverse: trim
+	# both ends at -45 dB (after 6 dB of headroom); rate: anti-aliased resample; then tidy padding and
+	# peak normalisation to -3 dBFS.
+	sox -D -R "$tmp/raw.wav" "${OUTFMT[@]}" "$tmp/out.wav" \
+		gain -6 highpass 80 \
+		silence 1 0.005 -45d reverse silence 1 0.005 -45d reverse \
+		rate -v 8000 \
+		pad "$LEAD_S" "$TAIL_S" \
+		gain -n -3
+	mv "$tmp/out.wav" "$out"
+}
+
+# Prompt table: name|Mandarin text (reference)|pinyin spoken|English text.
+# Keep README.md in step when editing.
+PROMPTS=$(cat <<'EOF'
+welcome|您好，欢迎致电12345政务服务便民热线。|nin2 hao3, huan1 ying2 zhi4 dian4 yao1 er4 san1 si4 wu3 zheng4 wu4 fu2 wu4 bian4 min2 re4 xian4.|Welcome to the 1 2 3 4 5 government service hotline.
+menu_main|咨询请按1，投诉举报请按2，营商环境专席请按3。|zi1 xun2 qing3 an4 yi1, tou2 su4 ju3 bao4 qing3 an4 er4, ying2 shang1 huan2 jing4 zhuan1 xi2 qing3 an4 san1.|For enquiries press 1. For complaints and reports press 2. For the business environment desk press 3.
+invalid|输入有误，请重新输入。|shu1 ru4 you3 wu4, qing3 chong2 xin1 shu1 ru4.|Sorry, that is not a valid choice.
+timeout|您没有输入，请重新选择。|nin2 mei2 you3 shu1 ru4, qing3 chong2 xin1 xuan3 ze2.|We did not receive your choice.
+please_hold|坐席正忙，请稍候。|zuo4 xi2 zheng4 mang2, qing3 shao1 hou4.|All our agents are busy. Please hold.
+no_agents|当前没有坐席在线，请稍后再拨。|dang1 qian2 mei2 you3 zuo4 xi2 zai4 xian4, qing3 shao1 hou4 zai4 bo1.|No agents are available at the moment. Please call again later.
+goodbye|感谢您的来电，再见。|gan3 xie4 nin2 de5 lai2 dian4, zai4 jian4.|Thank you for calling. Goodbye.
+closed|现在是非工作时间，请在工作时间再拨。|xian4 zai4 shi4 fei1 gong1 zuo4 shi2 jian1, qing3 zai4 gong1 zuo4 shi2 jian1 zai4 bo1.|We are closed now. Please call again during working hours.
+enter_case|请输入您的工单号，以井号键结束。|qing3 shu1 ru4 nin2 de5 gong1 dan1 hao4, yi3 jing3 hao4 jian4 jie2 shu4.|Please enter your case number followed by the hash key.
+position_pre|您前面还有|nin2 qian2 mian4 hai2 you3|You are number
+position_post|位来电者在等候。|wei4 lai2 dian4 zhe3 zai4 deng3 hou4.|in the queue.
+wait_pre|预计等待时间|yu4 ji4 deng3 dai4 shi2 jian1|Your estimated wait is
+minutes|分钟|fen1 zhong1|minutes
+less_than_one_minute|不到一分钟|bu2 dao4 yi4 fen1 zhong1|less than one minute
+digit_0|零|ling2|zero
+digit_1|一|yi1|one
+digit_2|二|er4|two
+digit_3|三|san1|three
+digit_4|四|si4|four
+digit_5|五|wu3|five
+digit_6|六|liu4|six
+digit_7|七|qi1|seven
+digit_8|八|ba1|eight
+digit_9|九|jiu3|nine
+ten|十|shi2|ten
+hundred|百|bai3|hundred
+logged_in|已签入|yi3 qian1 ru4|Logged in
+logged_out|已签出|yi3 qian1 chu1|Logged out
+paused|已暂停|yi3 zan4 ting2|Paused
+ready|已就绪|yi3 jiu4 xu4|Ready
+survey_intro|您好，这里是12345热线回访。请对我们的服务进行评价：满意请按1，基本满意请按2，不满意请按3。|nin2 hao3, zhe4 li3 shi4 yao1 er4 san1 si4 wu3 re4 xian4 hui2 fang3. qing3 dui4 wo3 men5 de5 fu2 wu4 jin4 xing2 ping2 jia4. man3 yi4 qing3 an4 yi1, ji1 ben3 man3 yi4 qing3 an4 er4, bu4 man3 yi4 qing3 an4 san1.|This is the 1 2 3 4 5 hotline follow-up. Please rate our service: satisfied press 1, fairly satisfied press 2, dissatisfied press 3.
+survey_thanks|感谢您的评价，再见。|gan3 xie4 nin2 de5 ping2 jia4, zai4 jian4.|Thank you for your feedback. Goodbye.
+EOF
+)
+
+mkdir -p "$here/zh" "$here/en"
+n=0
+while IFS='|' read -r name zh pinyin en; do
+	[[ -z "$name" ]] && continue
+	speak "$ZH_VOICE" "$ZH_SPEED" "$pinyin" "$here/zh/$name.wav"
+	speak "$EN_VOICE" "$EN_SPEED" "$en" "$here/en/$name.wav"
+	n=$((n + 1))
+done <<<"$PROMPTS"
+
+# Music on hold: a slow arpeggio of plucked notes over a soft sine pad,
+# chord progression C – Am – F – G, 7.5 s each (30 s), tempo 120 (0.5 s notes).
+# Notes are in semitones relative to A4 = 440 Hz (sox's %N notation).
+moh() {
+	local chords=(
+		"-21 -17 -14|-9 -5 -2 3 -2 -5 -9 -5 -2 3 7 3 -2 -5 -2"     # C:  C3 E3 G3 | C4 E4 G4 C5 ...
+		"-24 -21 -17|-12 -9 -5 0 -5 -9 -12 -9 -5 0 3 0 -5 -9 -5"   # Am: A2 C3 E3 | A3 C4 E4 A4 ...
+		"-28 -24 -21|-16 -12 -9 -4 -9 -12 -16 -12 -9 -4 0 -4 -9 -12 -9" # F: F2 A2 C3 | F3 A3 C4 F4 ...
+		"-26 -22 -19|-14 -10 -7 -2 -7 -10 -14 -10 -7 -2 2 -2 -7 -10 -7" # G: G2 B2 D3 | G3 B3 D4 G4 ...
+	)
+	local i=0 j pad notes note
+	local parts=()
+	for chord in "${chords[@]}"; do
+		pad="${chord%%|*}"
+		notes="${chord#*|}"
+		# Pad: three sines mixed to mono, slow swell in and out, with a gentle tremolo.
+		local p=()
+		for note in $pad; do p+=(sine "%$note"); done
+		sox -D -R -r 44100 -c 3 -n -c 1 "$tmp/pad$i.wav" synth 7.5 "${p[@]}" \
+			remix - tremolo 0.3 20 fade q 1.5 7.5 1.5 vol 0.35
+		# Arpeggio: 15 plucked notes of 0.5 s, each decaying.
+		local a=()
+		j=0
+		for note in $notes; do
+			sox -D -R -r 44100 -c 1 -n "$tmp/n$i-$j.wav" synth 0.5 pluck "%$note" \
+				fade l 0.005 0.5 0.45 vol 0.22
+			a+=("$tmp/n$i-$j.wav")
+			j=$((j + 1))
+		done
+		sox -D -R "${a[@]}" "$tmp/arp$i.wav"
+		sox -D -R -m "$tmp/pad$i.wav" "$tmp/arp$i.wav" "$tmp/seg$i.wav"
+		parts+=("$tmp/seg$i.wav")
+		i=$((i + 1))
+	done
+	# Built at 44.1 kHz (sox's pluck needs it), filtered and resampled to 8 kHz.
+	sox -D -R "${parts[@]}" -r 8000 "$tmp/moh_raw.wav" gain -6 lowpass 1600 fade t 1 30 2 rate -v 8000 \
+		compand 0.002,0.2 6:-60,-60,-30,-26,-12,-17,0,-14 0 -90 0.002
+	# Normalise RMS to MOH_RMS_DB (two passes: measure, then apply gain).
+	local rms gain
+	rms=$(sox "$tmp/moh_raw.wav" -n stats 2>&1 | awk '/^RMS lev dB/ {print $4}')
+	gain=$(awk -v r="$rms" -v t="$MOH_RMS_DB" 'BEGIN {printf "%.2f", t - r}')
+	sox -D -R "$tmp/moh_raw.wav" "${OUTFMT[@]}" "$tmp/moh.wav" gain "$gain"
+	mv "$tmp/moh.wav" "$here/moh.wav"
+}
+moh
+
+echo "generate.sh: wrote $n prompts each to $here/zh and $here/en, and $here/moh.wav"

@@ -1,0 +1,29 @@
+// Package media is hotline's RTP engine: port allocation, G.711 codecs, a
+// prompt cache, tones, shared send pacing (Scheduler), RTP sessions with
+// symmetric-RTP latching and inactivity timeout, and RFC 4733 DTMF.
+//
+// It is a ground-floor protocol package: it knows nothing of SIP, IVR or
+// queues and imports only the standard library, pion/rtp, zaf/g711 and
+// go-audio/wav.
+package media
+
+import "errors"
+
+var (
+	// ErrNoPorts is returned by Ports.Listen when every port of the range is in use.
+	ErrNoPorts = errors.New("media: no free RTP port in range")
+	// ErrPortRange is wrapped by NewPorts when the configured range is invalid.
+	ErrPortRange = errors.New("media: invalid RTP port range")
+	// ErrPromptFormat is wrapped by LoadPrompts when a file is not 8 kHz 16-bit mono PCM WAV.
+	ErrPromptFormat = errors.New("media: unsupported prompt format")
+	// ErrRTPTimeout is the Session error when no valid RTP arrived within the inactivity timeout.
+	ErrRTPTimeout = errors.New("media: RTP inactivity timeout")
+	// ErrNoDTMF is returned by Session.SendDTMF when no telephone-event payload type was negotiated.
+	ErrNoDTMF = errors.New("media: telephone-event not negotiated")
+	// ErrBadDigit is returned for a rune that is not a DTMF digit (0-9, *, #, A-D).
+	ErrBadDigit = errors.New("media: not a DTMF digit")
+	// ErrSessionEnded is returned by Session methods called after the session ended.
+	ErrSessionEnded = errors.New("media: session ended")
+	// ErrShortDTMF is returned by ParseDTMFEvent for a payload shorter than 4 bytes.
+	ErrShortDTMF = errors.New("media: RFC 4733 payload shorter than 4 bytes")
+)

@@ -1,0 +1,615 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// DefaultTimeout is the RTP inactivity timeout when SessionConfig.Timeout is 0.
+const DefaultTimeout = 30 * time.Second
+
+// DigitsBuffer is the capacity of the Session.Digits channel.
+const DigitsBuffer = 64
+
+const (
+	rtpHeaderSize = 12
+	rxBufferSize  = 1500
+	txBufferSize  = rtpHeaderSize + 4*FrameSamples // room for up to 80 ms frames
+)
+
+// SessionConfig configures a Session.
+type SessionConfig struct {
+	Conn      *net.UDPConn  // the leg's socket, e.g. from Ports.Listen; the session owns and closes it
+	Scheduler *Scheduler    // paces sending; nil makes a receive-only session
+	Timeout   time.Duration // RTP inactivity timeout; 0 = DefaultTimeout (30 s); negative = disabled
+	Logger    *slog.Logger  // nil discards
+}
+
+// SessionStats is a snapshot of a Session's counters.
+type SessionStats struct {
+	PacketsIn     uint64 // valid RTP packets accepted from the remote
+	PacketsOut    uint64 // RTP packets sent
+	BytesIn       uint64 // bytes of accepted packets (RTP header included)
+	BytesOut      uint64 // bytes sent (RTP header included)
+	Lost          uint64 // packets missing by sequence number gaps
+	Strangers     uint64 // valid RTP from sources other than the latched one, dropped
+	Garbage       uint64 // datagrams that are not RTP version 2, dropped
+	UnknownPT     uint64 // accepted packets of a payload type not negotiated, ignored
+	DTMFIn        uint64 // RFC 4733 packets received
+	DigitsIn      uint64 // DTMF digits decoded
+	DigitsDropped uint64 // digits lost because the Digits channel was full
+	SendErrors    uint64 // failed sends
+}
+
+// Session is one RTP leg: one UDP socket, one parked reader goroutine, and a
+// place in a Scheduler that paces what it sends (prompts, music on hold, RFC
+// 4733 events). It does symmetric RTP: it sends to the SDP address until the
+// first valid RTP packet arrives, then latches to that packet's source and
+// drops packets from anyone else. All methods are safe for concurrent use.
+type Session struct {
+	conn  *net.UDPConn
+	sched *Scheduler
+	log   *slog.Logger
+	local netip.AddrPort
+	epoch time.Time // monotonic base of lastRx
+
+	digits chan rune
+	done   chan struct{}
+	ended  atomic.Bool
+
+	timeout atomic.Int64 // nanoseconds; <= 0 disabled
+	lastRx  atomic.Int64 // nanoseconds since epoch of the last valid packet (or Start)
+
+	packetsIn, packetsOut, bytesIn, bytesOut   atomic.Uint64
+	lost, strangers, garbage, unknownPT        atomic.Uint64
+	dtmfIn, digitsIn, digitsDropped, sendError atomic.Uint64
+
+	// mu guards the fields below. The scheduler's tick holds it while it
+	// decides what to send and builds the packet, never during the send.
+	mu            sync.Mutex
+	remote        netip.AddrPort // from SDP
+	latched       netip.AddrPort // source of the first valid RTP packet; zero until then
+	codec         Codec
+	dtmfPT        uint8
+	sink          func(*rtp.Packet)
+	started       bool
+	readerRunning bool
+	err           error
+	removeFn      func()      // leaves the scheduler
+	stopCtx       func() bool // unregisters the context watcher
+	cur           *playback   // what is playing
+	dtmfQueue     []dtmfSender
+	dtmfRx        DTMFReceiver
+	rxDigits      [2]rune // scratch for DTMFReceiver results
+	tx            txState
+
+	// Reader-owned (the reader goroutine, or a test calling handlePacket).
+	rxBuf     []byte
+	rxPkt     rtp.Packet
+	rxHaveSeq bool
+	rxSSRC    uint32
+	rxSeq     uint16
+}
+
+// txState is the sender's state, guarded by Session.mu; buf is only touched
+// by the tick goroutine.
+type txState struct {
+	ssrc       uint32
+	seq        uint16
+	ts0        uint32
+	first      time.Time // deadline of the first tick
+	haveFirst  bool
+	lastAudioK int64 // tick index of the last audio packet sent
+	newSpurt   bool  // the next audio packet starts a talkspurt
+	dtmf       dtmfSender
+	dtmfActive bool
+	dtmfGap    int // quiet ticks left before the next queued event
+	dtmfBuf    [DTMFPayloadSize]byte
+	pkt        rtp.Packet
+	buf        [txBufferSize]byte
+}
+
+// playback is a sequence of prompts being played; positions are guarded by Session.mu.
+type playback struct {
+	prompts []*Prompt
+	pi, fi  int
+	loop    bool
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newPlayback(prompts []*Prompt, loop bool) *playback {
+	pb := &playback{loop: loop, done: make(chan struct{})}
+	for _, p := range prompts {
+		if p != nil && p.Len() > 0 {
+			pb.prompts = append(pb.prompts, p)
+		}
+	}
+	return pb
+}
+
+// finish closes done once; nil-safe.
+func (pb *playback) finish() {
+	if pb != nil {
+		pb.once.Do(func() { close(pb.done) })
+	}
+}
+
+// next returns the next frame in codec c and whether the playback is now complete.
+func (pb *playback) next(c Codec) (frame []byte, complete bool) {
+	if pb.pi >= len(pb.prompts) {
+		return nil, true
+	}
+	frames := pb.prompts[pb.pi].Frames(c)
+	if frames == nil {
+		frames = pb.prompts[pb.pi].Frames(PCMU)
+	}
+	frame = frames[pb.fi]
+	pb.fi++
+	if pb.fi >= len(frames) {
+		pb.fi = 0
+		pb.pi++
+		if pb.pi >= len(pb.prompts) && pb.loop {
+			pb.pi = 0
+		}
+	}
+	return frame, pb.pi >= len(pb.prompts)
+}
+
+// NewSession returns a session on cfg.Conn. Call SetRemote and Start.
+func NewSession(cfg SessionConfig) *Session {
+	s := &Session{
+		conn:   cfg.Conn,
+		sched:  cfg.Scheduler,
+		log:    cfg.Logger,
+		epoch:  time.Now(),
+		digits: make(chan rune, DigitsBuffer),
+		done:   make(chan struct{}),
+		rxBuf:  make([]byte, rxBufferSize),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Conn != nil {
+		if a, ok := cfg.Conn.LocalAddr().(*net.UDPAddr); ok {
+			s.local = a.AddrPort()
+		}
+	}
+	switch {
+	case cfg.Timeout == 0:
+		s.timeout.Store(int64(DefaultTimeout))
+	case cfg.Timeout > 0:
+		s.timeout.Store(int64(cfg.Timeout))
+	}
+	s.tx.ssrc = rand.Uint32()
+	s.tx.seq = uint16(rand.Uint32())
+	s.tx.ts0 = rand.Uint32()
+	s.tx.lastAudioK = -2
+	s.tx.newSpurt = true
+	s.log = s.log.With("rtp_local", s.local.String())
+	return s
+}
+
+// LocalAddr returns the socket's local address (for the SDP).
+func (s *Session) LocalAddr() netip.AddrPort { return s.local }
+
+// SSRC returns the synchronization source of the packets this session sends.
+func (s *Session) SSRC() uint32 { return s.tx.ssrc }
+
+// SetRemote sets the SDP-negotiated remote address, codec and telephone-event
+// payload type (0 = none). It may be called again (re-INVITE); if the address
+// changes, the symmetric-RTP latch is reset so the new peer can be latched.
+func (s *Session) SetRemote(addr netip.AddrPort, codec Codec, dtmfPT uint8) {
+	addr = unmap(addr)
+	s.mu.Lock()
+	if s.remote.IsValid() && s.remote != addr {
+		s.latched = netip.AddrPort{}
+	}
+	s.remote, s.codec, s.dtmfPT = addr, codec, dtmfPT
+	s.mu.Unlock()
+	s.log.Debug("rtp remote set", "rtp_remote", addr.String(), "codec", codec.String(), "dtmf_pt", dtmfPT)
+}
+
+// Start starts the reader goroutine and joins the scheduler. The session ends
+// when ctx is done (Err returns its cause), on inactivity timeout, or on
+// Close. Start is a no-op on a started or ended session.
+func (s *Session) Start(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.ended.Load() {
+		return
+	}
+	s.started = true
+	s.lastRx.Store(int64(time.Since(s.epoch)))
+	if s.sched != nil {
+		s.removeFn = s.sched.Add((*sessionTicker)(s))
+	}
+	s.stopCtx = context.AfterFunc(ctx, func() { s.end(context.Cause(ctx)) })
+	if s.conn != nil {
+		s.readerRunning = true
+		go s.read()
+	}
+}
+
+// Play replaces any current playback with prompts played in order. The
+// returned channel is closed when the last frame was sent, or when the
+// playback is stopped, replaced or the session ends. Before the remote is
+// known frames are consumed at the normal pace but not sent.
+func (s *Session) Play(prompts ...*Prompt) <-chan struct{} {
+	pb := newPlayback(prompts, false)
+	s.setPlayback(pb)
+	return pb.done
+}
+
+// Loop plays p repeatedly (music on hold) until StopPlay, Play or the end of the session.
+func (s *Session) Loop(p *Prompt) { s.setPlayback(newPlayback([]*Prompt{p}, true)) }
+
+// StopPlay stops the current playback (barge-in); at most one more frame is sent.
+func (s *Session) StopPlay() { s.setPlayback(nil) }
+
+func (s *Session) setPlayback(pb *playback) {
+	if pb != nil && len(pb.prompts) == 0 {
+		pb.finish()
+		pb = nil
+	}
+	s.mu.Lock()
+	if s.ended.Load() {
+		s.mu.Unlock()
+		pb.finish()
+		return
+	}
+	old := s.cur
+	s.cur = pb
+	s.tx.newSpurt = true
+	s.mu.Unlock()
+	old.finish()
+}
+
+// SendDTMF queues an RFC 4733 event for digit lasting d (<= 0 means 100 ms,
+// capped at 8 s). Events go out in the order queued, 40 ms apart, and
+// interrupt (pause) audio while they last. It returns ErrBadDigit, ErrNoDTMF
+// when no telephone-event payload type is set, or ErrSessionEnded.
+func (s *Session) SendDTMF(digit rune, d time.Duration) error {
+	ev, ok := DigitEvent(digit)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrBadDigit, digit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.ended.Load():
+		return ErrSessionEnded
+	case s.dtmfPT == 0:
+		return ErrNoDTMF
+	}
+	s.dtmfQueue = append(s.dtmfQueue, newDTMFSender(ev, d))
+	return nil
+}
+
+// Digits returns the DTMF digits received by RFC 4733, buffered (DigitsBuffer);
+// when full, digits are dropped and counted. The channel is never closed:
+// select on Done as well.
+func (s *Session) Digits() <-chan rune { return s.digits }
+
+// SetAudioSink sets f to be called on the reader goroutine with each accepted
+// packet of the negotiated codec. f must not block or retain pkt (it is
+// reused), and must not call Close (cancel the session's context instead).
+func (s *Session) SetAudioSink(f func(pkt *rtp.Packet)) {
+	s.mu.Lock()
+	s.sink = f
+	s.mu.Unlock()
+}
+
+// SetInactivityTimeout changes the RTP inactivity timeout (e.g. to disable it
+// during hold); d <= 0 disables it. The timeout counts again from now.
+func (s *Session) SetInactivityTimeout(d time.Duration) {
+	s.lastRx.Store(int64(time.Since(s.epoch)))
+	s.timeout.Store(int64(max(d, 0)))
+}
+
+// Done is closed when the session has ended and its reader goroutine exited.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended: nil (running or closed by Close),
+// ErrRTPTimeout, the context's cause, or a socket read error.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Stats returns a snapshot of the session's counters.
+func (s *Session) Stats() SessionStats {
+	return SessionStats{
+		PacketsIn:     s.packetsIn.Load(),
+		PacketsOut:    s.packetsOut.Load(),
+		BytesIn:       s.bytesIn.Load(),
+		BytesOut:      s.bytesOut.Load(),
+		Lost:          s.lost.Load(),
+		Strangers:     s.strangers.Load(),
+		Garbage:       s.garbage.Load(),
+		UnknownPT:     s.unknownPT.Load(),
+		DTMFIn:        s.dtmfIn.Load(),
+		DigitsIn:      s.digitsIn.Load(),
+		DigitsDropped: s.digitsDropped.Load(),
+		SendErrors:    s.sendError.Load(),
+	}
+}
+
+// Close ends the session: it closes the socket (stopping the reader), leaves
+// the scheduler, ends any playback and waits until Done is closed. It is
+// idempotent and always returns nil. Do not call it from the audio sink.
+func (s *Session) Close() error {
+	s.end(nil)
+	<-s.done
+	return nil
+}
+
+// end ends the session with cause, without blocking: safe from the tick, the
+// reader and the context watcher.
+func (s *Session) end(cause error) {
+	s.mu.Lock()
+	if s.ended.Load() {
+		s.mu.Unlock()
+		return
+	}
+	s.ended.Store(true)
+	s.err = cause
+	cur := s.cur
+	s.cur = nil
+	s.dtmfQueue = nil
+	remove, stop, reader := s.removeFn, s.stopCtx, s.readerRunning
+	s.mu.Unlock()
+
+	cur.finish()
+	if remove != nil {
+		remove()
+	}
+	if stop != nil {
+		stop()
+	}
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+	if !reader {
+		close(s.done)
+	}
+	if cause != nil {
+		s.log.Info("rtp session ended", "cause", cause.Error(), "packets_in", s.packetsIn.Load(), "packets_out", s.packetsOut.Load())
+	} else {
+		s.log.Debug("rtp session closed", "packets_in", s.packetsIn.Load(), "packets_out", s.packetsOut.Load())
+	}
+}
+
+// read is the reader goroutine: it parks in ReadFromUDPAddrPort and hands each
+// datagram to handlePacket. It closes done when it exits.
+func (s *Session) read() {
+	defer close(s.done)
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(s.rxBuf)
+		if err != nil {
+			if !s.ended.Load() {
+				s.end(fmt.Errorf("media: rtp read: %w", err))
+			}
+			return
+		}
+		s.handlePacket(s.rxBuf[:n], from, time.Now())
+	}
+}
+
+// handlePacket is the whole per-datagram receive path: validate and parse,
+// symmetric-RTP latch check, sequence accounting, then DTMF or audio
+// dispatch. It runs on the reader goroutine (or a test's) and allocates nothing.
+func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
+	if len(buf) < rtpHeaderSize || buf[0]>>6 != 2 {
+		s.garbage.Add(1)
+		return
+	}
+	pkt := &s.rxPkt
+	if err := pkt.Unmarshal(buf); err != nil {
+		s.garbage.Add(1)
+		return
+	}
+	from = unmap(from)
+
+	s.mu.Lock()
+	latchedNow := false
+	if s.latched.IsValid() {
+		if from != s.latched {
+			s.mu.Unlock()
+			s.strangers.Add(1)
+			return
+		}
+	} else {
+		s.latched, latchedNow = from, true
+	}
+	codec, dtmfPT, sink := s.codec, s.dtmfPT, s.sink
+	isDTMF := dtmfPT != 0 && pkt.PayloadType == dtmfPT
+	if isDTMF {
+		digits := s.dtmfRx.Receive(s.rxDigits[:0], now, pkt.SSRC, pkt.Timestamp, pkt.Payload)
+		s.deliverDigits(digits)
+	}
+	s.mu.Unlock()
+
+	if latchedNow {
+		s.log.Debug("rtp latched", "rtp_source", from.String())
+	}
+	s.packetsIn.Add(1)
+	s.bytesIn.Add(uint64(len(buf)))
+	s.lastRx.Store(int64(now.Sub(s.epoch)))
+	s.trackSequence(pkt.SSRC, pkt.SequenceNumber)
+
+	switch {
+	case isDTMF:
+		s.dtmfIn.Add(1)
+	case pkt.PayloadType == uint8(codec):
+		if sink != nil {
+			sink(pkt)
+		}
+	case pkt.PayloadType == PayloadTypeCN:
+	default:
+		s.unknownPT.Add(1)
+	}
+}
+
+// trackSequence counts sequence gaps as lost; late or duplicate packets are
+// not counted. A new SSRC restarts the count.
+func (s *Session) trackSequence(ssrc uint32, seq uint16) {
+	if !s.rxHaveSeq || ssrc != s.rxSSRC {
+		s.rxHaveSeq, s.rxSSRC, s.rxSeq = true, ssrc, seq
+		return
+	}
+	d := seq - s.rxSeq
+	if d == 0 || d >= 0x8000 {
+		return // duplicate or late
+	}
+	s.lost.Add(uint64(d - 1))
+	s.rxSeq = seq
+}
+
+// deliverDigits sends digits to the Digits channel without blocking; s.mu is held.
+func (s *Session) deliverDigits(digits []rune) {
+	for _, d := range digits {
+		s.digitsIn.Add(1)
+		select {
+		case s.digits <- d:
+		default:
+			s.digitsDropped.Add(1)
+		}
+	}
+}
+
+// sessionTicker is the Session's Stream face, kept off Session's exported API.
+type sessionTicker Session
+
+// Tick implements Stream.
+func (t *sessionTicker) Tick(deadline time.Time) { (*Session)(t).tick(deadline) }
+
+// tick runs every 20 ms on the scheduler goroutine: inactivity and DTMF
+// missing-end checks, then at most one packet (DTMF event or audio frame).
+func (s *Session) tick(deadline time.Time) {
+	if s.ended.Load() {
+		return
+	}
+	if to := s.timeout.Load(); to > 0 && int64(deadline.Sub(s.epoch))-s.lastRx.Load() > to {
+		s.end(ErrRTPTimeout)
+		return
+	}
+	s.mu.Lock()
+	if s.dtmfRx.Open() {
+		s.deliverDigits(s.dtmfRx.Expire(s.rxDigits[:0], deadline))
+	}
+	n, dst, finished := s.nextPacketLocked(deadline)
+	s.mu.Unlock()
+
+	if n > 0 {
+		if _, err := s.conn.WriteToUDPAddrPort(s.tx.buf[:n], dst); err != nil {
+			if s.sendError.Add(1) == 1 && !s.ended.Load() {
+				s.log.Warn("rtp send failed", "rtp_remote", dst.String(), "err", err.Error())
+			}
+		} else {
+			s.packetsOut.Add(1)
+			s.bytesOut.Add(uint64(n))
+		}
+	}
+	finished.finish()
+}
+
+// nextPacketLocked advances the sender by one 20 ms tick. It returns the
+// length of the packet built in s.tx.buf (0 for none), its destination, and a
+// playback that completed with this tick. s.mu is held.
+func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPort, finished *playback) {
+	tx := &s.tx
+	if !tx.haveFirst {
+		tx.first, tx.haveFirst = deadline, true
+	}
+	k := int64(deadline.Sub(tx.first) / FrameDuration)
+	ts := tx.ts0 + uint32(k*FrameSamples) // real time, also across gaps
+	dst = s.latched
+	if !dst.IsValid() {
+		dst = s.remote
+	}
+	canSend := dst.IsValid() && s.conn != nil
+
+	// RFC 4733 events pre-empt audio.
+	if !tx.dtmfActive {
+		if tx.dtmfGap > 0 {
+			tx.dtmfGap--
+		}
+		if tx.dtmfGap == 0 && len(s.dtmfQueue) > 0 {
+			tx.dtmf = s.dtmfQueue[0]
+			s.dtmfQueue = s.dtmfQueue[1:]
+			if len(s.dtmfQueue) == 0 {
+				s.dtmfQueue = nil
+			}
+			tx.dtmf.startTS = ts
+			tx.dtmfActive = true
+		}
+	}
+	if tx.dtmfActive {
+		marker, ok := tx.dtmf.next(tx.dtmfBuf[:])
+		if ok {
+			if !canSend || s.dtmfPT == 0 {
+				return 0, dst, nil
+			}
+			return s.marshalLocked(s.dtmfPT, marker, tx.dtmf.startTS, tx.dtmfBuf[:]), dst, nil
+		}
+		tx.dtmfActive = false
+		tx.dtmfGap = dtmfGapTicks
+		tx.newSpurt = true
+	}
+
+	if s.cur == nil {
+		return 0, dst, nil
+	}
+	frame, complete := s.cur.next(s.codec)
+	if complete {
+		finished = s.cur
+		s.cur = nil
+	}
+	if !canSend || frame == nil {
+		return 0, dst, finished
+	}
+	marker := tx.newSpurt || tx.lastAudioK != k-1
+	tx.newSpurt = false
+	tx.lastAudioK = k
+	return s.marshalLocked(uint8(s.codec), marker, ts, frame), dst, finished
+}
+
+// marshalLocked writes one RTP packet into s.tx.buf and advances the sequence number.
+func (s *Session) marshalLocked(pt uint8, marker bool, ts uint32, payload []byte) int {
+	tx := &s.tx
+	tx.pkt.Header = rtp.Header{
+		Version:        2,
+		Marker:         marker,
+		PayloadType:    pt,
+		SequenceNumber: tx.seq,
+		Timestamp:      ts,
+		SSRC:           tx.ssrc,
+	}
+	tx.pkt.Payload = payload
+	n, err := tx.pkt.MarshalTo(tx.buf[:])
+	tx.pkt.Payload = nil
+	if err != nil {
+		s.log.Error("rtp marshal failed", "err", err.Error(), "payload_len", len(payload))
+		return 0
+	}
+	tx.seq++
+	return n
+}
+
+func unmap(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().Is4In6() {
+		return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	}
+	return a
+}

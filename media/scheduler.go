@@ -1,0 +1,252 @@
+package media
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stream is something the Scheduler paces: its Tick is called every 20 ms.
+type Stream interface {
+	// Tick is called on a scheduler goroutine with the stream's drift-free
+	// deadline (t0 + n·20 ms). It must not block; sending one UDP packet is fine.
+	Tick(deadline time.Time)
+}
+
+const (
+	wheelSlots = int(FrameDuration / wheelTick) // 20 slots of 1 ms
+	wheelTick  = time.Millisecond
+)
+
+// Lateness histogram bucket upper bounds; the last bucket is +Inf.
+var latenessBounds = [...]time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond,
+	5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond,
+}
+
+// LatenessBuckets is the number of histogram buckets in SchedulerStats.
+const LatenessBuckets = len(latenessBounds) + 1
+
+// SchedulerStats is a snapshot of a Scheduler's counters.
+type SchedulerStats struct {
+	Ticks   uint64 // Stream.Tick calls
+	Streams int    // streams currently added
+	Skipped uint64 // wheel ticks dropped because a shard fell more than 20 ms behind
+	// Lateness is measured once per served wheel tick, after its streams were
+	// ticked: it is the lateness of the last send of that slot relative to
+	// its deadline, i.e. the worst send lateness of the slot.
+	Measured    uint64                  // wheel ticks measured
+	MaxLateness time.Duration           // worst lateness seen
+	Buckets     [LatenessBuckets]uint64 // counts for ≤0.5, ≤1, ≤2, ≤5, ≤10, ≤20 ms, +Inf
+}
+
+// BucketBound returns the upper bound of histogram bucket i (the last is +Inf,
+// reported as a negative duration).
+func BucketBound(i int) time.Duration {
+	if i < len(latenessBounds) {
+		return latenessBounds[i]
+	}
+	return -1
+}
+
+// LatenessQuantile returns the upper bound of the histogram bucket holding the
+// q-quantile (0 < q ≤ 1), e.g. q=0.99 for p99. For the +Inf bucket it returns
+// MaxLateness. It returns 0 when nothing was measured.
+func (st SchedulerStats) LatenessQuantile(q float64) time.Duration {
+	if st.Measured == 0 {
+		return 0
+	}
+	want := uint64(q * float64(st.Measured))
+	want = max(1, want)
+	var cum uint64
+	for i, c := range st.Buckets {
+		cum += c
+		if cum >= want {
+			if i < len(latenessBounds) {
+				return latenessBounds[i]
+			}
+			break
+		}
+	}
+	return st.MaxLateness
+}
+
+// Scheduler paces generated media for many streams with a few goroutines
+// (shards) instead of a ticker per call. Each shard runs a timing wheel of 20
+// slots of 1 ms; a stream lives in one slot of one shard (the least loaded, so
+// phases spread) and is ticked every 20 ms. Deadlines are drift-free
+// (t0 + n·1 ms); a late shard catches up slot by slot but never serves a slot
+// twice in one pass, so no stream gets a burst of frames. Safe for concurrent use.
+type Scheduler struct {
+	shards []*shard
+	wg     sync.WaitGroup
+	quit   chan struct{}
+	once   sync.Once
+
+	streams  atomic.Int64
+	ticks    atomic.Uint64
+	skipped  atomic.Uint64
+	measured atomic.Uint64
+	maxLate  atomic.Int64
+	buckets  [LatenessBuckets]atomic.Uint64
+}
+
+type shard struct {
+	s     *Scheduler
+	mu    sync.Mutex
+	slots [wheelSlots][]*schedEntry
+	count int // guarded by mu
+	n     atomic.Int64
+}
+
+type schedEntry struct {
+	st      Stream
+	removed atomic.Bool
+}
+
+// NewScheduler starts a scheduler with the given number of shard goroutines
+// (shards <= 0 means 2). Close it to stop them.
+func NewScheduler(shards int) *Scheduler {
+	if shards <= 0 {
+		shards = 2
+	}
+	s := &Scheduler{quit: make(chan struct{})}
+	for range shards {
+		sh := &shard{s: s}
+		s.shards = append(s.shards, sh)
+		s.wg.Add(1)
+		go sh.run()
+	}
+	return s
+}
+
+// Add schedules st and returns the function that removes it (idempotent).
+// After remove returns, Tick is not called again except for one call already
+// in progress on another goroutine. Adding to a closed Scheduler does nothing.
+func (s *Scheduler) Add(st Stream) (remove func()) {
+	select {
+	case <-s.quit:
+		return func() {}
+	default:
+	}
+	sh := s.shards[0]
+	for _, c := range s.shards[1:] {
+		if c.n.Load() < sh.n.Load() {
+			sh = c
+		}
+	}
+	e := &schedEntry{st: st}
+	sh.mu.Lock()
+	slot := 0
+	for i := range sh.slots {
+		if len(sh.slots[i]) < len(sh.slots[slot]) {
+			slot = i
+		}
+	}
+	sh.slots[slot] = append(sh.slots[slot], e)
+	sh.count++
+	sh.n.Store(int64(sh.count))
+	sh.mu.Unlock()
+	s.streams.Add(1)
+
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			e.removed.Store(true)
+			sh.mu.Lock()
+			list := sh.slots[slot]
+			for i, x := range list {
+				if x == e {
+					last := len(list) - 1
+					list[i] = list[last]
+					list[last] = nil
+					sh.slots[slot] = list[:last]
+					sh.count--
+					sh.n.Store(int64(sh.count))
+					break
+				}
+			}
+			sh.mu.Unlock()
+			s.streams.Add(-1)
+		})
+	}
+}
+
+// Close stops the shard goroutines and waits for them. Streams are not told.
+func (s *Scheduler) Close() {
+	s.once.Do(func() { close(s.quit) })
+	s.wg.Wait()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Scheduler) Stats() SchedulerStats {
+	st := SchedulerStats{
+		Ticks:       s.ticks.Load(),
+		Streams:     int(s.streams.Load()),
+		Skipped:     s.skipped.Load(),
+		Measured:    s.measured.Load(),
+		MaxLateness: time.Duration(s.maxLate.Load()),
+	}
+	for i := range s.buckets {
+		st.Buckets[i] = s.buckets[i].Load()
+	}
+	return st
+}
+
+func (s *Scheduler) observe(late time.Duration) {
+	s.measured.Add(1)
+	for {
+		old := s.maxLate.Load()
+		if int64(late) <= old || s.maxLate.CompareAndSwap(old, int64(late)) {
+			break
+		}
+	}
+	i := 0
+	for i < len(latenessBounds) && late > latenessBounds[i] {
+		i++
+	}
+	s.buckets[i].Add(1)
+}
+
+// run is the shard loop: sleep until the next 1 ms deadline, then serve every
+// slot that is due, each at most once.
+func (sh *shard) run() {
+	defer sh.s.wg.Done()
+	t0 := time.Now()
+	var n int64 // next wheel tick to serve; its deadline is t0 + n ms
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var scratch []*schedEntry
+	for {
+		select {
+		case <-sh.s.quit:
+			return
+		case <-timer.C:
+		}
+		due := int64(time.Since(t0) / wheelTick) // last tick whose deadline has passed
+		if behind := due - n + 1; behind > int64(wheelSlots) {
+			skip := behind - int64(wheelSlots)
+			sh.s.skipped.Add(uint64(skip))
+			n += skip
+		}
+		for ; n <= due; n++ {
+			deadline := t0.Add(time.Duration(n) * wheelTick)
+			slot := int(n % int64(wheelSlots))
+			sh.mu.Lock()
+			scratch = append(scratch[:0], sh.slots[slot]...)
+			sh.mu.Unlock()
+			if len(scratch) == 0 {
+				continue
+			}
+			for _, e := range scratch {
+				if !e.removed.Load() {
+					e.st.Tick(deadline)
+				}
+			}
+			sh.s.ticks.Add(uint64(len(scratch)))
+			sh.s.observe(time.Since(deadline))
+			clear(scratch) // do not keep removed streams alive
+		}
+		timer.Reset(time.Until(t0.Add(time.Duration(n) * wheelTick)))
+	}
+}

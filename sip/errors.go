@@ -1,0 +1,30 @@
+package sip
+
+import "errors"
+
+// Errors of the SIP layer. Each maps to one SIP status in one place (statusFor).
+var (
+	// ErrBadSDP is an SDP body that cannot be parsed or is nonsense (answered 400).
+	ErrBadSDP = errors.New("sip: malformed SDP")
+	// ErrNoAudio is an SDP with no usable RTP/AVP audio stream (answered 488).
+	ErrNoAudio = errors.New("sip: no usable audio stream")
+	// ErrNoCommonCodec is an offer with none of the trunk's codecs (answered 488).
+	ErrNoCommonCodec = errors.New("sip: no common codec")
+	// ErrCanceled is a call the caller cancelled before we answered.
+	ErrCanceled = errors.New("sip: call cancelled")
+	// ErrNoACK is a 200 OK never acknowledged within 64*T1.
+	ErrNoACK = errors.New("sip: no ACK for 200 OK")
+	// ErrLegEnded is an operation on a leg that has already ended.
+	ErrLegEnded = errors.New("sip: leg ended")
+)
+
+// statusFor maps an offer/answer failure to the SIP status we reply with.
+func statusFor(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrBadSDP):
+		return 400, "Bad Request"
+	case errors.Is(err, ErrNoAudio), errors.Is(err, ErrNoCommonCodec):
+		return 488, "Not Acceptable Here"
+	}
+	return 500, "Server Internal Error"
+}

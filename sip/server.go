@@ -1,0 +1,279 @@
+// Package sip is the signalling engine of hotline, built on sipgo: UDP and TCP listeners,
+// trunk access control, inbound call legs with our own dialog bookkeeping (answer, 2xx
+// retransmission, CANCEL, BYE, re-INVITE, INFO), and SDP offer/answer.
+//
+// It knows nothing of media, menus or queues: the call package joins a leg to those.
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Methods we accept; everything else known is 405, unknown is 501.
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+
+// knownMethods are methods of RFC 3261 and its extensions that we know but do not allow.
+var knownMethods = map[sip.RequestMethod]bool{
+	sip.REGISTER: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.MESSAGE: true,
+	sip.PUBLISH: true, sip.PRACK: true, sip.UPDATE: true, sip.REFER: true,
+}
+
+// Config configures a Server.
+type Config struct {
+	Listen     netip.AddrPort // UDP and TCP on the same address; port 0 picks a free one
+	Trunks     []*Trunk
+	UserAgent  string        // Server/User-Agent header; default "hotline"
+	RetryAfter time.Duration // Retry-After on 503 while draining or full; default 30 s
+	Logger     *slog.Logger
+
+	// OnCall owns an accepted inbound leg for its whole life; it runs on the INVITE's
+	// goroutine. When it returns, the server hangs the leg up if it has not ended.
+	OnCall func(*Inbound)
+	// OnReject is told of INVITEs from a known trunk that we refused (404, 488, 503...),
+	// so that they can be recorded. INVITEs from unknown sources are only counted.
+	OnReject func(Rejection)
+}
+
+// Rejection describes an INVITE we answered with a final error.
+type Rejection struct {
+	Trunk     string
+	SIPCallID string
+	From, To  string
+	Source    netip.AddrPort
+	Status    int
+	Reason    string
+	Time      time.Time
+}
+
+// Stats are counters of the signalling layer.
+type Stats struct {
+	Invites      uint64 // INVITEs that created a call attempt
+	Rejected     uint64 // INVITEs answered with a final error
+	Forbidden    uint64 // INVITEs from sources outside every trunk (403)
+	NoDialog     uint64 // in-dialog requests for unknown dialogs (481)
+	Retransmit2x uint64 // 200 OK retransmissions while waiting for ACK
+}
+
+// Server is our SIP user agent server for trunk calls.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+
+	udp  *net.UDPConn
+	tcp  *net.TCPListener
+	addr netip.AddrPort
+
+	draining atomic.Bool
+	dialogs  dialogs
+	legs     sync.WaitGroup
+
+	invites, rejected, forbidden, noDialog, retransmits atomic.Uint64
+	warnLimit                                           rateLimiter
+}
+
+// NewServer binds the UDP and TCP listeners. Call Serve to start handling requests.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "hotline"
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 30 * time.Second
+	}
+	if cfg.OnCall == nil {
+		return nil, errors.New("sip: Config.OnCall is required")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("caller", "sip")}
+	s.dialogs.m = make(map[dialogKey]*Inbound)
+	s.warnLimit.every = time.Second
+
+	if err := s.listen(cfg.Listen); err != nil {
+		return nil, err
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(s.addr.Addr().String()))
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	s.ua = ua
+	if s.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(s.log)); err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	if s.client, err = sipgo.NewClient(ua, sipgo.WithClientAddr(s.addr.String())); err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.onBye)
+	s.srv.OnCancel(s.onCancel)
+	s.srv.OnOptions(s.onOptions)
+	s.srv.OnInfo(s.onInfo)
+	s.srv.OnNoRoute(s.onNoRoute)
+	for m := range knownMethods {
+		s.srv.OnRequest(m, s.onNotAllowed)
+	}
+	return s, nil
+}
+
+// listen binds UDP first (so port 0 picks a free port) and TCP on the same port.
+func (s *Server) listen(want netip.AddrPort) error {
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(want))
+		if err != nil {
+			return fmt.Errorf("sip: listen udp %s: %w", want, err)
+		}
+		// Bursts of INVITEs at high call rates overflow the default buffers.
+		_ = udp.SetReadBuffer(4 << 20)
+		_ = udp.SetWriteBuffer(4 << 20)
+		addr := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+		tcp, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		if err != nil {
+			udp.Close()
+			if want.Port() == 0 && attempt < 10 {
+				continue // the free UDP port was taken for TCP; pick another
+			}
+			return fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+		}
+		s.udp, s.tcp, s.addr = udp, tcp, addr
+		return nil
+	}
+}
+
+func (s *Server) closeListeners() {
+	if s.udp != nil {
+		s.udp.Close()
+	}
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+}
+
+// Addr is the address the server listens on (UDP and TCP).
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Serve handles requests until ctx is done, then closes the listeners. Calls in progress
+// are not touched: the owner hangs them up (see Drain) before cancelling ctx.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.srv.ServeUDP(s.udp) }()
+	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		s.log.Error("SIP listener failed", "error", err)
+	}
+	s.closeListeners()
+	err := s.ua.Close()
+	return err
+}
+
+// Drain makes the server refuse new calls with 503 and Retry-After.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Wait blocks until every inbound leg handler has returned.
+func (s *Server) Wait() { s.legs.Wait() }
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Invites: s.invites.Load(), Rejected: s.rejected.Load(), Forbidden: s.forbidden.Load(),
+		NoDialog: s.noDialog.Load(), Retransmit2x: s.retransmits.Load(),
+	}
+}
+
+func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "status", code, "error", err)
+	}
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To() != nil {
+		if _, ok := req.To().Params.Get("tag"); ok && s.lookup(req) == nil {
+			s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+	}
+	s.respond(req, tx, 200, "OK",
+		sip.NewHeader("Allow", allowMethods),
+		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
+		sip.NewHeader("Accept-Language", "zh, en"),
+		sip.NewHeader("Supported", ""))
+}
+
+func (s *Server) onNotAllowed(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+}
+
+func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	if knownMethods[req.Method] {
+		s.onNotAllowed(req, tx)
+		return
+	}
+	s.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowMethods))
+}
+
+// reject answers an INVITE with a final error and reports it when it came from a trunk.
+func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, trunk *Trunk, code int, reason string, hdrs ...sip.Header) {
+	s.rejected.Add(1)
+	s.respond(req, tx, code, reason, hdrs...)
+	if trunk == nil || s.cfg.OnReject == nil {
+		return
+	}
+	src, _ := netip.ParseAddrPort(req.Source())
+	s.cfg.OnReject(Rejection{
+		Trunk: trunk.Name, SIPCallID: callID(req), From: req.From().Address.User, To: req.Recipient.User,
+		Source: src, Status: code, Reason: reason, Time: time.Now(),
+	})
+}
+
+func (s *Server) retryAfter() sip.Header {
+	return sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// rateLimiter lets one event through per interval; used for log lines about bad input.
+type rateLimiter struct {
+	every time.Duration
+	last  atomic.Int64
+}
+
+func (r *rateLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(r.every) && r.last.CompareAndSwap(last, now)
+}
