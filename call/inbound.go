@@ -89,6 +89,16 @@ func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
 	})
 	defer c.sess.Close()
 
+	if d := c.leg.AnswerDelay(); d > 0 {
+		c.leg.Ring()
+		t := m.cfg.Clock.NewTimer(d)
+		select {
+		case <-t.C():
+		case <-c.leg.Done():
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	remote, err := c.leg.Answer(ctx, c.sess.LocalAddr())
 	if err != nil {
 		c.unanswered(err)

@@ -84,6 +84,8 @@ type Trunk struct {
 	DIDs     []string `yaml:"dids"`    // called numbers delivered
 	MaxCalls int      `yaml:"max_calls"`
 	Codecs   []string `yaml:"codecs"` // preference order; default [PCMA, PCMU] as Chinese carriers use A-law
+	// AnswerDelay: callers hear ringing (180) this long before we answer; default 0.
+	AnswerDelay ivr.Duration `yaml:"answer_delay"`
 }
 
 // Queue is an ACD queue. Until agents exist a queue holds callers with music until MaxWait.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hotline12345/hotline/ivr"
 )
@@ -80,6 +81,9 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 				add(fmt.Sprintf("%s.dids[%d]", p, j), "want a number, got %q", d)
 			}
 			dids[d] = true
+		}
+		if t.AnswerDelay < 0 || t.AnswerDelay.D() > time.Minute {
+			add(p+".answer_delay", "must be between 0 and 1m")
 		}
 		if t.MaxCalls < 0 {
 			add(p+".max_calls", "must not be negative")

@@ -77,6 +77,9 @@ func (l *Inbound) Called() string { return l.invite.Recipient.User }
 // Trunk is the name of the trunk the call came in on.
 func (l *Inbound) Trunk() string { return l.trunk.Name }
 
+// AnswerDelay is how long the trunk wants callers to hear ringing before we answer.
+func (l *Inbound) AnswerDelay() time.Duration { return l.trunk.AnswerDelay }
+
 // Source is the address the INVITE came from.
 func (l *Inbound) Source() netip.AddrPort { return l.source }
 

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync/atomic"
+	"time"
 )
 
 // Trunk is a carrier interconnect: who may send us calls, for which numbers, how many at once.
@@ -13,6 +14,8 @@ type Trunk struct {
 	DIDs     []string       // called numbers (Request-URI user) this trunk may deliver
 	MaxCalls int            // concurrent calls; 0 = unlimited
 	Codecs   []uint8        // payload types in order of preference; empty = PCMA, PCMU
+	// AnswerDelay is how long callers hear ringing (180) before we answer; 0 answers at once.
+	AnswerDelay time.Duration
 
 	active atomic.Int64
 }

@@ -161,7 +161,7 @@ func newApp(o options, log *slog.Logger) (a *app, err error) {
 
 	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))
 	for _, t := range cfg.Trunks {
-		tr := &sip.Trunk{Name: t.Name, DIDs: t.DIDs, MaxCalls: t.MaxCalls}
+		tr := &sip.Trunk{Name: t.Name, DIDs: t.DIDs, MaxCalls: t.MaxCalls, AnswerDelay: t.AnswerDelay.D()}
 		for _, s := range t.Sources {
 			p, _ := config.ParsePrefix(s)
 			tr.Sources = append(tr.Sources, p)

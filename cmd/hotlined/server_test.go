@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/configs"
+)
+
+// testServer is a real hotlined, in process, on free loopback ports.
+type testServer struct {
+	*app
+	dir    string
+	stop   context.CancelFunc
+	served chan struct{}
+}
+
+// testConfig returns the embedded default config with each old→new replacement applied.
+func testConfig(t *testing.T, replace ...string) string {
+	t.Helper()
+	data, err := fs.ReadFile(configs.FS, configs.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	for i := 0; i+1 < len(replace); i += 2 {
+		if !strings.Contains(s, replace[i]) {
+			t.Fatalf("test config: %q not found in the default config", replace[i])
+		}
+		s = strings.Replace(s, replace[i], replace[i+1], 1)
+	}
+	return s
+}
+
+// startServer runs hotlined with the given config text (empty: the embedded default).
+func startServer(t *testing.T, yaml string) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	o := options{SIPListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RTPPorts: "40000-49999"}
+	if yaml != "" {
+		o.ConfigFile = filepath.Join(dir, "hotline.yaml")
+		if err := os.WriteFile(o.ConfigFile, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	a, err := newApp(o, log)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{app: a, dir: dir, stop: cancel, served: make(chan struct{})}
+	go func() { a.serve(ctx); close(s.served) }()
+	t.Cleanup(func() { s.shutdownNow() })
+	return s
+}
+
+var shutdownOnce sync.Map
+
+// shutdownNow drains with a short timeout and stops serving; safe to call twice.
+func (s *testServer) shutdownNow() {
+	if _, done := shutdownOnce.LoadOrStore(s, true); done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	s.shutdown(ctx)
+	cancel()
+	s.stop()
+	<-s.served
+}
+
+func (s *testServer) sipAddr() string  { return s.sip.Addr().String() }
+func (s *testServer) httpAddr() string { return s.httpLn.Addr().String() }
+
+// records waits until n records exist (the writer flushes asynchronously) and returns them.
+func (s *testServer) records(t *testing.T, n int) []cdr.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err := s.store.List(context.Background(), cdr.Filter{})
+		if err != nil {
+			t.Fatalf("list records: %v", err)
+		}
+		if len(recs) >= n || time.Now().After(deadline) {
+			if len(recs) < n {
+				t.Fatalf("want %d records, have %d: %+v", n, len(recs), recs)
+			}
+			return recs
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// testWriter sends server logs to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// needSIPp skips without SIPp, except under CI where SIPp is required.
+func needSIPp(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("sipp"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("sipp is required under CI (Debian package sip-tester)")
+		}
+		t.Skip("sipp not installed (Debian package sip-tester); skipping SIPp interop test")
+	}
+}
+
+// sippResult is the outcome of one SIPp run.
+type sippResult struct {
+	ok     bool
+	output string
+}
+
+// runSIPp runs one SIPp scenario from testdata/sipp against the server; extra args are appended.
+func runSIPp(t *testing.T, s *testServer, scenario string, extra ...string) sippResult {
+	t.Helper()
+	needSIPp(t)
+	work := t.TempDir()
+	args := []string{
+		s.sipAddr(), "-sf", filepath.Join("..", "..", "testdata", "sipp", scenario),
+		"-s", "12345", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
+		"-trace_err", "-trace_msg", "-p", "0", "-mp", "0",
+	}
+	hasIP := false
+	for _, a := range extra {
+		hasIP = hasIP || a == "-i"
+	}
+	if !hasIP {
+		args = append(args, "-i", "127.0.0.1")
+	}
+	args = append(args, extra...)
+	abs, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", scenario))
+	args[2] = abs
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", args...)
+	cmd.Dir = work
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	res := sippResult{ok: err == nil, output: out.String()}
+	if !res.ok {
+		// SIPp keeps its message trace in files beside the scenario run.
+		matches, _ := filepath.Glob(filepath.Join(work, "*"))
+		for _, m := range matches {
+			if b, err := os.ReadFile(m); err == nil && len(b) < 64<<10 {
+				res.output += "\n--- " + filepath.Base(m) + " ---\n" + string(b)
+			}
+		}
+	}
+	return res
+}
+
+// httpGet fetches url and checks the status code.
+func httpGet(t *testing.T, url string, want int) string {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("GET %s: status %d, want %d: %s", url, res.StatusCode, want, b)
+	}
+	return string(b)
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// A citizen calls 12345 offering PCMA/PCMU/telephone-event and presses 2 by RFC 2833.
+func TestSIPpRFC2833DigitRoutesToComplaint(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	res := runSIPp(t, s, "uac_rfc2833.xml")
+	if !res.ok {
+		t.Fatalf("SIPp failed:\n%s", res.output)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.IVRPath != "main>2>complaint" || rec.Queue != "complaint" {
+		t.Fatalf("record path %q queue %q, want main>2>complaint in queue complaint", rec.IVRPath, rec.Queue)
+	}
+	if rec.Codec != "PCMA" || rec.Disposition != "abandoned" || rec.HangupSide != "caller" || rec.HangupCause != "BYE" {
+		t.Fatalf("record %+v: want PCMA, abandoned (caller hung up in queue), caller BYE", rec)
+	}
+	if rec.Answer.IsZero() || rec.EnqueueTime.Before(rec.Answer) || !rec.End.After(rec.EnqueueTime) {
+		t.Fatalf("record times out of order: %+v", rec)
+	}
+}
+
+// The same by SIP INFO (application/dtmf-relay).
+func TestSIPpInfoDigitRoutesToComplaint(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	res := runSIPp(t, s, "uac_info.xml")
+	if !res.ok {
+		t.Fatalf("SIPp failed:\n%s", res.output)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.IVRPath != "main>2>complaint" || rec.Queue != "complaint" {
+		t.Fatalf("record path %q queue %q, want main>2>complaint", rec.IVRPath, rec.Queue)
+	}
+}
+
+// A source outside every trunk gets 403 and no record, no media.
+func TestSIPpUnknownSourceForbidden(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "sources: [127.0.0.0/8]", "sources: [127.0.0.1/32]"))
+	res := runSIPp(t, s, "uac_forbidden.xml", "-i", "127.0.0.2")
+	if !res.ok {
+		t.Fatalf("SIPp from 127.0.0.2 did not get 403:\n%s", res.output)
+	}
+	if st := s.sip.Stats(); st.Forbidden != 1 || st.Invites != 0 {
+		t.Fatalf("stats %+v: want 1 forbidden, 0 calls", st)
+	}
+	if n := s.calls.Active(); n != 0 {
+		t.Fatalf("%d live calls after 403", n)
+	}
+}
+
+// A G.729-only offer gets 488 and the attempt is recorded as failed.
+func TestSIPpG729OnlyNotAcceptable(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	res := runSIPp(t, s, "uac_g729.xml")
+	if !res.ok {
+		t.Fatalf("SIPp did not get 488:\n%s", res.output)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.SIPStatus != 488 || rec.Disposition != "failed" {
+		t.Fatalf("record %+v: want failed with 488", rec)
+	}
+}
+
+// CANCEL before answer gets 200 for the CANCEL and 487 for the INVITE; nothing leaks.
+func TestSIPpCancelBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "max_calls: 5000", "max_calls: 5000\n    answer_delay: 5s"))
+	res := runSIPp(t, s, "uac_cancel.xml")
+	if !res.ok {
+		t.Fatalf("SIPp CANCEL scenario failed:\n%s", res.output)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.SIPStatus != 487 || rec.Disposition != "cancelled" || rec.HangupCause != "CANCEL" || !rec.Answer.IsZero() {
+		t.Fatalf("record %+v: want cancelled, 487, never answered", rec)
+	}
+	if n := s.calls.Active(); n != 0 {
+		t.Fatalf("%d live calls after CANCEL", n)
+	}
+}
+
+func TestSIPpRecordsInAPI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	if res := runSIPp(t, s, "uac_rfc2833.xml"); !res.ok {
+		t.Fatalf("SIPp failed:\n%s", res.output)
+	}
+	s.records(t, 1)
+	body := httpGet(t, "http://"+s.httpAddr()+"/api/v1/cdrs?format=csv", 200)
+	if !strings.Contains(body, "main>2>complaint") || !strings.HasPrefix(body, "id,sip_call_id,") {
+		t.Fatalf("CSV export lacks the call:\n%s", body)
+	}
+}
