@@ -128,13 +128,13 @@ type sippResult struct {
 	output string
 }
 
-// runSIPp runs one SIPp scenario from testdata/sipp against the server; extra args are appended.
-func runSIPp(t *testing.T, s *testServer, scenario string, extra ...string) sippResult {
+// runSIPp runs one SIPp scenario from testdata/sipp against target (HOST:PORT); extra args are appended.
+func runSIPp(t *testing.T, target, scenario string, extra ...string) sippResult {
 	t.Helper()
 	needSIPp(t)
 	work := t.TempDir()
 	args := []string{
-		s.sipAddr(), "-sf", filepath.Join("..", "..", "testdata", "sipp", scenario),
+		target, "-sf", filepath.Join("..", "..", "testdata", "sipp", scenario),
 		"-s", "12345", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
 		"-trace_err", "-trace_msg", "-p", "0", "-mp", "0",
 	}
@@ -168,10 +168,12 @@ func runSIPp(t *testing.T, s *testServer, scenario string, extra ...string) sipp
 	return res
 }
 
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
 // httpGet fetches url and checks the status code.
 func httpGet(t *testing.T, url string, want int) string {
 	t.Helper()
-	res, err := http.Get(url)
+	res, err := httpClient.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

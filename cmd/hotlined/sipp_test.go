@@ -9,7 +9,7 @@ import (
 func TestSIPpRFC2833DigitRoutesToComplaint(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
-	res := runSIPp(t, s, "uac_rfc2833.xml")
+	res := runSIPp(t, s.sipAddr(), "uac_rfc2833.xml")
 	if !res.ok {
 		t.Fatalf("SIPp failed:\n%s", res.output)
 	}
@@ -29,7 +29,7 @@ func TestSIPpRFC2833DigitRoutesToComplaint(t *testing.T) {
 func TestSIPpInfoDigitRoutesToComplaint(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
-	res := runSIPp(t, s, "uac_info.xml")
+	res := runSIPp(t, s.sipAddr(), "uac_info.xml")
 	if !res.ok {
 		t.Fatalf("SIPp failed:\n%s", res.output)
 	}
@@ -43,7 +43,7 @@ func TestSIPpInfoDigitRoutesToComplaint(t *testing.T) {
 func TestSIPpUnknownSourceForbidden(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testConfig(t, "sources: [127.0.0.0/8]", "sources: [127.0.0.1/32]"))
-	res := runSIPp(t, s, "uac_forbidden.xml", "-i", "127.0.0.2")
+	res := runSIPp(t, s.sipAddr(), "uac_forbidden.xml", "-i", "127.0.0.2")
 	if !res.ok {
 		t.Fatalf("SIPp from 127.0.0.2 did not get 403:\n%s", res.output)
 	}
@@ -59,7 +59,7 @@ func TestSIPpUnknownSourceForbidden(t *testing.T) {
 func TestSIPpG729OnlyNotAcceptable(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
-	res := runSIPp(t, s, "uac_g729.xml")
+	res := runSIPp(t, s.sipAddr(), "uac_g729.xml")
 	if !res.ok {
 		t.Fatalf("SIPp did not get 488:\n%s", res.output)
 	}
@@ -73,7 +73,7 @@ func TestSIPpG729OnlyNotAcceptable(t *testing.T) {
 func TestSIPpCancelBeforeAnswer(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, testConfig(t, "max_calls: 5000", "max_calls: 5000\n    answer_delay: 5s"))
-	res := runSIPp(t, s, "uac_cancel.xml")
+	res := runSIPp(t, s.sipAddr(), "uac_cancel.xml")
 	if !res.ok {
 		t.Fatalf("SIPp CANCEL scenario failed:\n%s", res.output)
 	}
@@ -89,12 +89,25 @@ func TestSIPpCancelBeforeAnswer(t *testing.T) {
 func TestSIPpRecordsInAPI(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
-	if res := runSIPp(t, s, "uac_rfc2833.xml"); !res.ok {
+	if res := runSIPp(t, s.sipAddr(), "uac_rfc2833.xml"); !res.ok {
 		t.Fatalf("SIPp failed:\n%s", res.output)
 	}
 	s.records(t, 1)
 	body := httpGet(t, "http://"+s.httpAddr()+"/api/v1/cdrs?format=csv", 200)
 	if !strings.Contains(body, "main>2>complaint") || !strings.HasPrefix(body, "id,sip_call_id,") {
 		t.Fatalf("CSV export lacks the call:\n%s", body)
+	}
+}
+
+// A caller whose RTP stops (SIPp sends none here) is hung up with BYE after rtp.timeout.
+func TestSIPpRTPTimeoutHangsUp(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "timeout: 30s", "timeout: 1s"))
+	if res := runSIPp(t, s.sipAddr(), "uac_wait_bye.xml"); !res.ok {
+		t.Fatalf("SIPp was not hung up with BYE:\n%s", res.output)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.HangupCause != "rtp-timeout" || rec.HangupSide != "system" {
+		t.Fatalf("record %+v: want system hangup with cause rtp-timeout", rec)
 	}
 }

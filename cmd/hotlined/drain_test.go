@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hotline12345/hotline/cdr"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// hotlinedBinary builds the server once per test run.
+func hotlinedBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hotlined-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "hotlined")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build hotlined: %v\n%s", buildErr, binPath)
+	}
+	return binPath
+}
+
+// process is the real hotlined binary started by a test.
+type process struct {
+	cmd      *exec.Cmd
+	sip      string
+	http     string
+	dataDir  string
+	exited   chan struct{}
+	exitErr  error
+	logLines chan string
+}
+
+var startedRe = regexp.MustCompile(`msg="hotline started" sip=(\S+) http=(\S+)`)
+
+// startProcess runs hotlined with config text on free ports and waits until it serves.
+func startProcess(t *testing.T, yaml string) *process {
+	t.Helper()
+	bin := hotlinedBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hotline.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{dataDir: filepath.Join(dir, "data"), exited: make(chan struct{}), logLines: make(chan string, 1024)}
+	p.cmd = exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--data-dir", p.dataDir, "--rtp-ports", "40000-49999")
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			t.Log("hotlined: " + line)
+			if m := startedRe.FindStringSubmatch(line); m != nil {
+				ready <- [2]string{m[1], m[2]}
+			}
+			select {
+			case p.logLines <- line:
+			default:
+			}
+		}
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	select {
+	case addrs := <-ready:
+		p.sip, p.http = addrs[0], addrs[1]
+	case <-p.exited:
+		t.Fatalf("hotlined exited before serving: %v", p.exitErr)
+	case <-time.After(20 * time.Second):
+		t.Fatal("hotlined did not start within 20 s")
+	}
+	return p
+}
+
+func TestSIGTERMDrainsThenHangsUp(t *testing.T) {
+	needSIPp(t)
+	t.Parallel()
+	p := startProcess(t, testConfig(t, "drain_timeout: 60s", "drain_timeout: 3s"))
+
+	// A caller who stays until the server hangs up.
+	first := make(chan sippResult, 1)
+	go func() { first <- runSIPp(t, p.sip, "uac_wait_bye.xml") }()
+	waitLiveCalls(t, p.http, 1)
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, "http://"+p.http+"/healthz", 503)
+
+	// New calls are refused with 503 and Retry-After while the live one goes on.
+	if res := runSIPp(t, p.sip, "uac_503.xml"); !res.ok {
+		t.Fatalf("new call while draining was not refused with 503 + Retry-After:\n%s", res.output)
+	}
+	select {
+	case res := <-first:
+		t.Fatalf("the live call ended before the new call was refused (drain must let it run):\n%s", res.output)
+	default:
+	}
+	// After the drain timeout the live call gets BYE and the process exits cleanly.
+	select {
+	case res := <-first:
+		if !res.ok {
+			t.Fatalf("live call was not ended with BYE:\n%s", res.output)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("live call not hung up after the drain timeout")
+	}
+	select {
+	case <-p.exited:
+		if p.exitErr != nil {
+			t.Fatalf("hotlined exit: %v", p.exitErr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("hotlined did not exit after draining")
+	}
+
+	// Both calls are recorded: the drained one and the refused one.
+	store, err := cdr.OpenSQLite(filepath.Join(p.dataDir, "cdr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	recs, err := store.List(context.Background(), cdr.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("want 2 records, have %d: %+v", len(recs), recs)
+	}
+	drained, refused := recs[0], recs[1]
+	if drained.HangupCause != "drain" || drained.HangupSide != "system" || drained.Answer.IsZero() || drained.End.IsZero() {
+		t.Fatalf("drained call record %+v: want answered, ended by the system with cause drain", drained)
+	}
+	if refused.SIPStatus != 503 || refused.Disposition != "failed" {
+		t.Fatalf("refused call record %+v: want failed with 503", refused)
+	}
+}
+
+// waitLiveCalls polls /api/v1/calls until n calls are live.
+func waitLiveCalls(t *testing.T, httpAddr string, n int) {
+	t.Helper()
+	re := regexp.MustCompile(`"sip_call_id"`)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		body := httpGet(t, "http://"+httpAddr+"/api/v1/calls", 200)
+		if len(re.FindAllString(body, -1)) >= n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d live calls not seen within 15 s", n)
+}
+
+// waitStatus polls url until it answers with status.
+func waitStatus(t *testing.T, url string, status int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := httpClient.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == status {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer %d within 10 s", url, status)
+}
