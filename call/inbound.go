@@ -44,6 +44,13 @@ func (c *Call) setStage(stage string) {
 	c.m.metrics.stage(old, stage)
 }
 
+// session is the call's RTP session, nil before it exists.
+func (c *Call) session() *media.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
 func (c *Call) view() LiveCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -84,9 +91,12 @@ func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
 		c.reject(503, "Service Unavailable")
 		return
 	}
-	c.sess = media.NewSession(media.SessionConfig{
+	sess := media.NewSession(media.SessionConfig{
 		Conn: conn, Scheduler: m.cfg.Scheduler, Timeout: m.cfg.RTPTimeout, Logger: c.log,
 	})
+	c.mu.Lock()
+	c.sess = sess
+	c.mu.Unlock()
 	defer c.sess.Close()
 
 	if d := c.leg.AnswerDelay(); d > 0 {

@@ -63,8 +63,30 @@ type Manager struct {
 	base   context.Context
 	cancel context.CancelCauseFunc
 
-	mu   sync.Mutex
-	live map[string]*Call
+	mu    sync.Mutex
+	live  map[string]*Call
+	ended media.SessionStats // RTP counters of ended calls, for the metrics
+}
+
+// rtpTotals sums the RTP counters of ended and live calls.
+func (m *Manager) rtpTotals() media.SessionStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.ended
+	for _, c := range m.live {
+		if s := c.session(); s != nil {
+			addStats(&t, s.Stats())
+		}
+	}
+	return t
+}
+
+func addStats(t *media.SessionStats, s media.SessionStats) {
+	t.PacketsIn += s.PacketsIn
+	t.PacketsOut += s.PacketsOut
+	t.Lost += s.Lost
+	t.Strangers += s.Strangers
+	t.Garbage += s.Garbage
 }
 
 // Errors that end calls; outcome maps each to a hangup side and cause.
@@ -143,6 +165,9 @@ func (m *Manager) track(c *Call) {
 
 func (m *Manager) untrack(c *Call) {
 	m.mu.Lock()
+	if s := c.session(); s != nil {
+		addStats(&m.ended, s.Stats())
+	}
 	delete(m.live, c.id)
 	m.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/media"
 )
 
 // metrics are the call-path collectors, registered on the registry the server passes in.
@@ -17,7 +18,7 @@ type metrics struct {
 	waitTime *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, _ *Manager) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, mgr *Manager) (*metrics, error) {
 	m := &metrics{
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "hotline_calls_active", Help: "Calls in progress by stage (setup, ivr, queued, ringing, talking, ending).",
@@ -37,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, _ *Manager) (*metrics, error) {
 			Buckets: []float64{1, 5, 10, 15, 20, 30, 60, 120, 300, 600},
 		}, []string{"queue"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.total, m.setup, m.callers, m.waitTime} {
+	for _, c := range []prometheus.Collector{m.active, m.total, m.setup, m.callers, m.waitTime, newMediaCollector(mgr)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -63,4 +64,67 @@ func (m *metrics) queueJoin(q string) { m.callers.WithLabelValues(q).Inc() }
 func (m *metrics) queueLeave(q string, waited time.Duration) {
 	m.callers.WithLabelValues(q).Dec()
 	m.waitTime.WithLabelValues(q).Observe(waited.Seconds())
+}
+
+// mediaCollector reports RTP counters (ended calls plus live ones, read at scrape time) and
+// the pacing schedulers' send lateness.
+type mediaCollector struct {
+	m        *Manager
+	packets  *prometheus.Desc
+	lost     *prometheus.Desc
+	dropped  *prometheus.Desc
+	lateness *prometheus.Desc
+	streams  *prometheus.Desc
+	skipped  *prometheus.Desc
+}
+
+func newMediaCollector(m *Manager) *mediaCollector {
+	return &mediaCollector{
+		m:        m,
+		packets:  prometheus.NewDesc("hotline_rtp_packets_total", "RTP packets by direction (in = accepted from callers, out = sent).", []string{"direction"}, nil),
+		lost:     prometheus.NewDesc("hotline_rtp_lost_total", "RTP packets from callers missing by sequence number.", nil, nil),
+		dropped:  prometheus.NewDesc("hotline_rtp_dropped_total", "Datagrams dropped by reason (stranger = not the latched source, garbage = not RTP).", []string{"reason"}, nil),
+		lateness: prometheus.NewDesc("hotline_rtp_send_lateness_seconds", "Lateness of paced sends against their 20 ms deadlines (worst send of each scheduler slot).", nil, nil),
+		streams:  prometheus.NewDesc("hotline_rtp_streams", "Media streams paced by the schedulers.", nil, nil),
+		skipped:  prometheus.NewDesc("hotline_rtp_ticks_skipped_total", "Frames skipped because a scheduler fell more than 20 ms behind.", nil, nil),
+	}
+}
+
+func (c *mediaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.lost, c.dropped, c.lateness, c.streams, c.skipped} {
+		ch <- d
+	}
+}
+
+func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.m.rtpTotals()
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(st.PacketsIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(st.PacketsOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(st.Lost))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Strangers), "stranger")
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Garbage), "garbage")
+	if c.m.cfg.Scheduler == nil {
+		return
+	}
+	ss := c.m.cfg.Scheduler.Stats()
+	buckets := make(map[float64]uint64, media.LatenessBuckets)
+	var cum uint64
+	for i, n := range ss.Buckets {
+		cum += n
+		if b := media.BucketBound(i); b >= 0 {
+			buckets[b.Seconds()] = cum
+		}
+	}
+	// The schedulers keep counts, not a sum; the sum is estimated from bucket upper bounds.
+	var sum float64
+	for i, n := range ss.Buckets {
+		b := media.BucketBound(i)
+		if b < 0 {
+			b = ss.MaxLateness
+		}
+		sum += float64(n) * b.Seconds()
+	}
+	ch <- prometheus.MustNewConstHistogram(c.lateness, ss.Measured, sum, buckets)
+	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(ss.Streams))
+	ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(ss.Skipped))
 }

@@ -31,7 +31,9 @@ const LatenessBuckets = len(latenessBounds) + 1
 type SchedulerStats struct {
 	Ticks   uint64 // Stream.Tick calls
 	Streams int    // streams currently added
-	Skipped uint64 // wheel ticks dropped because a shard fell more than 20 ms behind
+	// Skipped counts stream ticks dropped because a shard fell more than 20 ms
+	// behind; such a stream resumes one frame later with a timestamp gap.
+	Skipped uint64
 	// Lateness is measured once per served wheel tick, after its streams were
 	// ticked: it is the lateness of the last send of that slot relative to
 	// its deadline, i.e. the worst send lateness of the slot.
@@ -225,8 +227,19 @@ func (sh *shard) run() {
 		}
 		due := int64(time.Since(t0) / wheelTick) // last tick whose deadline has passed
 		if behind := due - n + 1; behind > int64(wheelSlots) {
+			// More than one revolution behind: drop the oldest deadlines
+			// rather than give a stream two frames in one pass.
 			skip := behind - int64(wheelSlots)
-			sh.s.skipped.Add(uint64(skip))
+			var dropped int
+			sh.mu.Lock()
+			for i := range min(skip, int64(wheelSlots)) {
+				dropped += len(sh.slots[(n+i)%int64(wheelSlots)])
+			}
+			if skip > int64(wheelSlots) { // whole revolutions: every stream missed more
+				dropped += int(skip/int64(wheelSlots)-1) * sh.count
+			}
+			sh.mu.Unlock()
+			sh.s.skipped.Add(uint64(dropped))
 			n += skip
 		}
 		for ; n <= due; n++ {

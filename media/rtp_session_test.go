@@ -1,0 +1,391 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"go.uber.org/goleak"
+)
+
+var testPorts = sync.OnceValue(func() *Ports {
+	p, err := NewPorts(loopback, 40000, 40999)
+	if err != nil {
+		panic(err)
+	}
+	return p
+})
+
+func listen(t testing.TB) *net.UDPConn {
+	t.Helper()
+	c, err := testPorts().Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// recorder collects what a session's audio sink sees.
+type recorder struct {
+	mu   sync.Mutex
+	pkts []rtp.Packet // deep copies
+}
+
+func (r *recorder) sink(p *rtp.Packet) {
+	c := p.Clone()
+	r.mu.Lock()
+	r.pkts = append(r.pkts, *c)
+	r.mu.Unlock()
+}
+
+func (r *recorder) snapshot() []rtp.Packet {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.pkts)
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pair starts two sessions A and B on loopback pointing at each other.
+func pair(t *testing.T, codec Codec, dtmfPT uint8) (a, b *Session, sched *Scheduler) {
+	t.Helper()
+	sched = NewScheduler(2)
+	a = NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	b = NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	a.SetRemote(b.LocalAddr(), codec, dtmfPT)
+	b.SetRemote(a.LocalAddr(), codec, dtmfPT)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.Start(ctx)
+	b.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		a.Close()
+		b.Close()
+		sched.Close()
+	})
+	return a, b, sched
+}
+
+func TestSessionPlayLoopback(t *testing.T) {
+	checkLeaks(t)
+	a, b, sched := pair(t, PCMA, 101)
+	var rec recorder
+	b.SetAudioSink(rec.sink)
+
+	tone := Tone("t", []float64{425}, 200*time.Millisecond, 0.3) // 10 frames
+	select {
+	case <-a.Play(tone):
+	case <-time.After(2 * time.Second):
+		t.Fatal("Play did not complete")
+	}
+	waitFor(t, "10 packets", time.Second, func() bool { return len(rec.snapshot()) >= 10 })
+	time.Sleep(100 * time.Millisecond) // a gap, then a second talkspurt
+	<-a.Play(tone)
+	waitFor(t, "20 packets", time.Second, func() bool { return len(rec.snapshot()) >= 20 })
+
+	pkts := rec.snapshot()
+	if sk := sched.Stats().Skipped; sk > 0 {
+		// The machine stalled the scheduler for over 20 ms: the stream
+		// rightly resumed with a gap and a new talkspurt; the checks below
+		// would report that as an error.
+		t.Skipf("scheduler skipped %d wheel ticks (machine overloaded); stats %+v", sk, sched.Stats())
+	}
+	if len(pkts) != 20 {
+		t.Fatalf("got %d packets, want 20", len(pkts))
+	}
+	frames := tone.Frames(PCMA)
+	for i, p := range pkts {
+		if p.PayloadType != uint8(PCMA) || p.SSRC != a.SSRC() || p.Version != 2 {
+			t.Errorf("packet %d: PT %d SSRC %x", i, p.PayloadType, p.SSRC)
+		}
+		if string(p.Payload) != string(frames[i%10]) {
+			t.Errorf("packet %d: payload differs from prompt frame %d", i, i%10)
+		}
+		if p.Marker != (i%10 == 0) {
+			t.Errorf("packet %d: marker %v", i, p.Marker)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := pkts[i-1]
+		if p.SequenceNumber != prev.SequenceNumber+1 {
+			t.Errorf("packet %d: seq %d after %d", i, p.SequenceNumber, prev.SequenceNumber)
+		}
+		dts := p.Timestamp - prev.Timestamp
+		switch {
+		case i == 10: // across the gap: real time, a whole number of frames
+			if dts <= FrameSamples || dts%FrameSamples != 0 {
+				t.Errorf("timestamp jump across gap %d, want a multiple of 160 above 160", dts)
+			}
+		case dts != FrameSamples:
+			t.Errorf("packet %d: timestamp +%d, want +160", i, dts)
+		}
+	}
+	st := b.Stats()
+	if st.PacketsIn != 20 || st.Lost != 0 || st.Strangers != 0 || st.BytesIn != 20*(12+160) {
+		t.Errorf("B stats %+v", st)
+	}
+	if st := a.Stats(); st.PacketsOut != 20 || st.BytesOut != 20*(12+160) {
+		t.Errorf("A stats %+v", st)
+	}
+}
+
+func TestSessionDTMFLoopback(t *testing.T) {
+	checkLeaks(t)
+	a, b, _ := pair(t, PCMU, 96)
+	a.Loop(Tone("moh", []float64{440}, time.Second, 0.2)) // audio resumes between events
+	const digits = "0123456789*#"
+	for _, d := range digits {
+		if err := a.SendDTMF(d, 40*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []rune
+	timeout := time.After(5 * time.Second)
+	for len(got) < len(digits) {
+		select {
+		case d := <-b.Digits():
+			got = append(got, d)
+		case <-timeout:
+			t.Fatalf("got %q before timeout", string(got))
+		}
+	}
+	select { // nothing more: each digit exactly once, even after the missing-end timeout
+	case d := <-b.Digits():
+		t.Fatalf("extra digit %q after %q", d, string(got))
+	case <-time.After(DTMFMissingEnd + 100*time.Millisecond):
+	}
+	if string(got) != digits {
+		t.Errorf("digits %q, want %q", string(got), digits)
+	}
+	st := b.Stats()
+	// 40 ms = 2 frames + 2 end repeats = 4 packets per digit.
+	if st.DTMFIn != 4*uint64(len(digits)) || st.DigitsIn != uint64(len(digits)) || st.DigitsDropped != 0 || st.UnknownPT != 0 {
+		t.Errorf("B stats %+v", st)
+	}
+	if err := a.SendDTMF('x', 0); !errors.Is(err, ErrBadDigit) {
+		t.Errorf("SendDTMF('x') = %v", err)
+	}
+}
+
+func TestSessionDTMFNotNegotiated(t *testing.T) {
+	checkLeaks(t)
+	a, _, _ := pair(t, PCMU, 0)
+	if err := a.SendDTMF('1', 0); !errors.Is(err, ErrNoDTMF) {
+		t.Errorf("SendDTMF without dtmfPT = %v", err)
+	}
+}
+
+// sendRTP sends one valid RTP packet from conn to dst.
+func sendRTP(t *testing.T, conn *net.UDPConn, dst netip.AddrPort, pt uint8, seq uint16) {
+	t.Helper()
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: 0xbad}, Payload: make([]byte, 160)}
+	buf, _ := p.Marshal()
+	if _, err := conn.WriteToUDPAddrPort(buf, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSessionLatching(t *testing.T) {
+	checkLeaks(t)
+	sched := NewScheduler(1)
+	defer sched.Close()
+	// A's SDP says the peer is at a dead address; the peer (B) really sends
+	// from its own socket, as behind a NAT.
+	a := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	defer a.Close()
+	peer := listen(t)
+	defer peer.Close()
+	stranger := listen(t)
+	defer stranger.Close()
+	a.SetRemote(netip.MustParseAddrPort("127.0.0.1:9"), PCMU, 101)
+	var rec recorder
+	a.SetAudioSink(rec.sink)
+	a.Start(context.Background())
+
+	sendRTP(t, peer, a.LocalAddr(), 0, 1)
+	waitFor(t, "latch", time.Second, func() bool { return a.Stats().PacketsIn == 1 })
+	sendRTP(t, stranger, a.LocalAddr(), 0, 100)
+	sendRTP(t, stranger, a.LocalAddr(), 0, 101)
+	if _, err := stranger.WriteToUDPAddrPort([]byte("hello, not RTP"), a.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	sendRTP(t, peer, a.LocalAddr(), 13, 2) // comfort noise: accepted silently
+	sendRTP(t, peer, a.LocalAddr(), 99, 3) // unexpected PT: counted
+	sendRTP(t, peer, a.LocalAddr(), 0, 5)  // seq 4 lost
+	waitFor(t, "all packets", time.Second, func() bool {
+		st := a.Stats()
+		return st.PacketsIn == 4 && st.Strangers == 2 && st.Garbage == 1
+	})
+	st := a.Stats()
+	if st.UnknownPT != 1 || st.Lost != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if n := len(rec.snapshot()); n != 2 {
+		t.Errorf("sink saw %d packets, want 2 (PCMU from the peer only)", n)
+	}
+
+	// A now sends to the latched source, not to the SDP address.
+	<-a.Play(Tone("t", []float64{1000}, 60*time.Millisecond, 0.3))
+	buf := make([]byte, 1500)
+	peer.SetReadDeadline(time.Now().Add(time.Second))
+	n, from, err := peer.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("peer received nothing: %v", err)
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(buf[:n]); err != nil || from != a.LocalAddr() || !p.Marker {
+		t.Errorf("peer got %v from %v (%v)", p.Header, from, err)
+	}
+}
+
+func TestSessionInactivityTimeout(t *testing.T) {
+	checkLeaks(t)
+	sched := NewScheduler(1)
+	defer sched.Close()
+	s := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched, Timeout: 200 * time.Millisecond})
+	s.SetRemote(netip.MustParseAddrPort("127.0.0.1:9"), PCMU, 0)
+	start := time.Now()
+	s.Start(context.Background())
+	playing := s.Play(Tone("long", []float64{400}, 10*time.Second, 0.1))
+	select {
+	case <-s.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("no timeout")
+	}
+	if el := time.Since(start); el < 200*time.Millisecond {
+		t.Errorf("timed out after %v", el)
+	}
+	if !errors.Is(s.Err(), ErrRTPTimeout) {
+		t.Errorf("Err() = %v", s.Err())
+	}
+	select {
+	case <-playing:
+	default:
+		t.Error("playback channel not closed at session end")
+	}
+	if err := s.SendDTMF('1', 0); !errors.Is(err, ErrSessionEnded) && !errors.Is(err, ErrNoDTMF) {
+		t.Errorf("SendDTMF after end = %v", err)
+	}
+	select {
+	case <-s.Play(Tone("t", []float64{400}, time.Second, 0.1)):
+	default:
+		t.Error("Play after end did not complete at once")
+	}
+	s.Close()
+	if !errors.Is(s.Err(), ErrRTPTimeout) {
+		t.Errorf("Err() after Close = %v", s.Err())
+	}
+}
+
+func TestSessionTimeoutDisabledAndContextCause(t *testing.T) {
+	checkLeaks(t)
+	sched := NewScheduler(1)
+	defer sched.Close()
+	s := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched, Timeout: 100 * time.Millisecond})
+	s.SetInactivityTimeout(0) // e.g. on hold
+	cause := errors.New("caller hung up")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.Start(ctx)
+	time.Sleep(250 * time.Millisecond)
+	select {
+	case <-s.Done():
+		t.Fatalf("ended with timeout disabled: %v", s.Err())
+	default:
+	}
+	cancel(cause)
+	select {
+	case <-s.Done():
+	case <-time.After(time.Second):
+		t.Fatal("context cancel did not end the session")
+	}
+	if !errors.Is(s.Err(), cause) {
+		t.Errorf("Err() = %v, want %v", s.Err(), cause)
+	}
+	s.Close()
+}
+
+func TestSessionStopPlay(t *testing.T) {
+	checkLeaks(t)
+	a, b, _ := pair(t, PCMU, 0)
+	playing := a.Play(Tone("long", []float64{400}, 5*time.Second, 0.1))
+	waitFor(t, "some audio", time.Second, func() bool { return b.Stats().PacketsIn >= 5 })
+	a.StopPlay()
+	stoppedAt := a.Stats().PacketsOut
+	select {
+	case <-playing:
+	case <-time.After(100 * time.Millisecond):
+		t.Fatal("playback channel not closed by StopPlay")
+	}
+	time.Sleep(150 * time.Millisecond)
+	if extra := a.Stats().PacketsOut - stoppedAt; extra > 2 {
+		t.Errorf("%d packets sent after StopPlay", extra)
+	}
+	// A replaced playback closes its channel too.
+	first := a.Play(Tone("x", []float64{400}, time.Second, 0.1))
+	second := a.Play(Tone("y", []float64{400}, 40*time.Millisecond, 0.1))
+	select {
+	case <-first:
+	default:
+		t.Error("replaced playback not closed")
+	}
+	<-second
+}
+
+func TestSessionPlayWithoutRemote(t *testing.T) {
+	checkLeaks(t)
+	sched := NewScheduler(1)
+	defer sched.Close()
+	s := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	s.Start(context.Background())
+	select {
+	case <-s.Play(Tone("t", []float64{400}, 60*time.Millisecond, 0.1)):
+	case <-time.After(time.Second):
+		t.Fatal("Play without remote did not complete")
+	}
+	select {
+	case <-s.Play(): // nothing to play
+	default:
+		t.Error("empty Play did not complete at once")
+	}
+	s.Loop(nil) // no-op
+	if st := s.Stats(); st.PacketsOut != 0 {
+		t.Errorf("sent %d packets with no remote", st.PacketsOut)
+	}
+	s.Close()
+	s.Close() // idempotent
+	if s.Err() != nil {
+		t.Errorf("Err() after Close = %v", s.Err())
+	}
+}
+
+func TestSessionCloseWithoutStart(t *testing.T) {
+	checkLeaks(t)
+	s := NewSession(SessionConfig{Conn: listen(t)})
+	pending := s.Play(Tone("t", []float64{400}, time.Second, 0.1))
+	s.Close()
+	<-s.Done()
+	<-pending
+	s.Start(context.Background()) // no-op after Close
+}
+
+// checkLeaks verifies, after every other cleanup of t, that no goroutine leaked.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+}
