@@ -268,9 +268,9 @@ func (j *journal) activeSize() int64 {
 	return j.size
 }
 
-// readSegment calls fn for every entry of the segment, skipping lines that
-// do not parse.
-func (j *journal) readSegment(seg segment, fn func(journalEntry)) error {
+// readSegment calls fn for every entry of the segment, skipping (and, if
+// warn, logging) lines that do not parse.
+func (j *journal) readSegment(seg segment, warn bool, fn func(journalEntry)) error {
 	f, err := os.Open(seg.path)
 	if err != nil {
 		return fmt.Errorf("cdr: journal: %w", err)
@@ -282,6 +282,7 @@ func (j *journal) readSegment(seg segment, fn func(journalEntry)) error {
 		if len(bytes.TrimSpace(line)) > 0 {
 			var e journalEntry
 			switch uerr := json.Unmarshal(line, &e); {
+			case !warn && (uerr != nil || e.Rec.ID == ""):
 			case uerr != nil:
 				torn := err == io.EOF
 				j.log.Warn("cdr journal: skipping unreadable line", "file", seg.path, "line", lineNo, "torn_last_line", torn, "error", uerr)

@@ -100,7 +100,6 @@ type Writer struct {
 
 	recoverUpTo uint64    // segments with sequence <= this were left by a previous run
 	lastSeen    time.Time // newest mtime among those segments
-	oldCounted  bool      // their "end" entries are in the backlog count
 
 	kick    chan struct{} // a record was journaled: schedule a replay
 	stop    chan context.Context
@@ -155,6 +154,16 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 		w.recoverUpTo = s.seq
 		if s.mtime.After(w.lastSeen) {
 			w.lastSeen = s.mtime
+		}
+		// Count the previous run's finished records into the backlog
+		// (quietly: replay reads them again and logs bad lines).
+		err := j.readSegment(s, false, func(e journalEntry) {
+			if e.Op == journalOpEnd {
+				j.backlog.Add(1)
+			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if err := w.register(opts.Registerer); err != nil {
@@ -286,9 +295,11 @@ func (w *Writer) Stats() WriterStats {
 }
 
 // Close stops taking records into the queue, stores what is queued and what
-// the journal holds, and stops the writer goroutine. Whatever is not stored
-// when ctx ends stays in the journal for the next start, and Close reports
-// it. Calls begun and not yet written stay in the journal as begin entries
+// the journal holds (retrying with backoff while the store fails, so give
+// ctx a deadline), and stops the writer goroutine. Whatever is not stored
+// when ctx ends stays in the journal for the next start, and Close returns
+// an error saying how many records that is. A second Close returns
+// ErrClosed. Calls begun and not yet written stay in the journal as begin entries
 // (they become "interrupted" on the next start). Records written after
 // Close go straight to the journal.
 func (w *Writer) Close(ctx context.Context) error {
@@ -369,8 +380,8 @@ func (w *Writer) run(retryPending bool) {
 			schedule()
 		}
 		// Carried-over begin entries of live calls restart the segment;
-		// do not compact again before it has grown well past them.
-		compactAt = max(w.opts.CompactBytes, 2*w.j.activeSize())
+		// compact again once it has grown by CompactBytes past them.
+		compactAt = w.j.activeSize() + w.opts.CompactBytes
 	}
 	for {
 		select {
@@ -440,12 +451,24 @@ queued:
 		w.storeBatch(ctx, recs[:n])
 		recs = recs[n:]
 	}
+	// Replay (which also compacts: it drops begin entries of calls already
+	// stored) until it succeeds or ctx ends.
 	var err error
-	if ctx.Err() == nil {
-		// Also compacts: drops begin entries of calls already stored.
+	for backoff := w.opts.RetryMin; ctx.Err() == nil; backoff = min(2*backoff, w.opts.RetryMax) {
 		rctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
 		err = w.replay(rctx)
 		cancel()
+		if err == nil {
+			break
+		}
+		w.errs.Add(1)
+		w.log.Warn("cdr writer: journal replay on close failed", "error", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	if cerr := w.j.close(); err == nil {
 		err = cerr
@@ -464,123 +487,113 @@ queued:
 	return err
 }
 
-// replay stores the records of every closed journal segment and deletes the
-// segments. Begin entries without a final record are either carried into
-// the active segment (the call is still up) or, for segments of a previous
-// run, turned into "interrupted" records. Only the writer goroutine (or
-// NewWriter, before it starts) calls replay.
+// replay stores the records of every closed journal segment, oldest first,
+// deleting each segment once its records are committed; it stops at the
+// first failure, keeping the progress made. Begin entries without a final
+// record are either carried into the active segment (the call is still up)
+// or, for segments of a previous run, turned into "interrupted" records.
+// Only the writer goroutine (or NewWriter, before it starts) calls replay.
 func (w *Writer) replay(ctx context.Context) error {
 	upTo, err := w.j.rotate()
 	if err != nil {
 		return err
 	}
-	all, err := w.j.segments()
+	segs, err := w.j.segments()
 	if err != nil {
 		return err
 	}
-	var segs []segment
-	for _, s := range all {
-		if s.seq < upTo {
-			segs = append(segs, s)
-		}
-	}
-	if len(segs) == 0 {
-		return nil
-	}
-
-	type begin struct {
-		rec Record
-		old bool // from a previous run
-	}
-	var (
-		ends     []Record
-		endIdx   = map[string]int{}
-		begins   = map[string]begin{}
-		order    []string // of begins
-		endsRead int64
-		oldEnds  int64
-	)
 	for _, s := range segs {
-		old := s.seq <= w.recoverUpTo
-		err := w.j.readSegment(s, func(e journalEntry) {
-			id := e.Rec.ID
-			switch e.Op {
-			case journalOpEnd:
-				endsRead++
-				if old {
-					oldEnds++
-				}
-				if i, ok := endIdx[id]; ok {
-					ends[i] = e.Rec // last wins
-				} else {
-					endIdx[id] = len(ends)
-					ends = append(ends, e.Rec)
-				}
-				delete(begins, id)
-			case journalOpBegin:
-				if _, ok := endIdx[id]; ok {
-					return // already finished
-				}
-				if _, ok := begins[id]; !ok {
-					order = append(order, id)
-				}
-				begins[id] = begin{rec: e.Rec, old: old}
-			}
-		})
-		if err != nil {
+		if s.seq >= upTo {
+			break // the active segment
+		}
+		if err := w.replaySegment(ctx, s); err != nil {
 			return err
 		}
 	}
-	if !w.oldCounted {
-		// The previous run's finished records join the backlog once.
-		w.j.backlog.Add(oldEnds)
-		w.oldCounted = true
+	return nil
+}
+
+// replaySegment stores one segment's records and deletes it. Segments are
+// replayed in order, so a later version of a record (later segment) is
+// upserted later and wins; an "interrupted" record of a previous run whose
+// final record sits in a later segment is overwritten by it.
+func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
+	var (
+		ends     []Record
+		endIdx   = map[string]int{}
+		begins   = map[string]Record{}
+		order    []string // of begins
+		endsRead int64
+	)
+	err := w.j.readSegment(seg, true, func(e journalEntry) {
+		id := e.Rec.ID
+		switch e.Op {
+		case journalOpEnd:
+			endsRead++
+			if i, ok := endIdx[id]; ok {
+				ends[i] = e.Rec // last wins
+			} else {
+				endIdx[id] = len(ends)
+				ends = append(ends, e.Rec)
+			}
+			delete(begins, id)
+		case journalOpBegin:
+			if _, ok := endIdx[id]; ok {
+				return // already finished
+			}
+			if _, ok := begins[id]; !ok {
+				order = append(order, id)
+			}
+			begins[id] = e.Rec
+		}
+	})
+	if err != nil {
+		return err
 	}
 
+	old := seg.seq <= w.recoverUpTo
 	var interrupted, carry []Record
 	for _, id := range order {
 		b, ok := begins[id]
-		if !ok {
-			continue
-		}
 		switch {
-		case b.old:
-			interrupted = append(interrupted, w.interrupt(b.rec))
+		case !ok:
+		case old:
+			interrupted = append(interrupted, w.interrupt(b))
 		case w.isOpen(id):
-			carry = append(carry, b.rec)
+			carry = append(carry, b)
 		}
 		// else: the final record is stored or journaled; drop the begin.
 	}
 
-	for i := 0; i < len(ends); i += w.opts.BatchSize {
-		chunk := ends[i:min(i+w.opts.BatchSize, len(ends))]
-		if err := w.store.Upsert(ctx, chunk); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled records: %w", len(ends), err)
+	// One transaction per segment: a failure loses no progress made on
+	// earlier segments, and a segment is bounded by the replay interval.
+	if len(ends) > 0 {
+		if err := w.store.Upsert(ctx, ends); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", len(ends), seg.path, err)
 		}
 	}
-	for i := 0; i < len(interrupted); i += w.opts.BatchSize {
-		chunk := interrupted[i:min(i+w.opts.BatchSize, len(interrupted))]
+	if len(interrupted) > 0 {
 		var err error
 		if mi, ok := w.store.(MissingInserter); ok {
-			err = mi.InsertMissing(ctx, chunk)
+			err = mi.InsertMissing(ctx, interrupted)
 		} else {
-			err = w.store.Upsert(ctx, chunk)
+			err = w.store.Upsert(ctx, interrupted)
 		}
 		if err != nil {
-			return fmt.Errorf("cdr writer: store %d interrupted calls: %w", len(interrupted), err)
+			return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", len(interrupted), seg.path, err)
 		}
 	}
 	if err := w.j.append(journalOpBegin, carry...); err != nil {
 		return fmt.Errorf("cdr writer: carry %d calls in progress: %w", len(carry), err)
 	}
-	if err := w.j.remove(segs); err != nil {
+	if err := w.j.remove([]segment{seg}); err != nil {
 		// The records are stored; a segment left behind replays harmlessly.
-		w.log.Warn("cdr writer: removing replayed journal files", "error", err)
+		w.log.Warn("cdr writer: removing replayed journal file", "error", err)
 	}
 	w.j.backlog.Add(-endsRead)
 	w.written.Add(uint64(len(ends) + len(interrupted)))
 	if len(ends) > 0 || len(interrupted) > 0 {
-		w.log.Info("cdr writer: journal replayed", "records", len(ends), "interrupted", len(interrupted), "carried", len(carry), "files", len(segs))
+		w.log.Info("cdr writer: journal replayed", "file", seg.path, "records", len(ends), "interrupted", len(interrupted), "carried", len(carry))
 	}
 	return nil
 }

@@ -310,6 +310,10 @@ func (l *Inbound) newRequest(method sip.RequestMethod) *sip.Request {
 
 // onInvite handles initial INVITEs and re-INVITEs.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
+		s.respond(req, tx, 400, "Missing Mandatory Header")
+		return
+	}
 	if _, ok := req.To().Params.Get("tag"); ok {
 		s.onReinvite(req, tx)
 		return

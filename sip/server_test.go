@@ -1,0 +1,793 @@
+package sip
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipgosip "github.com/emiago/sipgo/sip"
+)
+
+// sipgoDo sends one out-of-dialog request with a sipgo client and returns the response.
+func sipgoDo(t *testing.T, ts *testServer, method sipgosip.RequestMethod) *sipgosip.Response {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("sipgo-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	c, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	uri := sipgosip.Uri{Scheme: "sip", User: testDID, Host: "127.0.0.1", Port: int(ts.Addr().Port())}
+	req := sipgosip.NewRequest(method, uri)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	res, err := c.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	return res
+}
+
+func TestOutOfDialogMethods(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	tests := []struct {
+		method sipgosip.RequestMethod
+		status int
+	}{
+		{sipgosip.OPTIONS, 200},
+		{sipgosip.REGISTER, 405},
+		{sipgosip.SUBSCRIBE, 405},
+		{sipgosip.MESSAGE, 405},
+		{"FOO", 501},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.method), func(t *testing.T) {
+			res := sipgoDo(t, ts, tt.method)
+			if res.StatusCode != tt.status {
+				t.Fatalf("%s: %d %s, want %d", tt.method, res.StatusCode, res.Reason, tt.status)
+			}
+			allow := header(res, "Allow")
+			for _, m := range []string{"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO"} {
+				if !strings.Contains(allow, m) {
+					t.Errorf("Allow %q lacks %s", allow, m)
+				}
+			}
+			if strings.Contains(allow, "REGISTER") {
+				t.Errorf("Allow %q offers REGISTER", allow)
+			}
+			if tt.method == sipgosip.OPTIONS {
+				accept := header(res, "Accept")
+				for _, ct := range []string{"application/sdp", "application/dtmf-relay", "application/dtmf"} {
+					if !strings.Contains(accept, ct) {
+						t.Errorf("Accept %q lacks %s", accept, ct)
+					}
+				}
+			}
+			if header(res, "Server") != "hotline-test" {
+				t.Errorf("Server header %q", header(res, "Server"))
+			}
+		})
+	}
+}
+
+func TestOptionsInUnknownDialog(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	u.toTag = "nosuchdialog"
+	if res := p.status(u.req("OPTIONS", 0, "", "")); res.StatusCode != 481 {
+		t.Fatalf("OPTIONS in unknown dialog: %d, want 481", res.StatusCode)
+	}
+}
+
+func TestInviteRefusals(t *testing.T) {
+	t.Parallel()
+
+	t.Run("unserved number 404", func(t *testing.T) {
+		t.Parallel()
+		ts := startServer(t)
+		p := newUDPPhone(t, ts)
+		u := p.dialog("99999")
+		res := u.call(sdpOffer(4000, "8"))
+		if res.StatusCode != 404 {
+			t.Fatalf("status %d, want 404", res.StatusCode)
+		}
+		r := ts.nextReject(t)
+		if r.Status != 404 || r.Trunk != "carrier" || r.To != "99999" || r.From != testCaller || r.SIPCallID != u.callID {
+			t.Fatalf("rejection %+v", r)
+		}
+		if r.Source != p.local {
+			t.Fatalf("rejection source %v, want %v", r.Source, p.local)
+		}
+		ts.noCall(t)
+		if s := ts.Stats(); s.Rejected != 1 || s.Invites != 0 {
+			t.Fatalf("stats %+v", s)
+		}
+	})
+
+	t.Run("source outside trunks 403", func(t *testing.T) {
+		t.Parallel()
+		only1 := &Trunk{Name: "only1", Sources: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, DIDs: []string{testDID}}
+		ts := startServer(t, withTrunks(only1))
+		p := newPhone(t, "UDP", "127.0.0.2:0", ts.Addr())
+		res := p.dialog(testDID).call(sdpOffer(4000, "8"))
+		if res.StatusCode != 403 {
+			t.Fatalf("status %d, want 403", res.StatusCode)
+		}
+		ts.noCall(t)
+		select {
+		case r := <-ts.rejects:
+			t.Fatalf("OnReject called for an unknown source: %+v", r)
+		default:
+		}
+		if s := ts.Stats(); s.Forbidden != 1 {
+			t.Fatalf("stats %+v", s)
+		}
+		// The allowed source still gets through.
+		ok := newUDPPhone(t, ts)
+		u := ok.dialog(testDID)
+		u.established(ts, sdpOffer(4000, "8"))
+	})
+
+	t.Run("trunk full 503", func(t *testing.T) {
+		t.Parallel()
+		tr := defaultTrunk()
+		tr.MaxCalls = 1
+		ts := startServer(t, withTrunks(tr), withRetryAfter(7*time.Second))
+		p := newUDPPhone(t, ts)
+		first := p.dialog(testDID)
+		first.established(ts, sdpOffer(4000, "8"))
+		if tr.Active() != 1 {
+			t.Fatalf("active %d", tr.Active())
+		}
+		second := p.dialog(testDID)
+		res := second.call(sdpOffer(4002, "8"))
+		if res.StatusCode != 503 || header(res, "Retry-After") != "7" {
+			t.Fatalf("second call: %d Retry-After %q, want 503 with 7", res.StatusCode, header(res, "Retry-After"))
+		}
+		if r := ts.nextReject(t); r.Status != 503 {
+			t.Fatalf("rejection %+v", r)
+		}
+		// The first caller hangs up; the trunk has room again.
+		if res := p.status(first.req("BYE", 0, "", "")); res.StatusCode != 200 {
+			t.Fatalf("BYE: %d", res.StatusCode)
+		}
+		deadline := time.Now().Add(waitLong)
+		for tr.Active() != 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		third := p.dialog(testDID)
+		third.established(ts, sdpOffer(4004, "8"))
+	})
+
+	t.Run("draining 503", func(t *testing.T) {
+		t.Parallel()
+		ts := startServer(t)
+		ts.Drain()
+		if !ts.Draining() {
+			t.Fatal("not draining")
+		}
+		p := newUDPPhone(t, ts)
+		res := p.dialog(testDID).call(sdpOffer(4000, "8"))
+		if res.StatusCode != 503 || header(res, "Retry-After") != "30" {
+			t.Fatalf("status %d Retry-After %q, want 503 with 30", res.StatusCode, header(res, "Retry-After"))
+		}
+		if r := ts.nextReject(t); r.Status != 503 {
+			t.Fatalf("rejection %+v", r)
+		}
+		ts.noCall(t)
+	})
+
+	t.Run("missing Contact 400", func(t *testing.T) {
+		t.Parallel()
+		ts := startServer(t)
+		p := newUDPPhone(t, ts)
+		m := p.dialog(testDID).inviteMsg(sdpOffer(4000, "8")).without("Contact")
+		if res := p.status(m); res.StatusCode != 400 {
+			t.Fatalf("status %d, want 400", res.StatusCode)
+		}
+		ts.noCall(t)
+	})
+}
+
+func TestInviteSDP(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		status      int
+		payload     string // m= formats of our answer
+		media       Media  // expected leg media (Addr, PayloadType, DTMFType, Direction)
+	}{
+		{name: "malformed", contentType: "application/sdp", body: "this is not SDP\r\n", status: 400},
+		{name: "no audio m-line", contentType: "application/sdp", status: 488,
+			body: "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"},
+		{name: "audio port 0 only", contentType: "application/sdp", status: 488, body: sdpOffer(0, "8 0")},
+		{name: "G.729 only", contentType: "application/sdp", status: 488, body: sdpOffer(4000, "18", "a=rtpmap:18 G729/8000")},
+		{name: "SRTP only", contentType: "application/sdp", status: 488, body: strings.Replace(sdpOffer(4000, "8"), "RTP/AVP", "RTP/SAVP", 1)},
+		{name: "port 70000", contentType: "application/sdp", status: 400, body: sdpOffer(70000, "8")},
+		{name: "text/plain", contentType: "text/plain", status: 415, body: "hello"},
+		{name: "no Content-Type", status: 415, body: sdpOffer(4000, "8")},
+		{name: "PCMU only", contentType: "application/sdp", status: 200, body: sdpOffer(4000, "0"),
+			payload: "0", media: Media{Addr: netip.MustParseAddrPort("127.0.0.1:4000"), PayloadType: PayloadPCMU, Direction: SendRecv}},
+		{name: "8 0 101", contentType: "application/sdp", status: 200,
+			body:    sdpOffer(4002, "8 0 101", "a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15"),
+			payload: "8 101", media: Media{Addr: netip.MustParseAddrPort("127.0.0.1:4002"), PayloadType: PayloadPCMA, DTMFType: 101, Direction: SendRecv}},
+		{name: "0 8 96 prefers our PCMA, echoes 96", contentType: "application/sdp; charset=utf-8", status: 200,
+			body:    sdpOffer(4004, "0 8 96", "a=rtpmap:96 telephone-event/8000", "a=fmtp:96 0-16"),
+			payload: "8 96", media: Media{Addr: netip.MustParseAddrPort("127.0.0.1:4004"), PayloadType: PayloadPCMA, DTMFType: 96, Direction: SendRecv}},
+		{name: "session-level c= only", contentType: "APPLICATION/SDP", status: 200,
+			body:    "v=0\r\no=- 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 4006 RTP/AVP 0\r\n",
+			payload: "0", media: Media{Addr: netip.MustParseAddrPort("127.0.0.9:4006"), PayloadType: PayloadPCMU, Direction: SendRecv}},
+		{name: "second audio m-line usable", contentType: "application/sdp", status: 200,
+			body:    sdpOffer(0, "0") + "m=audio 4008 RTP/AVP 8\r\n",
+			payload: "8", media: Media{Addr: netip.MustParseAddrPort("127.0.0.1:4008"), PayloadType: PayloadPCMA, Direction: SendRecv}},
+		{name: "sendonly offer answered recvonly", contentType: "application/sdp", status: 200,
+			body:    sdpOffer(4010, "8", "a=sendonly"),
+			payload: "8", media: Media{Addr: netip.MustParseAddrPort("127.0.0.1:4010"), PayloadType: PayloadPCMA, Direction: SendOnly}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newUDPPhone(t, ts)
+			u := p.dialog(testDID)
+			m := u.req("INVITE", 0, tt.contentType, tt.body)
+			res := p.status(m)
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d %s, want %d", res.StatusCode, res.Reason, tt.status)
+			}
+			if tt.status != 200 {
+				if tt.status == 415 && !strings.Contains(header(res, "Accept"), "application/sdp") {
+					t.Errorf("415 without Accept: application/sdp")
+				}
+				u.ackError()
+				if r := ts.nextReject(t); r.Status != tt.status {
+					t.Errorf("rejection %+v", r)
+				}
+				return
+			}
+			u.toTag, _ = res.To().Params.Get("tag")
+			tl := ts.nextCall(t)
+			u.ack(u.cseq, "")
+			tl.waitAnswered(t)
+			if tl.answerErr != nil {
+				t.Fatal(tl.answerErr)
+			}
+			if got := mLine(res.Body()); got != tt.payload {
+				t.Errorf("answer m= formats %q, want %q\n%s", got, tt.payload, res.Body())
+			}
+			if ct := header(res, "Content-Type"); ct != "application/sdp" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			ours := answerSDP(t, res.Body())
+			if ours.addr != rtpLocal {
+				t.Errorf("answer address %v, want %v", ours.addr, rtpLocal)
+			}
+			if want := answerDirection(tt.media.Direction); ours.direction != want {
+				t.Errorf("answer direction %s, want %s", ours.direction, want)
+			}
+			if tl.media != tt.media {
+				t.Errorf("media %+v, want %+v", tl.media, tt.media)
+			}
+			if p := p.status(u.req("BYE", 0, "", "")); p.StatusCode != 200 {
+				t.Fatalf("BYE: %d", p.StatusCode)
+			}
+			tl.waitDone(t)
+		})
+	}
+}
+
+// TestInviteDynamicG711 offers PCMU on a dynamic payload type. RFC 3264 §6.1: the answer
+// should use the payload type number the offer used for that codec.
+func TestInviteDynamicG711(t *testing.T) {
+	t.Skip("BUG: sdp.go parseSDP maps a dynamic PT with rtpmap PCMU/8000 to static 0; the answer then lists PT 0, which the offer never had (RFC 3264 §6.1)")
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	res := u.call(sdpOffer(4000, "97", "a=rtpmap:97 PCMU/8000"))
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	ts.nextCall(t)
+	u.ack(u.cseq, "")
+	if got := mLine(res.Body()); got != "97" {
+		t.Fatalf("answer formats %q, want 97", got)
+	}
+}
+
+// TestInviteAudioAndVideo offers audio and video. RFC 3264 §6: the answer must have as many
+// m= lines as the offer, rejecting video with port 0.
+func TestInviteAudioAndVideo(t *testing.T) {
+	t.Skip("BUG: sdp.go localSDP.marshal always writes one m=audio line; an offer with m=audio and m=video gets an answer with one m= line (RFC 3264 §6 requires the same count, video with port 0)")
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	res := u.call(sdpOffer(4000, "8") + "m=video 4002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	ts.nextCall(t)
+	u.ack(u.cseq, "")
+	if n := strings.Count(string(res.Body()), "m="); n != 2 {
+		t.Fatalf("answer has %d m= lines, want 2:\n%s", n, res.Body())
+	}
+	if !strings.Contains(string(res.Body()), "m=video 0 ") {
+		t.Fatalf("video not rejected with port 0:\n%s", res.Body())
+	}
+}
+
+func TestLateOffer(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	res := u.call("")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if got := mLine(res.Body()); got != "8 0 101" {
+		t.Fatalf("our offer formats %q, want \"8 0 101\"\n%s", got, res.Body())
+	}
+	ours := answerSDP(t, res.Body())
+	if ours.dtmfType != DefaultDTMFPayloadType || ours.direction != SendRecv || ours.addr != rtpLocal {
+		t.Fatalf("our offer %+v", ours)
+	}
+	tl := ts.nextCall(t)
+	// The answer in the ACK picks PCMU and a different address.
+	u.ack(u.cseq, sdpOffer(5000, "0 101", "a=rtpmap:101 telephone-event/8000"))
+	tl.waitAnswered(t)
+	if tl.answerErr != nil {
+		t.Fatal(tl.answerErr)
+	}
+	want := Media{Addr: netip.MustParseAddrPort("127.0.0.1:5000"), PayloadType: PayloadPCMU, DTMFType: 101, Direction: SendRecv}
+	if tl.media != want || tl.Media() != want {
+		t.Fatalf("media %+v (leg %+v), want %+v", tl.media, tl.Media(), want)
+	}
+}
+
+func TestLateOfferBadAnswerInACK(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	if res := u.call(""); res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	tl := ts.nextCall(t)
+	u.ack(u.cseq, sdpOffer(5000, "18", "a=rtpmap:18 G729/8000"))
+	tl.waitAnswered(t)
+	if tl.answerErr == nil {
+		t.Fatal("Answer accepted a G.729 answer in the ACK")
+	}
+	// OnCall returns on the error; the server ends the confirmed dialog with BYE.
+	bye := p.request("BYE")
+	p.respond(bye, 200, "OK")
+	tl.waitDone(t)
+}
+
+func TestRetransmit200UntilACK(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	p.send(u.inviteMsg(sdpOffer(4000, "8")).bytes())
+	tl := ts.nextCall(t)
+
+	start := time.Now()
+	var oks int
+	var first *sipgosip.Response
+	for oks < 2 {
+		r := p.response("INVITE", u.callID, false)
+		if r.StatusCode != 200 {
+			t.Fatalf("status %d", r.StatusCode)
+		}
+		if first == nil {
+			first = r
+		} else if string(r.Body()) != string(first.Body()) || header(r, "To") != header(first, "To") {
+			t.Fatal("retransmitted 200 differs from the first")
+		}
+		oks++
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("2 copies of 200 took %v, want the first retransmission at T1", d)
+	}
+	select {
+	case <-tl.answered:
+		t.Fatal("Answer returned before the ACK")
+	default:
+	}
+	u.toTag, _ = first.To().Params.Get("tag")
+	u.ack(u.cseq, "")
+	tl.waitAnswered(t)
+	if tl.answerErr != nil {
+		t.Fatal(tl.answerErr)
+	}
+	// Drain any copy already in flight, then no more: the next one would be 1 s later.
+	time.Sleep(50 * time.Millisecond)
+	for len(p.resps) > 0 {
+		<-p.resps
+	}
+	p.quiet(1100 * time.Millisecond)
+	if s := ts.Stats(); s.Retransmit2x < 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestCallerHangsUp(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	tl := u.established(ts, sdpOffer(4000, "8"))
+	if tl.Caller() != testCaller || tl.Called() != testDID || tl.Trunk() != "carrier" || tl.SIPCallID() != u.callID || tl.Transport() != "UDP" {
+		t.Fatalf("leg caller %q called %q trunk %q call-id %q transport %q", tl.Caller(), tl.Called(), tl.Trunk(), tl.SIPCallID(), tl.Transport())
+	}
+	if tl.CallerName() != "Citizen" || tl.Source() != p.local || tl.Header("User-Agent") != "hotline-sip-test" {
+		t.Fatalf("leg name %q source %v UA %q", tl.CallerName(), tl.Source(), tl.Header("User-Agent"))
+	}
+	res := p.status(u.req("BYE", 0, "", ""))
+	if res.StatusCode != 200 {
+		t.Fatalf("BYE: %d", res.StatusCode)
+	}
+	tl.waitDone(t)
+	if side, cause, code := tl.End(); side != SideCaller || cause != "BYE" || code != 200 {
+		t.Fatalf("End() = %s %s %d", side, cause, code)
+	}
+	if err := tl.Hangup(context.Background(), "late"); err != nil {
+		t.Fatalf("Hangup after end: %v", err)
+	}
+	if _, err := tl.Answer(context.Background(), rtpLocal); err != ErrLegEnded {
+		t.Fatalf("Answer after end: %v", err)
+	}
+	// A BYE retransmitted after the dialog is gone is 481 (sipgo answers the retransmission
+	// of the same transaction itself; a new CSeq is a new request).
+	if res := p.status(u.req("BYE", 0, "", "")); res.StatusCode != 481 {
+		t.Fatalf("second BYE: %d, want 481", res.StatusCode)
+	}
+}
+
+func TestCallerCancels(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, withoutAnswer())
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	inv := u.inviteMsg(sdpOffer(4000, "8"))
+	p.send(inv.bytes())
+	tl := ts.nextCall(t)
+	if r := p.response("INVITE", u.callID, true); r.StatusCode != 100 && r.StatusCode != 180 {
+		t.Fatalf("provisional %d", r.StatusCode)
+	}
+	cancel := u.req("CANCEL", u.cseq, "", "")
+	cancel.headers[0] = inv.headers[0] // same Via branch as the INVITE
+	p.send(cancel.bytes())
+	if r := p.response("CANCEL", u.callID, false); r.StatusCode != 200 {
+		t.Fatalf("CANCEL: %d", r.StatusCode)
+	}
+	if r := p.response("INVITE", u.callID, false); r.StatusCode != 487 {
+		t.Fatalf("INVITE: %d, want 487", r.StatusCode)
+	}
+	u.ackError()
+	tl.waitDone(t)
+	if side, cause, code := tl.End(); side != SideCaller || cause != "CANCEL" || code != 487 {
+		t.Fatalf("End() = %s %s %d", side, cause, code)
+	}
+}
+
+func TestUnknownDialog(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	u.toTag = "stale"
+	for _, m := range []*msg{
+		u.req("BYE", 0, "", ""),
+		u.req("INFO", 0, "application/dtmf-relay", "Signal=5\r\nDuration=160\r\n"),
+		u.req("INVITE", 0, "application/sdp", sdpOffer(4000, "8")),
+		u.req("CANCEL", 0, "", ""), // matches no INVITE transaction
+	} {
+		if res := p.status(m); res.StatusCode != 481 {
+			t.Errorf("%s for an unknown dialog: %d, want 481", m.method, res.StatusCode)
+		}
+	}
+	if s := ts.Stats(); s.NoDialog != 4 {
+		t.Errorf("NoDialog %d, want 4", s.NoDialog)
+	}
+	ts.noCall(t)
+}
+
+func TestServerHangsUp(t *testing.T) {
+	t.Parallel()
+	for _, proto := range []string{"UDP", "TCP"} {
+		t.Run(proto, func(t *testing.T) {
+			t.Parallel()
+			ts := startServer(t)
+			p := newPhone(t, proto, "127.0.0.1:0", ts.Addr())
+			u := p.dialog(testDID)
+			tl := u.established(ts, sdpOffer(4000, "8"))
+			tl.hangup <- "agent hung up"
+			bye := p.request("BYE")
+
+			if tag, _ := bye.From().Params.Get("tag"); tag != u.toTag || tag == "" {
+				t.Errorf("BYE From tag %q, want our To tag %q", tag, u.toTag)
+			}
+			if tag, _ := bye.To().Params.Get("tag"); tag != u.fromTag {
+				t.Errorf("BYE To tag %q, want the caller's From tag %q", tag, u.fromTag)
+			}
+			if bye.To().Address.User != testCaller {
+				t.Errorf("BYE To %s", bye.To().Address.String())
+			}
+			if bye.CallID().Value() != u.callID {
+				t.Errorf("BYE Call-ID %q", bye.CallID().Value())
+			}
+			if bye.CSeq().MethodName != sipgosip.BYE || bye.CSeq().SeqNo < 1 {
+				t.Errorf("BYE CSeq %s", bye.CSeq().Value())
+			}
+			if bye.Recipient.User != testCaller || bye.Recipient.Port != int(p.local.Port()) {
+				t.Errorf("BYE Request-URI %s, want the caller's Contact", bye.Recipient.String())
+			}
+			if !strings.Contains(header(bye, "Reason"), "agent hung up") {
+				t.Errorf("BYE Reason %q", header(bye, "Reason"))
+			}
+			if proto == "TCP" && (bye.ContentLength() == nil || p.framingErrors.Load() > 0) {
+				t.Skip("BUG: inbound.go newRequest builds BYE without Content-Length; over TCP, RFC 3261 §20.14 requires it and sipgo/Kamailio peers cannot frame the message. Fix: req.SetBody(nil) in newRequest")
+			}
+			p.respond(bye, 200, "OK")
+			select {
+			case err := <-tl.hungup:
+				if err != nil {
+					t.Fatalf("Hangup: %v", err)
+				}
+			case <-time.After(waitLong):
+				t.Fatal("Hangup did not return after 200")
+			}
+			if side, cause, code := tl.End(); side != SideSystem || cause != "agent hung up" || code != 200 {
+				t.Fatalf("End() = %s %s %d", side, cause, code)
+			}
+			tl.waitDone(t)
+		})
+	}
+}
+
+// reinvite sends a re-INVITE, retrying as a UAC does on 500 with Retry-After (RFC 3261
+// §14.2): the server publishes a media update just before it marks the previous re-INVITE
+// finished, so one sent right after an update may meet that window.
+func (u *uac) reinvite(contentType, body string) *sipgosip.Response {
+	u.p.t.Helper()
+	for i := 0; ; i++ {
+		res := u.p.status(u.req("INVITE", 0, contentType, body))
+		if res.StatusCode != 500 || header(res, "Retry-After") == "" || i == 10 {
+			return res
+		}
+		u.ackError()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestReinviteHold(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	tl := u.established(ts, sdpOffer(4000, "8 0 101", "a=rtpmap:101 telephone-event/8000"))
+	firstVersion := ""
+	reinvite := func(attr string, wantDir Direction, wantHold bool) {
+		t.Helper()
+		res := u.reinvite("application/sdp", sdpOffer(4000, "0 8 101", "a=rtpmap:101 telephone-event/8000", attr))
+		if res.StatusCode != 200 {
+			t.Fatalf("re-INVITE %s: %d", attr, res.StatusCode)
+		}
+		ours := answerSDP(t, res.Body())
+		if ours.direction != wantDir {
+			t.Fatalf("re-INVITE %s: our direction %s, want %s", attr, ours.direction, wantDir)
+		}
+		// We keep PCMA although the re-offer lists PCMU first.
+		if got := mLine(res.Body()); got != "8 101" {
+			t.Fatalf("re-INVITE answer formats %q", got)
+		}
+		o := strings.Split(string(res.Body()), "\r\n")[1]
+		if o == firstVersion {
+			t.Fatalf("o= line not changed: %s", o)
+		}
+		firstVersion = o
+		u.ack(u.cseq, "")
+		select {
+		case m := <-tl.MediaUpdates():
+			if m.OnHold() != wantHold || m.PayloadType != PayloadPCMA {
+				t.Fatalf("update %+v, OnHold %v want %v", m, m.OnHold(), wantHold)
+			}
+		case <-time.After(waitLong):
+			t.Fatal("no media update")
+		}
+		if tl.Media().OnHold() != wantHold {
+			t.Fatalf("leg media %+v", tl.Media())
+		}
+	}
+	reinvite("a=sendonly", RecvOnly, true)
+	reinvite("a=sendrecv", SendRecv, false)
+	reinvite("a=inactive", Inactive, true)
+
+	// A refresh without SDP: we offer in the 200 and take the answer from the ACK.
+	res := u.reinvite("", "")
+	if res.StatusCode != 200 || mLine(res.Body()) != "8 0 101" {
+		t.Fatalf("re-INVITE without SDP: %d %q", res.StatusCode, mLine(res.Body()))
+	}
+	u.ack(u.cseq, sdpOffer(4100, "0"))
+	select {
+	case m := <-tl.MediaUpdates():
+		if m.PayloadType != PayloadPCMU || m.Addr.Port() != 4100 || m.OnHold() {
+			t.Fatalf("update %+v", m)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("no media update")
+	}
+
+	// An unacceptable re-offer keeps the call and its media.
+	res = u.reinvite("application/sdp", sdpOffer(4000, "18"))
+	if res.StatusCode != 488 {
+		t.Fatalf("G.729 re-INVITE: %d, want 488", res.StatusCode)
+	}
+	if tl.Media().PayloadType != PayloadPCMU {
+		t.Fatalf("media changed by a refused re-INVITE: %+v", tl.Media())
+	}
+	select {
+	case <-tl.Done():
+		t.Fatal("leg ended by a refused re-INVITE")
+	default:
+	}
+}
+
+func TestInfoDTMF(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	tl := u.established(ts, sdpOffer(4000, "8"))
+	tests := []struct {
+		ct, body string
+		status   int
+		digit    rune
+	}{
+		{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", 200, '5'},
+		{"application/dtmf", "#", 200, '#'},
+		{"Application/DTMF-Relay; charset=x", "signal= 11\nDuration=100", 200, '#'},
+		{"application/dtmf-relay", "Duration=160\r\n", 400, 0},
+		{"application/dtmf", "X", 400, 0},
+		{"text/plain", "5", 415, 0},
+	}
+	for _, tt := range tests {
+		res := p.status(u.req("INFO", 0, tt.ct, tt.body))
+		if res.StatusCode != tt.status {
+			t.Errorf("INFO %s %q: %d, want %d", tt.ct, tt.body, res.StatusCode, tt.status)
+			continue
+		}
+		if tt.status == 415 && !strings.Contains(header(res, "Accept"), "application/dtmf-relay") {
+			t.Errorf("415 Accept %q", header(res, "Accept"))
+		}
+		if tt.digit == 0 {
+			continue
+		}
+		select {
+		case d := <-tl.Digits():
+			if d != tt.digit {
+				t.Errorf("INFO %q: digit %q, want %q", tt.body, d, tt.digit)
+			}
+		case <-time.After(waitLong):
+			t.Fatalf("INFO %q: no digit", tt.body)
+		}
+	}
+	select {
+	case d := <-tl.Digits():
+		t.Fatalf("extra digit %q", d)
+	default:
+	}
+}
+
+// TestGarbage sends malformed input; the server must neither panic nor stop answering.
+func TestGarbage(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+
+	// Random datagrams: dropped.
+	for i := 0; i < 50; i++ {
+		b := make([]byte, 1+i*37)
+		copy(b, randHex(len(b)))
+		p.send(b)
+	}
+	p.send([]byte("\r\n\r\n")) // keep-alive
+	p.send([]byte("INVITE sip:12345@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\nFrom: <sip:a@b>;ta"))
+
+	// A Content-Length larger than the body: sipgo drops the datagram (RFC 3261 §18.3 says
+	// SHOULD answer 400; sipgo v1.7.3 does not), and it must not reach OnCall.
+	u := p.dialog(testDID)
+	m := u.inviteMsg(sdpOffer(4000, "8"))
+	m.with("Content-Length: 9999")
+	p.send(m.bytes())
+
+	// Missing CSeq: sipgo answers 400 statelessly.
+	u = p.dialog(testDID)
+	p.send(u.inviteMsg(sdpOffer(4000, "8")).without("CSeq").bytes())
+	select {
+	case r := <-p.resps:
+		if r.StatusCode != 400 {
+			t.Fatalf("INVITE without CSeq: %d, want 400", r.StatusCode)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("INVITE without CSeq: no 400")
+	}
+
+	// Missing Via: 400 or dropped (there is nowhere to send a response).
+	u = p.dialog(testDID)
+	p.send(u.inviteMsg(sdpOffer(4000, "8")).without("Via").bytes())
+
+	// ~9000 bytes in one datagram: an OPTIONS with a huge header.
+	u = p.dialog(testDID)
+	big := u.req("OPTIONS", 0, "", "")
+	big.with("X-Padding: " + strings.Repeat("a", 9000))
+	p.send(big.bytes())
+	// An oversized INVITE body of SDP nonsense.
+	u = p.dialog(testDID)
+	p.send(u.req("INVITE", 0, "application/sdp", "v=0\r\n"+strings.Repeat("a=x\r\n", 1800)).bytes())
+
+	// Still alive: OPTIONS answered.
+	time.Sleep(100 * time.Millisecond)
+	u = p.dialog(testDID)
+	if res := p.status(u.req("OPTIONS", 0, "", "")); res.StatusCode != 200 {
+		t.Fatalf("OPTIONS after garbage: %d", res.StatusCode)
+	}
+	ts.noCall(t)
+}
+
+// TestInviteWithoutCallID: Call-ID is mandatory (RFC 3261 §8.1.1); the server should refuse
+// the INVITE with 400 instead of creating a call whose dialog has an empty Call-ID.
+func TestInviteWithoutCallID(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	res := p.status(u.inviteMsg(sdpOffer(4000, "8")).without("Call-ID"))
+	if res.StatusCode == 200 {
+		tl := ts.nextCall(t)
+		u.toTag, _ = res.To().Params.Get("tag")
+		u.ack(u.cseq, "")
+		tl.waitAnswered(t)
+		t.Skip("BUG: inbound.go onInvite accepts an INVITE without Call-ID (OnCall runs, 200 OK without Call-ID); should answer 400 Bad Request")
+	}
+	if res.StatusCode != 400 {
+		t.Fatalf("status %d, want 400", res.StatusCode)
+	}
+	ts.noCall(t)
+}
+
+// TestInviteWithoutToOrFrom: a missing or unparsable To/From header must get 400, not crash
+// the process (a remote, unauthenticated denial of service: the panic is in a goroutine
+// sipgo starts per request, which has no recover).
+func TestInviteWithoutToOrFrom(t *testing.T) {
+	t.Skip("BUG: inbound.go onInvite dereferences req.To() (line 'req.To().Params.Get') and server.go reject dereferences req.From(): an INVITE without To, or without From to an unserved number, panics and kills the process")
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	for _, m := range []*msg{
+		p.dialog(testDID).inviteMsg(sdpOffer(4000, "8")).without("To"),
+		p.dialog(testDID).inviteMsg(sdpOffer(4000, "8")).without("To").with("To: <<<"),
+		p.dialog("99999").inviteMsg(sdpOffer(4000, "8")).without("From"),
+		p.dialog(testDID).inviteMsg(sdpOffer(4000, "8")).without("From"),
+	} {
+		if res := p.status(m); res.StatusCode != 400 {
+			t.Errorf("status %d, want 400", res.StatusCode)
+		}
+	}
+	ts.noCall(t)
+}
