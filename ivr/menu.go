@@ -24,6 +24,7 @@ const (
 
 // Menu is one node of the IVR graph.
 type Menu struct {
+	Greeting      []string          `yaml:"greeting"`       // played before Prompts on the first visit of the call only (not on retries or returns)
 	Prompts       []string          `yaml:"prompts"`        // prompt names played in order, e.g. ["zh/welcome", "zh/menu_main"]
 	Options       map[string]string `yaml:"options"`        // digit ("0"-"9","*","#") → action string
 	Timeout       Duration          `yaml:"timeout"`        // wait for the first digit after the prompts ended; default 5s

@@ -167,11 +167,12 @@ type callRun struct {
 	digits <-chan rune // nil once closed
 	res    Result
 
-	cur      string   // current menu
-	stack    []string // menus to go "back" to, oldest first
-	failures int      // failures of the current visit
-	pending  []rune   // digits read during a failure prompt, not yet used
-	noInput  int      // visits started since the caller's last digit
+	cur      string          // current menu
+	stack    []string        // menus to go "back" to, oldest first
+	failures int             // failures of the current visit
+	pending  []rune          // digits read during a failure prompt, not yet used
+	noInput  int             // visits started since the caller's last digit
+	greeted  map[string]bool // menus whose Greeting was played in this call
 }
 
 func (c *callRun) step(menu, input, event string) {
@@ -395,8 +396,16 @@ func (c *callRun) attempt(name string, m *Menu, f *visitFSM) (out int, input str
 		}
 	}
 	if len(keys) == 0 {
-		if len(m.Prompts) > 0 {
-			playing = c.play(m.Prompts)
+		prompts := m.Prompts
+		if len(m.Greeting) > 0 && !c.greeted[name] {
+			if c.greeted == nil {
+				c.greeted = map[string]bool{}
+			}
+			c.greeted[name] = true
+			prompts = append(slices.Clip(m.Greeting), prompts...)
+		}
+		if len(prompts) > 0 {
+			playing = c.play(prompts)
 		} else {
 			if err := c.fire(f, evPromptDone); err != nil {
 				return 0, "", Action{}, err

@@ -395,3 +395,24 @@ func TestPathString(t *testing.T) {
 		}
 	}
 }
+
+// The greeting plays on the first visit only; retries and returns replay just the menu prompts.
+func TestGreetingOnlyOnFirstVisit(t *testing.T) {
+	menus := testMenus()
+	m := menus["main"]
+	m.Greeting, m.Prompts = []string{"zh/welcome"}, []string{"zh/menu_main"}
+	menus["main"] = m
+	h := newHarness(t)
+	h.start(menus, mustAction(t, "menu main"))
+	for _, st := range seq(
+		expect("play zh/welcome,zh/menu_main"), finish(), expect("timer 5s"), fire(), expect("play zh/timeout"), finish(),
+		expect("play zh/menu_main"), press("4"), expect("stop"), expect("play zh/menu_sub"), press("*"), expect("stop"),
+		expect("play zh/menu_main"), press("1"), expect("stop"), expect("join consult"),
+	) {
+		st(h)
+	}
+	h.wait()
+	if got := h.res.PathString(); got != "main>T>4>sub>*>main>1>consult" {
+		t.Fatalf("path %q", got)
+	}
+}

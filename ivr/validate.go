@@ -64,6 +64,9 @@ func ValidateMenus(menus map[string]Menu, hasPrompt func(string) bool, hasQueue 
 			}
 		}
 
+		for i, s := range m.Greeting {
+			prompt(fmt.Sprintf("greeting[%d]", i), s)
+		}
 		for i, s := range m.Prompts {
 			prompt(fmt.Sprintf("prompts[%d]", i), s)
 		}
