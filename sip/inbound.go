@@ -3,67 +3,25 @@ package sip
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
-)
-
-// Leg states.
-const (
-	legEarly int32 = iota
-	legAnswered
-	legConfirmed
-	legEnded
-)
-
-// Sides that end a leg, as recorded in call records.
-const (
-	SideCaller = "caller"
-	SideSystem = "system"
 )
 
 // Inbound is one inbound call leg: an INVITE we accepted from a trunk, and its dialog.
 // Its methods are safe for concurrent use; the call package owns it from OnCall.
 type Inbound struct {
-	s        *Server
-	log      *slog.Logger
+	dialog
 	invite   *sip.Request // the INVITE, with our To tag added
 	tx       sip.ServerTransaction
 	trunk    *Trunk
-	localTag string
 	source   netip.AddrPort
 	received time.Time
-
-	prefs    []uint8
 	offer    *offer // nil for a late offer (INVITE without SDP)
-	media    Media  // negotiated from the offer; updated by re-INVITEs and late-offer ACKs
-	local    *localSDP
-	contact  sip.Header
-	response *sip.Response // our 200 OK, retransmitted until ACK
-
-	state  atomic.Int32
-	cseq   atomic.Uint32 // our last CSeq in this dialog
-	acks   chan *sip.Request
-	digits chan rune
-	update chan Media
-
-	mu       sync.Mutex
-	reinvite bool // a re-INVITE is being answered
-	endSide  string
-	endCause string
-	endCode  int
-	done     chan struct{}
 }
-
-// SIPCallID is the Call-ID of the leg.
-func (l *Inbound) SIPCallID() string { return callID(l.invite) }
 
 // Caller is the calling number (From user part).
 func (l *Inbound) Caller() string { return l.invite.From().Address.User }
@@ -96,44 +54,6 @@ func (l *Inbound) Header(name string) string {
 	}
 	return ""
 }
-
-// Media is the negotiated media of the leg (valid after Answer).
-func (l *Inbound) Media() Media {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.media
-}
-
-// Digits yields DTMF digits received by SIP INFO.
-func (l *Inbound) Digits() <-chan rune { return l.digits }
-
-// MediaUpdates yields the new media after each accepted re-INVITE (hold, unhold, new address).
-func (l *Inbound) MediaUpdates() <-chan Media { return l.update }
-
-// Done is closed when the leg ended: remote BYE, CANCEL, our hangup or rejection.
-func (l *Inbound) Done() <-chan struct{} { return l.done }
-
-// End tells who ended the leg, why, and the SIP status that ended it.
-func (l *Inbound) End() (side, cause string, status int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.endSide, l.endCause, l.endCode
-}
-
-// end marks the leg ended; the first cause wins.
-func (l *Inbound) end(side, cause string, code int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.state.Load() == legEnded {
-		return false
-	}
-	l.state.Store(legEnded)
-	l.endSide, l.endCause, l.endCode = side, cause, code
-	close(l.done)
-	return true
-}
-
-func (l *Inbound) ended() bool { return l.state.Load() == legEnded }
 
 // Ring sends 180 Ringing.
 func (l *Inbound) Ring() error {
@@ -178,13 +98,13 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 	l.local = newLocalSDP(local)
 	var body []byte
 	if l.offer != nil {
-		body = l.local.marshal([]uint8{l.media.PayloadType}, l.media.DTMFType, answerDirection(l.media.Direction))
+		m := l.Media()
+		body = l.local.marshal([]uint8{m.PayloadType}, m.DTMFType, answerDirection(m.Direction))
 	} else {
 		body = l.local.marshal(l.prefs, DefaultDTMFPayloadType, SendRecv)
 	}
 	res := l.newResponse(200, "OK", body)
-	l.response = res
-	l.s.dialogs.add(l)
+	l.s.dialogs.add(&l.dialog)
 	if !l.state.CompareAndSwap(legEarly, legAnswered) {
 		return Media{}, ErrLegEnded
 	}
@@ -202,9 +122,7 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 		if err == nil {
 			var m Media
 			if m, err = negotiate(o, l.prefs); err == nil {
-				l.mu.Lock()
-				l.media = m
-				l.mu.Unlock()
+				l.setMedia(m)
 			}
 		}
 		if err != nil {
@@ -212,36 +130,6 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 		}
 	}
 	return l.Media(), nil
-}
-
-// waitACK retransmits with resend at T1, doubling up to T2, until the ACK with CSeq seq arrives.
-func (l *Inbound) waitACK(ctx context.Context, seq uint32, resend func() error) (*sip.Request, error) {
-	interval := sip.T1
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
-	deadline := time.NewTimer(64 * sip.T1)
-	defer deadline.Stop()
-	for {
-		select {
-		case ack := <-l.acks:
-			if ack.CSeq().SeqNo == seq {
-				return ack, nil
-			}
-		case <-timer.C:
-			l.s.retransmits.Add(1)
-			if err := resend(); err != nil {
-				l.log.Debug("200 retransmission failed", "error", err)
-			}
-			interval = min(2*interval, sip.T2)
-			timer.Reset(interval)
-		case <-deadline.C:
-			return nil, ErrNoACK
-		case <-l.done:
-			return nil, ErrLegEnded
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		}
-	}
 }
 
 // Hangup ends the leg from our side: BYE after answer, 480 before.
@@ -252,60 +140,8 @@ func (l *Inbound) Hangup(ctx context.Context, cause string) error {
 	case legEarly:
 		return l.Reject(480, "Temporarily Unavailable")
 	}
-	if !l.end(SideSystem, cause, 200) {
-		return nil
-	}
 	l.tx.Terminate()
-	bye := l.newRequest(sip.BYE)
-	if cause != "" {
-		bye.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=16;text="`+cause+`"`))
-	}
-	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
-	defer cancel()
-	tx, err := l.s.client.TransactionRequest(ctx, bye, sipgo.ClientRequestAddVia)
-	if err != nil {
-		return fmt.Errorf("sip: send BYE: %w", err)
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return nil
-		case <-tx.Done():
-			return tx.Err()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// newRequest builds an in-dialog request from us (the UAS) to the caller.
-func (l *Inbound) newRequest(method sip.RequestMethod) *sip.Request {
-	target := l.invite.Recipient
-	if c := l.invite.Contact(); c != nil {
-		target = c.Address
-	}
-	req := sip.NewRequest(method, target)
-	from := l.invite.To().AsFrom() // carries our tag
-	to := l.invite.From().AsTo()
-	cseq := &sip.CSeqHeader{SeqNo: l.cseq.Add(1), MethodName: method}
-	maxFwd := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&from)
-	req.AppendHeader(&to)
-	req.AppendHeader(sip.HeaderClone(l.invite.CallID()))
-	req.AppendHeader(cseq)
-	req.AppendHeader(&maxFwd)
-	for _, rr := range l.invite.GetHeaders("Record-Route") {
-		req.AppendHeader(sip.NewHeader("Route", rr.Value()))
-	}
-	req.AppendHeader(sip.NewHeader("User-Agent", l.s.cfg.UserAgent))
-	req.SetTransport(l.invite.Transport())
-	// Symmetric signalling: send where the INVITE came from, as carriers' SBCs and NATs expect.
-	req.SetDestination(l.invite.Source())
-	return req
+	return l.bye(ctx, cause)
 }
 
 // onInvite handles initial INVITEs and re-INVITEs.
@@ -315,7 +151,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if _, ok := req.To().Params.Get("tag"); ok {
-		s.onReinvite(req, tx)
+		d := s.lookup(req)
+		if d == nil {
+			s.noDialog.Add(1)
+			s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		d.onReinvite(req, tx)
 		return
 	}
 	src, err := netip.ParseAddrPort(req.Source())
@@ -374,23 +216,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer trunk.release()
 	s.invites.Add(1)
 
-	tag := uuid.NewString()
-	invite := req.Clone()
-	invite.To().Params.Add("tag", tag)
-	transport := ""
-	if strings.EqualFold(req.Transport(), "TCP") {
-		transport = ";transport=tcp"
-	}
-	l := &Inbound{
-		s: s, invite: invite, tx: tx, trunk: trunk, localTag: tag, source: src, received: time.Now(),
-		prefs: trunk.codecs(), offer: o, media: media,
-		contact: sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s%s>", s.addr, transport)),
-		acks:    make(chan *sip.Request, 4),
-		digits:  make(chan rune, 32),
-		update:  make(chan Media, 1),
-		done:    make(chan struct{}),
-	}
-	l.log = s.log.With("sip_call_id", l.SIPCallID())
+	l := s.newInbound(req, tx, trunk, src, o, media)
 	if err := tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err != nil {
 		return
 	}
@@ -399,7 +225,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.legs.Add(1)
 	defer s.legs.Done()
-	defer s.dialogs.remove(l)
+	defer s.dialogs.remove(&l.dialog)
 
 	s.cfg.OnCall(l)
 
@@ -411,101 +237,53 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// onReinvite answers a re-INVITE in an existing dialog: hold, unhold, new address, refresh.
-func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.lookup(req)
-	if l == nil {
-		s.noDialog.Add(1)
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
+func (s *Server) newInbound(req *sip.Request, tx sip.ServerTransaction, trunk *Trunk, src netip.AddrPort, o *offer, m Media) *Inbound {
+	tag := uuid.NewString()
+	invite := req.Clone()
+	invite.To().Params.Add("tag", tag)
+	transport := ""
+	if strings.EqualFold(req.Transport(), "TCP") {
+		transport = ";transport=tcp"
 	}
-	l.mu.Lock()
-	busy := l.reinvite || l.local == nil
-	if !busy {
-		l.reinvite = true
+	l := &Inbound{invite: invite, tx: tx, trunk: trunk, source: src, received: time.Now(), offer: o}
+	l.init(s, SideCaller)
+	from := invite.To().AsFrom() // our party, with our tag
+	to := invite.From().AsTo()
+	l.callID, l.localTag, l.localHdr, l.remoteHdr = callID(req), tag, &from, &to
+	l.target = invite.Recipient
+	if c := invite.Contact(); c != nil {
+		l.target = c.Address
 	}
-	l.mu.Unlock()
-	if busy {
-		// RFC 3261 §14.2: an INVITE while another is pending gets 500 with Retry-After.
-		s.respond(req, tx, 500, "Server Internal Error", sip.NewHeader("Retry-After", "1"))
-		return
+	for _, rr := range invite.GetHeaders("Record-Route") {
+		l.routes = append(l.routes, rr.Value())
 	}
-	defer func() {
-		l.mu.Lock()
-		l.reinvite = false
-		l.mu.Unlock()
-	}()
-	current := l.Media()
-	var next Media
-	var body []byte
-	if len(req.Body()) > 0 {
-		o, err := parseSDP(req.Body())
-		if err == nil {
-			// Keep the codec we have if it is still offered.
-			next, err = negotiate(o, append([]uint8{current.PayloadType}, l.prefs...))
-		}
-		if err != nil {
-			code, reason := statusFor(err)
-			s.respond(req, tx, code, reason)
-			return
-		}
-		l.local.version++
-		body = l.local.marshal([]uint8{next.PayloadType}, next.DTMFType, answerDirection(next.Direction))
-	} else {
-		l.local.version++
-		body = l.local.marshal(l.prefs, DefaultDTMFPayloadType, SendRecv)
-	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", body)
-	res.AppendHeader(l.contact)
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
-	if err := tx.Respond(res); err != nil {
-		return
-	}
-	ack, err := l.waitACK(context.Background(), req.CSeq().SeqNo, func() error { return tx.Respond(res) })
-	if err != nil {
-		return
-	}
-	if len(req.Body()) == 0 {
-		o, err := parseSDP(ack.Body())
-		if err != nil {
-			return
-		}
-		if next, err = negotiate(o, l.prefs); err != nil {
-			return
-		}
-	}
-	l.mu.Lock()
-	l.media = next
-	l.mu.Unlock()
-	select { // keep only the latest update
-	case <-l.update:
-	default:
-	}
-	l.update <- next
+	// Symmetric signalling: send where the INVITE came from, as carriers' SBCs and NATs expect.
+	l.dest, l.transport = req.Source(), req.Transport()
+	l.prefs, l.media = trunk.codecs(), m
+	l.contact = sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s%s>", s.addr, transport))
+	l.log = s.log.With("sip_call_id", l.callID)
+	return l
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.lookup(req)
-	if l == nil {
+	d := s.lookup(req)
+	if d == nil {
 		return // ACK for a non-2xx final response is absorbed by its transaction
 	}
 	select {
-	case l.acks <- req:
+	case d.acks <- req:
 	default:
 	}
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.lookup(req)
-	if l == nil {
+	d := s.lookup(req)
+	if d == nil {
 		s.noDialog.Add(1)
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	s.respond(req, tx, 200, "OK")
-	l.end(SideCaller, "BYE", 200)
-	l.tx.Terminate()
+	d.onBye(req, tx)
 }
 
 // onCancel sees only CANCELs that matched no INVITE transaction (sipgo answers the others).
@@ -515,65 +293,11 @@ func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	l := s.lookup(req)
-	if l == nil {
+	d := s.lookup(req)
+	if d == nil {
 		s.noDialog.Add(1)
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = h.Value()
-	}
-	d, ok, known := parseInfoDTMF(ct, req.Body())
-	if !known {
-		s.respond(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
-		return
-	}
-	if !ok {
-		s.respond(req, tx, 400, "Bad DTMF")
-		return
-	}
-	s.respond(req, tx, 200, "OK")
-	select {
-	case l.digits <- d:
-	default: // a DTMF flood: the call is not reading; drop
-	}
-}
-
-// dialogs maps (Call-ID, our tag) to the leg.
-type dialogKey struct{ callID, tag string }
-
-type dialogs struct {
-	mu sync.Mutex
-	m  map[dialogKey]*Inbound
-}
-
-func (d *dialogs) add(l *Inbound) {
-	d.mu.Lock()
-	d.m[dialogKey{l.SIPCallID(), l.localTag}] = l
-	d.mu.Unlock()
-}
-
-func (d *dialogs) remove(l *Inbound) {
-	d.mu.Lock()
-	delete(d.m, dialogKey{l.SIPCallID(), l.localTag})
-	d.mu.Unlock()
-}
-
-func (d *dialogs) len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.m)
-}
-
-func (s *Server) lookup(req *sip.Request) *Inbound {
-	to := req.To()
-	if to == nil {
-		return nil
-	}
-	tag, _ := to.Params.Get("tag")
-	s.dialogs.mu.Lock()
-	defer s.dialogs.mu.Unlock()
-	return s.dialogs.m[dialogKey{callID(req), tag}]
+	d.onInfo(req, tx)
 }

@@ -81,7 +81,8 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 	t.Helper()
 	ts := &testServer{calls: make(chan *testLeg, 16), rejects: make(chan Rejection, 16)}
 	stop := make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())         // Serve
+	callCtx, callCancel := context.WithCancel(context.Background()) // Answer
 	var knobs serverKnobs
 	cfg := Config{
 		Listen:    netip.MustParseAddrPort("127.0.0.1:0"),
@@ -99,7 +100,7 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 		if knobs.noAnswer {
 			_ = l.Ring()
 		} else {
-			tl.media, tl.answerErr = l.Answer(ctx, rtpLocal)
+			tl.media, tl.answerErr = l.Answer(callCtx, rtpLocal)
 		}
 		close(tl.answered)
 		if tl.answerErr != nil {
@@ -126,8 +127,10 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
+		// Legs first, then the listeners: a BYE sent after Serve returned would make sipgo
+		// open a new socket on the server's port (see TestHangupAfterServeReturned).
 		close(stop)
-		cancel() // also ends Answer waiting for an ACK
+		callCancel()
 		waited := make(chan struct{})
 		go func() { srv.Wait(); close(waited) }()
 		select {
@@ -135,6 +138,7 @@ func startServer(t *testing.T, opts ...serverOption) *testServer {
 		case <-time.After(5 * time.Second):
 			t.Error("OnCall handlers did not return")
 		}
+		cancel()
 		select {
 		case <-served:
 		case <-time.After(5 * time.Second):
@@ -251,15 +255,18 @@ func newPhone(t *testing.T, proto string, local string, server netip.AddrPort) *
 	}
 	p.wg.Add(1)
 	go p.read()
-	t.Cleanup(func() {
-		if p.udp != nil {
-			p.udp.Close()
-		} else {
-			p.tcp.Close()
-		}
-		p.wg.Wait()
-	})
+	t.Cleanup(p.close)
 	return p
+}
+
+// close closes the socket and waits for the reader; it may be called more than once.
+func (p *phone) close() {
+	if p.udp != nil {
+		p.udp.Close()
+	} else {
+		p.tcp.Close()
+	}
+	p.wg.Wait()
 }
 
 func newUDPPhone(t *testing.T, ts *testServer) *phone {

@@ -22,12 +22,12 @@ import (
 )
 
 // Methods we accept; everything else known is 405, unknown is 501.
-const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER"
 
 // knownMethods are methods of RFC 3261 and its extensions that we know but do not allow.
 var knownMethods = map[sip.RequestMethod]bool{
 	sip.REGISTER: true, sip.SUBSCRIBE: true, sip.NOTIFY: true, sip.MESSAGE: true,
-	sip.PUBLISH: true, sip.PRACK: true, sip.UPDATE: true, sip.REFER: true,
+	sip.PUBLISH: true, sip.PRACK: true, sip.UPDATE: true,
 }
 
 // Config configures a Server.
@@ -101,7 +101,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("sip: Config.OnCall is required")
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("caller", "sip")}
-	s.dialogs.m = make(map[dialogKey]*Inbound)
+	s.dialogs.m = make(map[dialogKey]*dialog)
 	s.warnLimit.every = time.Second
 
 	if err := s.listen(cfg.Listen); err != nil {
@@ -127,6 +127,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.srv.OnCancel(s.onCancel)
 	s.srv.OnOptions(s.onOptions)
 	s.srv.OnInfo(s.onInfo)
+	s.srv.OnRefer(s.onRefer)
 	s.srv.OnNoRoute(s.onNoRoute)
 	for m := range knownMethods {
 		s.srv.OnRequest(m, s.onNotAllowed)

@@ -1,0 +1,295 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+)
+
+// DialOptions describe an outbound leg: to an agent's softphone or through an outbound trunk.
+type DialOptions struct {
+	Target      sip.Uri        // Request-URI: the registered Contact or the callee at the trunk
+	Destination netip.AddrPort // where to send (the agent's REGISTER source, for NAT); zero = Target's host
+	Transport   string         // "UDP" (default) or "TCP"
+	FromUser    string         // the caller's number, shown on the agent's phone
+	FromName    string
+	AssertedID  string // P-Asserted-Identity user (the caller's number); empty = none
+	ToUser      string // To user; default Target's user
+	Local       netip.AddrPort // our RTP address
+	Codecs      []uint8        // offered in this order (put the other leg's codec first to avoid transcoding)
+	Headers     []sip.Header   // extra headers (e.g. X-Hotline-Queue)
+}
+
+// DialError is a final non-2xx answer to our INVITE.
+type DialError struct {
+	Code   int
+	Reason string
+}
+
+func (e *DialError) Error() string { return fmt.Sprintf("sip: dial: %d %s", e.Code, e.Reason) }
+
+// ErrDialCanceled is returned by Wait when we cancelled the INVITE.
+var ErrDialCanceled = errors.New("sip: dial cancelled")
+
+// Outbound is an outbound call leg (UAC). Its methods are safe for concurrent use.
+type Outbound struct {
+	dialog
+	invite   *sip.Request
+	tx       sip.ClientTransaction
+	ringing  chan struct{}
+	answered chan struct{}
+	result   chan error
+}
+
+// Ringing is closed when the callee's phone rings (180/183).
+func (o *Outbound) Ringing() <-chan struct{} { return o.ringing }
+
+// Dial sends an INVITE with our SDP offer and returns at once; Wait gives the outcome.
+func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
+	if s.draining.Load() {
+		return nil, errors.New("sip: draining")
+	}
+	if len(opt.Codecs) == 0 {
+		opt.Codecs = []uint8{PayloadPCMA, PayloadPCMU}
+	}
+	transport := strings.ToUpper(opt.Transport)
+	if transport == "" {
+		transport = "UDP"
+	}
+	o := &Outbound{ringing: make(chan struct{}), answered: make(chan struct{}), result: make(chan error, 1)}
+	o.init(s, SideAgent)
+	o.callID = uuid.NewString()
+	o.localTag = uuid.NewString()
+	o.prefs = opt.Codecs
+	o.local = newLocalSDP(opt.Local)
+	o.transport = transport
+	o.log = s.log.With("sip_call_id", o.callID)
+
+	toUser := opt.ToUser
+	if toUser == "" {
+		toUser = opt.Target.User
+	}
+	o.localHdr = &sip.FromHeader{
+		DisplayName: opt.FromName,
+		Address:     sip.Uri{Scheme: "sip", User: opt.FromUser, Host: s.addr.Addr().String(), Port: int(s.addr.Port())},
+		Params:      sip.NewParams(),
+	}
+	o.localHdr.Params.Add("tag", o.localTag)
+	o.remoteHdr = &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: toUser, Host: opt.Target.Host, Port: opt.Target.Port}, Params: sip.NewParams()}
+	o.target = opt.Target
+	o.dest = opt.Target.HostPort()
+	if opt.Destination.IsValid() {
+		o.dest = opt.Destination.String()
+	}
+	tp := ""
+	if transport == "TCP" {
+		tp = ";transport=tcp"
+	}
+	o.contact = sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s%s>", s.addr, tp))
+
+	inv := o.newRequest(sip.INVITE)
+	inv.AppendHeader(o.contact)
+	if opt.AssertedID != "" {
+		inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("<sip:%s@%s>", opt.AssertedID, s.addr.Addr())))
+	}
+	inv.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	for _, h := range opt.Headers {
+		inv.AppendHeader(h)
+	}
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody(o.local.marshal(opt.Codecs, DefaultDTMFPayloadType, SendRecv))
+	o.invite = inv
+
+	tx, err := s.client.TransactionRequest(context.WithoutCancel(ctx), inv, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return nil, fmt.Errorf("sip: send INVITE: %w", err)
+	}
+	o.tx = tx
+	go o.run(ctx)
+	return o, nil
+}
+
+// run follows the INVITE transaction: provisional, final, cancel.
+func (o *Outbound) run(ctx context.Context) {
+	defer o.tx.Terminate()
+	cancelled := false
+	cancelSent := false
+	var cancelTimeout <-chan time.Time
+	for {
+		var ctxDone <-chan struct{}
+		if !cancelled {
+			ctxDone = ctx.Done()
+		}
+		select {
+		case res := <-o.tx.Responses():
+			switch {
+			case res.StatusCode == 100:
+			case res.IsProvisional():
+				if tag, ok := res.To().Params.Get("tag"); ok {
+					o.remoteHdr.Params.Add("tag", tag)
+				}
+				select {
+				case <-o.ringing:
+				default:
+					close(o.ringing)
+				}
+				if cancelled && !cancelSent { // CANCEL only after a provisional (RFC 3261 §9.1)
+					cancelSent = true
+					o.sendCancel()
+				}
+			case res.IsSuccess():
+				o.answeredWith(res, cancelled)
+				return
+			default:
+				code := res.StatusCode
+				if cancelled && code == 487 {
+					o.end(SideSystem, "CANCEL", 487)
+					o.result <- ErrDialCanceled
+					return
+				}
+				o.end(SideAgent, res.Reason, code)
+				o.result <- &DialError{Code: code, Reason: res.Reason}
+				return
+			}
+		case <-ctxDone:
+			cancelled = true
+			cancelTimeout = time.After(32 * time.Second)
+			select {
+			case <-o.ringing:
+				cancelSent = true
+				o.sendCancel()
+			default: // wait for a provisional response before cancelling
+				cancelTimeout = time.After(4 * time.Second)
+			}
+		case <-cancelTimeout:
+			o.end(SideSystem, "CANCEL", 487)
+			o.result <- ErrDialCanceled
+			return
+		case <-o.tx.Done():
+			err := o.tx.Err()
+			if cancelled {
+				o.end(SideSystem, "CANCEL", 487)
+				o.result <- ErrDialCanceled
+				return
+			}
+			o.end(SideSystem, "timeout", 408)
+			o.result <- &DialError{Code: 408, Reason: fmt.Sprintf("Request Timeout (%v)", err)}
+			return
+		}
+	}
+}
+
+func (o *Outbound) sendCancel() {
+	inv := o.invite
+	c := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	c.AppendHeader(sip.HeaderClone(inv.Via())) // same branch as the INVITE
+	c.AppendHeader(sip.HeaderClone(inv.From()))
+	c.AppendHeader(sip.HeaderClone(inv.To()))
+	c.AppendHeader(sip.HeaderClone(inv.CallID()))
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	maxFwd := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&maxFwd)
+	sip.CopyHeaders("Route", inv, c)
+	c.SetTransport(inv.Transport())
+	c.SetDestination(inv.Destination())
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+		defer cancel()
+		tx, err := o.s.client.TransactionRequest(ctx, c, func(*sipgo.Client, *sip.Request) error { return nil })
+		if err != nil {
+			o.log.Debug("CANCEL failed", "error", err)
+			return
+		}
+		defer tx.Terminate()
+		select {
+		case <-tx.Responses():
+		case <-tx.Done():
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// answeredWith completes the dialog on 2xx: remote tag, target, route set, SDP answer, ACK.
+func (o *Outbound) answeredWith(res *sip.Response, cancelled bool) {
+	if tag, ok := res.To().Params.Get("tag"); ok {
+		o.remoteHdr.Params.Add("tag", tag)
+	}
+	if c := res.Contact(); c != nil {
+		o.target = c.Address
+	}
+	rrs := res.GetHeaders("Record-Route")
+	o.routes = o.routes[:0]
+	for i := len(rrs) - 1; i >= 0; i-- { // UAC: route set is Record-Route reversed
+		o.routes = append(o.routes, rrs[i].Value())
+	}
+	ack := sip.NewRequest(sip.ACK, o.target)
+	from := *o.localHdr
+	to := *o.remoteHdr
+	cid := sip.CallIDHeader(o.callID)
+	maxFwd := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&from)
+	ack.AppendHeader(&to)
+	ack.AppendHeader(&cid)
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: o.invite.CSeq().SeqNo, MethodName: sip.ACK})
+	ack.AppendHeader(&maxFwd)
+	for _, r := range o.routes {
+		ack.AppendHeader(sip.NewHeader("Route", r))
+	}
+	ack.SetTransport(o.transport)
+	ack.SetDestination(o.dest)
+	if err := o.s.client.WriteRequest(ack, sipgo.ClientRequestAddVia); err != nil {
+		o.log.Warn("ACK failed", "error", err)
+	}
+	o.s.dialogs.add(&o.dialog)
+	o.state.Store(legConfirmed)
+
+	var err error
+	if cancelled { // answered while we cancelled: the call is no longer wanted
+		o.bye(context.Background(), "cancelled")
+		o.result <- ErrDialCanceled
+		return
+	}
+	offer, perr := parseSDP(res.Body())
+	if perr == nil {
+		var m Media
+		if m, perr = negotiate(offer, o.prefs); perr == nil {
+			o.setMedia(m)
+		}
+	}
+	if perr != nil {
+		o.bye(context.Background(), "bad SDP answer")
+		err = fmt.Errorf("sip: SDP answer: %w", perr)
+	}
+	close(o.answered)
+	o.result <- err
+}
+
+// Wait blocks until the INVITE is answered (nil), fails (*DialError), or was cancelled
+// (ErrDialCanceled). Cancel by cancelling the ctx given to Dial.
+func (o *Outbound) Wait() error {
+	err := <-o.result
+	o.result <- err // later Waits see the same outcome
+	return err
+}
+
+// Answered is closed when the leg was answered.
+func (o *Outbound) Answered() <-chan struct{} { return o.answered }
+
+// Hangup ends an answered leg with BYE; an unanswered one must be cancelled through Dial's ctx.
+func (o *Outbound) Hangup(ctx context.Context, cause string) error {
+	if o.state.Load() != legConfirmed {
+		return nil
+	}
+	defer o.s.dialogs.remove(&o.dialog)
+	return o.bye(ctx, cause)
+}
+
+// Release forgets the dialog after the leg ended (called by the owner when done).
+func (o *Outbound) Release() { o.s.dialogs.remove(&o.dialog) }
