@@ -218,6 +218,11 @@ func (o *Outbound) sendCancel() {
 
 // answeredWith completes the dialog on 2xx: remote tag, target, route set, SDP answer, ACK.
 func (o *Outbound) answeredWith(res *sip.Response, cancelled bool) {
+	select { // sipgo may hand us the 200 before a 180 it received earlier
+	case <-o.ringing:
+	default:
+		close(o.ringing)
+	}
 	if tag, ok := res.To().Params.Get("tag"); ok {
 		o.remoteHdr.Params.Add("tag", tag)
 	}

@@ -34,6 +34,9 @@ type Call struct {
 	offer  mediaOffer                 // inbound: the caller's offer
 	target sip.Uri                    // remote target for in-dialog requests
 
+	respMu sync.Mutex // serialises responses to an incoming INVITE
+	final  bool       // a final response to the incoming INVITE was sent (guarded by respMu)
+
 	mu     sync.Mutex // guards the fields below
 	codec  uint8
 	dtmf   bool
@@ -313,7 +316,7 @@ func (c *Call) Hangup(ctx context.Context) error {
 		select {
 		case <-c.answered:
 		default:
-			c.ss.Respond(480, "Temporarily Unavailable", nil)
+			c.respond(480, func() error { return c.ss.Respond(480, "Temporarily Unavailable", nil) })
 			c.endAnswer(ErrCallEnded, "local hangup while ringing")
 			c.wg.Wait()
 			return nil
@@ -583,4 +586,24 @@ func (c *Call) ReceivedDigits() string {
 		return string(m.digitLog)
 	}
 	return ""
+}
+
+// respond sends a response to the incoming INVITE unless a final one was already sent, so
+// that Hangup (480) cannot race the answer or a rejection. A 2xx is sent without holding
+// the lock, as RespondSDP blocks until the ACK; the final flag keeps the others out.
+func (c *Call) respond(code int, send func() error) error {
+	c.respMu.Lock()
+	if c.final {
+		c.respMu.Unlock()
+		return ErrCallEnded
+	}
+	if code >= 200 {
+		c.final = true
+	}
+	if code >= 200 && code < 300 {
+		c.respMu.Unlock()
+		return send()
+	}
+	defer c.respMu.Unlock()
+	return send()
 }

@@ -364,7 +364,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 500, "Server Internal Error")
 		return
 	}
-	if err := sess.Respond(180, "Ringing", nil); err != nil {
+	if err := c.respond(180, func() error { return sess.Respond(180, "Ringing", nil) }); err != nil {
 		c.endAnswer(fmt.Errorf("180: %w", err), "180 failed")
 		return
 	}
@@ -380,7 +380,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	})
 	if !p.cfg.OnInvite(c) {
-		if sess.Respond(486, "Busy Here", nil) == nil {
+		if c.respond(486, func() error { return sess.Respond(486, "Busy Here", nil) }) == nil {
 			c.endAnswer(&StatusError{Code: 486, Reason: "Busy Here"}, "rejected")
 		}
 		c.endAnswer(ErrCallEnded, "rejected")
@@ -390,7 +390,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.startMedia(offer.addr)
-	if err := sess.RespondSDP(sdpBody); err != nil {
+	if err := c.respond(200, func() error { return sess.RespondSDP(sdpBody) }); err != nil {
 		c.endAnswer(fmt.Errorf("answer: %w", err), "answer failed")
 		return
 	}
