@@ -20,8 +20,8 @@ type DialOptions struct {
 	Transport   string         // "UDP" (default) or "TCP"
 	FromUser    string         // the caller's number, shown on the agent's phone
 	FromName    string
-	AssertedID  string // P-Asserted-Identity user (the caller's number); empty = none
-	ToUser      string // To user; default Target's user
+	AssertedID  string         // P-Asserted-Identity user (the caller's number); empty = none
+	ToUser      string         // To user; default Target's user
 	Local       netip.AddrPort // our RTP address
 	Codecs      []uint8        // offered in this order (put the other leg's codec first to avoid transcoding)
 	Headers     []sip.Header   // extra headers (e.g. X-Hotline-Queue)
