@@ -201,3 +201,38 @@ func waitStatus(t *testing.T, url string, status int) {
 	}
 	t.Fatalf("%s did not answer %d within 10 s", url, status)
 }
+
+// A second SIGINT does not wait for the drain timeout: live calls are hung up at once.
+func TestSecondSIGINTHangsUpAtOnce(t *testing.T) {
+	needSIPp(t)
+	t.Parallel()
+	p := startProcess(t, testConfig(t, "drain_timeout: 60s", "drain_timeout: 10m"))
+	first := make(chan sippResult, 1)
+	go func() { first <- runSIPp(t, p.sip, "uac_wait_bye.xml") }()
+	waitLiveCalls(t, p.http, 1)
+	p.cmd.Process.Signal(syscall.SIGINT)
+	waitStatus(t, "http://"+p.http+"/healthz", 503)
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case res := <-first:
+		if !res.ok {
+			t.Fatalf("live call was not ended with BYE:\n%s", res.output)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("second SIGINT did not hang up the live call (drain_timeout is 10m)")
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("hotlined did not exit after the second SIGINT")
+	}
+	store, err := cdr.OpenSQLite(filepath.Join(p.dataDir, "cdr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	recs, err := store.List(context.Background(), cdr.Filter{})
+	if err != nil || len(recs) != 1 || recs[0].HangupCause != "drain" {
+		t.Fatalf("records %+v (%v): want the one call, hung up with cause drain", recs, err)
+	}
+}

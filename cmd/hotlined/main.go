@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // routes use Asia/Shanghai even on hosts without a zone database
 )
 
 func main() {

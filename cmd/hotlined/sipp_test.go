@@ -111,3 +111,17 @@ func TestSIPpRTPTimeoutHangsUp(t *testing.T) {
 		t.Fatalf("record %+v: want system hangup with cause rtp-timeout", rec)
 	}
 }
+
+// The menu-less profile (GB/T 33358 advises against long menus): the route sends calls
+// straight to a queue, and the record's path is just the queue.
+func TestSIPpMenuLessProfile(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "    menu: main ", "    queue: consult "))
+	if res := runSIPp(t, s.sipAddr(), "uac_rfc2833.xml"); !res.ok {
+		t.Fatalf("SIPp failed:\n%s", res.output)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.IVRPath != "consult" || rec.Queue != "consult" {
+		t.Fatalf("record path %q queue %q, want straight to consult", rec.IVRPath, rec.Queue)
+	}
+}

@@ -1,0 +1,256 @@
+// Command hotline-loadtest measures the concurrent call capacity of one
+// hotline node, on loopback only. It stops by itself.
+//
+//	hotline-loadtest ivr   --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics
+//	                       --calls N --rate R --hold 60s [--digits 2] [--codec PCMA] [--json]
+//	hotline-loadtest setup --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics
+//	                       (--rate R --duration 30s | --ramp 200,400,800) [--json]
+//
+// ivr holds N simulated citizens (the Go test phone for SIP, a shared RTP
+// meter for media) and reports loss, jitter and setup times with the
+// server's send lateness, CPU and memory per call. setup drives SIPp
+// (testdata/sipp/load_setup.xml) at increasing call rates until failures pass
+// --max-fail, and reports achieved rate, failures and p99 INVITE→200.
+// Any target outside 127.0.0.0/8 is refused.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hotline12345/hotline/loadtest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: hotline-loadtest ivr|setup [flags]   (loopback targets only)
+
+  ivr    concurrent IVR calls: RTP loss, jitter, setup time, server lateness, CPU, RSS per call
+  setup  call setups per second with SIPp, ramped until failures pass --max-fail
+
+Run "hotline-loadtest ivr -h" or "hotline-loadtest setup -h" for the flags.
+`
+
+// run is the command; it returns the exit status: 0 done (and passed),
+// 1 the run failed or its criteria were missed, 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "ivr":
+		return runIVR(ctx, args[1:], stdout, stderr)
+	case "setup":
+		return runSetup(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "hotline-loadtest: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+// common are the flags both commands take.
+type common struct {
+	target, metrics, cpuprofile string
+	json                        bool
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.target, "target", "127.0.0.1:5060", "the server's SIP address (loopback only)")
+	fs.StringVar(&c.metrics, "metrics", "", "the server's /metrics URL, e.g. http://127.0.0.1:8080/metrics (loopback only; empty: no server figures)")
+	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the load tester (client side only) to this file")
+}
+
+// parse parses the flags and reports usage errors on stderr.
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, 0
+		}
+		return false, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "hotline-loadtest %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return false, 2
+	}
+	return true, 0
+}
+
+func fail(stderr io.Writer, name string, err error) int {
+	fmt.Fprintf(stderr, "hotline-loadtest %s: %v\n", name, err)
+	if errors.Is(err, loadtest.ErrConfig) || errors.Is(err, loadtest.ErrNotLoopback) {
+		return 2
+	}
+	return 1
+}
+
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func runIVR(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ivr", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	calls := fs.Int("calls", 0, "concurrent calls to hold (required, 1-20000)")
+	rate := fs.Float64("rate", 0, "new calls per second (required)")
+	hold := fs.Duration("hold", 60*time.Second, "how long all calls are held together at full load")
+	digits := fs.String("digits", "", "DTMF digits each citizen presses (RFC 4733) after --digit-delay, e.g. 2")
+	digitDelay := fs.Duration("digit-delay", loadtest.DefaultDigitDelay, "wait after the answer before pressing --digits")
+	codec := fs.String("codec", "PCMA", "codec offered: PCMA or PCMU")
+	number := fs.String("number", loadtest.DefaultNumber, "called number")
+	local := fs.String("local-ip", "127.0.0.1", "the citizens' address (loopback only)")
+	sockets := fs.Int("sockets", loadtest.DefaultMeterSockets, "shared RTP sockets of the meter")
+	setupTimeout := fs.Duration("setup-timeout", loadtest.DefaultSetupTimeout, "per call: INVITE to answer")
+	maxLoss := fs.Float64("max-loss", loadtest.DefaultMaxLossPct, "pass criterion: loss below this percentage")
+	maxLate := fs.Duration("max-lateness", loadtest.DefaultMaxLateness, "pass criterion: p99 server send lateness at most this")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	target, err := loadtest.LoopbackAddrPort(c.target)
+	if err != nil {
+		return fail(stderr, "ivr", fmt.Errorf("--target: %w", err))
+	}
+	ip, err := loadtest.LoopbackIP(*local)
+	if err != nil {
+		return fail(stderr, "ivr", fmt.Errorf("--local-ip: %w", err))
+	}
+	if *calls <= 0 {
+		return fail(stderr, "ivr", fmt.Errorf("%w: --calls is required (1-%d)", loadtest.ErrConfig, loadtest.MaxCalls))
+	}
+	if *rate <= 0 {
+		return fail(stderr, "ivr", fmt.Errorf("%w: --rate is required (calls per second)", loadtest.ErrConfig))
+	}
+	cfg := loadtest.IVRConfig{
+		Target: target, MetricsURL: c.metrics, Number: *number, Calls: *calls, Rate: *rate, Hold: *hold,
+		Digits: *digits, DigitDelay: *digitDelay, Codec: strings.ToUpper(*codec), LocalIP: ip, Sockets: *sockets,
+		SetupTimeout: *setupTimeout, MaxLossPct: *maxLoss, MaxLateness: *maxLate,
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	stopProfile, err := startProfile(c.cpuprofile)
+	if err != nil {
+		return fail(stderr, "ivr", err)
+	}
+	rep, err := loadtest.RunIVR(ctx, cfg)
+	stopProfile()
+	if rep == nil {
+		return fail(stderr, "ivr", err)
+	}
+	if c.json {
+		loadtest.WriteJSON(stdout, rep)
+	} else {
+		rep.WriteText(stdout)
+	}
+	if err != nil {
+		return fail(stderr, "ivr", err)
+	}
+	if !rep.Pass {
+		return 1
+	}
+	return 0
+}
+
+func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	rate := fs.Float64("rate", 0, "call setups per second (one step); or use --ramp")
+	ramp := fs.String("ramp", "", "comma-separated rates, e.g. 200,400,800,1200,1600; stops after the first step whose failures pass --max-fail")
+	duration := fs.Duration("duration", 30*time.Second, "length of each step")
+	callHold := fs.Duration("call-hold", loadtest.DefaultCallHold, "pause between ACK and BYE (the server's media runs meanwhile)")
+	maxFail := fs.Float64("max-fail", loadtest.DefaultMaxFailPct, "failure percentage that ends the ramp")
+	scenario := fs.String("scenario", "", "SIPp scenario (default: testdata/sipp/load_setup.xml, found from the working directory up)")
+	sipp := fs.String("sipp", "sipp", "the SIPp binary")
+	local := fs.String("local-ip", "127.0.0.1", "SIPp's address (loopback only)")
+	settle := fs.Duration("settle", loadtest.DefaultSettle, "pause between steps so the previous step's calls end")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	target, err := loadtest.LoopbackAddrPort(c.target)
+	if err != nil {
+		return fail(stderr, "setup", fmt.Errorf("--target: %w", err))
+	}
+	ip, err := loadtest.LoopbackIP(*local)
+	if err != nil {
+		return fail(stderr, "setup", fmt.Errorf("--local-ip: %w", err))
+	}
+	var rates []float64
+	switch {
+	case *ramp != "" && *rate != 0:
+		return fail(stderr, "setup", fmt.Errorf("%w: give --rate or --ramp, not both", loadtest.ErrConfig))
+	case *ramp != "":
+		for _, f := range strings.Split(*ramp, ",") {
+			r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil {
+				return fail(stderr, "setup", fmt.Errorf("%w: --ramp %q: %q is not a number", loadtest.ErrConfig, *ramp, f))
+			}
+			rates = append(rates, r)
+		}
+	case *rate != 0:
+		rates = []float64{*rate}
+	default:
+		return fail(stderr, "setup", fmt.Errorf("%w: --rate or --ramp is required", loadtest.ErrConfig))
+	}
+	cfg := loadtest.SetupConfig{
+		Target: target, MetricsURL: c.metrics, Rates: rates, Duration: *duration, CallHold: *callHold,
+		MaxFailPct: *maxFail, Scenario: *scenario, SIPp: *sipp, LocalIP: ip, Settle: *settle,
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	stopProfile, err := startProfile(c.cpuprofile)
+	if err != nil {
+		return fail(stderr, "setup", err)
+	}
+	rep, err := loadtest.RunSetup(ctx, cfg)
+	stopProfile()
+	if rep == nil {
+		return fail(stderr, "setup", err)
+	}
+	if c.json {
+		loadtest.WriteJSON(stdout, rep)
+	} else {
+		rep.WriteText(stdout)
+	}
+	if err != nil {
+		return fail(stderr, "setup", err)
+	}
+	if !rep.Pass {
+		return 1
+	}
+	return 0
+}
