@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,85 +152,133 @@ type Known struct {
 }
 
 // Load decodes and validates a config document; name is used in error messages.
+// Every problem comes back as *Error or Errors, located as `name:line: field: problem`.
 func Load(name string, data []byte, known Known) (*Config, error) {
+	var file *ast.File
+	err := safely(func() (err error) {
+		file, err = parser.ParseBytes(data, 0)
+		return err
+	})
+	if err != nil {
+		return nil, parseError(name, data, err)
+	}
+	// An empty or comments-only file is an empty document: validation then
+	// says what is missing.
+	var body ast.Node
+	if len(file.Docs) > 0 {
+		body = file.Docs[0].Body
+	}
+	l := newLocator(body)
+	pre := l.problems // YAML tags: go-yaml v1.19.2 panics on some (goccy/go-yaml#735)
+	if len(file.Docs) > 1 {
+		d := file.Docs[1]
+		line := lineOfToken(d.Start)
+		if line == 0 && d.Body != nil {
+			line = lineOfToken(d.Body.GetToken())
+		}
+		pre = append(pre, &Error{Line: line, Problem: "a second YAML document is not supported (the file must hold one document; remove the ---)"})
+	}
+	pre = append(pre, l.checkText(body)...)
+	if len(pre) > 0 {
+		for _, e := range pre {
+			e.File = name
+		}
+		return nil, sortErrors(pre)
+	}
+
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data), yaml.Strict())
-	if err := dec.Decode(&c); err != nil {
-		return nil, decodeError(name, err)
+	if body != nil {
+		err := safely(func() error {
+			return yaml.NewDecoder(bytes.NewReader(data), yaml.Strict()).Decode(&c)
+		})
+		if err != nil {
+			return nil, l.decodeError(name, err)
+		}
 	}
 	c.applyDefaults()
 	problems := c.validate(known)
 	if len(problems) == 0 {
 		return &c, nil
 	}
-	file, _ := parser.ParseBytes(data, 0)
 	errs := make(Errors, 0, len(problems))
 	for _, p := range problems {
-		errs = append(errs, &Error{File: name, Line: lineOf(file, p.Path), Field: p.Path, Problem: p.Problem})
+		errs = append(errs, &Error{File: name, Line: l.lineOf(p.Path), Field: p.Path, Problem: p.Problem})
 	}
-	slices.SortStableFunc(errs, func(a, b *Error) int { return a.Line - b.Line })
-	return nil, errs
+	return nil, sortErrors(errs)
 }
 
-// decodeError turns a go-yaml error into `file:line: field: problem`.
-func decodeError(name string, err error) error {
+// sortErrors orders problems by line, then field, then text, so that the
+// message is the same on every run.
+func sortErrors(errs Errors) Errors {
+	slices.SortStableFunc(errs, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		if c := compareFields(a.Field, b.Field); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Problem, b.Problem)
+	})
+	return errs
+}
+
+// compareFields compares field paths with numbers in numeric order
+// ("dids[2]" before "dids[10]").
+func compareFields(a, b string) int {
+	for a != "" && b != "" {
+		da, db := digitPrefix(a), digitPrefix(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if c := len(na) - len(nb); c != 0 {
+				return c
+			}
+			if c := strings.Compare(na, nb); c != 0 {
+				return c
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return int(a[0]) - int(b[0])
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) - len(b)
+}
+
+func digitPrefix(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+var dupKeyRe = regexp.MustCompile(`^mapping key (".*") already defined at \[(\d+):\d+\]$`)
+
+// parseError locates a parser error: syntax errors at their token, duplicate
+// keys at the second occurrence with the key's field path.
+func parseError(name string, data []byte, err error) error {
 	var ye yaml.Error
-	if errors.As(err, &ye) {
-		line := 0
-		if tok := ye.GetToken(); tok != nil && tok.Position != nil {
-			line = tok.Position.Line
-		}
-		msg := ye.GetMessage()
-		field := ""
-		if tok := ye.GetToken(); tok != nil && strings.Contains(msg, "unknown field") {
-			field = tok.Value
-		}
-		return &Error{File: name, Line: line, Field: field, Problem: msg}
+	if !errors.As(err, &ye) {
+		return &Error{File: name, Problem: err.Error()}
 	}
-	return &Error{File: name, Problem: err.Error()}
-}
-
-// lineOf finds the line of a field path like "menus.main.options.7" or "trunks[0].sources[1]",
-// falling back to the nearest parent that exists.
-func lineOf(file *ast.File, field string) int {
-	if file == nil {
-		return 0
-	}
-	parts := splitPath(field)
-	for n := len(parts); n > 0; n-- {
-		p, err := yaml.PathString("$" + strings.Join(parts[:n], ""))
-		if err != nil {
-			continue
-		}
-		node, err := p.FilterFile(file)
-		if err != nil || node == nil {
-			continue
-		}
-		if tok := node.GetToken(); tok != nil && tok.Position != nil {
-			return tok.Position.Line
-		}
-	}
-	return 0
-}
-
-// splitPath turns "a.b[0].c" into [".a", ".b", "[0]", ".c"], quoting keys go-yaml paths reserve.
-func splitPath(field string) []string {
-	var parts []string
-	for _, seg := range strings.Split(field, ".") {
-		name, idx, _ := strings.Cut(seg, "[")
-		if name != "" {
-			if strings.ContainsAny(name, "*'$@") || strings.IndexFunc(name, func(r rune) bool { return r >= '0' && r <= '9' }) == 0 {
-				name = "'" + name + "'"
-			}
-			parts = append(parts, "."+name)
-		}
-		if idx != "" {
-			for _, i := range strings.Split(idx, "[") {
-				parts = append(parts, "["+i)
+	e := &Error{File: name, Line: lineOfToken(ye.GetToken()), Problem: ye.GetMessage()}
+	if m := dupKeyRe.FindStringSubmatch(e.Problem); m != nil {
+		e.Problem = fmt.Sprintf("duplicate key: %s already defined on line %s", m[1], m[2])
+		var file *ast.File
+		err := safely(func() (err error) {
+			file, err = parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+			return err
+		})
+		p, ok := posOf(ye.GetToken())
+		if err == nil && ok && len(file.Docs) > 0 {
+			if at := newLocator(file.Docs[0].Body).byKey[p]; at != nil && at.parent != nil {
+				e.Field = at.field()
 			}
 		}
 	}
-	return parts
+	return e
 }
 
 func (c *Config) applyDefaults() {
@@ -284,7 +333,8 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// ParsePorts reads "LOW-HIGH".
+// ParsePorts reads "LOW-HIGH": 1024 <= LOW < HIGH <= 65535, LOW even, and at
+// least two even (RTP) ports in the range, as media.NewPorts allocates them.
 func ParsePorts(s string) (low, high int, err error) {
 	a, b, ok := strings.Cut(s, "-")
 	if !ok {
@@ -296,8 +346,21 @@ func ParsePorts(s string) (low, high int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("want LOW-HIGH, got %q", s)
 	}
-	if low < 1024 || high > 65535 || high-low < 2 {
-		return 0, 0, fmt.Errorf("range %d-%d must lie within 1024-65535 and hold at least two ports", low, high)
+	// media.NewPorts hands out the even ports LOW, LOW+2, ... up to HIGH, one
+	// per call leg (RTP), and rejects an odd LOW at start-up: check it here,
+	// where the error gets file:line.
+	switch {
+	case low < 1024 || high > 65535:
+		err = fmt.Errorf("range %d-%d must lie within 1024-65535", low, high)
+	case low >= high:
+		err = fmt.Errorf("range %d-%d: LOW must be below HIGH", low, high)
+	case low%2 != 0:
+		err = fmt.Errorf("range %d-%d: LOW must be even (RTP uses the even ports from LOW on, one per call leg)", low, high)
+	case high-low < 2:
+		err = fmt.Errorf("range %d-%d holds one even port; at least two are needed (one RTP port per call leg)", low, high)
+	}
+	if err != nil {
+		return 0, 0, err
 	}
 	return low, high, nil
 }

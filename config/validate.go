@@ -53,7 +53,6 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		add("trunks", "at least one trunk is needed to receive calls")
 	}
 	trunkNames := map[string]bool{}
-	dids := map[string]bool{}
 	for i, t := range c.Trunks {
 		p := fmt.Sprintf("trunks[%d]", i)
 		switch {
@@ -80,7 +79,6 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			if !numberRe.MatchString(d) {
 				add(fmt.Sprintf("%s.dids[%d]", p, j), "want a number, got %q", d)
 			}
-			dids[d] = true
 		}
 		if t.AnswerDelay < 0 || t.AnswerDelay.D() > time.Minute {
 			add(p+".answer_delay", "must be between 0 and 1m")
@@ -105,9 +103,14 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		}
 		routed[r.Number] = true
 	}
-	for d := range dids {
-		if !routed[d] {
-			add("routes", "trunk number %q has no route", d)
+	// An unrouted number is reported where the trunk lists it, once per number.
+	unrouted := map[string]bool{}
+	for i, t := range c.Trunks {
+		for j, d := range t.DIDs {
+			if !routed[d] && !unrouted[d] && numberRe.MatchString(d) {
+				unrouted[d] = true
+				add(fmt.Sprintf("trunks[%d].dids[%d]", i, j), "number %q has no route (add one under routes)", d)
+			}
 		}
 	}
 	errs = append(errs, ivr.ValidateMenus(c.Menus, hasPrompt, hasQueue)...)
@@ -152,6 +155,12 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			}
 		}
 	}
-	slices.SortStableFunc(errs, func(a, b ivr.FieldError) int { return strings.Compare(a.Path, b.Path) })
+	// Deterministic order (maps are ranged above); Load re-sorts by line.
+	slices.SortStableFunc(errs, func(a, b ivr.FieldError) int {
+		if c := compareFields(a.Path, b.Path); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Problem, b.Problem)
+	})
 	return errs
 }
