@@ -1,6 +1,7 @@
 // Package media is hotline's RTP engine: port allocation, G.711 codecs, a
 // prompt cache, tones, shared send pacing (Scheduler), RTP sessions with
-// symmetric-RTP latching and inactivity timeout, and RFC 4733 DTMF.
+// symmetric-RTP latching and inactivity timeout, RFC 4733 DTMF, and bridges
+// (relay between two sessions, PCMU↔PCMA transcoding only when needed).
 //
 // It is a ground-floor protocol package: it knows nothing of SIP, IVR or
 // queues and imports only the standard library, pion/rtp, zaf/g711 and

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,10 @@ type Session struct {
 	lost, strangers, garbage, unknownPT        atomic.Uint64
 	dtmfIn, digitsIn, digitsDropped, sendError atomic.Uint64
 
+	// sending counts packets built under mu whose send has not returned yet
+	// (generated or relayed); Bridge.Start and Stop wait for it to drain.
+	sending atomic.Int32
+
 	// mu guards the fields below. The scheduler's tick holds it while it
 	// decides what to send and builds the packet, never during the send.
 	mu            sync.Mutex
@@ -91,6 +96,9 @@ type Session struct {
 	dtmfRx        DTMFReceiver
 	rxDigits      [2]rune // scratch for DTMFReceiver results
 	tx            txState
+	relay         *bridgeLeg // relays what this session receives (Bridge); nil when not bridged
+	txOwner       *bridgeLeg // the bridge leg allowed to send out of this session
+	txPaused      bool       // generated media (prompts, MOH, queued DTMF) is paused: bridged
 
 	// Reader-owned (the reader goroutine, or a test calling handlePacket).
 	rxBuf     []byte
@@ -116,6 +124,13 @@ type txState struct {
 	dtmfBuf    [DTMFPayloadSize]byte
 	pkt        rtp.Packet
 	buf        [txBufferSize]byte
+
+	// The last packet sent, generated or relayed: the timestamp a new
+	// stream (a bridge, prompts after a bridge) must continue from.
+	lastTS   uint32
+	lastTime time.Time // when it was sent (a tick deadline or the relay's receive time)
+	haveLast bool
+	rebase   bool // packets were relayed: re-anchor the generated clock (ts0) at the next tick
 }
 
 // playback is a sequence of prompts being played; positions are guarded by Session.mu.
@@ -432,7 +447,7 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	} else {
 		s.latched, latchedNow = from, true
 	}
-	codec, dtmfPT, sink := s.codec, s.dtmfPT, s.sink
+	codec, dtmfPT, sink, relay := s.codec, s.dtmfPT, s.sink, s.relay
 	isDTMF := dtmfPT != 0 && pkt.PayloadType == dtmfPT
 	if isDTMF {
 		digits := s.dtmfRx.Receive(s.rxDigits[:0], now, pkt.SSRC, pkt.Timestamp, pkt.Payload)
@@ -451,13 +466,25 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	switch {
 	case isDTMF:
 		s.dtmfIn.Add(1)
+		if relay != nil {
+			relay.forward(pkt, codec, true, now)
+		}
 	case pkt.PayloadType == uint8(codec):
+		if relay != nil {
+			relay.forward(pkt, codec, false, now)
+		}
 		if sink != nil {
 			sink(pkt)
 		}
 	case pkt.PayloadType == PayloadTypeCN:
+		if relay != nil {
+			relay.dropped.Add(1) // the other leg did not negotiate CN
+		}
 	default:
 		s.unknownPT.Add(1)
+		if relay != nil {
+			relay.dropped.Add(1)
+		}
 	}
 }
 
@@ -509,19 +536,68 @@ func (s *Session) tick(deadline time.Time) {
 		s.deliverDigits(s.dtmfRx.Expire(s.rxDigits[:0], deadline))
 	}
 	n, dst, finished := s.nextPacketLocked(deadline)
+	if n > 0 {
+		s.sending.Add(1)
+	}
 	s.mu.Unlock()
 
 	if n > 0 {
-		if _, err := s.conn.WriteToUDPAddrPort(s.tx.buf[:n], dst); err != nil {
-			if s.sendError.Add(1) == 1 && !s.ended.Load() {
-				s.log.Warn("rtp send failed", "rtp_remote", dst.String(), "err", err.Error())
-			}
-		} else {
-			s.packetsOut.Add(1)
-			s.bytesOut.Add(uint64(n))
-		}
+		s.send(s.tx.buf[:n], dst)
+		s.sending.Add(-1)
 	}
 	finished.finish()
+}
+
+// send writes one packet built by the tick or a bridge; no lock is held.
+func (s *Session) send(b []byte, dst netip.AddrPort) bool {
+	if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil {
+		if s.sendError.Add(1) == 1 && !s.ended.Load() {
+			s.log.Warn("rtp send failed", "rtp_remote", dst.String(), "err", err.Error())
+		}
+		return false
+	}
+	s.packetsOut.Add(1)
+	s.bytesOut.Add(uint64(len(b)))
+	return true
+}
+
+// waitSends returns once no packet built before the call is still being
+// sent. Callers first change, under mu, what may be built from now on.
+func (s *Session) waitSends() {
+	for i := 0; s.sending.Load() != 0; i++ {
+		if i < 64 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+}
+
+// nextTSLocked returns the RTP timestamp for a packet sent at now that starts
+// a new stream in this session's timestamp space: the last packet's
+// timestamp plus the real time since (at least one frame), so a receiver's
+// jitter buffer sees neither a step back nor a jump. s.mu is held.
+func (s *Session) nextTSLocked(now time.Time) uint32 {
+	tx := &s.tx
+	switch {
+	case tx.haveLast:
+		return tx.lastTS + uint32(max(FrameSamples, samplesIn(now.Sub(tx.lastTime))))
+	case tx.haveFirst:
+		return tx.ts0 + uint32(max(0, samplesIn(now.Sub(tx.first))))
+	}
+	return tx.ts0
+}
+
+// samplesIn returns the number of whole samples (at ClockRate) in d.
+func samplesIn(d time.Duration) int64 { return int64(d / (time.Second / ClockRate)) }
+
+// noteSentLocked records the timestamp and time of a packet about to be sent
+// when it is the newest so far. s.mu is held.
+func (s *Session) noteSentLocked(ts uint32, t time.Time) {
+	tx := &s.tx
+	if !tx.haveLast || int32(ts-tx.lastTS) > 0 {
+		tx.lastTS, tx.lastTime, tx.haveLast = ts, t, true
+	}
 }
 
 // nextPacketLocked advances the sender by one 20 ms tick. It returns the
@@ -532,8 +608,18 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 	if !tx.haveFirst {
 		tx.first, tx.haveFirst = deadline, true
 	}
+	if s.txPaused {
+		return 0, dst, nil // bridged: the bridge sends; playback and DTMF queue wait
+	}
 	k := int64(deadline.Sub(tx.first) / FrameDuration)
 	ts := tx.ts0 + uint32(k*FrameSamples) // real time, also across gaps
+	if tx.rebase {
+		// Packets were relayed in another timestamp clock: continue from
+		// the last of them, then drift-free again from here.
+		want := s.nextTSLocked(deadline)
+		tx.ts0 += want - ts
+		ts, tx.rebase = want, false
+	}
 	dst = s.latched
 	if !dst.IsValid() {
 		dst = s.remote
@@ -561,6 +647,7 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 			if !canSend || s.dtmfPT == 0 {
 				return 0, dst, nil
 			}
+			s.noteSentLocked(ts, deadline)
 			return s.marshalLocked(s.dtmfPT, marker, tx.dtmf.startTS, tx.dtmfBuf[:]), dst, nil
 		}
 		tx.dtmfActive = false
@@ -582,6 +669,7 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 	marker := tx.newSpurt || tx.lastAudioK != k-1
 	tx.newSpurt = false
 	tx.lastAudioK = k
+	s.noteSentLocked(ts, deadline)
 	return s.marshalLocked(uint8(s.codec), marker, ts, frame), dst, finished
 }
 
