@@ -35,6 +35,7 @@ type Health func() error
 type Config struct {
 	Records  Records
 	Calls    Calls
+	ACD      ACD
 	Health   Health
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
@@ -51,6 +52,11 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /api/v1/calls", a.calls)
 	mux.HandleFunc("GET /api/v1/cdrs", a.cdrs)
+	if cfg.ACD != nil {
+		mux.HandleFunc("GET /api/v1/agents", a.agents)
+		mux.HandleFunc("POST /api/v1/agents/{id}/{action}", a.agentAction)
+		mux.HandleFunc("GET /api/v1/queues", a.queues)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/ivr"
 	"github.com/hotline12345/hotline/media"
@@ -15,10 +16,11 @@ import (
 
 // Stages of a live call.
 const (
-	StageSetup  = "setup"
-	StageIVR    = "ivr"
-	StageQueued = "queued"
-	StageEnding = "ending"
+	StageSetup   = "setup"
+	StageIVR     = "ivr"
+	StageQueued  = "queued"
+	StageTalking = "talking"
+	StageEnding  = "ending"
 )
 
 // Call is one inbound call: its leg, its media session and its record.
@@ -29,6 +31,9 @@ type Call struct {
 	sess   *media.Session
 	log    *slog.Logger
 	digits chan rune
+	ctx    context.Context     // the call's lifetime (set before the call is visible to others)
+	agent  chan *agentLeg      // an agent answered for this caller
+	exit   chan acd.ExitReason // the ACD took the caller out of its queue
 
 	mu    sync.Mutex
 	rec   cdr.Record
@@ -62,19 +67,19 @@ func (c *Call) view() LiveCall {
 
 // HandleInbound runs an inbound call from INVITE to record; it is sip.Config.OnCall.
 func (m *Manager) HandleInbound(leg *sip.Inbound) {
-	c := &Call{m: m, id: newID(), leg: leg, digits: make(chan rune, 32)}
+	c := &Call{m: m, id: newID(), leg: leg, digits: make(chan rune, 32), agent: make(chan *agentLeg), exit: make(chan acd.ExitReason, 1)}
 	c.log = m.log.With("call_id", c.id, "sip_call_id", leg.SIPCallID(), "from", leg.Caller(), "to", leg.Called())
 	c.rec = cdr.Record{
 		ID: c.id, SIPCallID: leg.SIPCallID(), Direction: "inbound", Trunk: leg.Trunk(),
 		Caller: leg.Caller(), Called: leg.Called(), Start: leg.Received(), NodeID: m.cfg.NodeID,
 	}
+	ctx, cancel := context.WithCancelCause(m.base)
+	defer cancel(nil)
+	c.ctx = ctx
 	m.track(c)
 	defer m.untrack(c)
 	c.setStage(StageSetup)
 	defer c.setStage("")
-
-	ctx, cancel := context.WithCancelCause(m.base)
-	defer cancel(nil)
 	c.run(ctx, cancel)
 }
 
@@ -149,7 +154,7 @@ func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
 	c.rec.Disposition = disposition(c.rec, closed, cause)
 	c.mu.Unlock()
 
-	if !errors.Is(cause, ErrCallerHangup) {
+	if !errors.Is(cause, ErrCallerHangup) && !c.leg.Ended() {
 		teardown, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		if err := c.leg.Hangup(teardown, causeText(cause)); err != nil {
 			c.log.Debug("BYE failed", "error", err)
@@ -237,10 +242,13 @@ func (c *Call) unanswered(err error) {
 func (c *Call) end(cause error) {
 	c.mu.Lock()
 	c.rec.End = time.Now()
-	if errors.Is(cause, ErrCallerHangup) {
+	switch {
+	case errors.Is(cause, ErrCallerHangup):
 		_, legCause, _ := c.leg.End()
 		c.rec.HangupSide, c.rec.HangupCause = sip.SideCaller, legCause
-	} else {
+	case errors.Is(cause, ErrAgentHangup):
+		c.rec.HangupSide, c.rec.HangupCause = sip.SideAgent, "BYE"
+	default:
 		c.rec.HangupSide, c.rec.HangupCause = sip.SideSystem, causeText(cause)
 	}
 	rec := c.rec
@@ -255,6 +263,12 @@ func (c *Call) end(cause error) {
 // disposition classifies an answered call that never reached an agent.
 func disposition(rec cdr.Record, closed bool, cause error) string {
 	switch {
+	case rec.Agent != "":
+		return "answered"
+	case rec.Queue != "" && errors.Is(cause, ErrNoAgent):
+		return "no-agent"
+	case rec.Queue != "" && errors.Is(cause, ErrExitKey):
+		return "exit-key"
 	case rec.Queue != "" && errors.Is(cause, ErrMaxWait):
 		return "timeout"
 	case rec.Queue != "":
@@ -276,8 +290,12 @@ func causeText(err error) string {
 		return "max-wait"
 	case errors.Is(err, ErrDrain):
 		return "drain"
-	case errors.Is(err, ErrCallerHangup):
+	case errors.Is(err, ErrCallerHangup), errors.Is(err, ErrAgentHangup):
 		return "BYE"
+	case errors.Is(err, ErrNoAgent):
+		return "no-agent"
+	case errors.Is(err, ErrExitKey):
+		return "exit-key"
 	case errors.Is(err, context.Canceled):
 		return "shutdown"
 	}

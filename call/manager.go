@@ -15,25 +15,28 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/ivr"
 	"github.com/hotline12345/hotline/media"
 	"github.com/hotline12345/hotline/sip"
 )
 
-// Queue is how a queue treats its callers until agents exist: hold music, then give up.
+// Queue is what the caller hears in a queue; routing settings live in the ACD's QueueConfig.
 type Queue struct {
-	Name        string        // display name
-	MaxWait     time.Duration // then ExitPrompt and the call ends with disposition timeout
-	MusicOnHold string
-	JoinPrompt  string
-	ExitPrompt  string
+	Name              string // display name
+	MusicOnHold       string
+	JoinPrompt        string        // played once on entering
+	ExitPrompt        string        // played when the caller leaves without an agent (max wait, no agents)
+	AnnounceFrequency time.Duration // position and estimated wait every so often; 0 = never
+	ExitDigit         string        // a digit that leaves the queue; "" = none
 }
 
 // Records is where finished and answered calls go (cdr.Writer implements it).
 type Records interface {
-	Begin(rec cdr.Record) // the call was answered: made durable before it returns
-	Write(rec cdr.Record) // the call ended: never blocks
+	Begin(rec cdr.Record)    // the call was answered: made durable before it returns
+	Write(rec cdr.Record)    // the call ended: never blocks
+	Event(ev cdr.AgentEvent) // an agent or queue event: never blocks
 }
 
 // Config wires a Manager.
@@ -47,6 +50,9 @@ type Config struct {
 	Menus      map[string]ivr.Menu
 	Routes     []ivr.Route
 	Queues     map[string]Queue
+	ACDQueues  []acd.QueueConfig
+	Agents     []acd.AgentConfig
+	ACDClock   acd.Clock // nil: system clock
 	Records    Records
 	Clock      ivr.Clock
 	Logger     *slog.Logger
@@ -63,9 +69,30 @@ type Manager struct {
 	base   context.Context
 	cancel context.CancelCauseFunc
 
+	acd    *acd.ACD
+	dir    Directory
+	dialer Dialer
+
 	mu    sync.Mutex
 	live  map[string]*Call
-	ended media.SessionStats // RTP counters of ended calls, for the metrics
+	rings map[ringKey]context.CancelFunc // agents being rung
+	ended media.SessionStats             // RTP counters of ended calls, for the metrics
+}
+
+// ACD is the manager's call distributor (agents and queues), for the API.
+func (m *Manager) ACD() *acd.ACD { return m.acd }
+
+// SetSIP gives the manager the registrar (where agents are) and the SIP server (to ring
+// them); both exist only after the manager, as the server's handlers are the manager's.
+func (m *Manager) SetSIP(dir Directory, dialer Dialer) {
+	m.dir, m.dialer = dir, dialer
+}
+
+// call finds a live call by our call id.
+func (m *Manager) call(id string) *Call {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[id]
 }
 
 // rtpTotals sums the RTP counters of ended and live calls.
@@ -108,11 +135,14 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, rings: map[ringKey]context.CancelFunc{}, routes: map[string]*ivr.Route{}}
 	for i := range cfg.Routes {
 		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
 	}
 	var err error
+	if m.acd, err = acd.New(cfg.ACDQueues, cfg.Agents, cfg.ACDClock, outbox{m}, cfg.Logger.With("caller", "acd")); err != nil {
+		return nil, err
+	}
 	if m.metrics, err = newMetrics(cfg.Registerer, m); err != nil {
 		return nil, err
 	}

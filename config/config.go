@@ -95,8 +95,33 @@ type Queue struct {
 	MaxWait      ivr.Duration `yaml:"max_wait"`      // then the caller hears ExitPrompt and the call ends (timeout)
 	MusicOnHold  string       `yaml:"music_on_hold"` // prompt looped while waiting
 	JoinPrompt   string       `yaml:"join_prompt"`   // played once on entering
-	ExitPrompt   string       `yaml:"exit_prompt"`   // played when MaxWait is reached
+	ExitPrompt   string       `yaml:"exit_prompt"`   // played when the caller leaves without an agent
 	ServiceLevel ivr.Duration `yaml:"service_level"` // threshold for service level; default 15 s
+
+	// Routing, in app_queue / mod_callcenter terms.
+	Skills            map[string]int `yaml:"skills"`             // required skill → minimum level; default {queue name: 1}
+	Strategy          string         `yaml:"strategy"`           // longest-idle (default), fewest-calls, round-robin, ring-all, best-skill, random
+	RingTimeout       ivr.Duration   `yaml:"ring_timeout"`       // per agent; default 15s
+	WrapUp            ivr.Duration   `yaml:"wrap_up"`            // after-call work; default 10s
+	RetryDelay        ivr.Duration   `yaml:"retry_delay"`        // an agent who rejected is skipped this long; default 5s
+	MaxCallers        int            `yaml:"max_callers"`        // 0 = unlimited
+	JoinEmpty         *bool          `yaml:"join_empty"`         // wait when no agent is logged in; default true (24/7 hotline)
+	LeaveWhenEmpty    bool           `yaml:"leave_when_empty"`   // waiting callers leave when the last agent logs out
+	AutoPause         *bool          `yaml:"auto_pause"`         // pause an agent who does not answer; default true
+	AnnounceFrequency ivr.Duration   `yaml:"announce_frequency"` // position and estimated wait; 0 = never
+	ExitDigit         string         `yaml:"exit_digit"`         // a digit that leaves the queue
+	Weight            int            `yaml:"weight"`             // priority of this queue's callers for agents serving several queues
+	Escalations       []Escalation   `yaml:"escalations"`
+	VIPNumbers        map[string]int `yaml:"vip_numbers"` // caller number → priority (higher first)
+}
+
+// Escalation widens who may take a waiting caller, or moves the caller to another queue,
+// after a time; the caller keeps their place.
+type Escalation struct {
+	After    ivr.Duration `yaml:"after"`
+	Skill    string       `yaml:"skill"`     // lower this skill's minimum level, or accept agents with it
+	MinLevel int          `yaml:"min_level"` // with skill
+	Overflow string       `yaml:"overflow"`  // another queue (last step only)
 }
 
 // Agent is a person who answers calls from a SIP softphone.
@@ -104,7 +129,8 @@ type Agent struct {
 	ID       string         `yaml:"id"`
 	Name     string         `yaml:"name"`
 	Password string         `yaml:"password"`
-	Skills   map[string]int `yaml:"skills"` // skill → level 1-10
+	Skills   map[string]int `yaml:"skills"`  // skill → level 1-10
+	WrapUp   *ivr.Duration  `yaml:"wrap_up"` // overrides the queues' wrap-up time
 }
 
 // Error is a configuration problem located in its file.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/ivr"
 )
 
@@ -131,6 +132,41 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 				add(p+"."+field, "unknown prompt %q", prompt)
 			}
 		}
+		if _, err := acd.ParseStrategy(q.Strategy); err != nil {
+			add(p+".strategy", "unknown strategy %q (longest-idle, fewest-calls, round-robin, ring-all, best-skill, random)", q.Strategy)
+		}
+		for skill, level := range q.Skills {
+			if level < 1 || level > 10 {
+				add(p+".skills."+skill, "minimum level %d outside 1-10", level)
+			}
+		}
+		for field, d := range map[string]ivr.Duration{"ring_timeout": q.RingTimeout, "wrap_up": q.WrapUp, "retry_delay": q.RetryDelay, "announce_frequency": q.AnnounceFrequency} {
+			if d < 0 {
+				add(p+"."+field, "must not be negative")
+			}
+		}
+		if q.AnnounceFrequency > 0 && q.AnnounceFrequency.D() < 10*time.Second {
+			add(p+".announce_frequency", "at least 10s (or 0 for none)")
+		}
+		if q.MaxCallers < 0 {
+			add(p+".max_callers", "must not be negative")
+		}
+		if q.ExitDigit != "" && (len(q.ExitDigit) != 1 || !strings.Contains("0123456789*#", q.ExitDigit)) {
+			add(p+".exit_digit", "want one of 0-9 * #, got %q", q.ExitDigit)
+		}
+		for i, e := range q.Escalations {
+			ep := fmt.Sprintf("%s.escalations[%d]", p, i)
+			switch {
+			case e.After <= 0:
+				add(ep+".after", "required and positive")
+			case e.Overflow != "" && !hasQueue(e.Overflow):
+				add(ep+".overflow", "unknown queue %q", e.Overflow)
+			case e.Overflow != "" && i != len(q.Escalations)-1:
+				add(ep+".overflow", "an overflow must be the last step")
+			case e.Overflow == "" && (e.Skill == "" || e.MinLevel < 1 || e.MinLevel > 10):
+				add(ep, "want skill with min_level 1-10, or overflow")
+			}
+		}
 	}
 
 	ids := map[string]bool{}
@@ -145,6 +181,9 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		ids[a.ID] = true
 		if a.Password == "" {
 			add(p+".password", "required (agents register with digest auth)")
+		}
+		if a.WrapUp != nil && *a.WrapUp < 0 {
+			add(p+".wrap_up", "must not be negative")
 		}
 		for skill, level := range a.Skills {
 			if level < 1 || level > 10 {

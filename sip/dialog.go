@@ -123,6 +123,9 @@ func (d *dialog) end(side, cause string, code int) bool {
 
 func (d *dialog) ended() bool { return d.state.Load() == legEnded }
 
+// Ended reports whether the leg has ended.
+func (d *dialog) Ended() bool { return d.ended() }
+
 // newRequest builds an in-dialog request from us to the remote party.
 func (d *dialog) newRequest(method sip.RequestMethod) *sip.Request {
 	req := sip.NewRequest(method, d.target)

@@ -171,6 +171,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	number := req.Recipient.User
+	if s.cfg.OnAgentCall != nil && s.fromAgent(req, src) {
+		s.agentCall(req, tx, src)
+		return
+	}
 	trunk, served := match(s.cfg.Trunks, src.Addr(), number)
 	if trunk == nil {
 		s.forbidden.Add(1)
@@ -300,4 +304,64 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	d.onInfo(req, tx)
+}
+
+// fromAgent reports whether the INVITE comes from a registered agent's phone: the From
+// user has a binding registered from this very source address.
+func (s *Server) fromAgent(req *sip.Request, src netip.AddrPort) bool {
+	if s.cfg.Registrar == nil {
+		return false
+	}
+	for _, b := range s.cfg.Registrar.Bindings(req.From().Address.User) {
+		if b.Source == src {
+			return true
+		}
+	}
+	return false
+}
+
+// agentTrunk is the pseudo-trunk of calls from agents' phones.
+var agentTrunk = &Trunk{Name: "agents"}
+
+// agentCall hands an INVITE from an agent's phone to OnAgentCall.
+func (s *Server) agentCall(req *sip.Request, tx sip.ServerTransaction, src netip.AddrPort) {
+	var o *offer
+	media := Media{}
+	if len(req.Body()) > 0 {
+		parsed, err := parseSDP(req.Body())
+		if err == nil {
+			media, err = negotiate(parsed, agentTrunk.codecs())
+		}
+		if err != nil {
+			code, reason := statusFor(err)
+			s.respond(req, tx, code, reason)
+			return
+		}
+		o = &parsed
+	}
+	l := s.newInbound(req, tx, agentTrunk, src, o, media)
+	if err := tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err != nil {
+		return
+	}
+	if !tx.OnCancel(func(*sip.Request) { l.end(SideCaller, "CANCEL", 487) }) {
+		return
+	}
+	s.legs.Add(1)
+	defer s.legs.Done()
+	defer s.dialogs.remove(&l.dialog)
+	s.cfg.OnAgentCall(l)
+	switch l.state.Load() {
+	case legEarly:
+		l.Reject(500, "Server Internal Error")
+	case legAnswered, legConfirmed:
+		l.Hangup(context.Background(), "done")
+	}
+}
+
+// Agent is the agent id (From user) of a call from an agent's phone, or "".
+func (l *Inbound) Agent() string {
+	if l.trunk != agentTrunk {
+		return ""
+	}
+	return l.Caller()
 }

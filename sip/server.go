@@ -19,6 +19,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 )
 
 // Methods we accept; everything else known is 405, unknown is 501.
@@ -44,6 +45,13 @@ type Config struct {
 	// OnReject is told of INVITEs from a known trunk that we refused (404, 488, 503...),
 	// so that they can be recorded. INVITEs from unknown sources are only counted.
 	OnReject func(Rejection)
+
+	// Registrar, when set, takes REGISTERs (agents' softphones).
+	Registrar *Registrar
+	// OnAgentCall owns an INVITE from a registered agent (the From user has a binding
+	// at the INVITE's source): feature codes such as *21, or a test call. Without it,
+	// such INVITEs are treated like any other.
+	OnAgentCall func(*Inbound)
 }
 
 // Rejection describes an INVITE we answered with a final error.
@@ -132,6 +140,9 @@ func NewServer(cfg Config) (*Server, error) {
 	for m := range knownMethods {
 		s.srv.OnRequest(m, s.onNotAllowed)
 	}
+	if cfg.Registrar != nil {
+		s.srv.OnRegister(cfg.Registrar.HandleRegister)
+	}
 	return s, nil
 }
 
@@ -193,6 +204,44 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 // Draining reports whether Drain was called.
 func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Ping sends OPTIONS to a registered binding (the registrar's qualify); any final response
+// proves the phone is reachable.
+func (s *Server) Ping(ctx context.Context, b Binding) error {
+	req := sip.NewRequest(sip.OPTIONS, b.Contact)
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "hotline", Host: s.addr.Addr().String(), Port: int(s.addr.Port())}, Params: sip.NewParams()}
+	from.Params.Add("tag", uuid.NewString())
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: b.User, Host: b.Contact.Host, Port: b.Contact.Port}, Params: sip.NewParams()}
+	cid := sip.CallIDHeader(uuid.NewString())
+	maxFwd := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+	req.AppendHeader(&maxFwd)
+	req.SetTransport(b.Transport)
+	if b.Source.IsValid() {
+		req.SetDestination(b.Source.String())
+	}
+	tx, err := s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return nil
+		case <-tx.Done():
+			return tx.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
 
 // Wait blocks until every inbound leg handler has returned.
 func (s *Server) Wait() { s.legs.Wait() }

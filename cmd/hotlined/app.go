@@ -11,11 +11,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/api"
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/cdr"
@@ -36,17 +38,18 @@ type options struct {
 
 // app is one running server: everything wired, sockets bound.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	sched   *media.Scheduler
-	store   *cdr.SQLite
-	writer  *cdr.Writer
-	calls   *call.Manager
-	sip     *sip.Server
-	http    *http.Server
-	httpLn  net.Listener
-	started time.Time
+	cfg       *config.Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	sched     *media.Scheduler
+	store     *cdr.SQLite
+	writer    *cdr.Writer
+	calls     *call.Manager
+	registrar *sip.Registrar
+	sip       *sip.Server
+	http      *http.Server
+	httpLn    net.Listener
+	started   time.Time
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and
@@ -147,17 +150,25 @@ func newApp(o options, log *slog.Logger) (a *app, err error) {
 	}
 	a.sched = media.NewScheduler(2)
 
-	queues := make(map[string]call.Queue, len(cfg.Queues))
-	for name, q := range cfg.Queues {
-		queues[name] = call.Queue{Name: q.Name, MaxWait: q.MaxWait.D(), MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt}
-	}
+	queues, acdQueues, agents := acdConfig(cfg)
 	if a.calls, err = call.NewManager(call.Config{
 		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
 		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
-		Records: a.writer, Logger: log, Registerer: a.reg,
+		ACDQueues: acdQueues, Agents: agents, Records: a.writer, Logger: log, Registerer: a.reg,
 	}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config: %w", err)
 	}
+	passwords := make(map[string]string, len(cfg.Agents))
+	for _, ag := range cfg.Agents {
+		passwords[ag.ID] = ag.Password
+	}
+	a.registrar = sip.NewRegistrar(sip.RegistrarConfig{
+		Credentials: func(user string) (string, bool) { p, ok := passwords[user]; return p, ok },
+		OnChange:    a.calls.AgentReachability,
+		Pinger:      func(ctx context.Context, b sip.Binding) error { return a.sip.Ping(ctx, b) },
+		UserAgent:   cfg.SIP.UserAgent,
+		Logger:      log.With("caller", "registrar"),
+	})
 
 	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))
 	for _, t := range cfg.Trunks {
@@ -175,15 +186,17 @@ func newApp(o options, log *slog.Logger) (a *app, err error) {
 	if a.sip, err = sip.NewServer(sip.Config{
 		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
 		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
+		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall,
 	}); err != nil {
 		return nil, err
 	}
+	a.calls.SetSIP(a.registrar, a.sip)
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	a.http = &http.Server{
 		Handler: api.New(api.Config{
-			Records: a.store, Calls: a.calls, Gatherer: a.reg, Logger: log,
+			Records: a.store, Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 			Health: func() error {
 				if a.sip.Draining() {
 					return errors.New("draining")
@@ -205,7 +218,49 @@ func (a *app) serve(ctx context.Context) {
 	}()
 	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(),
 		"data_dir", a.cfg.DataDir, "rtp_ports", a.cfg.RTP.Ports, "node_id", a.cfg.NodeID)
+	go a.registrar.Start(ctx)
 	a.sip.Serve(ctx)
+}
+
+// acdConfig turns the configured queues and agents into what call/ and acd/ take.
+func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []acd.AgentConfig) {
+	queues := make(map[string]call.Queue, len(cfg.Queues))
+	acdQueues := make([]acd.QueueConfig, 0, len(cfg.Queues))
+	names := make([]string, 0, len(cfg.Queues))
+	for name := range cfg.Queues {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		q := cfg.Queues[name]
+		queues[name] = call.Queue{
+			Name: q.Name, MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt,
+			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit,
+		}
+		strategy, _ := acd.ParseStrategy(q.Strategy)
+		aq := acd.QueueConfig{
+			Name: name, Skills: q.Skills, Strategy: strategy,
+			RingTimeout: q.RingTimeout.D(), WrapUp: q.WrapUp.D(), MaxWait: q.MaxWait.D(), ServiceLevel: q.ServiceLevel.D(),
+			RetryDelay: q.RetryDelay.D(), MaxCallers: q.MaxCallers, JoinEmpty: q.JoinEmpty == nil || *q.JoinEmpty,
+			LeaveWhenEmpty: q.LeaveWhenEmpty, AutoPause: q.AutoPause,
+			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit, Weight: q.Weight,
+			Priority: acd.PriorityRules{Numbers: q.VIPNumbers},
+		}
+		for _, e := range q.Escalations {
+			aq.Escalations = append(aq.Escalations, acd.Escalation{After: e.After.D(), Skill: e.Skill, MinLevel: e.MinLevel, Overflow: e.Overflow})
+		}
+		acdQueues = append(acdQueues, aq)
+	}
+	agents := make([]acd.AgentConfig, 0, len(cfg.Agents))
+	for _, ag := range cfg.Agents {
+		ac := acd.AgentConfig{ID: ag.ID, Name: ag.Name, Skills: ag.Skills}
+		if ag.WrapUp != nil {
+			d := ag.WrapUp.D()
+			ac.WrapUp = &d
+		}
+		agents = append(agents, ac)
+	}
+	return queues, acdQueues, agents
 }
 
 // shutdown drains: new calls get 503, live calls may run until ctx ends, then are hung up
