@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotline12345/hotline/loadtest/phone"
+)
+
+// acdConfig is the default config with quick ACD timers for tests.
+func acdTestConfig(t *testing.T) string {
+	return testConfig(t,
+		"  consult:\n    name: 咨询\n    max_wait: 10m",
+		"  consult:\n    name: 咨询\n    max_wait: 10m\n    ring_timeout: 2s\n    wrap_up: 1s",
+	)
+}
+
+// agent is a test phone registered as an agent, answering (or not) as told.
+type agent struct {
+	id    string
+	phone *phone.Phone
+	calls chan *phone.Call
+}
+
+// newAgent registers a test phone as agent id with its password; answer decides each call.
+func newAgent(t *testing.T, s *testServer, id string, cfg phone.Config, answer func(*phone.Call) bool) *agent {
+	t.Helper()
+	a := &agent{id: id, calls: make(chan *phone.Call, 4)}
+	cfg.OnInvite = func(c *phone.Call) bool {
+		a.calls <- c
+		return answer(c)
+	}
+	a.phone = newPhone(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.phone.Register(ctx, s.sipAddr(), id, "agent"+id, 5*time.Minute); err != nil {
+		t.Fatalf("agent %s register: %v", id, err)
+	}
+	return a
+}
+
+func answerAlways(*phone.Call) bool { return true }
+
+// post sends POST url with an empty body and checks the status.
+func post(t *testing.T, url string, want int) string {
+	t.Helper()
+	res, err := httpClient.Post(url, "application/json", strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := res.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if res.StatusCode != want {
+		t.Fatalf("POST %s: %d, want %d: %s", url, res.StatusCode, want, b.String())
+	}
+	return b.String()
+}
+
+// agentState returns the agent's state and reason from /api/v1/agents.
+func agentState(t *testing.T, s *testServer, id string) (state, reason string) {
+	t.Helper()
+	var body struct {
+		Agents []struct{ ID, State, Reason string }
+	}
+	if err := json.Unmarshal([]byte(httpGet(t, "http://"+s.httpAddr()+"/api/v1/agents", http.StatusOK)), &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range body.Agents {
+		if a.ID == id {
+			return a.State, a.Reason
+		}
+	}
+	t.Fatalf("agent %s not listed", id)
+	return "", ""
+}
+
+// waitAgentState polls until the agent is in state.
+func waitAgentState(t *testing.T, s *testServer, id, state string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, _ := agentState(t, s, id)
+		if got == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent %s is %s, want %s", id, got, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// citizenToConsult dials 12345 and presses 1.
+func citizenToConsult(t *testing.T, s *testServer, cfg phone.Config) *phone.Call {
+	t.Helper()
+	p := newPhone(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13700137000")
+	if err != nil {
+		t.Fatalf("citizen dial: %v", err)
+	}
+	if err := c.SendDTMF("1", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitTone waits until the call hears freq clearly.
+func waitTone(t *testing.T, c *phone.Call, freq float64, who string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.DetectTone(freq) > 0.3 {
+			return
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+	t.Fatalf("%s did not hear %.0f Hz (detector %.3f, audio %+v)", who, freq, c.DetectTone(freq), c.Audio())
+}
+
+// The whole path: an agent registers with digest auth and is made ready by the API; a
+// citizen presses 1 and is bridged to the agent; audio crosses both ways (transcoded when
+// the legs' laws differ); after the hang-up the agent wraps up, then is ready again, and
+// the record shows queue, wait, agent and talk time.
+func TestAgentAnswersAndAudioCrosses(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		citizen, agent []uint8
+	}{
+		{"same law", []uint8{8, 0}, []uint8{8, 0}},
+		{"PCMU caller, PCMA agent", []uint8{0}, []uint8{8}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, acdTestConfig(t))
+			ag := newAgent(t, s, "1001", phone.Config{Codecs: tc.agent}, answerAlways)
+			post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+			waitAgentState(t, s, "1001", "ready")
+
+			citizen := citizenToConsult(t, s, phone.Config{Codecs: tc.citizen})
+			var agentCall *phone.Call
+			select {
+			case agentCall = <-ag.calls:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the agent's phone never rang")
+			}
+			if agentCall.From() != "13700137000" {
+				t.Fatalf("agent sees caller %q", agentCall.From())
+			}
+			<-agentCall.Answered()
+			if agentCall.Codec() != tc.agent[0] || citizen.Codec() != tc.citizen[0] {
+				t.Fatalf("codecs: agent %d citizen %d", agentCall.Codec(), citizen.Codec())
+			}
+			waitAgentState(t, s, "1001", "on_call")
+
+			go citizen.SendTone(1000, 3*time.Second)
+			go agentCall.SendTone(600, 3*time.Second)
+			waitTone(t, agentCall, 1000, "agent")
+			waitTone(t, citizen, 600, "citizen")
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := citizen.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-agentCall.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("the agent's leg was not hung up")
+			}
+			waitAgentState(t, s, "1001", "wrap_up")
+			waitAgentState(t, s, "1001", "ready")
+
+			rec := s.records(t, 1)[0]
+			if rec.Disposition != "answered" || rec.Agent != "1001" || rec.Queue != "consult" || rec.IVRPath != "main>1>consult" {
+				t.Fatalf("record %+v: want answered by 1001 in consult via main>1>consult", rec)
+			}
+			if talk := rec.End.Sub(rec.Connect); rec.Connect.Before(rec.EnqueueTime) || rec.Talk <= 0 || (rec.Talk-talk).Abs() > 50*time.Millisecond || rec.HangupSide != "caller" {
+				t.Fatalf("record times: enqueue %v connect %v talk %v side %s", rec.EnqueueTime, rec.Connect, rec.Talk, rec.HangupSide)
+			}
+		})
+	}
+}
+
+// An agent who does not answer within the ring timeout is paused (auto-pause) and the
+// next agent gets the call; the caller keeps their place.
+func TestRingNoAnswerMovesToNextAgentAndPauses(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	silent := newAgent(t, s, "1001", phone.Config{}, func(c *phone.Call) bool { <-c.Done(); return false })
+	answering := newAgent(t, s, "1002", phone.Config{}, answerAlways)
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+	time.Sleep(50 * time.Millisecond) // 1001 has been idle longest: rung first
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1002/ready", http.StatusOK)
+
+	citizen := citizenToConsult(t, s, phone.Config{})
+	var rung *phone.Call
+	select {
+	case rung = <-silent.calls:
+	case <-time.After(15 * time.Second):
+		t.Fatal("agent 1001 (longest idle) was not rung first")
+	}
+	select {
+	case <-rung.Done(): // CANCEL after the ring timeout
+	case <-time.After(10 * time.Second):
+		t.Fatal("the unanswered ring was not cancelled")
+	}
+	var answered *phone.Call
+	select {
+	case answered = <-answering.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next agent was not rung")
+	}
+	<-answered.Answered()
+	if state, reason := agentState(t, s, "1001"); state != "paused" || reason != "no-answer" {
+		t.Fatalf("agent 1001 is %s (%s), want paused (no-answer)", state, reason)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	citizen.Hangup(ctx)
+	rec := s.records(t, 1)[0]
+	if rec.Agent != "1002" || rec.RingAttempts != 2 || rec.Disposition != "answered" {
+		t.Fatalf("record %+v: want answered by 1002 after 2 ring attempts", rec)
+	}
+}
+
+// An agent who rejects (486) is skipped; the caller goes to the next agent at once.
+func TestAgentRejectsThenNextAgent(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	rejecting := newAgent(t, s, "1001", phone.Config{}, func(*phone.Call) bool { return false })
+	answering := newAgent(t, s, "1002", phone.Config{}, answerAlways)
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+	time.Sleep(50 * time.Millisecond)
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1002/ready", http.StatusOK)
+	citizen := citizenToConsult(t, s, phone.Config{})
+	<-rejecting.calls
+	select {
+	case c := <-answering.calls:
+		<-c.Answered()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next agent was not rung after the rejection")
+	}
+	if state, _ := agentState(t, s, "1001"); state == "reserved" || state == "on_call" {
+		t.Fatalf("the rejecting agent is stuck %s", state)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	citizen.Hangup(ctx)
+	waitAgentState(t, s, "1002", "wrap_up")
+}
+
+// The caller hangs up while the agent's phone rings: the agent gets CANCEL and is ready
+// again, not stuck reserved; the record is an abandon.
+func TestCallerHangsUpWhileAgentRings(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	ag := newAgent(t, s, "1001", phone.Config{}, func(c *phone.Call) bool { <-c.Done(); return false })
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+	citizen := citizenToConsult(t, s, phone.Config{})
+	var rung *phone.Call
+	select {
+	case rung = <-ag.calls:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the agent was not rung")
+	}
+	waitAgentState(t, s, "1001", "reserved")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	citizen.Hangup(ctx)
+	select {
+	case <-rung.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's phone kept ringing after the caller hung up (no CANCEL)")
+	}
+	waitAgentState(t, s, "1001", "ready")
+	rec := s.records(t, 1)[0]
+	if rec.Disposition != "abandoned" || rec.Agent != "" {
+		t.Fatalf("record %+v: want abandoned with no agent", rec)
+	}
+}
+
+// Feature codes from the agent's own phone: *21 logs in ready, *23 pauses, *22 logs out.
+func TestFeatureCodes(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	ag := newAgent(t, s, "1003", phone.Config{}, answerAlways)
+	for _, step := range []struct{ code, state string }{{"*21", "ready"}, {"*23", "paused"}, {"*24", "ready"}, {"*22", "logged_out"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := ag.phone.Dial(ctx, "sip:"+step.code+"@"+s.sipAddr(), "1003")
+		if err != nil {
+			cancel()
+			t.Fatalf("dial %s: %v", step.code, err)
+		}
+		if err := c.WaitAudio(ctx, -40, 200*time.Millisecond); err != nil {
+			t.Fatalf("%s: no confirmation prompt: %v", step.code, err)
+		}
+		select {
+		case <-c.Done(): // the server hangs up after the confirmation
+		case <-ctx.Done():
+			t.Fatalf("%s: the confirmation call was not ended by the server", step.code)
+		}
+		cancel()
+		waitAgentState(t, s, "1003", step.state)
+	}
+	states := []string{}
+	for _, id := range []string{"1003"} {
+		st, _ := agentState(t, s, id)
+		states = append(states, st)
+	}
+	if !slices.Equal(states, []string{"logged_out"}) {
+		t.Fatalf("states %v", states)
+	}
+}
