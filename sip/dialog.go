@@ -147,11 +147,16 @@ func (d *dialog) newRequest(method sip.RequestMethod) *sip.Request {
 	req.AppendHeader(sip.NewHeader("User-Agent", d.s.cfg.UserAgent))
 	req.SetTransport(d.transport)
 	req.SetDestination(d.dest)
+	req.SetBody(nil) // Content-Length: 0 until a body is set: mandatory on TCP
+	d.s.fromListener(req)
 	return req
 }
 
 // request sends an in-dialog request and waits for its final response.
 func (d *dialog) request(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if d.s.closed.Load() {
+		return nil, ErrServerClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	tx, err := d.s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
@@ -240,8 +245,9 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	var next Media
 	var body []byte
 	if len(req.Body()) > 0 {
-		o, err := parseSDP(req.Body())
-		if err == nil {
+		var o offer
+		var err error
+		if o, err = parseSDP(req.Body()); err == nil {
 			// Keep the codec we have if it is still offered.
 			next, err = negotiate(o, append([]uint8{current.PayloadType}, d.prefs...))
 		}
@@ -251,7 +257,7 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		d.local.version++
-		body = d.local.marshal([]uint8{next.PayloadType}, next.DTMFType, answerDirection(next.Direction))
+		body = d.local.answer(&o, []uint8{next.PayloadType}, next.DTMFType, answerDirection(next.Direction))
 	} else {
 		d.local.version++
 		body = d.local.marshal(d.prefs, DefaultDTMFPayloadType, SendRecv)
@@ -277,6 +283,9 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	d.setMedia(next)
+	d.mu.Lock()
+	d.reinvite = false // before publishing, so that the next re-INVITE is not refused
+	d.mu.Unlock()
 	select { // keep only the latest update
 	case <-d.update:
 	default:

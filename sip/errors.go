@@ -14,6 +14,8 @@ var (
 	ErrCanceled = errors.New("sip: call cancelled")
 	// ErrNoACK is a 200 OK never acknowledged within 64*T1.
 	ErrNoACK = errors.New("sip: no ACK for 200 OK")
+	// ErrServerClosed is a request that cannot be sent because the server stopped serving.
+	ErrServerClosed = errors.New("sip: server closed")
 	// ErrLegEnded is an operation on a leg that has already ended.
 	ErrLegEnded = errors.New("sip: leg ended")
 )

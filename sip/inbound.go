@@ -80,7 +80,7 @@ func (l *Inbound) newResponse(code int, reason string, body []byte) *sip.Respons
 	res.AppendHeader(sip.NewHeader("Server", l.s.cfg.UserAgent))
 	if code > 100 && code < 300 {
 		res.AppendHeader(l.contact)
-		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		res.AppendHeader(sip.NewHeader("Allow", l.s.allow()))
 	}
 	if body != nil {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -99,7 +99,7 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 	var body []byte
 	if l.offer != nil {
 		m := l.Media()
-		body = l.local.marshal([]uint8{m.PayloadType}, m.DTMFType, answerDirection(m.Direction))
+		body = l.local.answer(l.offer, []uint8{m.PayloadType}, m.DTMFType, answerDirection(m.Direction))
 	} else {
 		body = l.local.marshal(l.prefs, DefaultDTMFPayloadType, SendRecv)
 	}

@@ -99,7 +99,7 @@ func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
 	if opt.AssertedID != "" {
 		inv.AppendHeader(sip.NewHeader("P-Asserted-Identity", fmt.Sprintf("<sip:%s@%s>", opt.AssertedID, s.addr.Addr())))
 	}
-	inv.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	inv.AppendHeader(sip.NewHeader("Allow", s.allow()))
 	for _, h := range opt.Headers {
 		inv.AppendHeader(h)
 	}
@@ -199,6 +199,7 @@ func (o *Outbound) sendCancel() {
 	sip.CopyHeaders("Route", inv, c)
 	c.SetTransport(inv.Transport())
 	c.SetDestination(inv.Destination())
+	c.Laddr = inv.Laddr
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 		defer cancel()
@@ -249,6 +250,8 @@ func (o *Outbound) answeredWith(res *sip.Response, cancelled bool) {
 	}
 	ack.SetTransport(o.transport)
 	ack.SetDestination(o.dest)
+	ack.SetBody(nil)
+	o.s.fromListener(ack)
 	if err := o.s.client.WriteRequest(ack, sipgo.ClientRequestAddVia); err != nil {
 		o.log.Warn("ACK failed", "error", err)
 	}

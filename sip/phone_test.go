@@ -180,6 +180,24 @@ func (ts *testServer) nextReject(t *testing.T) Rejection {
 	}
 }
 
+// waitNoDialogs waits until the server forgets every dialog (OnCall returned).
+func (ts *testServer) waitNoDialogs(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		ts.dialogs.mu.Lock()
+		n := len(ts.dialogs.m)
+		ts.dialogs.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dialogs still known", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 // waitAnswered waits for Answer to return on the leg.
 func (tl *testLeg) waitAnswered(t *testing.T) {
 	t.Helper()
@@ -213,8 +231,8 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// phone is a raw SIP endpoint over UDP or TCP.
-type phone struct {
+// rawPhone is a raw SIP endpoint over UDP or TCP.
+type rawPhone struct {
 	t      *testing.T
 	proto  string // "UDP" or "TCP"
 	udp    net.PacketConn
@@ -228,9 +246,9 @@ type phone struct {
 	wg            sync.WaitGroup
 }
 
-func newPhone(t *testing.T, proto string, local string, server netip.AddrPort) *phone {
+func newPhone(t *testing.T, proto string, local string, server netip.AddrPort) *rawPhone {
 	t.Helper()
-	p := &phone{t: t, proto: proto, server: server, resps: make(chan *sipgosip.Response, 64), reqs: make(chan *sipgosip.Request, 64)}
+	p := &rawPhone{t: t, proto: proto, server: server, resps: make(chan *sipgosip.Response, 64), reqs: make(chan *sipgosip.Request, 64)}
 	switch proto {
 	case "UDP":
 		c, err := net.ListenPacket("udp", local)
@@ -260,7 +278,7 @@ func newPhone(t *testing.T, proto string, local string, server netip.AddrPort) *
 }
 
 // close closes the socket and waits for the reader; it may be called more than once.
-func (p *phone) close() {
+func (p *rawPhone) close() {
 	if p.udp != nil {
 		p.udp.Close()
 	} else {
@@ -269,11 +287,11 @@ func (p *phone) close() {
 	p.wg.Wait()
 }
 
-func newUDPPhone(t *testing.T, ts *testServer) *phone {
+func newUDPPhone(t *testing.T, ts *testServer) *rawPhone {
 	return newPhone(t, "UDP", "127.0.0.1:0", ts.Addr())
 }
 
-func (p *phone) read() {
+func (p *rawPhone) read() {
 	defer p.wg.Done()
 	deliver := func(m sipgosip.Message) {
 		switch m := m.(type) {
@@ -314,7 +332,7 @@ func (p *phone) read() {
 }
 
 // send writes raw bytes.
-func (p *phone) send(b []byte) {
+func (p *rawPhone) send(b []byte) {
 	p.t.Helper()
 	var err error
 	if p.udp != nil {
@@ -329,7 +347,7 @@ func (p *phone) send(b []byte) {
 
 // response waits for a final response (or any response when provisional is true) to
 // method in the call callID, skipping others.
-func (p *phone) response(method, callID string, provisional bool) *sipgosip.Response {
+func (p *rawPhone) response(method, callID string, provisional bool) *sipgosip.Response {
 	p.t.Helper()
 	timeout := time.After(waitLong)
 	for {
@@ -353,14 +371,14 @@ func (p *phone) response(method, callID string, provisional bool) *sipgosip.Resp
 }
 
 // status sends req and returns the final response's status code.
-func (p *phone) status(req *msg) *sipgosip.Response {
+func (p *rawPhone) status(req *msg) *sipgosip.Response {
 	p.t.Helper()
 	p.send(req.bytes())
 	return p.response(req.method, req.callID(), false)
 }
 
 // request waits for a request from the server.
-func (p *phone) request(method string) *sipgosip.Request {
+func (p *rawPhone) request(method string) *sipgosip.Request {
 	p.t.Helper()
 	timeout := time.After(waitLong)
 	for {
@@ -377,7 +395,7 @@ func (p *phone) request(method string) *sipgosip.Request {
 }
 
 // quiet asserts nothing arrives for d.
-func (p *phone) quiet(d time.Duration) {
+func (p *rawPhone) quiet(d time.Duration) {
 	p.t.Helper()
 	select {
 	case r := <-p.resps:
@@ -449,7 +467,7 @@ func (m *msg) with(h string) *msg {
 
 // uac is the caller's side of one dialog, built by hand.
 type uac struct {
-	p       *phone
+	p       *rawPhone
 	callID  string
 	fromTag string
 	toTag   string // the server's tag, once known
@@ -459,7 +477,7 @@ type uac struct {
 	branch  string             // of the last INVITE
 }
 
-func (p *phone) dialog(to string) *uac {
+func (p *rawPhone) dialog(to string) *uac {
 	return &uac{p: p, callID: randHex(8) + "@test", fromTag: randHex(4), to: to}
 }
 
@@ -564,7 +582,7 @@ func (u *uac) established(ts *testServer, sdpBody string) *testLeg {
 }
 
 // respond answers a request from the server.
-func (p *phone) respond(req *sipgosip.Request, code int, reason string) {
+func (p *rawPhone) respond(req *sipgosip.Request, code int, reason string) {
 	p.t.Helper()
 	res := sipgosip.NewResponseFromRequest(req, code, reason, nil)
 	p.send([]byte(res.String()))
@@ -598,7 +616,7 @@ func answerSDP(t *testing.T, body []byte) offer {
 func mLine(body []byte) string {
 	for _, l := range strings.Split(string(body), "\n") {
 		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "m=audio ") {
+		if strings.HasPrefix(l, "m=audio ") && !strings.HasPrefix(l, "m=audio 0 ") { // rejected streams have port 0
 			f := strings.Fields(l)
 			if len(f) > 3 {
 				return strings.Join(f[3:], " ")

@@ -69,6 +69,16 @@ type offer struct {
 	codecs    []uint8 // G.711 payload types offered, in the offer's order
 	dtmfType  uint8
 	direction Direction
+	mlines    []mline // every m= line of the offer, in order
+	audio     int     // index of the audio stream we take in mlines
+}
+
+// mline is an m= line of an offer; the answer repeats each, rejecting all but our audio
+// stream with port 0 (RFC 3264 §6).
+type mline struct {
+	media  string
+	protos []string
+	format string
 }
 
 // parseSDP reads the first audio stream of an SDP body. It returns ErrBadSDP for SDP that
@@ -80,10 +90,14 @@ func parseSDP(body []byte) (offer, error) {
 		return o, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	var audio *sdp.MediaDescription
-	for _, md := range sd.MediaDescriptions {
-		if md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 {
-			audio = md
-			break
+	for i, md := range sd.MediaDescriptions {
+		f := "0"
+		if len(md.MediaName.Formats) > 0 {
+			f = md.MediaName.Formats[0]
+		}
+		o.mlines = append(o.mlines, mline{media: md.MediaName.Media, protos: md.MediaName.Protos, format: f})
+		if audio == nil && md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 {
+			audio, o.audio = md, i
 		}
 	}
 	if audio == nil {
@@ -201,6 +215,12 @@ func answerDirection(remote Direction) Direction {
 // marshal builds an SDP body offering payload types pts (with telephone-event dtmf when
 // non-zero) in direction dir.
 func (l *localSDP) marshal(pts []uint8, dtmf uint8, dir Direction) []byte {
+	return l.answer(nil, pts, dtmf, dir)
+}
+
+// answer builds our SDP; when o is an offer, the answer has one m= line for each of the
+// offer's, in order: our audio stream where the offer's is, the others rejected (port 0).
+func (l *localSDP) answer(o *offer, pts []uint8, dtmf uint8, dir Direction) []byte {
 	ipType := "IP4"
 	if l.addr.Addr().Is6() {
 		ipType = "IP6"
@@ -226,13 +246,26 @@ func (l *localSDP) marshal(pts []uint8, dtmf uint8, dir Direction) []byte {
 		SessionName:           "hotline",
 		ConnectionInformation: &sdp.ConnectionInformation{NetworkType: "IN", AddressType: ipType, Address: &sdp.Address{Address: l.addr.Addr().String()}},
 		TimeDescriptions:      []sdp.TimeDescription{{Timing: sdp.Timing{}}},
-		MediaDescriptions: []*sdp.MediaDescription{{
-			MediaName: sdp.MediaName{
-				Media: "audio", Port: sdp.RangedPort{Value: int(l.addr.Port())},
-				Protos: []string{"RTP", "AVP"}, Formats: formats,
-			},
-			Attributes: attrs,
-		}},
+	}
+	ours := &sdp.MediaDescription{
+		MediaName: sdp.MediaName{
+			Media: "audio", Port: sdp.RangedPort{Value: int(l.addr.Port())},
+			Protos: []string{"RTP", "AVP"}, Formats: formats,
+		},
+		Attributes: attrs,
+	}
+	if o == nil || len(o.mlines) == 0 {
+		sd.MediaDescriptions = []*sdp.MediaDescription{ours}
+	} else {
+		for i, m := range o.mlines {
+			if i == o.audio {
+				sd.MediaDescriptions = append(sd.MediaDescriptions, ours)
+				continue
+			}
+			sd.MediaDescriptions = append(sd.MediaDescriptions, &sdp.MediaDescription{
+				MediaName: sdp.MediaName{Media: m.media, Port: sdp.RangedPort{Value: 0}, Protos: m.protos, Formats: []string{m.format}},
+			})
+		}
 	}
 	b, err := sd.Marshal()
 	if err != nil { // cannot happen with the fields above; keep the call alive with a minimal body

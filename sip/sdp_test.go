@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -12,9 +13,11 @@ import (
 func sdpBody(lines ...string) string { return strings.Join(lines, "\r\n") + "\r\n" }
 
 const (
-	sdpHead  = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n"
+	sdpHead  = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\n"
 	sdpConn  = "c=IN IP4 192.0.2.1\r\n"
-	sdpAudio = sdpHead + sdpConn
+	sdpTime  = "t=0 0\r\n"
+	sdpAudio = sdpHead + sdpConn + sdpTime // then m= lines
+	sdpNoC   = sdpHead + sdpTime           // no session-level c=
 )
 
 func TestParseSDP(t *testing.T) {
@@ -27,53 +30,53 @@ func TestParseSDP(t *testing.T) {
 		err  error
 	}{
 		{"PCMA PCMU telephone-event", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8 0 101", "a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15"),
-			offer{addr, []uint8{8, 0}, 101, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8, 0}, dtmfType: 101, direction: SendRecv}, nil},
 		{"static types without rtpmap", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 0 8"),
-			offer{addr, []uint8{0, 8}, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{0, 8}, dtmfType: 0, direction: SendRecv}, nil},
 		{"rtpmap case-insensitive", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 0 96", "a=rtpmap:0 pcmu/8000", "a=rtpmap:96 Telephone-Event/8000"),
-			offer{addr, []uint8{0}, 96, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{0}, dtmfType: 96, direction: SendRecv}, nil},
 		{"telephone-event at 16 kHz ignored", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8 100 101", "a=rtpmap:100 telephone-event/16000", "a=rtpmap:101 telephone-event/8000"),
-			offer{addr, []uint8{8}, 101, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 101, direction: SendRecv}, nil},
 		{"first telephone-event wins", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8 101 96", "a=rtpmap:101 telephone-event/8000", "a=rtpmap:96 telephone-event/8000"),
-			offer{addr, []uint8{8}, 101, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 101, direction: SendRecv}, nil},
 		{"G.729 only parses with no codecs", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 18", "a=rtpmap:18 G729/8000"),
-			offer{addr, nil, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: nil, dtmfType: 0, direction: SendRecv}, nil},
 		{"static PT redefined as another codec", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 0", "a=rtpmap:0 G722/8000"),
-			offer{addr, nil, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: nil, dtmfType: 0, direction: SendRecv}, nil},
 		{"RTP/AVPF", sdpAudio + sdpBody("m=audio 4000 RTP/AVPF 0"),
-			offer{addr, []uint8{0}, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{0}, dtmfType: 0, direction: SendRecv}, nil},
 		{"session-level c= only", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8"),
-			offer{addr, []uint8{8}, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: SendRecv}, nil},
 		{"media-level c= overrides session", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8", "c=IN IP4 198.51.100.7"),
-			offer{netip.MustParseAddrPort("198.51.100.7:4000"), []uint8{8}, 0, SendRecv}, nil},
-		{"media-level c= only", sdpHead + sdpBody("m=audio 4000 RTP/AVP 8", "c=IN IP4 192.0.2.1"),
-			offer{addr, []uint8{8}, 0, SendRecv}, nil},
-		{"IPv6", sdpHead + sdpBody("c=IN IP6 2001:db8::1", "m=audio 4000 RTP/AVP 0"),
-			offer{netip.MustParseAddrPort("[2001:db8::1]:4000"), []uint8{0}, 0, SendRecv}, nil},
-		{"IPv4-mapped IPv6 unmapped", sdpHead + sdpBody("c=IN IP6 ::ffff:192.0.2.1", "m=audio 4000 RTP/AVP 0"),
-			offer{netip.MustParseAddrPort("192.0.2.1:4000"), []uint8{0}, 0, SendRecv}, nil},
-		{"hold with 0.0.0.0", sdpHead + sdpBody("c=IN IP4 0.0.0.0", "m=audio 4000 RTP/AVP 0"),
-			offer{netip.MustParseAddrPort("0.0.0.0:4000"), []uint8{0}, 0, SendRecv}, nil},
+			offer{addr: netip.MustParseAddrPort("198.51.100.7:4000"), codecs: []uint8{8}, dtmfType: 0, direction: SendRecv}, nil},
+		{"media-level c= only", sdpNoC + sdpBody("m=audio 4000 RTP/AVP 8", "c=IN IP4 192.0.2.1"),
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: SendRecv}, nil},
+		{"IPv6", sdpHead + sdpBody("c=IN IP6 2001:db8::1", "t=0 0", "m=audio 4000 RTP/AVP 0"),
+			offer{addr: netip.MustParseAddrPort("[2001:db8::1]:4000"), codecs: []uint8{0}, dtmfType: 0, direction: SendRecv}, nil},
+		{"IPv4-mapped IPv6 unmapped", sdpHead + sdpBody("c=IN IP6 ::ffff:192.0.2.1", "t=0 0", "m=audio 4000 RTP/AVP 0"),
+			offer{addr: netip.MustParseAddrPort("192.0.2.1:4000"), codecs: []uint8{0}, dtmfType: 0, direction: SendRecv}, nil},
+		{"hold with 0.0.0.0", sdpHead + sdpBody("c=IN IP4 0.0.0.0", "t=0 0", "m=audio 4000 RTP/AVP 0"),
+			offer{addr: netip.MustParseAddrPort("0.0.0.0:4000"), codecs: []uint8{0}, dtmfType: 0, direction: SendRecv}, nil},
 		{"audio port 0 skipped for the next audio", sdpAudio + sdpBody("m=audio 0 RTP/AVP 0", "m=video 5000 RTP/AVP 96", "m=audio 4000 RTP/AVP 8"),
-			offer{addr, []uint8{8}, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: SendRecv}, nil},
 		{"LF line ends", strings.ReplaceAll(sdpAudio+sdpBody("m=audio 4000 RTP/AVP 8"), "\r\n", "\n"),
-			offer{addr, []uint8{8}, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: SendRecv}, nil},
 		{"session sendonly", sdpAudio + sdpBody("a=sendonly", "m=audio 4000 RTP/AVP 8"),
-			offer{addr, []uint8{8}, 0, SendOnly}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: SendOnly}, nil},
 		{"media direction overrides session", sdpAudio + sdpBody("a=sendonly", "m=audio 4000 RTP/AVP 8", "a=sendrecv"),
-			offer{addr, []uint8{8}, 0, SendRecv}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: SendRecv}, nil},
 		{"inactive", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8", "a=inactive"),
-			offer{addr, []uint8{8}, 0, Inactive}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: Inactive}, nil},
 		{"recvonly", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8", "a=recvonly"),
-			offer{addr, []uint8{8}, 0, RecvOnly}, nil},
+			offer{addr: addr, codecs: []uint8{8}, dtmfType: 0, direction: RecvOnly}, nil},
 
 		{"empty", "", offer{}, ErrNoAudio},
 		{"not SDP", "hello world", offer{}, ErrBadSDP},
-		{"missing o=", "v=0\r\ns=-\r\n" + sdpConn + "t=0 0\r\nm=audio 4000 RTP/AVP 8\r\n", offer{}, ErrBadSDP},
-		{"no c= anywhere", sdpHead + sdpBody("m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
-		{"c= hostname", sdpHead + sdpBody("c=IN IP4 pbx.example.com", "m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
-		{"c= multicast TTL", sdpHead + sdpBody("c=IN IP4 224.2.1.1/127", "m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
-		{"c= network type", sdpHead + sdpBody("c=ATM NSAP 47.0005", "m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
+		{"missing o=", "v=0\r\ns=-\r\n" + sdpConn + sdpTime + "m=audio 4000 RTP/AVP 8\r\n", offer{}, ErrBadSDP},
+		{"no c= anywhere", sdpNoC + sdpBody("m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
+		{"c= hostname", sdpHead + sdpBody("c=IN IP4 pbx.example.com", "t=0 0", "m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
+		{"c= multicast TTL", sdpHead + sdpBody("c=IN IP4 224.2.1.1/127", "t=0 0", "m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
+		{"c= network type", sdpHead + sdpBody("c=ATM NSAP 47.0005", "t=0 0", "m=audio 4000 RTP/AVP 8"), offer{}, ErrBadSDP},
 		{"port 70000", sdpAudio + sdpBody("m=audio 70000 RTP/AVP 8"), offer{}, ErrBadSDP},
 		{"negative port", sdpAudio + sdpBody("m=audio -5 RTP/AVP 8"), offer{}, ErrBadSDP},
 		{"payload type not a number", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8 abc"), offer{}, ErrBadSDP},
@@ -196,7 +199,7 @@ func TestLocalSDPRoundTrip(t *testing.T) {
 		if o.addr != addr || !slices.Equal(o.codecs, tt.pts) || o.dtmfType != tt.dtmf || o.direction != tt.dir {
 			t.Errorf("%v: parsed back %+v\n%s", tt, o, body)
 		}
-		if tt.dtmf != 0 && !strings.Contains(string(body), "a=fmtp:"+itoa(tt.dtmf)+" 0-16") {
+		if tt.dtmf != 0 && !strings.Contains(string(body), "a=fmtp:"+strconv.Itoa(int(tt.dtmf))+" 0-16") {
 			t.Errorf("no fmtp for telephone-event:\n%s", body)
 		}
 		if !strings.Contains(string(body), "a=ptime:20") {
@@ -214,18 +217,6 @@ func TestLocalSDPRoundTrip(t *testing.T) {
 	if first == second {
 		t.Fatal("o= version did not change")
 	}
-}
-
-func itoa(n uint8) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+n/100%10)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10)))[3-len(digits(n)):] }
-
-func digits(n uint8) string {
-	switch {
-	case n >= 100:
-		return "xxx"
-	case n >= 10:
-		return "xx"
-	}
-	return "x"
 }
 
 func TestStatusFor(t *testing.T) {
@@ -272,7 +263,7 @@ func FuzzParseSDP(f *testing.F) {
 	for _, s := range []string{
 		sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8 0 101", "a=rtpmap:101 telephone-event/8000", "a=fmtp:101 0-15", "a=sendrecv"),
 		sdpAudio + sdpBody("m=audio 4000 RTP/AVP 0 96", "a=rtpmap:96 telephone-event/8000", "a=sendonly"),
-		sdpHead + sdpBody("c=IN IP6 2001:db8::1", "m=audio 4000 RTP/AVP 0", "a=inactive"),
+		sdpHead + sdpBody("c=IN IP6 2001:db8::1", "t=0 0", "m=audio 4000 RTP/AVP 0", "a=inactive"),
 		sdpAudio + sdpBody("m=audio 0 RTP/AVP 0", "m=audio 4002 RTP/AVPF 8"),
 		sdpAudio + sdpBody("m=audio 4000 RTP/AVP 97", "a=rtpmap:97 PCMU/8000"),
 		sdpAudio + sdpBody("m=audio 4000 RTP/AVP 18", "a=rtpmap:18 G729/8000"),

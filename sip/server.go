@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,14 @@ import (
 
 // Methods we accept; everything else known is 405, unknown is 501.
 const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER"
+
+// allow is the Allow header value: allowMethods, plus REGISTER with a registrar.
+func (s *Server) allow() string {
+	if s.cfg.Registrar != nil {
+		return allowMethods + ", REGISTER"
+	}
+	return allowMethods
+}
 
 // knownMethods are methods of RFC 3261 and its extensions that we know but do not allow.
 var knownMethods = map[sip.RequestMethod]bool{
@@ -87,6 +96,7 @@ type Server struct {
 	addr netip.AddrPort
 
 	draining atomic.Bool
+	closed   atomic.Bool // Serve returned: nothing can be sent any more
 	dialogs  dialogs
 	legs     sync.WaitGroup
 
@@ -194,6 +204,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err := <-errc:
 		s.log.Error("SIP listener failed", "error", err)
 	}
+	s.closed.Store(true)
 	s.closeListeners()
 	err := s.ua.Close()
 	return err
@@ -223,6 +234,8 @@ func (s *Server) Ping(ctx context.Context, b Binding) error {
 	if b.Source.IsValid() {
 		req.SetDestination(b.Source.String())
 	}
+	req.SetBody(nil)
+	s.fromListener(req)
 	tx, err := s.client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
 		return err
@@ -241,6 +254,27 @@ func (s *Server) Ping(ctx context.Context, b Binding) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// Carriers' INVITEs with many Record-Route and Via headers make our 200 OK larger than
+// sipgo's default UDP limit (1300 bytes), which it then refuses to send at all. Loopback
+// and carrier links carry larger datagrams (IP fragments); the limit is sipgo-global, so
+// it is set once, here.
+func init() { sip.UDPMTUSize = max(sip.UDPMTUSize, 9000) }
+
+// fromListener makes a UDP request leave from our listening socket, so that replies and
+// NAT bindings use the address in our Via and Contact (sipgo would otherwise open a new
+// socket on a random port when its pool has no connection to the destination).
+func (s *Server) fromListener(req *sip.Request) {
+	if !strings.EqualFold(req.Transport(), "UDP") && req.Transport() != "" {
+		return
+	}
+	// Until Serve has registered the listener with sipgo, a Laddr would make sipgo try to
+	// bind the listening address a second time.
+	if c, _ := s.ua.TransportLayer().GetConnection("udp", s.addr.String()); c == nil {
+		return
+	}
+	req.Laddr = sip.Addr{IP: s.addr.Addr().AsSlice(), Port: int(s.addr.Port()), Hostname: s.addr.Addr().String()}
 }
 
 // Wait blocks until every inbound leg handler has returned.
@@ -273,14 +307,14 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	s.respond(req, tx, 200, "OK",
-		sip.NewHeader("Allow", allowMethods),
+		sip.NewHeader("Allow", s.allow()),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
 		sip.NewHeader("Accept-Language", "zh, en"),
 		sip.NewHeader("Supported", ""))
 }
 
 func (s *Server) onNotAllowed(req *sip.Request, tx sip.ServerTransaction) {
-	s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+	s.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", s.allow()))
 }
 
 func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
@@ -288,7 +322,7 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 		s.onNotAllowed(req, tx)
 		return
 	}
-	s.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", allowMethods))
+	s.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", s.allow()))
 }
 
 // reject answers an INVITE with a final error and reports it when it came from a trunk.

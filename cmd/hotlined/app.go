@@ -301,6 +301,9 @@ func (a *app) close() {
 		cancel()
 		a.writer = nil
 	}
+	if a.registrar != nil {
+		a.registrar.Stop()
+	}
 	if a.store != nil {
 		a.store.Close()
 		a.store = nil

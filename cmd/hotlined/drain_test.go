@@ -236,3 +236,64 @@ func TestSecondSIGINTHangsUpAtOnce(t *testing.T) {
 		t.Fatalf("records %+v (%v): want the one call, hung up with cause drain", recs, err)
 	}
 }
+
+// kill -9 with answered calls up: after a restart every call has its record, closed as
+// interrupted (the writer journals a call when it is answered).
+func TestKill9LosesNoAnsweredCall(t *testing.T) {
+	needSIPp(t)
+	t.Parallel()
+	yaml := testConfig(t)
+	p := startProcess(t, yaml)
+	const calls = 3
+	done := make(chan sippResult, 1)
+	go func() { done <- runSIPp(t, p.sip, "uac_wait_bye.xml", "-m", "3", "-l", "3", "-r", "10", "-recv_timeout", "20000") }()
+	waitLiveCalls(t, p.http, calls)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+
+	// Restart on the same data dir: the journal is replayed before serving.
+	bin := hotlinedBinary(t)
+	cfg := filepath.Join(filepath.Dir(p.dataDir), "hotline.yaml")
+	restart := exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--data-dir", p.dataDir, "--rtp-ports", "40000-49999")
+	out, _ := restart.StderrPipe()
+	if err := restart.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { restart.Process.Kill(); restart.Wait() }()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		t.Log("hotlined (restart): " + sc.Text())
+		if startedRe.MatchString(sc.Text()) {
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	store, err := cdr.OpenSQLite(filepath.Join(p.dataDir, "cdr.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var recs []cdr.Record
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if recs, err = store.List(context.Background(), cdr.Filter{}); err == nil && len(recs) >= calls {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(recs) != calls {
+		t.Fatalf("after kill -9 and restart: %d records, want %d: %+v", len(recs), calls, recs)
+	}
+	for _, r := range recs {
+		if r.Disposition != cdr.DispositionInterrupted || r.Answer.IsZero() || r.End.Before(r.Answer) {
+			t.Fatalf("record %+v: want answered and closed as interrupted", r)
+		}
+	}
+	<-done // SIPp gives up on its own (its calls were cut)
+}
