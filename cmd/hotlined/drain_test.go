@@ -246,7 +246,9 @@ func TestKill9LosesNoAnsweredCall(t *testing.T) {
 	p := startProcess(t, yaml)
 	const calls = 3
 	done := make(chan sippResult, 1)
-	go func() { done <- runSIPp(t, p.sip, "uac_wait_bye.xml", "-m", "3", "-l", "3", "-r", "10", "-recv_timeout", "20000") }()
+	go func() {
+		done <- runSIPp(t, p.sip, "uac_wait_bye.xml", "-m", "3", "-l", "3", "-r", "10", "-recv_timeout", "20000")
+	}()
 	waitLiveCalls(t, p.http, calls)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
