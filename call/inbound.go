@@ -76,6 +76,9 @@ func (m *Manager) HandleInbound(leg *sip.Inbound) {
 	ctx, cancel := context.WithCancelCause(m.base)
 	defer cancel(nil)
 	c.ctx = ctx
+	trunk := m.metrics.trunk.WithLabelValues(leg.Trunk())
+	trunk.Inc()
+	defer trunk.Dec()
 	m.track(c)
 	defer m.untrack(c)
 	c.setStage(StageSetup)

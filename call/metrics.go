@@ -14,7 +14,8 @@ type metrics struct {
 	active   *prometheus.GaugeVec
 	total    *prometheus.CounterVec
 	setup    prometheus.Histogram
-	callers  *prometheus.GaugeVec
+	handle   *prometheus.HistogramVec
+	trunk    *prometheus.GaugeVec
 	waitTime *prometheus.HistogramVec
 }
 
@@ -30,15 +31,19 @@ func newMetrics(reg prometheus.Registerer, mgr *Manager) (*metrics, error) {
 			Name: "hotline_call_setup_seconds", Help: "From INVITE received to ACK of our 200 OK.",
 			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 		}),
-		callers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "hotline_queue_callers", Help: "Callers waiting in each queue.",
+		handle: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hotline_call_handle_seconds", Help: "Handle time of answered calls (talk + hold; wrap-up is counted by the agent events).",
+			Buckets: []float64{30, 60, 120, 180, 232, 300, 450, 600, 900, 1800},
 		}, []string{"queue"}),
+		trunk: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hotline_trunk_channels", Help: "Calls in progress on each trunk.",
+		}, []string{"trunk"}),
 		waitTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "hotline_queue_wait_seconds", Help: "Time callers spent in a queue before leaving it (answered or not).",
 			Buckets: []float64{1, 5, 10, 15, 20, 30, 60, 120, 300, 600},
 		}, []string{"queue"}),
 	}
-	for _, c := range []prometheus.Collector{m.active, m.total, m.setup, m.callers, m.waitTime, newMediaCollector(mgr)} {
+	for _, c := range []prometheus.Collector{m.active, m.total, m.setup, m.handle, m.trunk, m.waitTime, newMediaCollector(mgr), newACDCollector(mgr)} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -57,12 +62,12 @@ func (m *metrics) stage(old, next string) {
 
 func (m *metrics) ended(rec cdr.Record) {
 	m.total.WithLabelValues(rec.Direction, rec.Disposition).Inc()
+	if rec.Agent != "" {
+		m.handle.WithLabelValues(rec.Queue).Observe((rec.Talk + rec.Hold).Seconds())
+	}
 }
 
-func (m *metrics) queueJoin(q string) { m.callers.WithLabelValues(q).Inc() }
-
 func (m *metrics) queueLeave(q string, waited time.Duration) {
-	m.callers.WithLabelValues(q).Dec()
 	m.waitTime.WithLabelValues(q).Observe(waited.Seconds())
 }
 
@@ -127,4 +132,48 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.lateness, ss.Measured, sum, buckets)
 	ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(ss.Streams))
 	ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(ss.Skipped))
+}
+
+// acdCollector reports the ACD's live state at scrape time: agents by state, callers waiting
+// and the longest wait per queue.
+type acdCollector struct {
+	m           *Manager
+	agents      *prometheus.Desc
+	callers     *prometheus.Desc
+	longestWait *prometheus.Desc
+}
+
+func newACDCollector(m *Manager) *acdCollector {
+	return &acdCollector{
+		m:           m,
+		agents:      prometheus.NewDesc("hotline_agents", "Agents by state (logged_out, ready, reserved, on_call, wrap_up, paused).", []string{"state"}, nil),
+		callers:     prometheus.NewDesc("hotline_queue_callers", "Callers waiting in each queue (ringing ones included).", []string{"queue"}, nil),
+		longestWait: prometheus.NewDesc("hotline_queue_longest_wait_seconds", "Wait of the longest-waiting caller in each queue.", []string{"queue"}, nil),
+	}
+}
+
+func (c *acdCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.agents
+	ch <- c.callers
+	ch <- c.longestWait
+}
+
+func (c *acdCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.m.acd == nil {
+		return
+	}
+	counts := map[string]int{}
+	for _, st := range []string{"logged_out", "ready", "reserved", "on_call", "wrap_up", "paused"} {
+		counts[st] = 0
+	}
+	for _, a := range c.m.acd.Agents() {
+		counts[string(a.State)]++
+	}
+	for st, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(n), st)
+	}
+	for _, q := range c.m.acd.Queues() {
+		ch <- prometheus.MustNewConstMetric(c.callers, prometheus.GaugeValue, float64(q.Waiting), q.Name)
+		ch <- prometheus.MustNewConstMetric(c.longestWait, prometheus.GaugeValue, q.LongestWait.Seconds(), q.Name)
+	}
 }

@@ -54,7 +54,6 @@ func (c *Call) joinOne(ctx context.Context, name string) error {
 	}
 	c.mu.Unlock()
 	c.setStage(StageQueued)
-	m.metrics.queueJoin(name)
 	left := false
 	leave := func() {
 		if !left {

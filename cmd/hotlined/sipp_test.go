@@ -125,3 +125,35 @@ func TestSIPpMenuLessProfile(t *testing.T) {
 		t.Fatalf("record path %q queue %q, want straight to consult", rec.IVRPath, rec.Queue)
 	}
 }
+
+// /metrics carries the contract's names and labels with values that follow the calls.
+func TestMetricsAfterACall(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	if res := runSIPp(t, s.sipAddr(), "uac_rfc2833.xml"); !res.ok {
+		t.Fatalf("SIPp failed:\n%s", res.output)
+	}
+	s.records(t, 1)
+	body := httpGet(t, "http://"+s.httpAddr()+"/metrics", 200)
+	for _, want := range []string{
+		`hotline_calls_total{direction="inbound",disposition="abandoned"} 1`,
+		`hotline_call_setup_seconds_count 1`,
+		`hotline_agents{state="logged_out"} 10`,
+		`hotline_agents{state="ready"} 0`,
+		`hotline_queue_callers{queue="complaint"} 0`,
+		`hotline_queue_longest_wait_seconds{queue="consult"} 0`,
+		`hotline_queue_wait_seconds_count{queue="complaint"} 1`,
+		`hotline_trunk_channels{trunk="loopback"} 0`,
+		`hotline_calls_active{stage="ivr"} 0`,
+		`hotline_cdr_records_written_total 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, name := range []string{"hotline_rtp_packets_total{direction=\"out\"}", "hotline_rtp_send_lateness_seconds_bucket", "process_resident_memory_bytes"} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
