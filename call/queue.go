@@ -28,18 +28,22 @@ func (e transferError) Unwrap() error { return errTransfer }
 // Join implements ivr.Queue: the caller waits in the ACD's queue with music on hold and
 // announcements until an agent answers, then talks; it returns when the call is over.
 func (c *Call) Join(ctx context.Context, name string) error {
+	enqueue := true
 	for {
-		err := c.joinOne(ctx, name)
+		err := c.joinOne(ctx, name, enqueue)
 		var te transferError
 		if errors.As(err, &te) {
-			name = te.queue // the caller waits again, in the queue it was transferred to
+			// The ACD already put the caller in the queue it was transferred to.
+			name, enqueue = te.queue, false
 			continue
 		}
 		return err
 	}
 }
 
-func (c *Call) joinOne(ctx context.Context, name string) error {
+// joinOne waits in one queue; enqueue is false when the ACD placed the caller there itself
+// (a transfer).
+func (c *Call) joinOne(ctx context.Context, name string, enqueue bool) error {
 	m := c.m
 	q, ok := m.cfg.Queues[name]
 	if !ok {
@@ -63,10 +67,12 @@ func (c *Call) joinOne(ctx context.Context, name string) error {
 	}
 	defer leave()
 
-	if _, err := m.acd.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: enqueued}); err != nil {
-		c.log.Info("queue refused the caller", "queue", name, "error", err)
-		c.playWait(ctx, q.ExitPrompt)
-		return ErrNoAgent
+	if enqueue {
+		if _, err := m.acd.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: enqueued}); err != nil {
+			c.log.Info("queue refused the caller", "queue", name, "error", err)
+			c.playWait(ctx, q.ExitPrompt)
+			return ErrNoAgent
+		}
 	}
 	playing := c.Play([]string{q.JoinPrompt})
 	moh, haveMOH := m.prompt(q.MusicOnHold)

@@ -326,3 +326,102 @@ func TestFeatureCodes(t *testing.T) {
 		t.Fatalf("states %v", states)
 	}
 }
+
+// connected sets up a citizen bridged to agent 1001 and returns both ends.
+func connected(t *testing.T, s *testServer, ag *agent) (citizen, agentCall *phone.Call) {
+	t.Helper()
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/"+ag.id+"/ready", http.StatusOK)
+	waitAgentState(t, s, ag.id, "ready")
+	citizen = citizenToConsult(t, s, phone.Config{})
+	select {
+	case agentCall = <-ag.calls:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the agent's phone never rang")
+	}
+	<-agentCall.Answered()
+	waitAgentState(t, s, ag.id, "on_call")
+	return citizen, agentCall
+}
+
+// The agent holds the caller (re-INVITE sendonly): the caller hears music on hold, not the
+// agent; unhold bridges them again; the hold time is recorded apart from talk.
+func TestAgentHoldAndUnhold(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
+	citizen, agentCall := connected(t, s, ag)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := agentCall.Hold(ctx); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	go agentCall.SendTone(600, 1500*time.Millisecond) // a held agent's audio must not reach the caller
+	if err := citizen.WaitAudio(ctx, -40, 400*time.Millisecond); err != nil {
+		t.Fatalf("no music on hold: %v", err)
+	}
+	if d := citizen.DetectTone(600); d > 0.3 {
+		t.Fatalf("the caller hears the agent while on hold (600 Hz detector %.2f)", d)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if err := agentCall.Unhold(ctx); err != nil {
+		t.Fatalf("unhold: %v", err)
+	}
+	go agentCall.SendTone(600, 2*time.Second)
+	waitTone(t, citizen, 600, "citizen after unhold")
+	citizen.Hangup(ctx)
+	rec := s.records(t, 1)[0]
+	if rec.Hold < time.Second || rec.Talk <= 0 || rec.Disposition != "answered" {
+		t.Fatalf("record %+v: want ≥1 s of hold recorded apart from talk", rec)
+	}
+}
+
+// The agent blind-transfers the caller to another queue with REFER: 202, NOTIFY 200, the
+// agent leg ends and goes to wrap-up, the caller waits in the new queue and is answered
+// there by another agent; the record counts the transfer.
+func TestAgentTransfersToQueue(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	first := newAgent(t, s, "1001", phone.Config{}, answerAlways)
+	second := newAgent(t, s, "1002", phone.Config{}, answerAlways) // 1002 also has the complaint skill
+	citizen, agentCall := connected(t, s, first)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := agentCall.Refer(ctx, "sip:nowhere@"+s.sipAddr()); err == nil {
+		t.Fatal("REFER to an unknown target was accepted")
+	}
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1002/ready", http.StatusOK)
+	if err := agentCall.Refer(ctx, "sip:complaint@"+s.sipAddr()); err != nil {
+		t.Fatalf("REFER: %v", err)
+	}
+	select {
+	case frag := <-agentCall.Notifies():
+		if !strings.Contains(frag, "200") {
+			t.Fatalf("NOTIFY sipfrag %q, want 200", frag)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no NOTIFY after the REFER")
+	}
+	select {
+	case <-agentCall.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the transferring agent's leg was not ended")
+	}
+	var next *phone.Call
+	select {
+	case next = <-second.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the complaint queue's agent was not rung after the transfer")
+	}
+	<-next.Answered()
+	waitAgentState(t, s, "1002", "on_call")
+	if state, _ := agentState(t, s, "1001"); state != "wrap_up" && state != "ready" {
+		t.Fatalf("the transferring agent is %s", state)
+	}
+	citizen.Hangup(ctx)
+	rec := s.records(t, 1)[0]
+	if rec.Transfers != 1 || rec.Queue != "complaint" || rec.Agent != "1002" || rec.Disposition != "answered" {
+		t.Fatalf("record %+v: want one transfer, answered by 1002 in complaint", rec)
+	}
+}

@@ -28,6 +28,7 @@ type Call struct {
 	conn     *net.UDPConn // RTP socket
 	sessID   uint64
 	digits   chan rune
+	notifies chan string // sipfrag bodies of NOTIFYs (transfer progress)
 
 	cs     *sipgo.DialogClientSession // outbound
 	ss     *sipgo.DialogServerSession // inbound
@@ -65,6 +66,7 @@ func (p *Phone) newCall(outbound bool, callID, from, to string) (*Call, error) {
 		conn:     conn,
 		sessID:   uint64(rand.Uint32()),
 		digits:   make(chan rune, 64),
+		notifies: make(chan string, 8),
 		ringing:  make(chan struct{}),
 		answered: make(chan struct{}),
 		done:     make(chan struct{}),

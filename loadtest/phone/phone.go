@@ -174,6 +174,18 @@ func New(cfg Config) (*Phone, error) {
 	p.srv.OnAck(p.onAck)
 	p.srv.OnBye(p.onBye)
 	p.srv.OnInfo(p.onInfo)
+	p.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		c := p.lookup(req)
+		if c == nil {
+			respond(tx, req, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+		respond(tx, req, 200, "OK")
+		select {
+		case c.notifies <- strings.TrimSpace(string(req.Body())):
+		default:
+		}
+	})
 	p.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		// CANCELs matching a pending INVITE are answered by the transaction layer.
 		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
