@@ -6,6 +6,7 @@ package call
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -135,6 +136,16 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
+	for name, q := range cfg.Queues {
+		if q.AnnounceFrequency <= 0 {
+			continue
+		}
+		for _, p := range announcementPrompts {
+			if !HasPrompt(cfg.Prompts, cfg.Language, p) {
+				return nil, fmt.Errorf("queue %s announces position and wait, but prompt %q is missing", name, p)
+			}
+		}
+	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, rings: map[ringKey]context.CancelFunc{}, routes: map[string]*ivr.Route{}}
 	for i := range cfg.Routes {
 		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
@@ -224,6 +235,12 @@ func (m *Manager) prompt(name string) (*media.Prompt, bool) {
 		return p, true
 	}
 	return m.cfg.Prompts.Get(name)
+}
+
+// announcementPrompts are the prompts position and wait announcements are made of.
+var announcementPrompts = []string{
+	"position_pre", "position_post", "wait_pre", "minutes", "less_than_one_minute", "ten", "hundred",
+	"digit_0", "digit_1", "digit_2", "digit_3", "digit_4", "digit_5", "digit_6", "digit_7", "digit_8", "digit_9",
 }
 
 // HasPrompt reports whether a prompt name resolves (for config validation).
