@@ -311,7 +311,7 @@ func errorCases(t testing.TB) []errCase {
 	add(errCase{desc: "unknown nested key in a trunk", doc: d, contains: true,
 		want: []want{{ln(d, "codex:"), "trunks[0].codex", `unknown field "codex"`}}})
 
-	d = ed("    max_wait: 10m\n  complaint:", "    max_wait: 10m\n    maxwait: 5m\n  complaint:")
+	d = ed("    name: 咨询\n", "    name: 咨询\n    maxwait: 5m\n")
 	add(errCase{desc: "unknown nested key in a queue", doc: d, contains: true,
 		want: []want{{ln(d, "maxwait:"), "queues.consult.maxwait", `unknown field "maxwait"`}}})
 
@@ -348,7 +348,7 @@ func errorCases(t testing.TB) []errCase {
 		want: []want{{ln(d, "timeout: soon"), "rtp.timeout", `bad duration "soon"`}}})
 
 	d = ed("  timeout: 30s", "  timeout:\n    soon")
-	d = edit(t, d, "    max_wait: 10m\n  business:", "    max_wait: {m: 10}\n  business:")
+	d = edit(t, d, "    name: 投诉举报\n    max_wait: 10m\n", "    name: 投诉举报\n    max_wait: {m: 10}\n")
 	d = edit(t, d, "  closed:\n", "  case.entry:\n    timeout: [5s]\n  closed:\n")
 	add(errCase{desc: "bad durations, all reported", doc: d,
 		want: []want{
@@ -463,10 +463,10 @@ func errorCases(t testing.TB) []errCase {
 	d = ed("    timeout: 5s", "    timeout: -5s")
 	add(errCase{desc: "negative menu timeout", doc: d,
 		want: []want{{ln(d, "timeout: -5s"), "menus.main.timeout", "must not be negative (0 = default 5s)"}}})
-	d = ed("    max_wait: 10m\n  business:", "    max_wait: -10m\n  business:")
+	d = ed("    name: 投诉举报\n    max_wait: 10m\n", "    name: 投诉举报\n    max_wait: -10m\n")
 	add(errCase{desc: "negative queue max_wait", doc: d,
 		want: []want{{ln(d, "max_wait: -10m"), "queues.complaint.max_wait", "must not be negative"}}})
-	d = ed("    max_wait: 10m\n  complaint:", "    max_wait: 10m\n    service_level: -15s\n  complaint:")
+	d = ed("    service_level: 15s ", "    service_level: -15s ")
 	add(errCase{desc: "negative queue service_level", doc: d,
 		want: []want{{ln(d, "service_level:"), "queues.consult.service_level", "must not be negative"}}})
 	d = ed("    max_calls: 5000", "    max_calls: 5000\n    answer_delay: -1s")

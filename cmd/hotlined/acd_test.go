@@ -14,10 +14,7 @@ import (
 
 // acdConfig is the default config with quick ACD timers for tests.
 func acdTestConfig(t *testing.T) string {
-	return testConfig(t,
-		"  consult:\n    name: 咨询\n    max_wait: 10m",
-		"  consult:\n    name: 咨询\n    max_wait: 10m\n    ring_timeout: 2s\n    wrap_up: 1s",
-	)
+	return testConfig(t, "    ring_timeout: 15s ", "    ring_timeout: 2s ", "    wrap_up: 10s ", "    wrap_up: 1s ")
 }
 
 // agent is a test phone registered as an agent, answering (or not) as told.

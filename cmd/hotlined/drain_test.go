@@ -67,7 +67,7 @@ func startProcess(t *testing.T, yaml string) *process {
 	}
 	p := &process{dataDir: filepath.Join(dir, "data"), exited: make(chan struct{}), logLines: make(chan string, 1024)}
 	p.cmd = exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-		"--data-dir", p.dataDir, "--rtp-ports", "40000-49999")
+		"--data-dir", p.dataDir, "--rtp-ports", "20000-29998")
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestKill9LosesNoAnsweredCall(t *testing.T) {
 	bin := hotlinedBinary(t)
 	cfg := filepath.Join(filepath.Dir(p.dataDir), "hotline.yaml")
 	restart := exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-		"--data-dir", p.dataDir, "--rtp-ports", "40000-49999")
+		"--data-dir", p.dataDir, "--rtp-ports", "20000-29998")
 	out, _ := restart.StderrPipe()
 	if err := restart.Start(); err != nil {
 		t.Fatal(err)

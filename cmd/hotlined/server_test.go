@@ -48,7 +48,7 @@ func testConfig(t *testing.T, replace ...string) string {
 func startServer(t *testing.T, yaml string) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	o := options{SIPListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RTPPorts: "40000-49999"}
+	o := options{SIPListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RTPPorts: "20000-29998"}
 	if yaml != "" {
 		o.ConfigFile = filepath.Join(dir, "hotline.yaml")
 		if err := os.WriteFile(o.ConfigFile, []byte(yaml), 0o600); err != nil {
