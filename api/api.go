@@ -3,6 +3,7 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -53,6 +54,10 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/calls", a.calls)
 	mux.HandleFunc("GET /api/v1/cdrs", a.cdrs)
 	if cfg.ACD != nil {
+		mux.HandleFunc("GET /wallboard", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write(wallboardHTML)
+		})
 		mux.HandleFunc("GET /api/v1/agents", a.agents)
 		mux.HandleFunc("POST /api/v1/agents/{id}/{action}", a.agentAction)
 		mux.HandleFunc("GET /api/v1/queues", a.queues)
@@ -64,6 +69,11 @@ func New(cfg Config) http.Handler {
 }
 
 type api struct{ cfg Config }
+
+// wallboardHTML is the live wallboard: one self-contained page polling the API.
+//
+//go:embed static/wallboard.html
+var wallboardHTML []byte
 
 func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Health != nil {

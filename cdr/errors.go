@@ -10,6 +10,9 @@ var (
 	ErrSchemaTooNew = errors.New("schema version is newer than this build")
 	// ErrInvalidRecord means a record cannot be stored (e.g. it has no ID).
 	ErrInvalidRecord = errors.New("invalid call record")
+	// ErrInvalidEvent means an agent event cannot be stored (no ID, time or
+	// event name).
+	ErrInvalidEvent = errors.New("invalid agent event")
 	// ErrNoJournalDir means WriterOptions.JournalDir was empty.
 	ErrNoJournalDir = errors.New("cdr writer: JournalDir is required")
 	// ErrClosed is returned by operations on a closed store or writer.

@@ -23,6 +23,7 @@ import (
 //
 //	{"op":"begin","rec":{...}}   a call was answered (crash insurance)
 //	{"op":"end","rec":{...}}     a finished record not yet in the store
+//	{"op":"event","ev":{...}}    an agent event not yet in the store
 //
 // Appends go to one active segment and are fsynced before append returns.
 // Concurrent appends share an fsync (group commit): each append writes its
@@ -35,14 +36,27 @@ import (
 const (
 	journalOpBegin = "begin"
 	journalOpEnd   = "end"
+	journalOpEvent = "event"
 
 	segmentPrefix = "cdr-"
 	segmentSuffix = ".jsonl"
 )
 
 type journalEntry struct {
-	Op  string `json:"op"`
-	Rec Record `json:"rec"`
+	Op  string      `json:"op"`
+	Rec Record      `json:"rec,omitzero"`
+	Ev  *AgentEvent `json:"ev,omitempty"`
+}
+
+// valid reports whether the entry is one replay can use.
+func (e *journalEntry) valid() bool {
+	switch e.Op {
+	case journalOpBegin, journalOpEnd:
+		return e.Rec.ID != ""
+	case journalOpEvent:
+		return e.Ev != nil && e.Ev.ID != ""
+	}
+	return false
 }
 
 type segment struct {
@@ -65,7 +79,7 @@ type journal struct {
 	syncMu sync.Mutex // serialises fsync and rotation
 	synced uint64     // appends known to be on disk; guarded by syncMu
 
-	backlog atomic.Int64 // "end" entries written and not yet replayed into the store
+	backlog atomic.Int64 // "end" and "event" entries written and not yet replayed into the store
 }
 
 // openJournal creates dir if needed, checks it is writable and finds the
@@ -142,6 +156,18 @@ func encodeEntries(op string, recs []Record) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+func encodeEvents(evs []AgentEvent) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i := range evs {
+		if err := enc.Encode(journalEntry{Op: journalOpEvent, Ev: &evs[i]}); err != nil {
+			return nil, fmt.Errorf("cdr: journal: encode event %s: %w", evs[i].ID, err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
 // append writes one entry per record and returns once they are on disk.
 func (j *journal) append(op string, recs ...Record) error {
 	if len(recs) == 0 {
@@ -151,6 +177,28 @@ func (j *journal) append(op string, recs ...Record) error {
 	if err != nil {
 		return err
 	}
+	backlog := 0
+	if op == journalOpEnd {
+		backlog = len(recs)
+	}
+	return j.write(data, backlog)
+}
+
+// appendEvents writes one entry per event and returns once they are on disk.
+func (j *journal) appendEvents(evs []AgentEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	data, err := encodeEvents(evs)
+	if err != nil {
+		return err
+	}
+	return j.write(data, len(evs))
+}
+
+// write appends data (whole lines holding backlog entries the store has
+// yet to take) to the active segment and returns once it is on disk.
+func (j *journal) write(data []byte, backlog int) error {
 	j.mu.Lock()
 	if j.f == nil {
 		if err := j.openSegmentLocked(); err != nil {
@@ -173,11 +221,9 @@ func (j *journal) append(op string, recs ...Record) error {
 	j.needNL = false
 	j.written++
 	seq, f := j.written, j.f
-	if op == journalOpEnd {
-		// Counted as soon as the lines are in the file, which is what
-		// replay will find and subtract, whether or not fsync succeeds.
-		j.backlog.Add(int64(len(recs)))
-	}
+	// Counted as soon as the lines are in the file, which is what replay
+	// will find and subtract, whether or not fsync succeeds.
+	j.backlog.Add(int64(backlog))
 	j.mu.Unlock()
 	return j.syncTo(f, seq)
 }
@@ -282,11 +328,11 @@ func (j *journal) readSegment(seg segment, warn bool, fn func(journalEntry)) err
 		if len(bytes.TrimSpace(line)) > 0 {
 			var e journalEntry
 			switch uerr := json.Unmarshal(line, &e); {
-			case !warn && (uerr != nil || e.Rec.ID == ""):
+			case !warn && (uerr != nil || !e.valid()):
 			case uerr != nil:
 				torn := err == io.EOF
 				j.log.Warn("cdr journal: skipping unreadable line", "file", seg.path, "line", lineNo, "torn_last_line", torn, "error", uerr)
-			case e.Op != journalOpBegin && e.Op != journalOpEnd, e.Rec.ID == "":
+			case !e.valid():
 				j.log.Warn("cdr journal: skipping invalid entry", "file", seg.path, "line", lineNo, "op", e.Op)
 			default:
 				fn(e)

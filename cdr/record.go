@@ -37,7 +37,55 @@ type Record struct {
 	SIPStatus   int       `json:"sip_status"`   // final SIP status we sent/received (200, 487, 403, ...)
 	Codec       string    `json:"codec,omitempty"`
 	NodeID      string    `json:"node_id,omitempty"`
+
+	// ACD detail (schema version 2). Durations are stored in microseconds.
+	//
+	// RingAttempts counts the agents rung for this call, the one who
+	// answered included. Talk is the agent's talk time (Connect to the end
+	// of the agent leg) without Hold; Hold is the time the agent had the
+	// caller on hold; WrapUp the agent's after-call work. AHT = Talk + Hold
+	// + WrapUp. Transfers counts the times the call was transferred; Agent
+	// stays the agent who first took it.
+	RingAttempts  int           `json:"ring_attempts,omitempty"`
+	Talk          time.Duration `json:"talk,omitempty"`
+	Hold          time.Duration `json:"hold,omitempty"`
+	WrapUp        time.Duration `json:"wrap_up,omitempty"`
+	Transfers     int           `json:"transfers,omitempty"`
+	RecordingFile string        `json:"recording_file,omitempty"`
+	// SurveyAnswers are the digits the caller pressed, one per question,
+	// comma separated ("1,2"); Satisfaction is the survey's verdict, one of
+	// the Satisfaction constants, empty if no survey was answered.
+	SurveyAnswers string `json:"survey_answers,omitempty"`
+	Satisfaction  string `json:"satisfaction,omitempty"`
 }
+
+// Directions.
+const (
+	DirectionInbound  = "inbound"
+	DirectionSurvey   = "survey"   // an outbound satisfaction survey call (云回访)
+	DirectionCallback = "callback" // an outbound call returning a callback request
+)
+
+// Dispositions the report classifies calls by (the call path sets them).
+const (
+	DispositionAnswered       = "answered"
+	DispositionAbandoned      = "abandoned"       // the caller hung up while queued
+	DispositionAbandonedShort = "abandoned-short" // ditto, within the short-abandon time
+	DispositionTimeout        = "timeout"         // left the queue at its maximum wait
+	DispositionNoAgent        = "no-agent"        // the queue had no agent logged in
+	DispositionCallback       = "callback"        // left the queue asking to be called back
+	DispositionIVRHangup      = "ivr-hangup"
+	DispositionClosedHours    = "closed-hours"
+	DispositionFailed         = "failed"
+)
+
+// Survey verdicts (Record.Satisfaction). Satisfaction = (satisfied +
+// basically satisfied) / answered surveys.
+const (
+	SatisfactionSatisfied          = "satisfied"           // 满意
+	SatisfactionBasicallySatisfied = "basically-satisfied" // 基本满意
+	SatisfactionDissatisfied       = "dissatisfied"        // 不满意
+)
 
 // Disposition and hangup values the writer itself sets on records of calls
 // that were answered but never finished because the process died.
@@ -62,6 +110,29 @@ func (r *Record) TalkDuration() time.Duration {
 		return 0
 	}
 	return r.End.Sub(r.Answer)
+}
+
+// Wait is the time the call spent queued: EnqueueTime to Connect if an
+// agent took it, else EnqueueTime to End; zero if it never queued.
+func (r *Record) Wait() time.Duration {
+	switch {
+	case r.EnqueueTime.IsZero():
+		return 0
+	case !r.Connect.IsZero():
+		return max(r.Connect.Sub(r.EnqueueTime), 0)
+	case !r.End.IsZero():
+		return max(r.End.Sub(r.EnqueueTime), 0)
+	}
+	return 0
+}
+
+// AgentTalk is Talk if the call path set it, else (for records without
+// the ACD detail) End - Connect - Hold; zero if no agent took the call.
+func (r *Record) AgentTalk() time.Duration {
+	if r.Talk > 0 || r.Connect.IsZero() || r.End.IsZero() {
+		return r.Talk
+	}
+	return max(r.End.Sub(r.Connect)-r.Hold, 0)
 }
 
 // Filter selects records for List. From (inclusive) and To (exclusive) apply
@@ -93,8 +164,8 @@ func (f Filter) limit() int {
 }
 
 // Store keeps records. Implementations must be safe for concurrent use.
-// SQLite is the embedded default; a PostgreSQL (pgx/v5) store satisfies the
-// same interface.
+// SQLite is the embedded default; Postgres (pgx/v5) is the other; Open
+// picks one by its argument.
 type Store interface {
 	// Upsert stores recs in one transaction, idempotently by ID: a record
 	// whose ID exists replaces the stored row (last write wins, in slice
@@ -102,6 +173,15 @@ type Store interface {
 	Upsert(ctx context.Context, recs []Record) error
 	// List returns the records matching f, ordered by Start (then ID).
 	List(ctx context.Context, f Filter) ([]Record, error)
+	// Scan calls fn for every record matching f (f.Limit is ignored), in
+	// no particular order, without holding them all in memory; it stops at
+	// the first error fn returns. fn must not keep the pointer.
+	Scan(ctx context.Context, f Filter, fn func(*Record) error) error
+	// AppendEvents stores agent events in one transaction, idempotently by
+	// ID: an event whose ID is stored already is left as it is.
+	AppendEvents(ctx context.Context, evs []AgentEvent) error
+	// ListEvents returns the events matching f, ordered by Time (then ID).
+	ListEvents(ctx context.Context, f EventFilter) ([]AgentEvent, error)
 	Close() error
 }
 

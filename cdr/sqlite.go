@@ -94,8 +94,12 @@ type migration struct {
 // sqliteMigrations returns the embedded migrations, ordered by version. A
 // migration file is named NNNN_description.sql.
 func sqliteMigrations() ([]migration, error) {
-	const dir = "migrations/sqlite"
-	entries, err := fs.ReadDir(sqliteMigrationFS, dir)
+	return loadMigrations(sqliteMigrationFS, "migrations/sqlite")
+}
+
+// loadMigrations reads the NNNN_description.sql files of dir in fsys.
+func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +110,7 @@ func sqliteMigrations() ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("cdr: bad migration file name %q", e.Name())
 		}
-		b, err := fs.ReadFile(sqliteMigrationFS, path.Join(dir, e.Name()))
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
@@ -179,9 +183,15 @@ func (s *SQLite) migrate(ctx context.Context) (err error) {
 // cdrColumns is the column order of recordArgs and scanRecord.
 const cdrColumns = `id, sip_call_id, direction, trunk, caller, called, start_us, answer_us, end_us,
 	ivr_path, case_number, queue, enqueue_us, agent, connect_us, disposition, hangup_side,
-	hangup_cause, sip_status, codec, node_id`
+	hangup_cause, sip_status, codec, node_id,
+	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, survey_answers, satisfaction`
 
-const cdrPlaceholders = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
+var cdrPlaceholders = placeholders(strings.Count(cdrColumns, ",") + 1)
+
+// placeholders returns "?, ?, ..." with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
 
 var (
 	sqliteUpsert = `INSERT INTO cdr (` + cdrColumns + `) VALUES (` + cdrPlaceholders + `)
@@ -225,19 +235,29 @@ func recordArgs(r *Record) []any {
 	return []any{r.ID, r.SIPCallID, r.Direction, r.Trunk, r.Caller, r.Called,
 		micros(r.Start), micros(r.Answer), micros(r.End),
 		r.IVRPath, r.CaseNumber, r.Queue, micros(r.EnqueueTime), r.Agent, micros(r.Connect),
-		r.Disposition, r.HangupSide, r.HangupCause, r.SIPStatus, r.Codec, r.NodeID}
+		r.Disposition, r.HangupSide, r.HangupCause, r.SIPStatus, r.Codec, r.NodeID,
+		r.RingAttempts, r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
+		r.Transfers, r.RecordingFile, r.SurveyAnswers, r.Satisfaction}
 }
 
 func scanRecord(rows *sql.Rows) (Record, error) {
 	var r Record
+	err := scanRecordInto(rows, &r)
+	return r, err
+}
+
+func scanRecordInto(rows *sql.Rows, r *Record) error {
 	var start, answer, end, enqueue, connect sql.NullInt64
+	var talk, hold, wrap int64
 	err := rows.Scan(&r.ID, &r.SIPCallID, &r.Direction, &r.Trunk, &r.Caller, &r.Called,
 		&start, &answer, &end,
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
-		&r.Disposition, &r.HangupSide, &r.HangupCause, &r.SIPStatus, &r.Codec, &r.NodeID)
+		&r.Disposition, &r.HangupSide, &r.HangupCause, &r.SIPStatus, &r.Codec, &r.NodeID,
+		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction)
 	r.Start, r.Answer, r.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	r.EnqueueTime, r.Connect = fromMicros(enqueue), fromMicros(connect)
-	return r, err
+	r.Talk, r.Hold, r.WrapUp = time.Duration(talk)*time.Microsecond, time.Duration(hold)*time.Microsecond, time.Duration(wrap)*time.Microsecond
+	return err
 }
 
 // Upsert stores recs in one transaction; an existing ID is replaced.
@@ -285,8 +305,9 @@ func (s *SQLite) exec(ctx context.Context, query string, recs []Record) (err err
 	return nil
 }
 
-// List returns the records matching f ordered by Start, then ID.
-func (s *SQLite) List(ctx context.Context, f Filter) ([]Record, error) {
+// recordWhere returns the WHERE clause (empty or " WHERE ...") and its
+// arguments for f.
+func recordWhere(f Filter) (string, []any) {
 	var where []string
 	var args []any
 	if !f.From.IsZero() {
@@ -302,11 +323,16 @@ func (s *SQLite) List(ctx context.Context, f Filter) ([]Record, error) {
 			where, args = append(where, c.col+" = ?"), append(args, c.val)
 		}
 	}
-	q := "SELECT " + cdrColumns + " FROM cdr"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", nil
 	}
-	q += " ORDER BY start_us, id LIMIT ?"
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// List returns the records matching f ordered by Start, then ID.
+func (s *SQLite) List(ctx context.Context, f Filter) ([]Record, error) {
+	where, args := recordWhere(f)
+	q := "SELECT " + cdrColumns + " FROM cdr" + where + " ORDER BY start_us, id LIMIT ?"
 	limit := f.limit()
 	args = append(args, limit)
 

@@ -48,6 +48,15 @@ func testRecord(i int) Record {
 		SIPStatus:   200,
 		Codec:       "PCMA",
 		NodeID:      "node-1",
+
+		RingAttempts:  1 + i%3,
+		Talk:          60 * time.Second,
+		Hold:          time.Duration(i%4) * time.Second,
+		WrapUp:        10 * time.Second,
+		Transfers:     i % 2,
+		RecordingFile: fmt.Sprintf("recordings/2026/03/15/call-%05d.wav", i),
+		SurveyAnswers: "1,2",
+		Satisfaction:  []string{SatisfactionSatisfied, SatisfactionBasicallySatisfied, ""}[i%3],
 	}
 }
 
@@ -106,136 +115,6 @@ func TestSQLiteNewerSchema(t *testing.T) {
 	want := fmt.Sprintf("%s: schema version 7 is newer than this build (%d); upgrade hotlined", path, SQLiteSchemaVersion())
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %q, want it to contain %q", err, want)
-	}
-}
-
-func TestSQLiteUpsertLastWins(t *testing.T) {
-	s, _ := openTestSQLite(t)
-	ctx := context.Background()
-	r := testRecord(1)
-	if err := s.Upsert(ctx, []Record{r}); err != nil {
-		t.Fatal(err)
-	}
-	r2 := r
-	r2.Disposition, r2.HangupSide, r2.CaseNumber = "abandoned", "agent", "C-NEW"
-	r2.Answer = time.Time{}
-	if err := s.Upsert(ctx, []Record{r2}); err != nil {
-		t.Fatal(err)
-	}
-	// Same ID twice in one batch: the later one wins.
-	r3 := r2
-	r3.Codec = "PCMU"
-	if err := s.Upsert(ctx, []Record{r2, r3}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.List(ctx, Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 {
-		t.Fatalf("%d rows, want 1", len(got))
-	}
-	if got[0] != r3 {
-		t.Fatalf("got  %+v\nwant %+v", got[0], r3)
-	}
-	if err := s.Upsert(ctx, []Record{{Caller: "x"}}); !errors.Is(err, ErrInvalidRecord) {
-		t.Fatalf("record without ID: err = %v", err)
-	}
-}
-
-func TestSQLiteRoundTrip(t *testing.T) {
-	s, _ := openTestSQLite(t)
-	ctx := context.Background()
-	loc := time.FixedZone("CST", 8*3600)
-	r := testRecord(3)
-	r.Start = time.Date(2026, 3, 15, 17, 0, 0, 123456789, loc) // ns and a zone
-	r.End = time.Time{}                                        // unset stays unset
-	if err := s.Upsert(ctx, []Record{r}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.List(ctx, Filter{})
-	if err != nil || len(got) != 1 {
-		t.Fatal(len(got), err)
-	}
-	want := r
-	want.Start = r.Start.UTC().Truncate(time.Microsecond)
-	if got[0] != want {
-		t.Fatalf("got  %+v\nwant %+v", got[0], want)
-	}
-	if !got[0].End.IsZero() {
-		t.Fatal("zero End came back non-zero")
-	}
-}
-
-func TestSQLiteInsertMissing(t *testing.T) {
-	s, _ := openTestSQLite(t)
-	ctx := context.Background()
-	final := testRecord(1)
-	if err := s.Upsert(ctx, []Record{final}); err != nil {
-		t.Fatal(err)
-	}
-	placeholder := final
-	placeholder.Disposition = DispositionInterrupted
-	other := testRecord(2)
-	other.Disposition = DispositionInterrupted
-	if err := s.InsertMissing(ctx, []Record{placeholder, other}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := s.List(ctx, Filter{})
-	if len(got) != 2 || got[0].Disposition != final.Disposition || got[1].Disposition != DispositionInterrupted {
-		t.Fatalf("got %+v", got)
-	}
-}
-
-func TestSQLiteList(t *testing.T) {
-	s, _ := openTestSQLite(t)
-	ctx := context.Background()
-	var recs []Record
-	for i := 30; i > 0; i-- { // inserted out of order
-		recs = append(recs, testRecord(i))
-	}
-	if err := s.Upsert(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
-	tests := []struct {
-		name string
-		f    Filter
-		want []int // record numbers, in order
-	}{
-		{"all", Filter{}, seq(1, 30)},
-		{"from", Filter{From: at(25)}, seq(25, 30)},
-		{"to exclusive", Filter{To: at(4)}, seq(1, 3)},
-		{"range", Filter{From: at(10), To: at(13)}, seq(10, 12)},
-		{"queue", Filter{Queue: "complaint", To: at(12)}, []int{1, 4, 7, 10}},
-		{"disposition", Filter{Disposition: "answered", From: at(20)}, []int{20, 22, 24, 26, 28, 30}},
-		{"caller", Filter{Caller: "13800000003"}, []int{3, 10, 17, 24}},
-		{"combined", Filter{Caller: "13800000003", Disposition: "answered"}, []int{10, 24}},
-		{"limit", Filter{Limit: 2}, []int{1, 2}},
-		{"limit over max", Filter{Limit: MaxListLimit + 1, From: at(29)}, []int{29, 30}},
-		{"none", Filter{Queue: "nope"}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.List(ctx, tt.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var ids []string
-			for _, r := range got {
-				ids = append(ids, r.ID)
-			}
-			var want []string
-			for _, i := range tt.want {
-				want = append(want, testRecord(i).ID)
-			}
-			if fmt.Sprint(ids) != fmt.Sprint(want) {
-				t.Fatalf("got  %v\nwant %v", ids, want)
-			}
-		})
-	}
-	if (Filter{}).limit() != DefaultListLimit || (Filter{Limit: 1e9}).limit() != MaxListLimit {
-		t.Fatal("limit defaults")
 	}
 }
 

@@ -51,8 +51,10 @@ type WriterStats struct {
 	Written        uint64 // records committed to the store (from the queue or the journal)
 	JournalBacklog int64  // finished records in the journal, waiting for the store
 	Errors         uint64 // failed store calls and journal appends
-	Journaled      uint64 // finished records that went to the journal instead of the store
+	Journaled      uint64 // finished records and events that went to the journal instead of the store
 	Open           int    // calls begun whose final record is not yet stored or journaled
+	EventsQueued   int    // agent events in the in-memory queue
+	EventsWritten  uint64 // agent events committed to the store
 }
 
 // Writer gets call records into a Store without blocking the call path and
@@ -69,8 +71,11 @@ type WriterStats struct {
 //     the journal with exponential backoff (RetryMin to RetryMax) until the
 //     store takes it. While the journal holds finished records, new batches
 //     are journaled behind them, so the store sees them in order.
-//   - Replays are idempotent (upsert by ID), so a record replayed twice is
-//     still one row. A segment file is deleted only after its records are
+//   - Event (an agent event) takes the same path as Write, through a queue
+//     of its own: batched into Store.AppendEvents, journaled when the
+//     store fails or the queue is full, replayed in order with the records.
+//   - Replays are idempotent (upsert by ID; events are inserted only if
+//     their ID is new), so a record replayed twice is still one row. A segment file is deleted only after its records are
 //     committed.
 //   - NewWriter replays the journal a previous run left. A call that was
 //     begun but whose final record is nowhere becomes a record with
@@ -93,10 +98,12 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed; Write holds it across its non-blocking send
 	closed bool
 	queue  chan Record
+	events chan AgentEvent
 
 	openMu sync.Mutex
 	open   map[string]struct{} // IDs begun whose final record is not yet durable
 	spill  []Record            // finished records neither queue nor journal took (journal I/O error)
+	spillE []AgentEvent        // ditto for agent events
 
 	recoverUpTo uint64    // segments with sequence <= this were left by a previous run
 	lastSeen    time.Time // newest mtime among those segments
@@ -107,8 +114,8 @@ type Writer struct {
 	done    chan struct{}
 	result  error // of the loop's drain; read after done
 
-	written, errs, journaled atomic.Uint64
-	collectors               []prometheus.Collector
+	written, errs, journaled, evWritten atomic.Uint64
+	collectors                          []prometheus.Collector
 }
 
 // NewWriter starts a writer on store. Before it returns it replays any
@@ -144,6 +151,7 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 		log:     log,
 		j:       j,
 		queue:   make(chan Record, opts.QueueSize),
+		events:  make(chan AgentEvent, opts.QueueSize),
 		open:    make(map[string]struct{}),
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan context.Context),
@@ -158,7 +166,7 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 		// Count the previous run's finished records into the backlog
 		// (quietly: replay reads them again and logs bad lines).
 		err := j.readSegment(s, false, func(e journalEntry) {
-			if e.Op == journalOpEnd {
+			if e.Op == journalOpEnd || e.Op == journalOpEvent {
 				j.backlog.Add(1)
 			}
 		})
@@ -232,6 +240,59 @@ func (w *Writer) Write(rec Record) {
 	}
 }
 
+// Event hands over an agent event, like Write: it never blocks on the
+// store. An event without an ID gets a random one; one without a time gets
+// the current time.
+func (w *Writer) Event(e AgentEvent) {
+	if e.ID == "" {
+		e.ID = "ev-" + rand.Text()
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	w.mu.RLock()
+	if !w.closed {
+		select {
+		case w.events <- e:
+			w.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	closed := w.closed
+	w.mu.RUnlock()
+	if !closed {
+		w.log.Warn("cdr writer: event queue full; journaling event", "event_id", e.ID, "queue_size", w.opts.QueueSize)
+	}
+	w.journalEvents([]AgentEvent{e})
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// journalEvents appends agent events to the journal, or keeps them in
+// memory if even that fails.
+func (w *Writer) journalEvents(evs []AgentEvent) {
+	if err := w.j.appendEvents(evs); err != nil {
+		w.errs.Add(1)
+		w.log.Error("cdr writer: journal append failed; keeping events in memory", "events", len(evs), "error", err)
+		w.openMu.Lock()
+		w.spillE = append(w.spillE, evs...)
+		w.openMu.Unlock()
+		return
+	}
+	w.journaled.Add(uint64(len(evs)))
+}
+
+func (w *Writer) takeSpillEvents() []AgentEvent {
+	w.openMu.Lock()
+	defer w.openMu.Unlock()
+	s := w.spillE
+	w.spillE = nil
+	return s
+}
+
 func (w *Writer) ensureID(rec *Record) {
 	if rec.ID == "" {
 		rec.ID = "noid-" + rand.Text()
@@ -291,6 +352,8 @@ func (w *Writer) Stats() WriterStats {
 		Errors:         w.errs.Load(),
 		Journaled:      w.journaled.Load(),
 		Open:           open,
+		EventsQueued:   len(w.events),
+		EventsWritten:  w.evWritten.Load(),
 	}
 }
 
@@ -352,17 +415,26 @@ func (w *Writer) run(retryPending bool) {
 	}
 	compactAt := w.opts.CompactBytes
 	batch := make([]Record, 0, w.opts.BatchSize)
+	evBatch := make([]AgentEvent, 0, w.opts.BatchSize)
 	flush := func() {
 		if s := w.takeSpill(); len(s) > 0 {
 			batch = append(batch, s...)
 		}
-		if len(batch) == 0 {
-			return
+		if s := w.takeSpillEvents(); len(s) > 0 {
+			evBatch = append(evBatch, s...)
 		}
-		if !w.storeBatch(context.Background(), batch) {
-			schedule()
+		if len(batch) > 0 {
+			if !w.storeBatch(context.Background(), batch) {
+				schedule()
+			}
+			batch = batch[:0]
 		}
-		batch = batch[:0]
+		if len(evBatch) > 0 {
+			if !w.storeEvents(context.Background(), evBatch) {
+				schedule()
+			}
+			evBatch = evBatch[:0]
+		}
 	}
 	replay := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), w.opts.StoreTimeout)
@@ -390,6 +462,11 @@ func (w *Writer) run(retryPending bool) {
 			if len(batch) >= w.opts.BatchSize {
 				flush()
 			}
+		case ev := <-w.events:
+			evBatch = append(evBatch, ev)
+			if len(evBatch) >= w.opts.BatchSize {
+				flush()
+			}
 		case <-ticker.C:
 			flush()
 			if retryC == nil && w.j.activeSize() >= compactAt {
@@ -402,7 +479,7 @@ func (w *Writer) run(retryPending bool) {
 			flush()
 			replay()
 		case ctx := <-w.stop:
-			w.result = w.drain(ctx, batch)
+			w.result = w.drain(ctx, batch, evBatch)
 			return
 		case <-w.abandon:
 			return
@@ -432,24 +509,52 @@ func (w *Writer) storeBatch(ctx context.Context, batch []Record) bool {
 	return true
 }
 
+// storeEvents appends evs to the store, or journals them, like storeBatch.
+func (w *Writer) storeEvents(ctx context.Context, evs []AgentEvent) bool {
+	if w.j.backlog.Load() > 0 || ctx.Err() != nil {
+		w.journalEvents(evs)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
+	err := w.store.AppendEvents(ctx, evs)
+	cancel()
+	if err != nil {
+		w.errs.Add(1)
+		w.log.Warn("cdr writer: store failed; journaling events", "events", len(evs), "error", err)
+		w.journalEvents(evs)
+		return false
+	}
+	w.evWritten.Add(uint64(len(evs)))
+	return true
+}
+
 // drain runs on Close: queue and spill to the store (or journal), then one
 // last replay of the journal, all within ctx.
-func (w *Writer) drain(ctx context.Context, batch []Record) error {
+func (w *Writer) drain(ctx context.Context, batch []Record, evBatch []AgentEvent) error {
 	recs := append([]Record(nil), batch...)
+	evs := append([]AgentEvent(nil), evBatch...)
 queued:
 	for {
 		select {
 		case r := <-w.queue: // closed is set: nothing more arrives
 			recs = append(recs, r)
+		case e := <-w.events:
+			evs = append(evs, e)
 		default:
 			break queued
 		}
 	}
 	recs = append(recs, w.takeSpill()...)
+	evs = append(evs, w.takeSpillEvents()...)
 	for len(recs) > 0 {
 		n := min(len(recs), w.opts.BatchSize)
 		w.storeBatch(ctx, recs[:n])
 		recs = recs[n:]
+	}
+	for len(evs) > 0 {
+		n := min(len(evs), w.opts.BatchSize)
+		w.storeEvents(ctx, evs[:n])
+		evs = evs[n:]
 	}
 	// Replay (which also compacts: it drops begin entries of calls already
 	// stored) until it succeeds or ctx ends.
@@ -477,11 +582,12 @@ queued:
 	if st.Open > 0 {
 		w.log.Warn("cdr writer: closing with calls still in progress; they stay in the journal", "calls", st.Open)
 	}
-	if spill := w.takeSpill(); len(spill) > 0 {
-		return fmt.Errorf("cdr writer: %d records could be neither stored nor journaled and are lost: %w", len(spill), errors.Join(err, ctx.Err()))
+	if spill, spillE := w.takeSpill(), w.takeSpillEvents(); len(spill)+len(spillE) > 0 {
+		return fmt.Errorf("cdr writer: %d records and %d agent events could be neither stored nor journaled and are lost: %w",
+			len(spill), len(spillE), errors.Join(err, ctx.Err()))
 	}
 	if st.JournalBacklog > 0 {
-		return fmt.Errorf("cdr writer: %d records left in journal %s for the next start: %w",
+		return fmt.Errorf("cdr writer: %d records left in journal %s for the next start (call records and agent events): %w",
 			st.JournalBacklog, w.opts.JournalDir, errors.Join(err, ctx.Err()))
 	}
 	return err
@@ -524,10 +630,14 @@ func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
 		begins   = map[string]Record{}
 		order    []string // of begins
 		endsRead int64
+		evs      []AgentEvent
 	)
 	err := w.j.readSegment(seg, true, func(e journalEntry) {
 		id := e.Rec.ID
 		switch e.Op {
+		case journalOpEvent:
+			endsRead++
+			evs = append(evs, *e.Ev)
 		case journalOpEnd:
 			endsRead++
 			if i, ok := endIdx[id]; ok {
@@ -572,6 +682,11 @@ func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
 			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", len(ends), seg.path, err)
 		}
 	}
+	if len(evs) > 0 {
+		if err := w.store.AppendEvents(ctx, evs); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", len(evs), seg.path, err)
+		}
+	}
 	if len(interrupted) > 0 {
 		var err error
 		if mi, ok := w.store.(MissingInserter); ok {
@@ -592,8 +707,10 @@ func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
 	}
 	w.j.backlog.Add(-endsRead)
 	w.written.Add(uint64(len(ends) + len(interrupted)))
-	if len(ends) > 0 || len(interrupted) > 0 {
-		w.log.Info("cdr writer: journal replayed", "file", seg.path, "records", len(ends), "interrupted", len(interrupted), "carried", len(carry))
+	w.evWritten.Add(uint64(len(evs)))
+	if len(ends) > 0 || len(interrupted) > 0 || len(evs) > 0 {
+		w.log.Info("cdr writer: journal replayed", "file", seg.path, "records", len(ends), "events", len(evs),
+			"interrupted", len(interrupted), "carried", len(carry))
 	}
 	return nil
 }
@@ -637,6 +754,14 @@ func (w *Writer) register(reg prometheus.Registerer) error {
 			Name: "hotline_cdr_records_written_total",
 			Help: "Call records committed to the store.",
 		}, func() float64 { return float64(w.written.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hotline_cdr_event_queue_depth",
+			Help: "Agent events waiting in the writer's in-memory queue.",
+		}, func() float64 { return float64(len(w.events)) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hotline_cdr_events_written_total",
+			Help: "Agent events committed to the store.",
+		}, func() float64 { return float64(w.evWritten.Load()) }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

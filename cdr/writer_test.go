@@ -23,6 +23,7 @@ type fakeStore struct {
 	UpsertFunc        func(ctx context.Context, recs []Record) error
 	InsertMissingFunc func(ctx context.Context, recs []Record) error
 	ListFunc          func(ctx context.Context, f Filter) ([]Record, error)
+	AppendEventsFunc  func(ctx context.Context, evs []AgentEvent) error
 }
 
 func (f *fakeStore) Upsert(ctx context.Context, recs []Record) error { return f.UpsertFunc(ctx, recs) }
@@ -32,12 +33,22 @@ func (f *fakeStore) InsertMissing(ctx context.Context, recs []Record) error {
 func (f *fakeStore) List(ctx context.Context, fl Filter) ([]Record, error) {
 	return f.ListFunc(ctx, fl)
 }
+func (f *fakeStore) Scan(context.Context, Filter, func(*Record) error) error {
+	return errors.New("not implemented")
+}
+func (f *fakeStore) AppendEvents(ctx context.Context, evs []AgentEvent) error {
+	return f.AppendEventsFunc(ctx, evs)
+}
+func (f *fakeStore) ListEvents(context.Context, EventFilter) ([]AgentEvent, error) {
+	return nil, errors.New("not implemented")
+}
 func (f *fakeStore) Close() error { return nil }
 
 // memDB backs a fakeStore with a map and fails on demand.
 type memDB struct {
 	mu    sync.Mutex
 	rows  map[string]Record
+	evs   map[string]AgentEvent
 	fail  atomic.Bool
 	block chan struct{} // if non-nil, Upsert waits for it to close
 	calls atomic.Int64
@@ -46,7 +57,7 @@ type memDB struct {
 var errDown = errors.New("database is down")
 
 func newMemStore() (*fakeStore, *memDB) {
-	m := &memDB{rows: map[string]Record{}}
+	m := &memDB{rows: map[string]Record{}, evs: map[string]AgentEvent{}}
 	write := func(ctx context.Context, recs []Record, replace bool) error {
 		m.calls.Add(1)
 		if b := m.block; b != nil {
@@ -75,6 +86,27 @@ func newMemStore() (*fakeStore, *memDB) {
 		ListFunc: func(context.Context, Filter) ([]Record, error) {
 			return nil, errors.New("not implemented")
 		},
+		AppendEventsFunc: func(ctx context.Context, evs []AgentEvent) error {
+			m.calls.Add(1)
+			if b := m.block; b != nil {
+				select {
+				case <-b:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if m.fail.Load() {
+				return errDown
+			}
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			for _, e := range evs {
+				if _, ok := m.evs[e.ID]; !ok {
+					m.evs[e.ID] = e
+				}
+			}
+			return nil
+		},
 	}, m
 }
 
@@ -83,6 +115,12 @@ func (m *memDB) get(id string) (Record, bool) {
 	defer m.mu.Unlock()
 	r, ok := m.rows[id]
 	return r, ok
+}
+
+func (m *memDB) lenEvents() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.evs)
 }
 
 func (m *memDB) len() int {

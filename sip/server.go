@@ -161,7 +161,7 @@ func (s *Server) listen(want netip.AddrPort) error {
 	for attempt := 0; ; attempt++ {
 		udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(want))
 		if err != nil {
-			return fmt.Errorf("sip: listen udp %s: %w", want, err)
+			return fmt.Errorf("sip: %w", err)
 		}
 		// Bursts of INVITEs at high call rates overflow the default buffers.
 		_ = udp.SetReadBuffer(4 << 20)
@@ -174,7 +174,7 @@ func (s *Server) listen(want netip.AddrPort) error {
 			if want.Port() == 0 && attempt < 10 {
 				continue // the free UDP port was taken for TCP; pick another
 			}
-			return fmt.Errorf("sip: listen tcp %s: %w", addr, err)
+			return fmt.Errorf("sip: %w", err)
 		}
 		s.udp, s.tcp, s.addr = udp, tcp, addr
 		return nil

@@ -110,14 +110,14 @@ func loadConfig(o options) (*config.Config, *media.Prompts, error) {
 }
 
 // newApp wires the server and binds its sockets; nothing is served until serve.
-func newApp(o options, log *slog.Logger) (a *app, err error) {
+func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	cfg, prompts, err := loadConfig(o)
 	if err != nil {
 		return nil, err
 	}
-	a = &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), started: time.Now()}
+	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), started: time.Now()}
 	defer func() {
-		if err != nil {
+		if err != nil { // release what was opened before the failure
 			a.close()
 		}
 	}()

@@ -1,0 +1,159 @@
+package acd
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// AgentView is an agent as shown by the API.
+type AgentView struct {
+	ID, Name   string
+	State      AgentState
+	Reason     string // pause or logout reason
+	Pending    string // "pause: REASON" or "logout: REASON" while ringing or on a call
+	Since      time.Time
+	CallsToday int // answered calls
+	TalkToday  time.Duration
+	CallID     string // the call ringing (reserved) or connected (on_call)
+	Queue      string // its queue
+}
+
+// AgentCounts counts a queue's agents (those eligible at some escalation
+// step) by state.
+type AgentCounts struct {
+	LoggedOut, Ready, Reserved, OnCall, WrapUp, Paused int
+}
+
+// QueueView is a queue as shown by the API and the wallboard. The day's
+// counters reset at local midnight (of the Clock's times).
+type QueueView struct {
+	Name        string
+	Waiting     int // callers in the queue, ringing ones included
+	Ringing     int
+	LongestWait time.Duration
+	Agents      AgentCounts
+	// Today: offered = entered this queue (overflows and transfers in included).
+	Offered, Answered, Abandoned, TimedOut, ExitedEmpty, ExitedKey, Overflowed, Transferred int
+	AnsweredWithin                                                                          int // within the service-level threshold
+	// ServiceLevel = AnsweredWithin / Offered (GB/T 33358 style);
+	// ServiceLevelAnswered = AnsweredWithin / Answered (Asterisk's). 0 without data.
+	ServiceLevel, ServiceLevelAnswered float64
+	ASA                                time.Duration // mean wait of answered calls
+	AHT                                time.Duration // handle-time moving average used for EWT
+	EWT                                time.Duration // estimated wait for a caller joining now
+}
+
+// Position returns the caller's place in their queue (1 = next; callers
+// being rung count), and the estimated wait. ok is false unless the caller
+// is waiting or ringing.
+//
+// EWT = position × AHT / N, where AHT is the queue's moving average of handle
+// time (talk + wrap-up; DefaultHandleTime until calls complete, the first
+// samples averaged with it, then α = 0.1) and N the agents logged in and
+// unpaused who are eligible for the caller's current escalation step (or
+// any step); capped by what is left of MaxWait, which is also the answer
+// when N = 0. A ringing caller's EWT is 0.
+func (a *ACD) Position(callID string) (pos int, ewt time.Duration, ok bool) {
+	a.lock()
+	defer a.unlock()
+	c, found := a.callers[callID]
+	if !found || (c.st != cWaiting && c.st != cRinging) {
+		return 0, 0, false
+	}
+	pos = c.q.position(c)
+	if c.st == cRinging {
+		return pos, 0, true
+	}
+	return pos, c.q.ewt(pos, c.step, a.now.Sub(c.joined)), true
+}
+
+// Agents returns every agent, in configuration order.
+func (a *ACD) Agents() []AgentView {
+	a.lock()
+	defer a.unlock()
+	vs := make([]AgentView, len(a.agents))
+	for i, ag := range a.agents {
+		v := AgentView{ID: ag.id, Name: ag.name, State: stNames[ag.st], Reason: ag.reason, Since: ag.since,
+			CallsToday: ag.callsToday, TalkToday: ag.talkToday}
+		switch ag.pending {
+		case pendPause:
+			v.Pending = "pause: " + ag.pendingReason
+		case pendLogout:
+			v.Pending = "logout: " + ag.pendingReason
+		}
+		if ag.offer != nil {
+			v.CallID, v.Queue = ag.offer.c.id, ag.offer.c.q.cfg.Name
+		} else if ag.call != nil {
+			v.CallID, v.Queue = ag.call.id, ag.call.q.cfg.Name
+		}
+		vs[i] = v
+	}
+	return vs
+}
+
+// Queues returns every queue, in configuration order.
+func (a *ACD) Queues() []QueueView {
+	a.lock()
+	defer a.unlock()
+	vs := make([]QueueView, len(a.queues))
+	for i, q := range a.queues {
+		s := q.stats
+		v := QueueView{Name: q.cfg.Name, Waiting: len(q.all),
+			Offered: s.offered, Answered: s.answered, Abandoned: s.abandoned, TimedOut: s.timedOut,
+			ExitedEmpty: s.empty, ExitedKey: s.exitKey, Overflowed: s.overflowed, Transferred: s.transferred,
+			AnsweredWithin: s.answeredWithin, AHT: q.aht}
+		for _, c := range q.all {
+			if c.st == cRinging {
+				v.Ringing++
+			}
+			v.LongestWait = max(v.LongestWait, a.now.Sub(c.joined))
+		}
+		if s.offered > 0 {
+			v.ServiceLevel = float64(s.answeredWithin) / float64(s.offered)
+		}
+		if s.answered > 0 {
+			v.ServiceLevelAnswered = float64(s.answeredWithin) / float64(s.answered)
+			v.ASA = s.waitAnswered / time.Duration(s.answered)
+		}
+		v.EWT = q.ewt(len(q.all)+1, 0, 0)
+		for _, ag := range a.agents {
+			if ag.minStep[q.idx] == noStep {
+				continue
+			}
+			switch ag.st {
+			case stLoggedOut:
+				v.Agents.LoggedOut++
+			case stReady:
+				v.Agents.Ready++
+			case stReserved:
+				v.Agents.Reserved++
+			case stOnCall:
+				v.Agents.OnCall++
+			case stWrapUp:
+				v.Agents.WrapUp++
+			case stPaused:
+				v.Agents.Paused++
+			}
+		}
+		vs[i] = v
+	}
+	return vs
+}
+
+// QueueConfig returns a queue's configuration with defaults applied (for
+// call/: AnnounceFrequency, ExitDigit, ...).
+func (a *ACD) QueueConfig(name string) (QueueConfig, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	q, ok := a.qByName[name]
+	if !ok {
+		return QueueConfig{}, false
+	}
+	c := q.cfg
+	c.Skills = maps.Clone(c.Skills)
+	c.Escalations = slices.Clone(c.Escalations)
+	c.Priority.Numbers = maps.Clone(c.Priority.Numbers)
+	c.Priority.Prefixes = maps.Clone(c.Priority.Prefixes)
+	return c, true
+}

@@ -1,0 +1,238 @@
+package cdr
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report formats for `hotlined report --format` and the HTTP API. JSON and
+// CSV give durations in seconds (fields named *_s); text rounds them.
+
+// WriteJSON writes the report as indented JSON, durations in seconds.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(jsonValue(reflect.ValueOf(r).Elem()))
+}
+
+// jsonValue converts v for encoding/json with time.Duration as float
+// seconds, following the json tags of structs.
+func jsonValue(v reflect.Value) any {
+	switch v.Type() {
+	case reflect.TypeFor[time.Duration]():
+		return time.Duration(v.Int()).Seconds()
+	case reflect.TypeFor[time.Time]():
+		return v.Interface()
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		m := make(orderedMap, 0, v.NumField())
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if strings.Contains(opts, "omitempty") && v.Field(i).IsZero() {
+				continue
+			}
+			m = append(m, kv{name, jsonValue(v.Field(i))})
+		}
+		return m
+	case reflect.Slice:
+		if v.IsNil() {
+			return []any{}
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = jsonValue(v.Index(i))
+		}
+		return out
+	}
+	return v.Interface()
+}
+
+type kv struct {
+	k string
+	v any
+}
+
+// orderedMap keeps the struct's field order in JSON.
+type orderedMap []kv
+
+func (m orderedMap) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, e := range m {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(e.k)
+		b.Write(k)
+		b.WriteByte(':')
+		v, err := json.Marshal(e.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
+
+// csvHeader is the column list of WriteCSV.
+var csvHeader = []string{"kind", "key", "calls", "offered", "answered", "abandoned", "short_abandoned", "timed_out",
+	"no_agent", "callback_requests", "other_unanswered", "ivr_only", "failed", "callbacks", "survey_calls", "transfers",
+	"answer_rate", "abandon_rate", "answer_rate_excl_short", "abandon_rate_excl_short",
+	"asa_s", "aht_s", "avg_talk_s", "avg_hold_s", "avg_wrap_up_s", "longest_wait_s",
+	"answered_within_sl", "service_level_offered", "service_level_answered", "answered_within_15s",
+	"surveys", "satisfaction", "logged_in_s", "paused_s", "occupancy", "ring_no_answer"}
+
+// WriteCSV writes one row for the total and one per group (per queue if
+// the report has no grouping); with --by agent the agent columns
+// (logged-in, paused, occupancy, ring-no-answers) are filled in.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write(csvHeader)
+	kind, groups := string(r.By), r.Groups
+	if r.By == ByNone {
+		kind, groups = "queue", r.Queues
+	}
+	agents := map[string]AgentStats{}
+	if r.By == ByAgent {
+		for _, a := range r.Agents {
+			agents[a.Agent] = a
+		}
+	}
+	row := func(kind string, s *Summary) []string {
+		f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
+		d := func(x time.Duration) string { return strconv.FormatFloat(x.Seconds(), 'f', 3, 64) }
+		i := strconv.Itoa
+		out := []string{kind, s.Key, i(s.Calls), i(s.Offered), i(s.Answered), i(s.Abandoned), i(s.ShortAbandoned), i(s.TimedOut),
+			i(s.NoAgent), i(s.CallbackRequests), i(s.OtherUnanswered), i(s.IVROnly), i(s.Failed), i(s.Callbacks), i(s.SurveyCalls), i(s.Transfers),
+			f(s.AnswerRate), f(s.AbandonRate), f(s.AnswerRateExclShort), f(s.AbandonRateExclShort),
+			d(s.ASA), d(s.AHT), d(s.AvgTalk), d(s.AvgHold), d(s.AvgWrapUp), d(s.LongestWait),
+			i(s.AnsweredWithinSL), f(s.ServiceLevelOffered), f(s.ServiceLevelAnswered), i(s.AnsweredWithin15s),
+			i(s.Surveys), f(s.Satisfaction), "", "", "", ""}
+		if a, ok := agents[s.Key]; ok && kind == "agent" {
+			n := len(out)
+			out[n-4], out[n-3], out[n-2], out[n-1] = d(a.LoggedIn), d(a.Paused), f(a.Occupancy), i(a.RingNoAnswer)
+		}
+		return out
+	}
+	total := r.Total
+	total.Key = ""
+	_ = cw.Write(row("total", &total))
+	for i := range groups {
+		_ = cw.Write(row(kind, &groups[i]))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
+
+func secs(d time.Duration) string {
+	if d < time.Minute {
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+	return d.Round(time.Second).String()
+}
+
+func met(ok bool) string {
+	if ok {
+		return "MET 达标"
+	}
+	return "NOT MET 未达标"
+}
+
+// location is the report's time zone (UTC for a Report decoded from JSON
+// whose zone this system does not know).
+func (r *Report) location() *time.Location {
+	if r.loc != nil {
+		return r.loc
+	}
+	if loc, err := time.LoadLocation(r.Location); err == nil {
+		return loc
+	}
+	return time.UTC
+}
+
+// WriteText writes the report for a terminal.
+func (r *Report) WriteText(w io.Writer) error {
+	loc := r.location()
+	t := &r.Total
+	var b strings.Builder
+	fmt.Fprintf(&b, "hotline report %s – %s (%s)", r.From.In(loc).Format("2006-01-02 15:04"), r.To.In(loc).Format("2006-01-02 15:04"), r.Location)
+	if r.Queue != "" {
+		fmt.Fprintf(&b, ", queue %s", r.Queue)
+	}
+	b.WriteString("\n\n")
+	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "Offered (entered a queue)\t%d\n", t.Offered)
+	fmt.Fprintf(tw, "Answered\t%d\tanswer rate %s of offered, %s excluding short abandons\n", t.Answered, pct(t.AnswerRate), pct(t.AnswerRateExclShort))
+	fmt.Fprintf(tw, "Abandoned\t%d\tabandon rate %s; short abandons (< %s) %d, rate without them %s\n",
+		t.Abandoned, pct(t.AbandonRate), secs(r.ShortAbandon), t.ShortAbandoned, pct(t.AbandonRateExclShort))
+	fmt.Fprintf(tw, "Other unanswered\t%d\ttimeout %d, no agent %d, callback requested %d, other %d\n",
+		t.TimedOut+t.NoAgent+t.CallbackRequests+t.OtherUnanswered, t.TimedOut, t.NoAgent, t.CallbackRequests, t.OtherUnanswered)
+	fmt.Fprintf(tw, "Not offered\t%d\tended in the IVR %d, refused %d, outbound callbacks %d, survey calls %d\n",
+		t.IVROnly+t.Failed+t.Callbacks+t.SurveyCalls, t.IVROnly, t.Failed, t.Callbacks, t.SurveyCalls)
+	fmt.Fprintf(tw, "ASA\t%s\tmean queue wait of answered calls; longest wait %s\n", secs(t.ASA), secs(t.LongestWait))
+	fmt.Fprintf(tw, "AHT\t%s\ttalk %s + hold %s + wrap-up %s; transfers %d\n", secs(t.AHT), secs(t.AvgTalk), secs(t.AvgHold), secs(t.AvgWrapUp), t.Transfers)
+	fmt.Fprintf(tw, "Service level (T=%s)\t%s\tanswered within T / offered; %s of answered\n", secs(r.ServiceLevel), pct(t.ServiceLevelOffered), pct(t.ServiceLevelAnswered))
+	fmt.Fprintf(tw, "Satisfaction\t%s\t(satisfied %d + basically satisfied %d) / %d answered surveys\n", pct(t.Satisfaction), t.Satisfied, t.BasicallySatisfied, t.Surveys)
+	tw.Flush()
+	g := r.GBT
+	fmt.Fprintf(&b, "\nGB/T 33358-2016: answered within 15 s %s of answered calls (target %s: %s); 24 h connection rate 接通率 %s (target %s: %s)\n",
+		pct(g.AnsweredWithin15s), pct(g.Target), met(g.Within15sMet), pct(g.ConnectionRate), pct(g.Target), met(g.ConnectionRateMet))
+
+	table := func(title string, ss []Summary) {
+		if len(ss) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "\n%s\n", title)
+		tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "\toffered\tanswered\tanswer%\tabandoned\tshort\tASA\tAHT\tSL/offered\tSL/answered\tlongest\tsatisf.\t\n")
+		for _, s := range ss {
+			key := s.Key
+			if key == "" {
+				key = "(none)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", key, s.Offered, s.Answered, pct(s.AnswerRate),
+				s.Abandoned, s.ShortAbandoned, secs(s.ASA), secs(s.AHT), pct(s.ServiceLevelOffered), pct(s.ServiceLevelAnswered),
+				secs(s.LongestWait), pct(s.Satisfaction))
+		}
+		tw.Flush()
+	}
+	if r.By != ByNone && r.By != ByQueue {
+		table("By "+string(r.By), r.Groups)
+	}
+	table("By queue", r.Queues)
+	if len(r.Agents) > 0 {
+		b.WriteString("\nAgents\n")
+		tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "agent\tcalls\ttalk\thold\twrap-up\tAHT\ttransfers\tring-no-answer\tlogged in\tpaused\toccupancy\t\n")
+		for _, a := range r.Agents {
+			occ := "-"
+			if a.LoggedIn > a.Paused {
+				occ = pct(a.Occupancy)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n", a.Agent, a.Calls, secs(a.Talk), secs(a.Hold), secs(a.WrapUp),
+				secs(a.AHT), a.Transfers, a.RingNoAnswer, secs(a.LoggedIn), secs(a.Paused), occ)
+		}
+		tw.Flush()
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

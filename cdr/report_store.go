@@ -1,0 +1,102 @@
+package cdr
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// reportEvents are the agent events a report reads.
+var reportEvents = []string{EventLogin, EventLogout, EventPause, EventUnpause, EventRingNoAnswer}
+
+// ReportFromStore computes the report of the records and agent events in
+// s, with the same figures as Compute on the same data. Records are
+// streamed (Store.Scan), not loaded; when both From and To are set the
+// window is split into parts scanned in parallel. Agent events are read
+// from EventLookback before From, to see logins that began earlier.
+func ReportFromStore(ctx context.Context, s Store, opts ReportOptions) (Report, error) {
+	opts.defaults()
+	parts := 1
+	if !opts.From.IsZero() && !opts.To.IsZero() && opts.To.Sub(opts.From) >= time.Hour {
+		parts = min(runtime.GOMAXPROCS(0), 8)
+	}
+	accs := make([]*accumulator, parts)
+	g, gctx := errgroup.WithContext(ctx)
+	step := opts.To.Sub(opts.From) / time.Duration(parts)
+	for i := range parts {
+		a := newAccumulator(opts)
+		accs[i] = a
+		f := Filter{From: opts.From, To: opts.To, Queue: opts.Queue}
+		if parts > 1 {
+			f.From = opts.From.Add(time.Duration(i) * step)
+			if i < parts-1 {
+				f.To = opts.From.Add(time.Duration(i+1) * step)
+			}
+		}
+		g.Go(func() error {
+			add := func(r *Record) error {
+				a.add(r)
+				return nil
+			}
+			if rs, ok := s.(reportScanner); ok {
+				return rs.scanForReport(gctx, f, add)
+			}
+			return s.Scan(gctx, f, add)
+		})
+	}
+	var evs []AgentEvent
+	g.Go(func() error {
+		f := EventFilter{To: opts.To, Events: reportEvents}
+		if !opts.From.IsZero() {
+			f.From = opts.From.Add(-EventLookback)
+		}
+		var err error
+		evs, err = allEvents(gctx, s, f)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return Report{}, err
+	}
+	for _, o := range accs[1:] {
+		accs[0].merge(o)
+	}
+	return accs[0].finish(evs), nil
+}
+
+// allEvents pages through ListEvents (MaxListLimit at a time) until every
+// event matching f is read.
+func allEvents(ctx context.Context, s Store, f EventFilter) ([]AgentEvent, error) {
+	f.Limit = MaxListLimit
+	var out []AgentEvent
+	seen := map[string]bool{} // IDs at the page boundary's time
+	for {
+		page, err := s.ListEvents(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if !seen[e.ID] {
+				out = append(out, e)
+			}
+		}
+		if len(page) < f.Limit {
+			return out, nil
+		}
+		// Next page from the last time seen; skip the IDs already read at
+		// that exact time. (A page of one time only would loop: widen.)
+		last := page[len(page)-1].Time
+		clear(seen)
+		for _, e := range page {
+			if e.Time.Equal(last) {
+				seen[e.ID] = true
+			}
+		}
+		if page[0].Time.Equal(last) {
+			return nil, fmt.Errorf("cdr: more than %d agent events at %s: cannot page through them", f.Limit, last)
+		}
+		f.From = last
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"image/png"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chromium finds headless Chromium; skips without it, except under CI.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium is required under CI (Debian package chromium)")
+	}
+	t.Skip("chromium not installed (Debian package chromium); skipping the browser test")
+	return ""
+}
+
+// headless runs Chromium on url with extra flags (e.g. --dump-dom or --screenshot=FILE).
+func headless(t *testing.T, bin, url string, extra ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--user-data-dir=" + t.TempDir(), "--window-size=1280,900", "--virtual-time-budget=4000",
+	}, extra...)
+	out, err := exec.CommandContext(ctx, bin, append(args, url)...).Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v", extra, err)
+	}
+	return string(out)
+}
+
+// The wallboard renders live queue and agent data in a real browser.
+func TestWallboardInChromium(t *testing.T) {
+	bin := chromium(t)
+	t.Parallel()
+	s := startServer(t, "")
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1004/ready", http.StatusOK)
+	url := "http://" + s.httpAddr() + "/wallboard"
+	dom := headless(t, bin, url, "--dump-dom")
+	for _, want := range []string{`data-queue="consult"`, `data-queue="complaint"`, `data-agent="1004"`, "就绪 ready", "坐席1004"} {
+		if !strings.Contains(dom, want) {
+			t.Fatalf("wallboard DOM lacks %q", want)
+		}
+	}
+	shot := filepath.Join(t.TempDir(), "wallboard.png")
+	headless(t, bin, url, "--screenshot="+shot)
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colors := map[uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		for x := b.Min.X; x < b.Max.X; x += 4 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colors[r>>12<<8|g>>12<<4|bl>>12] = true
+		}
+	}
+	if len(colors) < 8 {
+		t.Fatalf("wallboard screenshot looks blank: %d colours", len(colors))
+	}
+}
