@@ -35,6 +35,8 @@ type Health func() error
 // Config wires the handler.
 type Config struct {
 	Records  Records
+	Store    cdr.Store // for reports; nil disables /api/v1/reports/summary
+	Report   cdr.ReportOptions
 	Calls    Calls
 	ACD      ACD
 	Health   Health
@@ -53,6 +55,9 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /api/v1/calls", a.calls)
 	mux.HandleFunc("GET /api/v1/cdrs", a.cdrs)
+	if cfg.Store != nil {
+		mux.HandleFunc("GET /api/v1/reports/summary", a.summary)
+	}
 	if cfg.ACD != nil {
 		mux.HandleFunc("GET /wallboard", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -189,4 +194,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// summary serves GET /api/v1/reports/summary?from=&to=&queue=&by=: the figures of
+// `hotlined report`, as JSON.
+func (a *api) summary(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := a.cfg.Report
+	var err error
+	if opts.From, err = parseTime(q.Get("from")); err != nil {
+		writeError(w, http.StatusBadRequest, "from: "+err.Error())
+		return
+	}
+	if opts.To, err = parseTime(q.Get("to")); err != nil {
+		writeError(w, http.StatusBadRequest, "to: "+err.Error())
+		return
+	}
+	if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
+		writeError(w, http.StatusBadRequest, "from must be before to")
+		return
+	}
+	opts.Queue = q.Get("queue")
+	switch by := q.Get("by"); by {
+	case "":
+	case "hour", "day", "queue", "agent":
+		opts.By = cdr.GroupBy(by)
+	default:
+		writeError(w, http.StatusBadRequest, "by: want hour, day, queue or agent")
+		return
+	}
+	rep, err := cdr.ReportFromStore(r.Context(), a.cfg.Store, opts)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "report: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	rep.WriteJSON(w)
 }

@@ -165,6 +165,13 @@ func (c *Call) talk(ctx context.Context, queue string, a *agentLeg) error {
 		account()
 		br.Stop()
 		m.acd.CallEnded(c.id, a.id, side)
+		// The record carries the queue's wrap-up time for AHT; an agent who ends wrap-up
+		// early (ready) shows in the WRAPUPEND agent event.
+		if qc, ok := m.acd.QueueConfig(queue); ok && qc.WrapUp > 0 {
+			c.mu.Lock()
+			c.rec.WrapUp = qc.WrapUp
+			c.mu.Unlock()
+		}
 	}
 	teardown := func() context.Context { return context.WithoutCancel(ctx) }
 	for {

@@ -189,6 +189,22 @@ func TestAgentAnswersAndAudioCrosses(t *testing.T) {
 			if talk := rec.End.Sub(rec.Connect); rec.Connect.Before(rec.EnqueueTime) || rec.Talk <= 0 || (rec.Talk-talk).Abs() > 50*time.Millisecond || rec.HangupSide != "caller" {
 				t.Fatalf("record times: enqueue %v connect %v talk %v side %s", rec.EnqueueTime, rec.Connect, rec.Talk, rec.HangupSide)
 			}
+			if rec.WrapUp != time.Second || rec.RingAttempts != 1 {
+				t.Fatalf("record wrap-up %v ring attempts %d, want the queue's 1 s and 1", rec.WrapUp, rec.RingAttempts)
+			}
+			// The report API computes the KPIs from the stored record.
+			var sum struct {
+				Total struct {
+					Offered, Answered int
+					AnswerRate        float64 `json:"answer_rate"`
+				}
+			}
+			if err := json.Unmarshal([]byte(httpGet(t, "http://"+s.httpAddr()+"/api/v1/reports/summary", 200)), &sum); err != nil {
+				t.Fatal(err)
+			}
+			if sum.Total.Offered != 1 || sum.Total.Answered != 1 || sum.Total.AnswerRate != 1 {
+				t.Fatalf("summary %+v: want 1 offered, 1 answered, answer rate 1", sum.Total)
+			}
 		})
 	}
 }

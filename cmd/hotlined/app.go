@@ -196,7 +196,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	}
 	a.http = &http.Server{
 		Handler: api.New(api.Config{
-			Records: a.store, Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
+			Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 			Health: func() error {
 				if a.sip.Draining() {
 					return errors.New("draining")
@@ -321,4 +321,13 @@ func waitFor(f func(), d time.Duration) {
 	case <-done:
 	case <-time.After(d):
 	}
+}
+
+// reportOptions are the report settings the config implies: each queue's service level.
+func reportOptions(cfg *config.Config) cdr.ReportOptions {
+	o := cdr.ReportOptions{QueueServiceLevel: map[string]time.Duration{}}
+	for name, q := range cfg.Queues {
+		o.QueueServiceLevel[name] = q.ServiceLevel.D()
+	}
+	return o
 }
