@@ -36,9 +36,7 @@ type agentLeg struct {
 
 // hangup ends the agent leg with BYE (if still up) and frees its media.
 func (a *agentLeg) hangup(ctx context.Context, cause string) {
-	if err := a.out.Hangup(ctx, cause); err != nil && !errors.Is(err, context.Canceled) {
-		a.sess.Close()
-	}
+	a.out.Hangup(ctx, cause) // nothing more to do if the BYE fails: the leg is gone either way
 	a.out.Release()
 	a.close()
 	a.sess.Close()
