@@ -21,7 +21,9 @@ type fakeRecords struct {
 	list func(cdr.Filter) ([]cdr.Record, error)
 }
 
-func (f fakeRecords) List(_ context.Context, flt cdr.Filter) ([]cdr.Record, error) { return f.list(flt) }
+func (f fakeRecords) List(_ context.Context, flt cdr.Filter) ([]cdr.Record, error) {
+	return f.list(flt)
+}
 
 type fakeCalls struct{}
 
