@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -34,6 +35,7 @@ type options struct {
 	HTTPListen string
 	DataDir    string
 	RTPPorts   string
+	Pprof      bool
 }
 
 // app is one running server: everything wired, sockets bound.
@@ -194,18 +196,24 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	a.http = &http.Server{
-		Handler: api.New(api.Config{
-			Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
-			Health: func() error {
-				if a.sip.Draining() {
-					return errors.New("draining")
-				}
-				return nil
-			},
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
+	handler := api.New(api.Config{
+		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
+		Health: func() error {
+			if a.sip.Draining() {
+				return errors.New("draining")
+			}
+			return nil
+		},
+	})
+	if o.Pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/", handler)
+		handler = mux
 	}
+	a.http = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
 }
 
