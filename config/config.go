@@ -44,6 +44,7 @@ type Config struct {
 	SIP          SIP                 `yaml:"sip"`
 	HTTP         HTTP                `yaml:"http"`
 	DataDir      string              `yaml:"data_dir"`
+	CDRDSN       string              `yaml:"cdr_dsn"` // postgres://… for PostgreSQL; empty = SQLite in the data dir (the journal stays in the data dir)
 	RTP          RTP                 `yaml:"rtp"`
 	DrainTimeout ivr.Duration        `yaml:"drain_timeout"` // SIGTERM: how long live calls may continue
 	Prompts      Prompts             `yaml:"prompts"`

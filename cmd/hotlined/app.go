@@ -35,6 +35,7 @@ type options struct {
 	HTTPListen string
 	DataDir    string
 	RTPPorts   string
+	CDRDSN     string
 	Pprof      bool
 }
 
@@ -44,7 +45,7 @@ type app struct {
 	log       *slog.Logger
 	reg       *prometheus.Registry
 	sched     *media.Scheduler
-	store     *cdr.SQLite
+	store     cdr.Store
 	writer    *cdr.Writer
 	calls     *call.Manager
 	registrar *sip.Registrar
@@ -108,6 +109,9 @@ func loadConfig(o options) (*config.Config, *media.Prompts, error) {
 	if o.DataDir != "" {
 		cfg.DataDir = o.DataDir
 	}
+	if o.CDRDSN != "" {
+		cfg.CDRDSN = o.CDRDSN
+	}
 	return cfg, prompts, nil
 }
 
@@ -128,7 +132,14 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	if a.store, err = cdr.OpenSQLite(filepath.Join(cfg.DataDir, "cdr.db")); err != nil {
+	dsn := cfg.CDRDSN
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "cdr.db")
+	}
+	openCtx, cancelOpen := context.WithTimeout(context.Background(), 15*time.Second)
+	a.store, err = cdr.Open(openCtx, dsn)
+	cancelOpen()
+	if err != nil {
 		return nil, err
 	}
 	if a.writer, err = cdr.NewWriter(a.store, cdr.WriterOptions{

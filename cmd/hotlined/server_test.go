@@ -44,8 +44,9 @@ func testConfig(t *testing.T, replace ...string) string {
 	return s
 }
 
-// startServer runs hotlined with the given config text (empty: the embedded default).
-func startServer(t *testing.T, yaml string) *testServer {
+// startServer runs hotlined with the given config text (empty: the embedded default);
+// edits change the command-line options.
+func startServer(t *testing.T, yaml string, edits ...func(*options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	o := options{SIPListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RTPPorts: "20000-29998"}
@@ -54,6 +55,9 @@ func startServer(t *testing.T, yaml string) *testServer {
 		if err := os.WriteFile(o.ConfigFile, []byte(yaml), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for _, edit := range edits {
+		edit(&o)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := newApp(o, log)
@@ -184,3 +188,4 @@ func httpGet(t *testing.T, url string, want int) string {
 	}
 	return string(b)
 }
+
