@@ -188,4 +188,3 @@ func httpGet(t *testing.T, url string, want int) string {
 	}
 	return string(b)
 }
-
