@@ -157,6 +157,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	if m.metrics, err = newMetrics(cfg.Registerer, m); err != nil {
 		return nil, err
 	}
+	for name := range cfg.Queues { // series exist from the start, so dashboards show zeros, not gaps
+		m.metrics.handle.WithLabelValues(name)
+		m.metrics.waitTime.WithLabelValues(name)
+	}
 	m.base, m.cancel = context.WithCancelCause(context.Background())
 	return m, nil
 }

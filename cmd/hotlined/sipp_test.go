@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -154,6 +158,25 @@ func TestMetricsAfterACall(t *testing.T) {
 	for _, name := range []string{"hotline_rtp_packets_total{direction=\"out\"}", "hotline_rtp_send_lateness_seconds_bucket", "process_resident_memory_bytes"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// Every metric the shipped Grafana dashboard queries exists.
+	dash, err := os.ReadFile(filepath.Join("..", "..", "configs", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct{ Panels []struct{ Targets []struct{ Expr string } } }
+	if err := json.Unmarshal(dash, &d); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	names := regexp.MustCompile(`\b(hotline|process)_[a-z_]+`)
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range names.FindAllString(tg.Expr, -1) {
+				if !strings.Contains(body, "\n"+n) && !strings.Contains(body, n+"{") && !strings.Contains(body, n+" ") {
+					t.Errorf("dashboard queries %s, which /metrics does not expose", n)
+				}
+			}
 		}
 	}
 }
