@@ -165,7 +165,9 @@ func TestMetricsAfterACall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d struct{ Panels []struct{ Targets []struct{ Expr string } } }
+	var d struct {
+		Panels []struct{ Targets []struct{ Expr string } }
+	}
 	if err := json.Unmarshal(dash, &d); err != nil {
 		t.Fatalf("grafana-dashboard.json: %v", err)
 	}
