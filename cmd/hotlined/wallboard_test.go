@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"image/png"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -78,5 +79,47 @@ func TestWallboardInChromium(t *testing.T) {
 	}
 	if len(colors) < 8 {
 		t.Fatalf("wallboard screenshot looks blank: %d colours", len(colors))
+	}
+}
+
+// The HTML daily report (日报) renders in a real browser, with its charts.
+func TestHTMLReportInChromium(t *testing.T) {
+	bin := chromium(t)
+	t.Parallel()
+	s := startServer(t, "")
+	if res := runSIPp(t, s.sipAddr(), "uac_rfc2833.xml"); !res.ok {
+		t.Fatalf("SIPp failed:\n%s", res.output)
+	}
+	s.records(t, 1)
+	out := filepath.Join(t.TempDir(), "daily.html")
+	var stderr strings.Builder
+	if code := reportMain([]string{"--data-dir", s.cfg.DataDir, "--format", "html", "--output", out}, io.Discard, &stderr); code != 0 {
+		t.Fatalf("hotlined report: exit %d: %s", code, stderr.String())
+	}
+	dom := headless(t, bin, "file://"+out, "--dump-dom")
+	if strings.Count(dom, "<svg") < 3 || !strings.Contains(dom, "complaint") {
+		t.Fatalf("report DOM lacks its charts or the queue (%d svg)", strings.Count(dom, "<svg"))
+	}
+	shot := filepath.Join(t.TempDir(), "report.png")
+	headless(t, bin, "file://"+out, "--screenshot="+shot)
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	colors := map[uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		for x := b.Min.X; x < b.Max.X; x += 4 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colors[r>>12<<8|g>>12<<4|bl>>12] = true
+		}
+	}
+	if len(colors) < 8 {
+		t.Fatalf("report screenshot looks blank: %d colours", len(colors))
 	}
 }
