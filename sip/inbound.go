@@ -220,18 +220,23 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer trunk.release()
 	s.invites.Add(1)
 
-	l := s.newInbound(req, tx, trunk, src, o, media)
-	if err := tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err != nil {
+	s.serveLeg(s.newInbound(req, tx, trunk, src, o, media), s.cfg.OnCall)
+}
+
+// serveLeg sends 100 Trying and runs the leg's owner on this goroutine; when the owner
+// returns, a leg still up is hung up (500 before answer, BYE after).
+func (s *Server) serveLeg(l *Inbound, owner func(*Inbound)) {
+	if err := l.tx.Respond(sip.NewResponseFromRequest(l.invite, 100, "Trying", nil)); err != nil {
 		return
 	}
-	if !tx.OnCancel(func(*sip.Request) { l.end(SideCaller, "CANCEL", 487) }) {
+	if !l.tx.OnCancel(func(*sip.Request) { l.end(SideCaller, "CANCEL", 487) }) {
 		return // cancelled or gone already; sipgo answered 487
 	}
 	s.legs.Add(1)
 	defer s.legs.Done()
 	defer s.dialogs.remove(&l.dialog)
 
-	s.cfg.OnCall(l)
+	owner(l)
 
 	switch l.state.Load() {
 	case legEarly:
@@ -339,23 +344,7 @@ func (s *Server) agentCall(req *sip.Request, tx sip.ServerTransaction, src netip
 		}
 		o = &parsed
 	}
-	l := s.newInbound(req, tx, agentTrunk, src, o, media)
-	if err := tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err != nil {
-		return
-	}
-	if !tx.OnCancel(func(*sip.Request) { l.end(SideCaller, "CANCEL", 487) }) {
-		return
-	}
-	s.legs.Add(1)
-	defer s.legs.Done()
-	defer s.dialogs.remove(&l.dialog)
-	s.cfg.OnAgentCall(l)
-	switch l.state.Load() {
-	case legEarly:
-		l.Reject(500, "Server Internal Error")
-	case legAnswered, legConfirmed:
-		l.Hangup(context.Background(), "done")
-	}
+	s.serveLeg(s.newInbound(req, tx, agentTrunk, src, o, media), s.cfg.OnAgentCall)
 }
 
 // Agent is the agent id (From user) of a call from an agent's phone, or "".
