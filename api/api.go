@@ -94,7 +94,7 @@ func (a *api) calls(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"calls": a.cfg.Calls.Live()})
 }
 
-// cdrs serves GET /api/v1/cdrs?from=&to=&queue=&disposition=&caller=&limit=&format=json|csv.
+// cdrs serves GET /api/v1/cdrs?from=&to=&queue=&agent=&disposition=&caller=&limit=&format=json|csv.
 func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f cdr.Filter
@@ -117,7 +117,7 @@ func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f.Queue, f.Disposition, f.Caller = q.Get("queue"), q.Get("disposition"), q.Get("caller")
+	f.Queue, f.Disposition, f.Caller, f.Agent = q.Get("queue"), q.Get("disposition"), q.Get("caller"), q.Get("agent")
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
 		writeError(w, http.StatusBadRequest, "format: want json or csv")

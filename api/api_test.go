@@ -112,8 +112,8 @@ func TestErrorsAreJSONWithStatus(t *testing.T) {
 
 func TestCDRFiltersAndCSV(t *testing.T) {
 	h, _, got := newTestAPI(t)
-	rec, _ := do(t, h, "GET", "/api/v1/cdrs?from=2026-11-29T00:00:00Z&queue=complaint&disposition=answered&caller=138&limit=5", "")
-	if rec.Code != 200 || got.Queue != "complaint" || got.Disposition != "answered" || got.Caller != "138" || got.Limit != 5 ||
+	rec, _ := do(t, h, "GET", "/api/v1/cdrs?from=2026-11-29T00:00:00Z&queue=complaint&agent=1001&disposition=answered&caller=138&limit=5", "")
+	if rec.Code != 200 || got.Queue != "complaint" || got.Agent != "1001" || got.Disposition != "answered" || got.Caller != "138" || got.Limit != 5 ||
 		!got.From.Equal(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("status %d filter %+v", rec.Code, *got)
 	}

@@ -143,6 +143,7 @@ type Filter struct {
 	Queue       string
 	Disposition string
 	Caller      string
+	Agent       string
 	Limit       int
 }
 

@@ -192,6 +192,12 @@ func TestAgentAnswersAndAudioCrosses(t *testing.T) {
 			if rec.WrapUp != time.Second || rec.RingAttempts != 1 {
 				t.Fatalf("record wrap-up %v ring attempts %d, want the queue's 1 s and 1", rec.WrapUp, rec.RingAttempts)
 			}
+			if body := httpGet(t, "http://"+s.httpAddr()+"/api/v1/cdrs?agent=1001", 200); !strings.Contains(body, rec.ID) {
+				t.Fatal("/api/v1/cdrs?agent=1001 does not list the agent's call")
+			}
+			if body := httpGet(t, "http://"+s.httpAddr()+"/api/v1/cdrs?agent=1002", 200); strings.Contains(body, rec.ID) {
+				t.Fatal("/api/v1/cdrs?agent=1002 lists another agent's call")
+			}
 			// The report API computes the KPIs from the stored record.
 			var sum struct {
 				Total struct {
