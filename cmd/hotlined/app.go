@@ -204,6 +204,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		return nil, err
 	}
 	a.calls.SetSIP(a.registrar, a.sip)
+	a.reg.MustRegister(newSIPCollector(a.sip, a.registrar))
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}

@@ -150,6 +150,10 @@ func TestMetricsAfterACall(t *testing.T) {
 		`hotline_trunk_channels{trunk="loopback"} 0`,
 		`hotline_calls_active{stage="ivr"} 0`,
 		`hotline_cdr_records_written_total 1`,
+		`hotline_sip_invites_total{outcome="accepted"} 1`,
+		`hotline_registrar_auth_failures_total{reason="password"} 0`,
+		`hotline_registrar_lockouts_total 0`,
+		`hotline_registrar_bindings{kind="contacts"} 0`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
