@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,10 +36,11 @@ type Call struct {
 	agent  chan *agentLeg      // an agent answered for this caller
 	exit   chan acd.ExitReason // the ACD took the caller out of its queue
 
-	mu    sync.Mutex
-	rec   cdr.Record
-	stage string
-	path  string
+	mu        sync.Mutex
+	rec       cdr.Record
+	stage     string
+	path      string
+	leftByKey bool // the caller's last queue visit ended with the exit digit
 }
 
 func (c *Call) setStage(stage string) {
@@ -144,7 +146,24 @@ func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
 	closed := entry.Kind == ivr.ActMenu && route.ClosedMenu != "" && entry.Target == route.ClosedMenu
 	c.setStage(StageIVR)
 	runner := ivr.Runner{Menus: m.cfg.Menus, Media: c, Queue: c, Clock: m.cfg.Clock, Logger: c.log}
-	res, runErr := runner.Run(ctx, entry)
+	var paths []string
+	var caseNumber string
+	var runErr error
+	for {
+		var res ivr.Result
+		res, runErr = runner.Run(ctx, entry)
+		paths = append(paths, res.PathString())
+		if v := res.Vars["case_number"]; v != "" {
+			caseNumber = v
+		}
+		var em exitToMenu
+		if !errors.As(runErr, &em) || ctx.Err() != nil {
+			break
+		}
+		entry = ivr.Action{Kind: ivr.ActMenu, Target: em.menu} // the caller left a queue for a menu
+		runner.NoGreeting = true
+		c.setStage(StageIVR)
+	}
 
 	c.setStage(StageEnding)
 	cause := context.Cause(ctx)
@@ -152,9 +171,13 @@ func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
 		cause = runErr
 	}
 	c.mu.Lock()
-	c.rec.IVRPath = res.PathString()
-	c.rec.CaseNumber = res.Vars["case_number"]
-	c.rec.Disposition = disposition(c.rec, closed, cause)
+	c.rec.IVRPath = strings.Join(paths, ">")
+	c.rec.CaseNumber = caseNumber
+	dispCause := cause
+	if c.leftByKey && c.rec.Agent == "" {
+		dispCause = ErrExitKey // hung up after leaving the queue with the exit digit: not an abandon
+	}
+	c.rec.Disposition = disposition(c.rec, closed, dispCause)
 	c.mu.Unlock()
 
 	if !errors.Is(cause, ErrCallerHangup) && !c.leg.Ended() {

@@ -31,6 +31,7 @@ type Queue struct {
 	ExitPrompt        string        // played when the caller leaves without an agent (max wait, no agents)
 	AnnounceFrequency time.Duration // position and estimated wait every so often; 0 = never
 	ExitDigit         string        // a digit that leaves the queue; "" = none
+	ExitMenu          string        // the menu that digit leads to; "" = the call ends
 }
 
 // Records is where finished and answered calls go (cdr.Writer implements it).

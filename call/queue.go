@@ -19,6 +19,12 @@ var (
 	errTransfer    = errors.New("transferred")
 )
 
+// exitToMenu is a caller who left the queue with the exit digit for a menu.
+type exitToMenu struct{ menu string }
+
+func (e exitToMenu) Error() string { return "exit-key to menu " + e.menu }
+func (e exitToMenu) Unwrap() error { return ErrExitKey }
+
 // transferError carries the queue a call was transferred to.
 type transferError struct{ queue string }
 
@@ -52,6 +58,7 @@ func (c *Call) joinOne(ctx context.Context, name string, enqueue bool) error {
 	}
 	enqueued := time.Now()
 	c.mu.Lock()
+	c.leftByKey = false
 	c.rec.Queue = name
 	if c.rec.EnqueueTime.IsZero() {
 		c.rec.EnqueueTime = enqueued
@@ -104,6 +111,13 @@ func (c *Call) joinOne(ctx context.Context, name string, enqueue bool) error {
 		case d := <-c.digits:
 			if q.ExitDigit != "" && string(d) == q.ExitDigit {
 				m.acd.ExitKey(c.id)
+				c.mu.Lock()
+				c.leftByKey = true
+				c.mu.Unlock()
+				c.sess.StopPlay()
+				if q.ExitMenu != "" {
+					return exitToMenu{q.ExitMenu}
+				}
 				return ErrExitKey
 			}
 		case reason := <-c.exit:

@@ -111,6 +111,7 @@ type Queue struct {
 	AutoPause         *bool          `yaml:"auto_pause"`         // pause an agent who does not answer; default true
 	AnnounceFrequency ivr.Duration   `yaml:"announce_frequency"` // position and estimated wait; 0 = never
 	ExitDigit         string         `yaml:"exit_digit"`         // a digit that leaves the queue
+	ExitMenu          string         `yaml:"exit_menu"`          // where that digit goes; empty = the call ends
 	Weight            int            `yaml:"weight"`             // priority of this queue's callers for agents serving several queues
 	Escalations       []Escalation   `yaml:"escalations"`
 	VIPNumbers        map[string]int `yaml:"vip_numbers"` // caller number → priority (higher first)

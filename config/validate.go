@@ -154,6 +154,13 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		if q.ExitDigit != "" && (len(q.ExitDigit) != 1 || !strings.Contains("0123456789*#", q.ExitDigit)) {
 			add(p+".exit_digit", "want one of 0-9 * #, got %q", q.ExitDigit)
 		}
+		if q.ExitMenu != "" {
+			if _, ok := c.Menus[q.ExitMenu]; !ok {
+				add(p+".exit_menu", "unknown menu %q", q.ExitMenu)
+			} else if q.ExitDigit == "" {
+				add(p+".exit_menu", "needs exit_digit")
+			}
+		}
 		for i, e := range q.Escalations {
 			ep := fmt.Sprintf("%s.escalations[%d]", p, i)
 			switch {

@@ -162,6 +162,8 @@ type harness struct {
 	done   chan struct{}
 	res    Result
 	err    error
+
+	noGreeting bool // start the Runner with NoGreeting
 }
 
 const waitLimit = 2 * time.Second // real-time bound on a broken test, never reached when it passes
@@ -182,7 +184,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func (h *harness) start(menus map[string]Menu, entry Action) {
-	r := &Runner{Menus: menus, Media: h.media, Queue: h.queue, Clock: h.clock, Logger: testLogger(h.t)}
+	r := &Runner{Menus: menus, Media: h.media, Queue: h.queue, Clock: h.clock, Logger: testLogger(h.t), NoGreeting: h.noGreeting}
 	go func() {
 		defer close(h.done)
 		h.res, h.err = r.Run(h.ctx, entry)

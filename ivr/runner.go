@@ -109,11 +109,14 @@ func (r Result) PathString() string {
 // the other fields belong to the call. Clock defaults to SystemClock and
 // Logger to a discarding logger. A Runner is used by one goroutine at a time.
 type Runner struct {
-	Menus  map[string]Menu
-	Media  Media
-	Queue  Queue
-	Clock  Clock
-	Logger *slog.Logger
+	// NoGreeting skips menus' Greeting prompts: for a caller coming back to the IVR later in
+	// the call (e.g. leaving a queue with its exit digit), who has been greeted already.
+	NoGreeting bool
+	Menus      map[string]Menu
+	Media      Media
+	Queue      Queue
+	Clock      Clock
+	Logger     *slog.Logger
 }
 
 // Run runs the IVR from entry until a terminal action:
@@ -397,7 +400,7 @@ func (c *callRun) attempt(name string, m *Menu, f *visitFSM) (out int, input str
 	}
 	if len(keys) == 0 {
 		prompts := m.Prompts
-		if len(m.Greeting) > 0 && !c.greeted[name] {
+		if len(m.Greeting) > 0 && !c.greeted[name] && !c.r.NoGreeting {
 			if c.greeted == nil {
 				c.greeted = map[string]bool{}
 			}

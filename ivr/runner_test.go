@@ -416,3 +416,21 @@ func TestGreetingOnlyOnFirstVisit(t *testing.T) {
 		t.Fatalf("path %q", got)
 	}
 }
+
+// A caller coming back to the IVR later in the call is not greeted again.
+func TestNoGreeting(t *testing.T) {
+	menus := testMenus()
+	m := menus["main"]
+	m.Greeting, m.Prompts = []string{"zh/welcome"}, []string{"zh/menu_main"}
+	menus["main"] = m
+	h := newHarness(t)
+	h.noGreeting = true
+	h.start(menus, mustAction(t, "menu main"))
+	for _, st := range seq(expect("play zh/menu_main"), press("2"), expect("stop"), expect("join complaint")) {
+		st(h)
+	}
+	h.wait()
+	if got := h.res.PathString(); got != "main>2>complaint" {
+		t.Fatalf("path %q", got)
+	}
+}

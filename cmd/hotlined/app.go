@@ -255,7 +255,7 @@ func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []
 		q := cfg.Queues[name]
 		queues[name] = call.Queue{
 			Name: q.Name, MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt,
-			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit,
+			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit, ExitMenu: q.ExitMenu,
 		}
 		strategy, _ := acd.ParseStrategy(q.Strategy)
 		aq := acd.QueueConfig{

@@ -133,3 +133,41 @@ func TestPhoneTimeoutsFallBackToConsult(t *testing.T) {
 		t.Fatalf("path %q, want main>T>T>T>F>consult", rec.IVRPath)
 	}
 }
+
+// The queue's exit digit leads back to a menu (exit_menu): the caller presses 0 while
+// waiting in consult, is back in the main menu, and chooses complaint.
+func TestPhoneExitDigitToMenu(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "    # exit_digit: \"0\"", "    exit_digit: \"0\"\n    exit_menu: main"))
+	p := newPhone(t, phone.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13900139002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitQueue := func(q string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if lc, ok := liveCall(t, s.httpAddr(), c.SIPCallID()); ok && lc.Stage == call.StageQueued && lc.Queue == q {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("call never waited in %s", q)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	c.SendDTMF("1", 100*time.Millisecond)
+	waitQueue("consult")
+	c.SendDTMF("0", 100*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	c.SendDTMF("2", 100*time.Millisecond)
+	waitQueue("complaint")
+	c.Hangup(ctx)
+	rec := s.records(t, 1)[0]
+	if rec.IVRPath != "main>1>consult>main>2>complaint" || rec.Queue != "complaint" || rec.Disposition != "abandoned" {
+		t.Fatalf("record %+v: want main>1>consult>main>2>complaint, abandoned in complaint", rec)
+	}
+}
