@@ -137,11 +137,12 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		dsn = filepath.Join(cfg.DataDir, "cdr.db")
 	}
 	openCtx, cancelOpen := context.WithTimeout(context.Background(), 15*time.Second)
-	a.store, err = cdr.Open(openCtx, dsn)
+	store, err := cdr.Open(openCtx, dsn)
 	cancelOpen()
 	if err != nil {
-		return nil, err
+		return nil, err // store may be a typed nil here: keep it out of a.store
 	}
+	a.store = store
 	if a.writer, err = cdr.NewWriter(a.store, cdr.WriterOptions{
 		JournalDir: filepath.Join(cfg.DataDir, "journal"), Logger: log, Registerer: a.reg,
 	}); err != nil {

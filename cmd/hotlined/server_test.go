@@ -188,3 +188,36 @@ func httpGet(t *testing.T, url string, want int) string {
 	}
 	return string(b)
 }
+
+// Start-up refuses a data dir it cannot use and a record store it cannot reach, with an
+// error that names them, instead of running without records.
+func TestStartupRecordStoreErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	base := options{SIPListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", RTPPorts: "20000-29998"}
+	for _, tc := range []struct {
+		name string
+		edit func(*options)
+		want string
+	}{
+		{"data dir is a file", func(o *options) { o.DataDir = file }, "not-a-dir"},
+		{"unreachable PostgreSQL", func(o *options) { o.DataDir = dir; o.CDRDSN = "postgres://hotline@127.0.0.1:1/nowhere" }, "127.0.0.1"},
+	} {
+		o := base
+		tc.edit(&o)
+		a, err := newApp(o, log)
+		if err == nil {
+			a.close()
+			t.Errorf("%s: server started", tc.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not name %q", tc.name, err, tc.want)
+		}
+	}
+}
