@@ -142,6 +142,8 @@ func (m *Manager) ringAgent(of acd.Offer) {
 	number, queue := c.rec.Caller, c.rec.Queue
 	c.mu.Unlock()
 	rung := time.Now()
+	c.swapStage(StageQueued, StageRinging)
+	defer c.swapStage(StageRinging, StageQueued) // unless the call moved on (talking, ended)
 	out, err := m.dialer.Dial(ringCtx, sip.DialOptions{
 		Target: b.Contact, Destination: b.Source, Transport: b.Transport,
 		FromUser: number, AssertedID: number, ToUser: of.AgentID,

@@ -20,6 +20,7 @@ const (
 	StageSetup   = "setup"
 	StageIVR     = "ivr"
 	StageQueued  = "queued"
+	StageRinging = "ringing" // queued, with an agent's phone ringing
 	StageTalking = "talking"
 	StageEnding  = "ending"
 )
@@ -56,6 +57,18 @@ func (c *Call) session() *media.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess
+}
+
+// swapStage moves the call from stage from to stage to, if it is still in from.
+func (c *Call) swapStage(from, to string) {
+	c.mu.Lock()
+	if c.stage != from {
+		c.mu.Unlock()
+		return
+	}
+	c.stage = to
+	c.mu.Unlock()
+	c.m.metrics.stage(from, to)
 }
 
 func (c *Call) view() LiveCall {
