@@ -219,21 +219,34 @@ func (w *Writer) Begin(rec Record) {
 // appended to the journal (fsynced) for the writer to replay.
 func (w *Writer) Write(rec Record) {
 	w.ensureID(&rec)
-	w.mu.RLock()
-	if !w.closed {
-		select {
-		case w.queue <- rec:
-			w.mu.RUnlock()
-			return
-		default:
-		}
+	queued, closed := offer(w, w.queue, rec)
+	if queued {
+		return
 	}
-	closed := w.closed
-	w.mu.RUnlock()
 	if !closed {
 		w.log.Warn("cdr writer: queue full; journaling record", "call_id", rec.ID, "queue_size", w.opts.QueueSize)
 	}
 	w.journalEnds([]Record{rec})
+	w.wake()
+}
+
+// offer puts v on q without blocking, unless the writer is closed.
+func offer[T any](w *Writer, q chan<- T, v T) (queued, closed bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return false, true
+	}
+	select {
+	case q <- v:
+		return true, false
+	default:
+		return false, false
+	}
+}
+
+// wake tells the writer goroutine there is journal work.
+func (w *Writer) wake() {
 	select {
 	case w.kick <- struct{}{}:
 	default:
@@ -250,25 +263,15 @@ func (w *Writer) Event(e AgentEvent) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	w.mu.RLock()
-	if !w.closed {
-		select {
-		case w.events <- e:
-			w.mu.RUnlock()
-			return
-		default:
-		}
+	queued, closed := offer(w, w.events, e)
+	if queued {
+		return
 	}
-	closed := w.closed
-	w.mu.RUnlock()
 	if !closed {
 		w.log.Warn("cdr writer: event queue full; journaling event", "event_id", e.ID, "queue_size", w.opts.QueueSize)
 	}
 	w.journalEvents([]AgentEvent{e})
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
+	w.wake()
 }
 
 // journalEvents appends agent events to the journal, or keeps them in
