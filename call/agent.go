@@ -27,6 +27,7 @@ type Dialer interface {
 // agentLeg is an answered call to an agent's softphone, with its own RTP session.
 type agentLeg struct {
 	id    string
+	queue string // the queue the ACD offered the caller from (after an overflow, not the one joined)
 	out   *sip.Outbound
 	sess  *media.Session
 	ctx   context.Context
@@ -185,7 +186,7 @@ func (m *Manager) ringAgent(of acd.Offer) {
 	agentCtx, closeAgent := context.WithCancel(context.WithoutCancel(c.ctx))
 	sess.SetRemote(am.Addr, media.Codec(am.PayloadType), am.DTMFType)
 	sess.Start(agentCtx)
-	leg := &agentLeg{id: of.AgentID, out: out, sess: sess, ctx: agentCtx, close: closeAgent, rung: rung}
+	leg := &agentLeg{id: of.AgentID, queue: of.Queue, out: out, sess: sess, ctx: agentCtx, close: closeAgent, rung: rung}
 	select {
 	case c.agent <- leg:
 	case <-c.ctx.Done(): // the caller hung up at that very moment

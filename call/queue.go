@@ -148,12 +148,16 @@ func (c *Call) playWait(ctx context.Context, name string) {
 // talk bridges the caller with the agent until one of them hangs up or the agent transfers.
 func (c *Call) talk(ctx context.Context, queue string, a *agentLeg) error {
 	m := c.m
+	if a.queue != "" {
+		queue = a.queue // an escalation may have overflowed the caller into another queue
+	}
 	now := time.Now()
 	c.sess.StopPlay()
 	br := media.NewBridge(c.sess, a.sess)
 	br.Start()
 	c.mu.Lock()
 	c.rec.Agent = a.id
+	c.rec.Queue = queue
 	if c.rec.Connect.IsZero() {
 		c.rec.Connect = now
 	}

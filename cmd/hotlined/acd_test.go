@@ -444,3 +444,38 @@ func TestAgentTransfersToQueue(t *testing.T) {
 		t.Fatalf("record %+v: want one transfer, answered by 1002 in complaint", rec)
 	}
 }
+
+// Escalation: a complaint caller with no complaint agent free overflows to the business
+// queue after 1 s, keeping their place, and is answered there; the record names the queue
+// that answered.
+func TestOverflowToAnotherQueue(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "    name: 投诉举报\n    max_wait: 10m\n", "    name: 投诉举报\n    max_wait: 10m\n    escalations: [{after: 1s, overflow: business}]\n"))
+	ag := newAgent(t, s, "1006", phone.Config{}, answerAlways) // business and consult, not complaint
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1006/ready", http.StatusOK)
+	p := newPhone(t, phone.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	citizen, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13500135000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pressed := time.Now()
+	citizen.SendDTMF("2", 100*time.Millisecond)
+	var c *phone.Call
+	select {
+	case c = <-ag.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the business agent was not rung after the overflow")
+	}
+	if waited := time.Since(pressed); waited < time.Second {
+		t.Fatalf("rung after %v, before the 1 s escalation", waited)
+	}
+	<-c.Answered()
+	waitAgentState(t, s, "1006", "on_call")
+	citizen.Hangup(ctx)
+	rec := s.records(t, 1)[0]
+	if rec.Queue != "business" || rec.Agent != "1006" || rec.IVRPath != "main>2>complaint" {
+		t.Fatalf("record %+v: want answered by 1006 in business after entering complaint", rec)
+	}
+}
