@@ -40,7 +40,6 @@ type Call struct {
 	mu        sync.Mutex
 	rec       cdr.Record
 	stage     string
-	path      string
 	leftByKey bool // the caller's last queue visit ended with the exit digit
 }
 
@@ -76,7 +75,7 @@ func (c *Call) view() LiveCall {
 	defer c.mu.Unlock()
 	return LiveCall{
 		ID: c.id, SIPCallID: c.rec.SIPCallID, Trunk: c.rec.Trunk, Caller: c.rec.Caller, Called: c.rec.Called,
-		Stage: c.stage, Queue: c.rec.Queue, Path: c.path, Codec: c.rec.Codec, Start: c.rec.Start, Answer: c.rec.Answer,
+		Stage: c.stage, Queue: c.rec.Queue, Codec: c.rec.Codec, Start: c.rec.Start, Answer: c.rec.Answer,
 	}
 }
 

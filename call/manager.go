@@ -185,7 +185,6 @@ type LiveCall struct {
 	Called    string    `json:"called"`
 	Stage     string    `json:"stage"`
 	Queue     string    `json:"queue,omitempty"`
-	Path      string    `json:"ivr_path,omitempty"`
 	Codec     string    `json:"codec,omitempty"`
 	Start     time.Time `json:"start"`
 	Answer    time.Time `json:"answer,omitzero"`
