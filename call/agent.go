@@ -115,8 +115,9 @@ func (m *Manager) ringAgent(of acd.Offer) {
 	}
 	conn, err := m.cfg.Ports.Listen()
 	if err != nil {
+		// Our fault, not the agent's: Rejected rests the agent briefly instead of pausing it.
 		log.Error("no RTP port for the agent leg", "error", err)
-		m.acd.RingFailed(of.CallID, of.AgentID, acd.Unreachable)
+		m.acd.RingFailed(of.CallID, of.AgentID, acd.Rejected)
 		return
 	}
 	sess := media.NewSession(media.SessionConfig{Conn: conn, Scheduler: m.cfg.Scheduler, Timeout: m.cfg.RTPTimeout, Logger: log})
@@ -154,7 +155,7 @@ func (m *Manager) ringAgent(of acd.Offer) {
 	if err != nil {
 		sess.Close()
 		log.Warn("dialling the agent failed", "error", err)
-		m.acd.RingFailed(of.CallID, of.AgentID, acd.Unreachable)
+		m.acd.RingFailed(of.CallID, of.AgentID, acd.Rejected) // a local failure: do not pause the agent
 		return
 	}
 	werr := out.Wait()
