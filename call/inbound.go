@@ -307,6 +307,8 @@ func disposition(rec cdr.Record, closed bool, cause error) string {
 		return "no-agent"
 	case rec.Queue != "" && errors.Is(cause, ErrExitKey):
 		return "exit-key"
+	case rec.Queue != "" && errors.Is(cause, ErrDrain):
+		return "failed" // we hung up a waiting caller at shutdown: not the caller's abandon
 	case rec.Queue != "" && errors.Is(cause, ErrMaxWait):
 		return "timeout"
 	case rec.Queue != "":
