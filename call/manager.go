@@ -166,6 +166,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
+// Close stops the ACD's timers (wrap-up, rests, ring timeouts) so that nothing more is
+// decided or recorded; call it after the calls ended and before the records are flushed.
+func (m *Manager) Close() { m.acd.Close() }
+
 // HangupAll ends every live call with cause (used when the drain timeout runs out).
 func (m *Manager) HangupAll(cause error) { m.cancel(cause) }
 

@@ -314,6 +314,9 @@ func (a *app) close() {
 	} else if a.httpLn != nil {
 		a.httpLn.Close()
 	}
+	if a.calls != nil {
+		a.calls.Close() // no more agent events after this point
+	}
 	if a.writer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := a.writer.Close(ctx); err != nil {

@@ -122,7 +122,8 @@ snd_path %s
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bs := exec.CommandContext(ctx, "baresip", "-f", dir)
-	bs.Stdout, bs.Stderr = testWriter{t}, testWriter{t}
+	out := newTestWriter(t)
+	bs.Stdout, bs.Stderr = out, out
 	if err := bs.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func startServer(t *testing.T, yaml string, edits ...func(*options)) *testServer
 	for _, edit := range edits {
 		edit(&o)
 	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := newApp(o, log)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
@@ -107,11 +108,23 @@ func (s *testServer) records(t *testing.T, n int) []cdr.Record {
 	}
 }
 
-// testWriter sends server logs to the test log.
-type testWriter struct{ t *testing.T }
+// testWriter sends server logs to the test log until the test's cleanup begins; a line
+// logged later (by a goroutine still winding down) is dropped, as t.Log would panic.
+type testWriter struct {
+	t    *testing.T
+	done *atomic.Bool
+}
+
+func newTestWriter(t *testing.T) testWriter {
+	w := testWriter{t: t, done: new(atomic.Bool)}
+	t.Cleanup(func() { w.done.Store(true) }) // registered first: runs after the server stopped
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
 	return len(p), nil
 }
 
