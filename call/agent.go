@@ -185,7 +185,7 @@ func (m *Manager) ringAgent(of acd.Offer) {
 	}
 	am := out.Media()
 	agentCtx, closeAgent := context.WithCancel(context.WithoutCancel(c.ctx))
-	sess.SetRemote(am.Addr, media.Codec(am.PayloadType), am.DTMFType)
+	setRemote(sess, am)
 	sess.Start(agentCtx)
 	leg := &agentLeg{id: of.AgentID, queue: of.Queue, out: out, sess: sess, ctx: agentCtx, close: closeAgent, rung: rung}
 	select {

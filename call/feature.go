@@ -73,7 +73,7 @@ func (m *Manager) confirm(leg *sip.Inbound, prompt string) {
 	if err != nil {
 		return
 	}
-	sess.SetRemote(remote.Addr, media.Codec(remote.PayloadType), remote.DTMFType)
+	setRemote(sess, remote)
 	sess.Start(ctx)
 	if p, ok := m.prompt(prompt); ok {
 		select {

@@ -138,7 +138,7 @@ func (c *Call) run(ctx context.Context, cancel context.CancelCauseFunc) {
 	}
 	now := time.Now()
 	codec := media.Codec(remote.PayloadType)
-	c.sess.SetRemote(remote.Addr, codec, remote.DTMFType)
+	setRemote(c.sess, remote)
 	c.sess.Start(ctx)
 	c.mu.Lock()
 	c.rec.Answer = now
@@ -236,7 +236,7 @@ func (c *Call) watch(ctx context.Context, cancel context.CancelCauseFunc) {
 // applyMedia follows hold/unhold and address changes from the caller.
 func (c *Call) applyMedia(m sip.Media) {
 	if addrOK(m.Addr) && !m.Addr.Addr().IsUnspecified() {
-		c.sess.SetRemote(m.Addr, media.Codec(m.PayloadType), m.DTMFType)
+		setRemote(c.sess, m)
 	}
 	if m.OnHold() {
 		c.sess.SetInactivityTimeout(-1) // a held caller sends no RTP; that is not a dead call
@@ -340,4 +340,13 @@ func causeText(err error) string {
 		return "shutdown"
 	}
 	return err.Error()
+}
+
+// setRemote points a session at the negotiated media, with the codec's payload type as the
+// SDP gave it (a dynamic number for G.711 is rare but allowed).
+func setRemote(s *media.Session, m sip.Media) {
+	s.SetRemote(m.Addr, media.Codec(m.PayloadType), m.DTMFType)
+	if m.RTPType != 0 {
+		s.SetAudioPayloadType(m.RTPType)
+	}
 }

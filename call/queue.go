@@ -209,7 +209,7 @@ func (c *Call) talk(ctx context.Context, queue string, a *agentLeg) error {
 			return ErrAgentHangup
 		case md := <-a.out.MediaUpdates():
 			if addrOK(md.Addr) && !md.Addr.Addr().IsUnspecified() {
-				a.sess.SetRemote(md.Addr, media.Codec(md.PayloadType), md.DTMFType)
+				setRemote(a.sess, md)
 			}
 			switch {
 			case md.OnHold() && held.IsZero():

@@ -211,7 +211,7 @@ func (l *bridgeLeg) forward(pkt *rtp.Packet, src Codec, event bool, now time.Tim
 	if !to.IsValid() {
 		to = dst.remote
 	}
-	pt, dstCodec := uint8(dst.codec), dst.codec
+	pt, dstCodec := dst.audioPT, dst.codec
 	if event {
 		pt = dst.dtmfPT
 	}

@@ -84,6 +84,7 @@ type Session struct {
 	remote        netip.AddrPort // from SDP
 	latched       netip.AddrPort // source of the first valid RTP packet; zero until then
 	codec         Codec
+	audioPT       uint8 // payload type of codec on the wire: uint8(codec), or a dynamic one
 	dtmfPT        uint8
 	sink          func(*rtp.Packet)
 	started       bool
@@ -229,9 +230,18 @@ func (s *Session) SetRemote(addr netip.AddrPort, codec Codec, dtmfPT uint8) {
 	if s.remote.IsValid() && s.remote != addr {
 		s.latched = netip.AddrPort{}
 	}
-	s.remote, s.codec, s.dtmfPT = addr, codec, dtmfPT
+	s.remote, s.codec, s.dtmfPT, s.audioPT = addr, codec, dtmfPT, uint8(codec)
 	s.mu.Unlock()
 	s.log.Debug("rtp remote set", "rtp_remote", addr.String(), "codec", codec.String(), "dtmf_pt", dtmfPT)
+}
+
+// SetAudioPayloadType sets the payload type the codec's packets carry when the SDP gave
+// the codec a dynamic number (a=rtpmap:97 PCMU/8000); SetRemote resets it to the static
+// type. Call it after SetRemote.
+func (s *Session) SetAudioPayloadType(pt uint8) {
+	s.mu.Lock()
+	s.audioPT = pt
+	s.mu.Unlock()
 }
 
 // Start starts the reader goroutine and joins the scheduler. The session ends
@@ -447,7 +457,7 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	} else {
 		s.latched, latchedNow = from, true
 	}
-	codec, dtmfPT, sink, relay := s.codec, s.dtmfPT, s.sink, s.relay
+	codec, audioPT, dtmfPT, sink, relay := s.codec, s.audioPT, s.dtmfPT, s.sink, s.relay
 	isDTMF := dtmfPT != 0 && pkt.PayloadType == dtmfPT
 	if isDTMF {
 		digits := s.dtmfRx.Receive(s.rxDigits[:0], now, pkt.SSRC, pkt.Timestamp, pkt.Payload)
@@ -469,7 +479,7 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 		if relay != nil {
 			relay.forward(pkt, codec, true, now)
 		}
-	case pkt.PayloadType == uint8(codec):
+	case pkt.PayloadType == audioPT:
 		if relay != nil {
 			relay.forward(pkt, codec, false, now)
 		}
@@ -670,7 +680,7 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 	tx.newSpurt = false
 	tx.lastAudioK = k
 	s.noteSentLocked(ts, deadline)
-	return s.marshalLocked(uint8(s.codec), marker, ts, frame), dst, finished
+	return s.marshalLocked(s.audioPT, marker, ts, frame), dst, finished
 }
 
 // marshalLocked writes one RTP packet into s.tx.buf and advances the sequence number.

@@ -389,3 +389,24 @@ func checkLeaks(t *testing.T) {
 	t.Helper()
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 }
+
+// A codec carried under a dynamic payload type (a=rtpmap:97 PCMU/8000) is sent with that
+// number and accepted as audio when it arrives with it.
+func TestSessionDynamicAudioPayloadType(t *testing.T) {
+	checkLeaks(t)
+	a, b, _ := pair(t, PCMU, 0)
+	a.SetAudioPayloadType(97)
+	b.SetAudioPayloadType(97)
+	var got recorder
+	b.SetAudioSink(got.sink)
+	<-a.Play(Tone("t", []float64{1000}, 200*time.Millisecond, 0.5))
+	waitFor(t, "audio at B", 2*time.Second, func() bool { return len(got.snapshot()) >= 5 })
+	for _, p := range got.snapshot() {
+		if p.PayloadType != 97 {
+			t.Fatalf("B received payload type %d, want 97", p.PayloadType)
+		}
+	}
+	if st := b.Stats(); st.UnknownPT != 0 {
+		t.Fatalf("B counted %d packets of an unknown payload type", st.UnknownPT)
+	}
+}

@@ -3,6 +3,7 @@ package sip
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,8 +36,19 @@ const (
 type Media struct {
 	Addr        netip.AddrPort // where the remote party wants RTP
 	PayloadType uint8          // chosen codec: PayloadPCMU or PayloadPCMA
-	DTMFType    uint8          // telephone-event payload type the remote used; 0 = none
-	Direction   Direction      // the remote's direction; sendonly/inactive means "on hold"
+	// RTPType is the payload type on the wire when the offer carried the codec under a
+	// dynamic number (a=rtpmap:97 PCMU/8000); 0 means PayloadType itself. See WireType.
+	RTPType   uint8
+	DTMFType  uint8     // telephone-event payload type the remote used; 0 = none
+	Direction Direction // the remote's direction; sendonly/inactive means "on hold"
+}
+
+// WireType is the payload type RTP packets of the chosen codec carry.
+func (m Media) WireType() uint8 {
+	if m.RTPType != 0 {
+		return m.RTPType
+	}
+	return m.PayloadType
 }
 
 // OnHold reports whether the remote party put us on hold.
@@ -69,8 +81,9 @@ type offer struct {
 	codecs    []uint8 // G.711 payload types offered, in the offer's order
 	dtmfType  uint8
 	direction Direction
-	mlines    []mline // every m= line of the offer, in order
-	audio     int     // index of the audio stream we take in mlines
+	mlines    []mline         // every m= line of the offer, in order
+	audio     int             // index of the audio stream we take in mlines
+	dynamic   map[uint8]uint8 // codec → the dynamic payload type the offer gave it, if no static one
 }
 
 // mline is an m= line of an offer; the answer repeats each, rejecting all but our audio
@@ -135,10 +148,14 @@ func parseSDP(body []byte) (offer, error) {
 		pt := uint8(n)
 		name, rate := rtpmap(audio, pt)
 		switch {
-		case pt == PayloadPCMU && (name == "" || name == "PCMU"), name == "PCMU" && rate == 8000:
-			o.codecs = append(o.codecs, PayloadPCMU)
-		case pt == PayloadPCMA && (name == "" || name == "PCMA"), name == "PCMA" && rate == 8000:
-			o.codecs = append(o.codecs, PayloadPCMA)
+		case pt == PayloadPCMU && (name == "" || name == "PCMU" && rate == 8000):
+			o.addCodec(PayloadPCMU, pt)
+		case pt == PayloadPCMA && (name == "" || name == "PCMA" && rate == 8000):
+			o.addCodec(PayloadPCMA, pt)
+		case pt >= 96 && name == "PCMU" && rate == 8000:
+			o.addCodec(PayloadPCMU, pt)
+		case pt >= 96 && name == "PCMA" && rate == 8000:
+			o.addCodec(PayloadPCMA, pt)
 		case name == "TELEPHONE-EVENT" && rate == 8000 && o.dtmfType == 0:
 			o.dtmfType = pt
 		}
@@ -153,6 +170,24 @@ func parseSDP(body []byte) (offer, error) {
 		}
 	}
 	return o, nil
+}
+
+// addCodec notes that the offer carries codec under payload type pt; a static type wins
+// over a dynamic one for the same codec.
+func (o *offer) addCodec(codec, pt uint8) {
+	if i := slices.Index(o.codecs, codec); i < 0 {
+		o.codecs = append(o.codecs, codec)
+	} else if pt >= 96 {
+		return // the codec is there already
+	}
+	if pt >= 96 {
+		if o.dynamic == nil {
+			o.dynamic = map[uint8]uint8{}
+		}
+		o.dynamic[codec] = pt
+	} else {
+		delete(o.dynamic, codec)
+	}
 }
 
 // rtpmap returns the upper-cased encoding name and clock rate of pt, or "" when the offer
@@ -177,7 +212,7 @@ func negotiate(o offer, prefs []uint8) (Media, error) {
 	for _, want := range prefs {
 		for _, got := range o.codecs {
 			if got == want {
-				return Media{Addr: o.addr, PayloadType: want, DTMFType: o.dtmfType, Direction: o.direction}, nil
+				return Media{Addr: o.addr, PayloadType: want, RTPType: o.dynamic[want], DTMFType: o.dtmfType, Direction: o.direction}, nil
 			}
 		}
 	}
@@ -227,9 +262,13 @@ func (l *localSDP) answer(o *offer, pts []uint8, dtmf uint8, dir Direction) []by
 	}
 	formats := make([]string, 0, len(pts)+1)
 	attrs := make([]sdp.Attribute, 0, len(pts)+4)
-	for _, pt := range pts {
+	for _, codec := range pts {
+		pt := codec
+		if o != nil && o.dynamic[codec] != 0 {
+			pt = o.dynamic[codec] // answer with the number the offer used (RFC 3264 §6.1)
+		}
 		formats = append(formats, strconv.Itoa(int(pt)))
-		attrs = append(attrs, sdp.NewAttribute("rtpmap", fmt.Sprintf("%d %s/8000", pt, PayloadName(pt))))
+		attrs = append(attrs, sdp.NewAttribute("rtpmap", fmt.Sprintf("%d %s/8000", pt, PayloadName(codec))))
 	}
 	if dtmf != 0 {
 		formats = append(formats, strconv.Itoa(int(dtmf)))

@@ -313,7 +313,6 @@ func TestInviteSDP(t *testing.T) {
 // TestInviteDynamicG711 offers PCMU on a dynamic payload type. RFC 3264 §6.1: the answer
 // should use the payload type number the offer used for that codec.
 func TestInviteDynamicG711(t *testing.T) {
-	t.Skip("BUG: sdp.go parseSDP maps a dynamic PT with rtpmap PCMU/8000 to static 0; the answer then lists PT 0, which the offer never had (RFC 3264 §6.1)")
 	t.Parallel()
 	ts := startServer(t)
 	p := newUDPPhone(t, ts)
@@ -322,11 +321,22 @@ func TestInviteDynamicG711(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	ts.nextCall(t)
+	tl := ts.nextCall(t)
 	u.ack(u.cseq, "")
+	tl.waitAnswered(t)
 	if got := mLine(res.Body()); got != "97" {
 		t.Fatalf("answer formats %q, want 97", got)
 	}
+	if !strings.Contains(string(res.Body()), "a=rtpmap:97 PCMU/8000") {
+		t.Fatalf("answer lacks rtpmap 97 PCMU:\n%s", res.Body())
+	}
+	if tl.media.PayloadType != PayloadPCMU || tl.media.WireType() != 97 {
+		t.Fatalf("media %+v: want PCMU carried as payload type 97", tl.media)
+	}
+	if r := p.status(u.req("BYE", 0, "", "")); r.StatusCode != 200 {
+		t.Fatalf("BYE: %d", r.StatusCode)
+	}
+	tl.waitDone(t)
 }
 
 // TestInviteAudioAndVideo offers audio and video. RFC 3264 §6: the answer must have as many
