@@ -35,14 +35,18 @@ type agentJSON struct {
 	Queue       string    `json:"queue,omitempty"`
 }
 
+func toAgentJSON(v acd.AgentView) agentJSON {
+	return agentJSON{
+		ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Pending: v.Pending, Since: v.Since,
+		CallsToday: v.CallsToday, TalkSeconds: v.TalkToday.Seconds(), CallID: v.CallID, Queue: v.Queue,
+	}
+}
+
 func (a *api) agents(w http.ResponseWriter, r *http.Request) {
 	views := a.cfg.ACD.Agents()
 	out := make([]agentJSON, 0, len(views))
 	for _, v := range views {
-		out = append(out, agentJSON{
-			ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Pending: v.Pending, Since: v.Since,
-			CallsToday: v.CallsToday, TalkSeconds: v.TalkToday.Seconds(), CallID: v.CallID, Queue: v.Queue,
-		})
+		out = append(out, toAgentJSON(v))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
@@ -107,8 +111,7 @@ func (a *api) agentAction(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, v := range a.cfg.ACD.Agents() {
 		if v.ID == id {
-			writeJSON(w, http.StatusOK, agentJSON{ID: v.ID, Name: v.Name, State: string(v.State), Reason: v.Reason, Pending: v.Pending,
-				Since: v.Since, CallsToday: v.CallsToday, TalkSeconds: v.TalkToday.Seconds(), CallID: v.CallID, Queue: v.Queue})
+			writeJSON(w, http.StatusOK, toAgentJSON(v))
 			return
 		}
 	}

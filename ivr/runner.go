@@ -452,7 +452,15 @@ func (c *callRun) attempt(name string, m *Menu, f *visitFSM) (out int, input str
 
 // playFailure plays the invalid or timeout prompt. A digit stops it and is
 // kept in c.pending for the next attempt.
-func (c *callRun) playFailure(prompt string) error {
+func (c *callRun) playFailure(prompt string) error { return c.playPrompt(prompt, true) }
+
+// playToEnd plays a final prompt to its end; digits are read and ignored so
+// the producer never blocks.
+func (c *callRun) playToEnd(prompt string) error { return c.playPrompt(prompt, false) }
+
+// playPrompt plays one prompt until it ends or the call does. With bargeIn a digit stops
+// it and is kept in c.pending; without, digits are read and dropped.
+func (c *callRun) playPrompt(prompt string, bargeIn bool) error {
 	done := c.play([]string{prompt})
 	for {
 		select {
@@ -464,33 +472,16 @@ func (c *callRun) playFailure(prompt string) error {
 		case d, ok := <-c.digits:
 			if !ok {
 				c.digits = nil
+				continue
+			}
+			if !bargeIn {
+				c.log.Debug("ivr ignoring digit during final prompt", "digit", string(d))
 				continue
 			}
 			c.noInput = 0
 			c.r.Media.StopPlay()
 			c.pending = append(c.pending, d)
 			return c.waitStopped(done)
-		}
-	}
-}
-
-// playToEnd plays a final prompt to its end; digits are read and ignored so
-// the producer never blocks.
-func (c *callRun) playToEnd(prompt string) error {
-	done := c.play([]string{prompt})
-	for {
-		select {
-		case <-c.ctx.Done():
-			c.r.Media.StopPlay()
-			return c.ctx.Err()
-		case <-done:
-			return nil
-		case d, ok := <-c.digits:
-			if !ok {
-				c.digits = nil
-				continue
-			}
-			c.log.Debug("ivr ignoring digit during final prompt", "digit", string(d))
 		}
 	}
 }

@@ -56,20 +56,29 @@ type IVRConfig struct {
 	Progress io.Writer    // nil: silent; else one line per phase
 }
 
-func (c *IVRConfig) validate() error {
-	if err := checkTarget(c.Target); err != nil {
+// checkEndpoints refuses any target, metrics URL or local address off loopback; a zero
+// local address becomes 127.0.0.1.
+func checkEndpoints(target netip.AddrPort, metricsURL string, local *netip.Addr) error {
+	if err := checkTarget(target); err != nil {
 		return err
 	}
-	if c.MetricsURL != "" {
-		if _, err := LoopbackURL(c.MetricsURL); err != nil {
+	if metricsURL != "" {
+		if _, err := LoopbackURL(metricsURL); err != nil {
 			return err
 		}
 	}
-	if !c.LocalIP.IsValid() {
-		c.LocalIP = netip.MustParseAddr("127.0.0.1")
+	if !local.IsValid() {
+		*local = netip.MustParseAddr("127.0.0.1")
 	}
-	if !c.LocalIP.IsLoopback() {
-		return fmt.Errorf("local address: %w: %s", ErrNotLoopback, c.LocalIP)
+	if !local.IsLoopback() {
+		return fmt.Errorf("local address: %w: %s", ErrNotLoopback, *local)
+	}
+	return nil
+}
+
+func (c *IVRConfig) validate() error {
+	if err := checkEndpoints(c.Target, c.MetricsURL, &c.LocalIP); err != nil {
+		return err
 	}
 	if c.Number == "" {
 		c.Number = DefaultNumber

@@ -53,19 +53,8 @@ type SetupConfig struct {
 }
 
 func (c *SetupConfig) validate() error {
-	if err := checkTarget(c.Target); err != nil {
+	if err := checkEndpoints(c.Target, c.MetricsURL, &c.LocalIP); err != nil {
 		return err
-	}
-	if c.MetricsURL != "" {
-		if _, err := LoopbackURL(c.MetricsURL); err != nil {
-			return err
-		}
-	}
-	if !c.LocalIP.IsValid() {
-		c.LocalIP = netip.MustParseAddr("127.0.0.1")
-	}
-	if !c.LocalIP.IsLoopback() {
-		return fmt.Errorf("local address: %w: %s", ErrNotLoopback, c.LocalIP)
 	}
 	if len(c.Rates) == 0 || len(c.Rates) > MaxSteps {
 		return fmt.Errorf("%w: want 1-%d rates, got %d", ErrConfig, MaxSteps, len(c.Rates))

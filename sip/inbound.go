@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 )
@@ -151,13 +152,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if _, ok := req.To().Params.Get("tag"); ok {
-		d := s.lookup(req)
-		if d == nil {
-			s.noDialog.Add(1)
-			s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-			return
-		}
-		d.onReinvite(req, tx)
+		s.inDialog((*dialog).onReinvite)(req, tx)
 		return
 	}
 	src, err := netip.ParseAddrPort(req.Source())
@@ -285,30 +280,27 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	d := s.lookup(req)
-	if d == nil {
-		s.noDialog.Add(1)
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	d.onBye(req, tx)
-}
-
 // onCancel sees only CANCELs that matched no INVITE transaction (sipgo answers the others).
 func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
-	s.noDialog.Add(1)
-	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+	s.noSuchDialog(req, tx)
 }
 
-func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	d := s.lookup(req)
-	if d == nil {
-		s.noDialog.Add(1)
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
+// inDialog returns a handler that hands in-dialog requests to their dialog and answers
+// 481 for requests that match none.
+func (s *Server) inDialog(handle func(*dialog, *sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if d := s.lookup(req); d != nil {
+			handle(d, req, tx)
+			return
+		}
+		s.noSuchDialog(req, tx)
 	}
-	d.onInfo(req, tx)
+}
+
+// noSuchDialog answers a request for a dialog or transaction we do not have.
+func (s *Server) noSuchDialog(req *sip.Request, tx sip.ServerTransaction) {
+	s.noDialog.Add(1)
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }
 
 // fromAgent reports whether the INVITE comes from a registered agent's phone: the From

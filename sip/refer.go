@@ -92,13 +92,3 @@ func (d *dialog) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		d.s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 	}
 }
-
-func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
-	d := s.lookup(req)
-	if d == nil {
-		s.noDialog.Add(1)
-		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
-		return
-	}
-	d.onRefer(req, tx)
-}

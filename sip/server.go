@@ -141,11 +141,11 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.srv.OnInvite(s.onInvite)
 	s.srv.OnAck(s.onAck)
-	s.srv.OnBye(s.onBye)
+	s.srv.OnBye(s.inDialog((*dialog).onBye))
 	s.srv.OnCancel(s.onCancel)
 	s.srv.OnOptions(s.onOptions)
-	s.srv.OnInfo(s.onInfo)
-	s.srv.OnRefer(s.onRefer)
+	s.srv.OnInfo(s.inDialog((*dialog).onInfo))
+	s.srv.OnRefer(s.inDialog((*dialog).onRefer))
 	s.srv.OnNoRoute(s.onNoRoute)
 	for m := range knownMethods {
 		s.srv.OnRequest(m, s.onNotAllowed)
@@ -302,7 +302,7 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if req.To() != nil {
 		if _, ok := req.To().Params.Get("tag"); ok && s.lookup(req) == nil {
-			s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+			s.noSuchDialog(req, tx)
 			return
 		}
 	}

@@ -30,7 +30,7 @@ func TestReportGroundTruth(t *testing.T) {
 	answered := map[int]time.Time{}
 	calls := make(chan *phone.Call, 8)
 	n := 0
-	ag := newAgent(t, s, "1001", phone.Config{}, func(c *phone.Call) bool {
+	newAgent(t, s, "1001", phone.Config{}, func(c *phone.Call) bool {
 		mu.Lock()
 		n++
 		i := n
@@ -45,7 +45,6 @@ func TestReportGroundTruth(t *testing.T) {
 		}
 		return st.answer
 	})
-	_ = ag
 	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
