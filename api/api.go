@@ -117,7 +117,7 @@ func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	f.Queue, f.Disposition, f.Caller, f.Agent = q.Get("queue"), q.Get("disposition"), q.Get("caller"), q.Get("agent")
+	f.Queue, f.Disposition, f.Caller, f.Agent = q.Get("queue"), cdr.Disposition(q.Get("disposition")), q.Get("caller"), q.Get("agent")
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
 		writeError(w, http.StatusBadRequest, "format: want json or csv")
@@ -176,7 +176,7 @@ func writeCSV(w http.ResponseWriter, recs []cdr.Record) {
 	for _, r := range recs {
 		cw.Write([]string{
 			r.ID, r.SIPCallID, r.Direction, r.Trunk, r.Caller, r.Called, ts(r.Start), ts(r.Answer), ts(r.End),
-			r.IVRPath, r.CaseNumber, r.Queue, ts(r.EnqueueTime), r.Agent, ts(r.Connect), r.Disposition,
+			r.IVRPath, r.CaseNumber, r.Queue, ts(r.EnqueueTime), r.Agent, ts(r.Connect), string(r.Disposition),
 			r.HangupSide, r.HangupCause, strconv.Itoa(r.SIPStatus), r.Codec, r.NodeID,
 		})
 	}

@@ -263,7 +263,7 @@ func (c *Call) unanswered(err error) {
 	c.rec.End = time.Now()
 	switch {
 	case cause == "CANCEL":
-		c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause, c.rec.SIPStatus = "cancelled", sip.SideCaller, "CANCEL", 487
+		c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause, c.rec.SIPStatus = cdr.DispositionCallerCancelled, sip.SideCaller, "CANCEL", 487
 	default:
 		if side == "" {
 			side, cause, code = sip.SideSystem, err.Error(), 500
@@ -299,7 +299,7 @@ func (c *Call) end(cause error) {
 }
 
 // disposition classifies an answered call that never reached an agent.
-func disposition(rec cdr.Record, closed bool, cause error) string {
+func disposition(rec cdr.Record, closed bool, cause error) cdr.Disposition {
 	switch {
 	case rec.Agent != "":
 		return "answered"

@@ -61,7 +61,7 @@ func (m *metrics) stage(old, next string) {
 }
 
 func (m *metrics) ended(rec cdr.Record) {
-	m.total.WithLabelValues(rec.Direction, rec.Disposition).Inc()
+	m.total.WithLabelValues(rec.Direction, string(rec.Disposition)).Inc()
 	if rec.Agent != "" {
 		m.handle.WithLabelValues(rec.Queue).Observe((rec.Talk + rec.Hold).Seconds())
 	}

@@ -321,7 +321,7 @@ func pgRecordWhere(f Filter) (string, []any) {
 		add("start_at <", f.To.UTC())
 	}
 	for _, c := range []struct{ col, val string }{
-		{"queue", f.Queue}, {"disposition", f.Disposition}, {"caller", f.Caller}, {"agent", f.Agent},
+		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent},
 	} {
 		if c.val != "" {
 			add(c.col+" =", c.val)

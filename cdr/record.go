@@ -29,14 +29,14 @@ type Record struct {
 	EnqueueTime time.Time `json:"enqueue,omitzero"`
 	// Agent is the agent who took the call and Connect the moment the agent
 	// leg was bridged (zero if no agent took it); ASA = Connect - EnqueueTime.
-	Agent       string    `json:"agent,omitempty"`
-	Connect     time.Time `json:"connect,omitzero"`
-	Disposition string    `json:"disposition"`  // answered, abandoned, timeout, no-agent, ivr-hangup, closed-hours, failed, busy, no-answer, rejected, interrupted, ...
-	HangupSide  string    `json:"hangup_side"`  // "caller", "system", "agent"
-	HangupCause string    `json:"hangup_cause"` // e.g. "BYE", "CANCEL", "rtp-timeout", "max-wait", "drain", "crash"
-	SIPStatus   int       `json:"sip_status"`   // final SIP status we sent/received (200, 487, 403, ...)
-	Codec       string    `json:"codec,omitempty"`
-	NodeID      string    `json:"node_id,omitempty"`
+	Agent       string      `json:"agent,omitempty"`
+	Connect     time.Time   `json:"connect,omitzero"`
+	Disposition Disposition `json:"disposition"`  // one of the Disposition constants (disposition.go)
+	HangupSide  string      `json:"hangup_side"`  // "caller", "system", "agent"
+	HangupCause string      `json:"hangup_cause"` // e.g. "BYE", "CANCEL", "rtp-timeout", "max-wait", "drain", "crash"
+	SIPStatus   int         `json:"sip_status"`   // final SIP status we sent/received (200, 487, 403, ...)
+	Codec       string      `json:"codec,omitempty"`
+	NodeID      string      `json:"node_id,omitempty"`
 
 	// ACD detail (schema version 2). Durations are stored in microseconds.
 	//
@@ -66,19 +66,6 @@ const (
 	DirectionCallback = "callback" // an outbound call returning a callback request
 )
 
-// Dispositions the report classifies calls by (the call path sets them).
-const (
-	DispositionAnswered       = "answered"
-	DispositionAbandoned      = "abandoned"       // the caller hung up while queued
-	DispositionAbandonedShort = "abandoned-short" // ditto, within the short-abandon time
-	DispositionTimeout        = "timeout"         // left the queue at its maximum wait
-	DispositionNoAgent        = "no-agent"        // the queue had no agent logged in
-	DispositionCallback       = "callback"        // left the queue asking to be called back
-	DispositionIVRHangup      = "ivr-hangup"
-	DispositionClosedHours    = "closed-hours"
-	DispositionFailed         = "failed"
-)
-
 // Survey verdicts (Record.Satisfaction). Satisfaction = (satisfied +
 // basically satisfied) / answered surveys.
 const (
@@ -87,12 +74,11 @@ const (
 	SatisfactionDissatisfied       = "dissatisfied"        // 不满意
 )
 
-// Disposition and hangup values the writer itself sets on records of calls
-// that were answered but never finished because the process died.
+// Hangup values the writer itself sets on records of calls that were
+// answered but never finished because the process died.
 const (
-	DispositionInterrupted = "interrupted"
-	HangupSideSystem       = "system"
-	HangupCauseCrash       = "crash"
+	HangupSideSystem = "system"
+	HangupCauseCrash = "crash"
 )
 
 // Duration is the whole call, End - Start; zero unless both are set.
@@ -141,7 +127,7 @@ func (r *Record) AgentTalk() time.Duration {
 type Filter struct {
 	From, To    time.Time
 	Queue       string
-	Disposition string
+	Disposition Disposition
 	Caller      string
 	Agent       string
 	Limit       int

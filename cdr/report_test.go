@@ -18,7 +18,7 @@ const sec = time.Second
 
 // queued builds an inbound call that waited wait in queue q after 10 s of
 // IVR; if agent is set it was answered and lasted talk + hold.
-func queued(id, q string, enq time.Time, wait time.Duration, agent string, talk, hold, wrap time.Duration, disp string) Record {
+func queued(id, q string, enq time.Time, wait time.Duration, agent string, talk, hold, wrap time.Duration, disp Disposition) Record {
 	r := Record{
 		ID: id, Direction: DirectionInbound, Caller: "1390000" + id, Called: "12345",
 		Start: enq.Add(-10 * sec), Answer: enq.Add(-10 * sec), IVRPath: "main>1",

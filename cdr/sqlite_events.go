@@ -183,7 +183,7 @@ func (s *SQLite) scanForReport(ctx context.Context, f Filter, fn func(*Record) e
 			Start: fromMicros(start), End: fromMicros(end), EnqueueTime: fromMicros(enqueue), Connect: fromMicros(connect),
 			Talk: time.Duration(talk) * time.Microsecond, Hold: time.Duration(hold) * time.Microsecond,
 			WrapUp: time.Duration(wrap) * time.Microsecond, Transfers: int(transfers),
-			Queue: str(queue), Agent: str(agent), Disposition: str(disp), Direction: str(dir), Satisfaction: str(sat),
+			Queue: str(queue), Agent: str(agent), Disposition: Disposition(str(disp)), Direction: str(dir), Satisfaction: str(sat),
 		}
 		if err := fn(&r); err != nil {
 			return err

@@ -42,7 +42,7 @@ func testRecord(i int) Record {
 		EnqueueTime: start.Add(10 * time.Second),
 		Agent:       fmt.Sprint(1001 + i%10),
 		Connect:     start.Add(25 * time.Second),
-		Disposition: []string{"answered", "abandoned"}[i%2],
+		Disposition: []Disposition{DispositionAnswered, DispositionAbandoned}[i%2],
 		HangupSide:  "caller",
 		HangupCause: "BYE",
 		SIPStatus:   200,

@@ -26,7 +26,7 @@ func seedReportDB(t *testing.T) string {
 	defer s.Close()
 	cst := time.FixedZone("CST", 8*3600)
 	enq := func(h, m int) time.Time { return time.Date(2026, 3, 15, h, m, 0, 0, cst) }
-	mk := func(id, q string, e time.Time, wait time.Duration, agent, disp string) cdr.Record {
+	mk := func(id, q string, e time.Time, wait time.Duration, agent string, disp cdr.Disposition) cdr.Record {
 		r := cdr.Record{ID: id, Direction: "inbound", Start: e.Add(-5 * time.Second), Queue: q, EnqueueTime: e, Disposition: disp}
 		if agent != "" {
 			r.Agent, r.Connect, r.Talk, r.WrapUp = agent, e.Add(wait), 100*time.Second, 20*time.Second

@@ -82,7 +82,7 @@ func TestSIPpCancelBeforeAnswer(t *testing.T) {
 		t.Fatalf("SIPp CANCEL scenario failed:\n%s", res.output)
 	}
 	rec := s.records(t, 1)[0]
-	if rec.SIPStatus != 487 || rec.Disposition != "cancelled" || rec.HangupCause != "CANCEL" || !rec.Answer.IsZero() {
+	if rec.SIPStatus != 487 || rec.Disposition != "caller-cancelled" || rec.HangupCause != "CANCEL" || !rec.Answer.IsZero() {
 		t.Fatalf("record %+v: want cancelled, 487, never answered", rec)
 	}
 	if n := s.calls.Active(); n != 0 {
