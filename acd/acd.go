@@ -478,7 +478,7 @@ func (a *ACD) Login(agentID string) error {
 }
 
 func (a *ACD) login(ag *agent) {
-	if ag.st != stLoggedOut {
+	if ag.state() != AgentLoggedOut {
 		return
 	}
 	a.fire(ag, evLogin)
@@ -496,20 +496,20 @@ func (a *ACD) Ready(agentID string) error {
 	if err != nil {
 		return err
 	}
-	switch ag.st {
-	case stLoggedOut:
+	switch ag.state() {
+	case AgentLoggedOut:
 		a.login(ag)
-	case stPaused:
+	case AgentPaused:
 		a.emitEvent(Event{Type: EvUnpause, AgentID: ag.id, Data: EventData{Reason: ag.reason}})
 		a.becomeReady(ag, false)
-	case stWrapUp:
+	case AgentWrapUp:
 		a.endWrapUp(ag, "ready")
 		a.becomeReady(ag, false)
-	case stReady:
+	case AgentReady:
 		if ag.resting {
 			a.becomeReady(ag, true)
 		}
-	case stReserved, stOnCall:
+	case AgentReserved, AgentOnCall:
 		ag.pending, ag.pendingReason = pendNone, ""
 	}
 	return nil
@@ -525,15 +525,15 @@ func (a *ACD) Pause(agentID, reason string) error {
 	if err != nil {
 		return err
 	}
-	switch ag.st {
-	case stLoggedOut:
+	switch ag.state() {
+	case AgentLoggedOut:
 		return fmt.Errorf("%w: %q", ErrNotLoggedIn, agentID)
-	case stReady, stPaused:
+	case AgentReady, AgentPaused:
 		a.pause(ag, reason)
-	case stWrapUp:
+	case AgentWrapUp:
 		a.endWrapUp(ag, "paused")
 		a.pause(ag, reason)
-	case stReserved, stOnCall:
+	case AgentReserved, AgentOnCall:
 		ag.pending, ag.pendingReason = pendPause, reason
 	}
 	return nil
@@ -548,15 +548,15 @@ func (a *ACD) Logout(agentID, reason string) error {
 	if err != nil {
 		return err
 	}
-	switch ag.st {
-	case stReserved:
+	switch ag.state() {
+	case AgentReserved:
 		o := ag.offer
 		a.cancelOffer(o, "logout", false)
 		a.backToWaiting(o.c)
 		a.logout(ag, reason)
-	case stOnCall:
+	case AgentOnCall:
 		ag.pending, ag.pendingReason = pendLogout, reason
-	case stWrapUp:
+	case AgentWrapUp:
 		a.endWrapUp(ag, "logout")
 		a.logout(ag, reason)
 	default:
@@ -580,19 +580,19 @@ func (a *ACD) Unreachable(agentID string) {
 		a.logf(levelDebug, "acd: unreachable agent", "agent", agentID, "error", err)
 		return
 	}
-	switch ag.st {
-	case stReserved:
+	switch ag.state() {
+	case AgentReserved:
 		o := ag.offer
 		a.endOffer(o)
 		a.emitCancel(o.public())
 		a.emitEvent(Event{Type: EvRingNoAnswer, Queue: o.c.q.cfg.Name, CallID: o.c.id, AgentID: ag.id,
 			Data: EventData{Reason: ReasonUnreachable, Ring: a.now.Sub(o.start)}})
 		a.backToWaiting(o.c)
-	case stOnCall:
+	case AgentOnCall:
 		ag.pending, ag.pendingReason = pendLogout, ReasonUnreachable
 		a.endCall(ag.call, EvCompleteAgent, ReasonUnreachable)
 		return
-	case stWrapUp:
+	case AgentWrapUp:
 		a.endWrapUp(ag, "logout")
 	}
 	a.logout(ag, ReasonUnreachable)

@@ -2,7 +2,6 @@ package acd
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/looplab/fsm"
@@ -21,23 +20,10 @@ const (
 	AgentPaused    AgentState = "paused"
 )
 
-type agentSt uint8
-
-const (
-	stLoggedOut agentSt = iota
-	stReady
-	stReserved
-	stOnCall
-	stWrapUp
-	stPaused
-	nAgentStates
-)
-
-var stNames = [nAgentStates]AgentState{AgentLoggedOut, AgentReady, AgentReserved, AgentOnCall, AgentWrapUp, AgentPaused}
-
 // The agent state machine (looplab/fsm, no callbacks: the ACD does its
 // bookkeeping after each Event, under its own lock, and never calls Event
-// re-entrantly).
+// re-entrantly). The machine is the agent's state: nothing else stores it
+// (agent.state reads it).
 //
 //	logged_out --login--> ready
 //	ready, paused, wrap_up, reserved --ready--> ready        (unpause, wrap-up end, offer cancelled)
@@ -62,11 +48,6 @@ var agentEvents = fsm.Events{
 	{Name: evConnect, Src: []string{string(AgentReserved)}, Dst: string(AgentOnCall)},
 	{Name: evComplete, Src: []string{string(AgentOnCall)}, Dst: string(AgentWrapUp)},
 	{Name: evLogout, Src: []string{string(AgentReady), string(AgentPaused), string(AgentWrapUp), string(AgentReserved), string(AgentOnCall)}, Dst: string(AgentLoggedOut)},
-}
-
-var evDst = map[string]agentSt{
-	evLogin: stReady, evReady: stReady, evPause: stPaused, evReserve: stReserved,
-	evConnect: stOnCall, evComplete: stWrapUp, evLogout: stLoggedOut,
 }
 
 type pendingOp uint8
@@ -97,8 +78,7 @@ type agent struct {
 	minStep []uint8 // per queue: first escalation step at which the agent is eligible; noStep: never
 	serves  []serve // the queues with minStep != noStep
 
-	fsm     *fsm.FSM
-	st      agentSt
+	fsm     *fsm.FSM // the agent's state (AgentState names)
 	reason  string
 	since   time.Time
 	readyNs int64 // when the agent last became ready (longest-idle order)
@@ -123,24 +103,25 @@ type agent struct {
 	mark       uint64
 }
 
-func (ag *agent) staffed() bool { return ag.st != stLoggedOut && ag.st != stPaused }
+// state is the agent's state: the current state of its machine.
+func (ag *agent) state() AgentState { return AgentState(ag.fsm.Current()) }
+
+// staffedIn: an agent in state st counts as staffing its queues.
+func staffedIn(st AgentState) bool { return st != AgentLoggedOut && st != AgentPaused }
 
 // fire moves ag through its state machine and keeps the ACD's books: the
 // staffing counts of the queues it serves and its place in the ready lists.
+// A refusal is a bug (every caller checks the state first, and routing only
+// offers listed agents, who are ready): it is logged and changes nothing.
 func (a *ACD) fire(ag *agent, ev string) {
-	dst := evDst[ev]
+	from := ag.state()
 	if err := ag.fsm.Event(context.Background(), ev); err != nil {
-		var same fsm.NoTransitionError
-		if !errors.As(err, &same) {
-			// A bug: every caller of fire checks the state first.
-			a.logf(levelError, "acd: agent state machine refused an event", "agent", ag.id, "state", string(stNames[ag.st]), "event", ev, "error", err)
-			ag.fsm.SetState(string(stNames[dst]))
-		}
+		a.logf(levelError, "acd: agent state machine refused an event", "agent", ag.id, "state", string(from), "event", ev, "error", err)
+		return
 	}
-	was := ag.staffed()
-	ag.st = dst
+	dst := ag.state()
 	ag.since = a.now
-	if now := ag.staffed(); now != was {
+	if was, now := staffedIn(from), staffedIn(dst); now != was {
 		d := 1
 		if !now {
 			d = -1
@@ -154,11 +135,11 @@ func (a *ACD) fire(ag *agent, ev string) {
 			}
 		}
 	}
-	if dst != stReady {
+	if dst != AgentReady {
 		a.unlist(ag)
 		ag.resting = false
 	}
-	if dst != stWrapUp && dst != stReady {
+	if dst != AgentWrapUp && dst != AgentReady {
 		a.stopAgentTimer(ag)
 	}
 }
@@ -167,7 +148,7 @@ func (a *ACD) fire(ag *agent, ev string) {
 // longest-idle order (an offer that was cancelled is not the agent's doing).
 func (a *ACD) becomeReady(ag *agent, keepIdle bool) {
 	a.stopAgentTimer(ag)
-	if ag.st != stReady {
+	if ag.state() != AgentReady {
 		a.fire(ag, evReady)
 	}
 	ag.resting = false
@@ -194,10 +175,10 @@ func (a *ACD) release(ag *agent, keepIdle bool) {
 
 func (a *ACD) pause(ag *agent, reason string) {
 	ag.pending, ag.pendingReason = pendNone, ""
-	if ag.st == stPaused && ag.reason == reason {
+	if ag.state() == AgentPaused && ag.reason == reason {
 		return
 	}
-	if ag.st != stPaused {
+	if ag.state() != AgentPaused {
 		a.fire(ag, evPause)
 	}
 	ag.reason = reason
@@ -206,7 +187,7 @@ func (a *ACD) pause(ag *agent, reason string) {
 
 func (a *ACD) logout(ag *agent, reason string) {
 	ag.pending, ag.pendingReason = pendNone, ""
-	if ag.st == stLoggedOut {
+	if ag.state() == AgentLoggedOut {
 		return
 	}
 	a.fire(ag, evLogout)
@@ -216,7 +197,7 @@ func (a *ACD) logout(ag *agent, reason string) {
 
 // rest keeps ag ready but out of routing for d.
 func (a *ACD) rest(ag *agent, d time.Duration) {
-	if ag.st != stReady {
+	if ag.state() != AgentReady {
 		a.fire(ag, evReady)
 	}
 	a.unlist(ag)
@@ -226,7 +207,7 @@ func (a *ACD) rest(ag *agent, d time.Duration) {
 }
 
 func (a *ACD) restEnd(ag *agent) {
-	if ag.st == stReady && ag.resting {
+	if ag.state() == AgentReady && ag.resting {
 		a.becomeReady(ag, true)
 	}
 }
@@ -255,7 +236,7 @@ func (a *ACD) startWrapUp(ag *agent, q *queue, talk time.Duration) {
 // endWrapUp ends ag's wrap-up; why is "" (timer), "ready", "paused" or
 // "logout". Without why, the agent is released (pending pause/logout apply).
 func (a *ACD) endWrapUp(ag *agent, why string) {
-	if ag.st != stWrapUp {
+	if ag.state() != AgentWrapUp {
 		return
 	}
 	a.stopAgentTimer(ag)

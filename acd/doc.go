@@ -17,10 +17,10 @@
 //
 // # Agents
 //
-// Agent states follow looplab/fsm (no callbacks; the ACD keeps its books
-// after each Event): logged_out → ready ↔ paused(reason); ready → reserved
-// (ringing) → on_call → wrap_up → ready; reserved → ready/paused when an
-// offer fails. Invariants, checked after every event by the simulation test:
+// An agent's state is its looplab/fsm machine and is stored nowhere else
+// (no callbacks; the ACD keeps its books after each Event): logged_out →
+// ready ↔ paused(reason); ready → reserved (ringing) → on_call → wrap_up →
+// ready; reserved → ready/paused when an offer fails. Invariants, checked after every event by the simulation test:
 // an agent is never offered two calls; reserved ⇔ exactly one live offer;
 // on_call ⇔ exactly one connected call; wrap-up and rests always end by a
 // timer. Pause and Logout of an agent ringing or on a call are deferred to

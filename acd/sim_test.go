@@ -412,7 +412,7 @@ func (s *sim) ringFail(o Offer, why RingFailure) {
 func (s *sim) readyIfAutoPaused(id string) {
 	ag := s.a.aByID[id]
 	s.a.mu.Lock()
-	auto := ag.st == stPaused && (ag.reason == "no-answer" || ag.reason == "unreachable")
+	auto := ag.state() == AgentPaused && (ag.reason == "no-answer" || ag.reason == "unreachable")
 	s.a.mu.Unlock()
 	if auto {
 		s.a.Ready(id)
@@ -488,8 +488,8 @@ func (s *sim) end(callID, agentID string) {
 		side = "agent"
 	}
 	s.a.CallEnded(callID, agentID, side)
-	if a := s.a.aByID[agentID]; a.st == stOnCall || a.call != nil {
-		s.fail("agent %s still %s after CallEnded", agentID, stNames[a.st])
+	if a := s.a.aByID[agentID]; a.state() == AgentOnCall || a.call != nil {
+		s.fail("agent %s still %s after CallEnded", agentID, a.state())
 	}
 }
 
@@ -545,8 +545,8 @@ func (s *sim) checkDecision(ag *agent, c *caller) {
 	if !s.elig[ag.idx][c.q.idx][c.step] {
 		s.failLocked("agent %s not eligible for %s in %s at step %d", ag.id, c.id, c.q.cfg.Name, c.step)
 	}
-	if ag.st != stReady || ag.resting || ag.offer != nil || ag.call != nil {
-		s.failLocked("agent %s offered in state %s", ag.id, stNames[ag.st])
+	if ag.state() != AgentReady || ag.resting || ag.offer != nil || ag.call != nil {
+		s.failLocked("agent %s offered in state %s", ag.id, ag.state())
 	}
 	rank := func(d *caller) (int, int64, uint64) { return d.prio + s.qcfg[d.q.idx].Weight, d.enqNs, d.seq }
 	cp, ce, cs := rank(c)
@@ -580,6 +580,7 @@ func (s *sim) checkInvariants() {
 			}
 			s.checkCaller(c)
 		}
+		s.checkStaffed()
 	} else {
 		for id := range s.touchedA {
 			if ag, ok := a.aByID[id]; ok {
@@ -600,18 +601,18 @@ func (s *sim) checkInvariants() {
 	clear(s.listed)
 	any := false
 	for _, ag := range a.agents {
-		switch ag.st {
-		case stReserved:
+		switch ag.state() {
+		case AgentReserved:
 			if o := ag.offer; o == nil || !o.live || o.ag != ag || ag.call != nil {
 				s.fail("agent %s reserved without its live offer", ag.id)
 			}
-		case stOnCall:
+		case AgentOnCall:
 			if c := ag.call; c == nil || c.agent != ag || c.st != cConnected || ag.offer != nil {
 				s.fail("agent %s on_call without its call", ag.id)
 			}
 		default:
 			if ag.offer != nil || ag.call != nil {
-				s.fail("agent %s %s with an offer or a call", ag.id, stNames[ag.st])
+				s.fail("agent %s %s with an offer or a call", ag.id, ag.state())
 			}
 		}
 		if ag.listed {
@@ -647,13 +648,29 @@ func (s *sim) checkInvariants() {
 	}
 }
 
+// checkStaffed recounts each queue's staffed agents per step from the agents'
+// state machines.
+func (s *sim) checkStaffed() {
+	for _, q := range s.a.queues {
+		for e := range q.staffed {
+			n := 0
+			for _, ag := range s.a.agents {
+				if st := ag.state(); st != AgentLoggedOut && st != AgentPaused && int(ag.minStep[q.idx]) <= e {
+					n++
+				}
+			}
+			if n != q.staffed[e] {
+				s.fail("queue %s step %d: staffed %d, agents say %d", q.cfg.Name, e, q.staffed[e], n)
+			}
+		}
+	}
+}
+
 func (s *sim) checkAgent(ag *agent) {
 	a := s.a
-	if got := AgentState(ag.fsm.Current()); got != stNames[ag.st] {
-		s.fail("agent %s: fsm %s, state %s", ag.id, got, stNames[ag.st])
-	}
-	switch ag.st {
-	case stReserved:
+	st := ag.state()
+	switch st {
+	case AgentReserved:
 		o := ag.offer
 		if o == nil || !o.live || o.c.st != cRinging || a.callers[o.c.id] != o.c || ag.call != nil {
 			s.fail("agent %s reserved without a live offer", ag.id)
@@ -667,21 +684,21 @@ func (s *sim) checkAgent(ag *agent) {
 		if n != 1 {
 			s.fail("agent %s: offer in its caller %d times", ag.id, n)
 		}
-	case stOnCall:
+	case AgentOnCall:
 		c := ag.call
 		if c == nil || c.st != cConnected || c.agent != ag || a.callers[c.id] != c || ag.offer != nil {
 			s.fail("agent %s on_call without its call", ag.id)
 		}
 	default:
 		if ag.offer != nil || ag.call != nil {
-			s.fail("agent %s %s with an offer or call", ag.id, stNames[ag.st])
+			s.fail("agent %s %s with an offer or call", ag.id, st)
 		}
 	}
-	if ag.listed != (ag.st == stReady && !ag.resting) {
-		s.fail("agent %s: listed %v in %s resting %v", ag.id, ag.listed, stNames[ag.st], ag.resting)
+	if ag.listed != (st == AgentReady && !ag.resting) {
+		s.fail("agent %s: listed %v in %s resting %v", ag.id, ag.listed, st, ag.resting)
 	}
-	if (ag.st == stWrapUp || ag.resting) && ag.timer == nil {
-		s.fail("agent %s in %s (resting %v) without a timer", ag.id, stNames[ag.st], ag.resting)
+	if (st == AgentWrapUp || ag.resting) && ag.timer == nil {
+		s.fail("agent %s in %s (resting %v) without a timer", ag.id, st, ag.resting)
 	}
 }
 
@@ -709,7 +726,7 @@ func (s *sim) checkCaller(c *caller) {
 			s.fail("ringing %s in a heap or without offers", id)
 		}
 		for _, o := range c.offers {
-			if !o.live || o.ag.offer != o || o.ag.st != stReserved {
+			if !o.live || o.ag.offer != o || o.ag.state() != AgentReserved {
 				s.fail("ringing %s: dead offer to %s", id, o.ag.id)
 			}
 		}

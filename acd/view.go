@@ -74,7 +74,7 @@ func (a *ACD) Agents() []AgentView {
 	defer a.unlock()
 	vs := make([]AgentView, len(a.agents))
 	for i, ag := range a.agents {
-		v := AgentView{ID: ag.id, Name: ag.name, State: stNames[ag.st], Reason: ag.reason, Since: ag.since,
+		v := AgentView{ID: ag.id, Name: ag.name, State: ag.state(), Reason: ag.reason, Since: ag.since,
 			CallsToday: ag.callsToday, TalkToday: ag.talkToday}
 		switch ag.pending {
 		case pendPause:
@@ -117,26 +117,27 @@ func (a *ACD) Queues() []QueueView {
 			v.ASA = s.waitAnswered / time.Duration(s.answered)
 		}
 		v.EWT = q.ewt(len(q.all)+1, 0, 0)
-		for _, ag := range a.agents {
-			if ag.minStep[q.idx] == noStep {
-				continue
-			}
-			switch ag.st {
-			case stLoggedOut:
-				v.Agents.LoggedOut++
-			case stReady:
-				v.Agents.Ready++
-			case stReserved:
-				v.Agents.Reserved++
-			case stOnCall:
-				v.Agents.OnCall++
-			case stWrapUp:
-				v.Agents.WrapUp++
-			case stPaused:
-				v.Agents.Paused++
+		vs[i] = v
+	}
+	for _, ag := range a.agents {
+		st := ag.state()
+		for _, sv := range ag.serves {
+			c := &vs[sv.q.idx].Agents
+			switch st {
+			case AgentLoggedOut:
+				c.LoggedOut++
+			case AgentReady:
+				c.Ready++
+			case AgentReserved:
+				c.Reserved++
+			case AgentOnCall:
+				c.OnCall++
+			case AgentWrapUp:
+				c.WrapUp++
+			case AgentPaused:
+				c.Paused++
 			}
 		}
-		vs[i] = v
 	}
 	return vs
 }
