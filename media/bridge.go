@@ -1,7 +1,6 @@
 package media
 
 import (
-	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,10 +164,7 @@ func (s *Session) claimOutput(l *bridgeLeg) *playback {
 	s.cur = nil
 	s.txPaused = true
 	s.txOwner = l
-	if s.tx.dtmfActive { // an event cut short: the receiver ends it by its missing-end timeout
-		s.tx.dtmfActive = false
-		s.tx.dtmfGap = dtmfGapTicks
-	}
+	s.tx.dtmf.Interrupt()
 	l.anchored = false
 	return cur
 }
@@ -260,8 +256,8 @@ func (l *bridgeLeg) forward(pkt *rtp.Packet, src Codec, event bool, now time.Tim
 	dst.sending.Add(1)
 	dst.mu.Unlock()
 
-	n := l.build(pkt.Payload, src, dstCodec, event, marker, pt, seq, ts, ssrc)
-	if dst.send(l.buf[:n], to) {
+	h := rtp.Header{Version: 2, Marker: marker, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}
+	if n := l.build(h, pkt.Payload, src, dstCodec, event); n > 0 && dst.send(l.buf[:n], to) {
 		l.relayed.Add(1)
 		if event {
 			l.events.Add(1)
@@ -272,19 +268,15 @@ func (l *bridgeLeg) forward(pkt *rtp.Packet, src Codec, event bool, now time.Tim
 	dst.sending.Add(-1)
 }
 
-// build writes the RTP packet into l.buf and returns its length; payload is
-// converted from src to dst law for audio when they differ.
-func (l *bridgeLeg) build(payload []byte, src, dst Codec, event, marker bool, pt uint8, seq uint16, ts, ssrc uint32) int {
-	b := l.buf[:]
-	b[0] = 2 << 6 // version 2, no padding, extension or CSRCs
-	b[1] = pt & 0x7f
-	if marker {
-		b[1] |= 0x80
+// build writes the RTP packet (header h, then payload, converted from src to
+// dst law for audio when they differ) into l.buf and returns its length, 0 if
+// the header does not fit (a bare header always does).
+func (l *bridgeLeg) build(h rtp.Header, payload []byte, src, dst Codec, event bool) int {
+	hn, err := h.MarshalTo(l.buf[:])
+	if err != nil {
+		return 0
 	}
-	binary.BigEndian.PutUint16(b[2:4], seq)
-	binary.BigEndian.PutUint32(b[4:8], ts)
-	binary.BigEndian.PutUint32(b[8:12], ssrc)
-	out := b[rtpHeaderSize:]
+	out := l.buf[hn:]
 	payload = payload[:min(len(payload), len(out))]
 	switch {
 	case event || src == dst:
@@ -300,5 +292,5 @@ func (l *bridgeLeg) build(payload []byte, src, dst Codec, event, marker bool, pt
 			out[i] = alawToUlaw[v]
 		}
 	}
-	return rtpHeaderSize + len(payload)
+	return hn + len(payload)
 }

@@ -3,7 +3,6 @@ package media
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -24,20 +23,14 @@ import (
 type loadPeer struct {
 	conn *net.UDPConn
 	dst  netip.AddrPort
-	pkt  []byte
-	seq  uint16
-	ts   uint32
+	src  *rtpSource
 	sent atomic.Uint64
 	recv atomic.Uint64
 	done chan struct{}
 }
 
 func (p *loadPeer) Tick(time.Time) {
-	p.seq++
-	p.ts += FrameSamples
-	binary.BigEndian.PutUint16(p.pkt[2:4], p.seq)
-	binary.BigEndian.PutUint32(p.pkt[4:8], p.ts)
-	if _, err := p.conn.WriteToUDPAddrPort(p.pkt, p.dst); err == nil {
+	if _, err := p.conn.WriteToUDPAddrPort(p.src.next(), p.dst); err == nil {
 		p.sent.Add(1)
 	}
 }
@@ -59,8 +52,7 @@ func newLoadGen(tb testing.TB, dsts []netip.AddrPort) *loadGen {
 			tb.Fatal(err)
 		}
 		_ = conn.SetReadBuffer(rtpReadBuffer)
-		p := &loadPeer{conn: conn, dst: dst, pkt: marshal(tb, 0, 0, 0, frames[0]), done: make(chan struct{})}
-		binary.BigEndian.PutUint32(p.pkt[8:12], uint32(i))
+		p := &loadPeer{conn: conn, dst: dst, src: newRTPSource(tb, 0, uint32(i), frames[0]), done: make(chan struct{})}
 		go func() {
 			defer close(p.done)
 			buf := make([]byte, 1500)

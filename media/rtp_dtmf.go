@@ -164,40 +164,83 @@ func (r *DTMFReceiver) isDone(k dtmfKey) bool {
 	return false
 }
 
-// dtmfSender produces the packets of one outgoing event, one per 20 ms tick
-// (RFC 4733 §2.5.1): all share the start timestamp, the first has the marker,
-// the duration grows by 160 per tick, the end packet goes out three times.
-type dtmfSender struct {
-	event   uint8
-	frames  int    // ticks of tone: ceil(d / 20 ms)
-	sent    int    // packets sent so far
-	startTS uint32 // RTP timestamp of the first packet
+// DTMFSender turns queued events into RFC 4733 packets, one per 20 ms tick
+// (§2.5.1): all packets of an event carry its start timestamp, the first has
+// the marker bit, the duration grows by 160 per tick, and the end packet goes
+// out three times. Events follow one another two quiet ticks (40 ms) apart.
+// It is pure logic, not safe for concurrent use; the zero value is ready. The
+// server's Session, the test phone and the load tester all send with it.
+type DTMFSender struct {
+	queue   []dtmfTone
+	cur     dtmfTone
+	active  bool   // cur is being sent
+	gap     int    // quiet ticks left before the next event may start
+	startTS uint32 // RTP timestamp of cur
 }
 
-func newDTMFSender(event uint8, d time.Duration) dtmfSender {
+// dtmfTone is one queued event.
+type dtmfTone struct {
+	event  uint8
+	frames int // ticks of tone: ceil(d / 20 ms)
+	sent   int // packets sent so far
+}
+
+// Queue adds an event (an RFC 4733 event code, see DigitEvent) lasting d:
+// d <= 0 means DTMFDefaultLength; d is rounded up to whole 20 ms ticks and
+// capped at DTMFMaxDuration.
+func (s *DTMFSender) Queue(event uint8, d time.Duration) {
 	if d <= 0 {
 		d = DTMFDefaultLength
 	}
 	d = min(d, DTMFMaxDuration)
-	frames := int((d + FrameDuration - 1) / FrameDuration)
-	return dtmfSender{event: event, frames: frames}
+	s.queue = append(s.queue, dtmfTone{event: event, frames: int((d + FrameDuration - 1) / FrameDuration)})
 }
 
-// next writes the next payload into b[:4] and reports the marker bit; ok is
-// false when the event is complete.
-func (d *dtmfSender) next(b []byte) (marker, ok bool) {
-	total := d.frames + dtmfEndRepeats - 1
-	if d.sent >= total {
-		return false, false
+// Tick advances the sender by one 20 ms tick whose RTP timestamp is ts. When
+// the tick carries an event packet, Tick writes its payload into
+// b[:DTMFPayloadSize] and returns ok with the packet's timestamp (the start of
+// its event) and marker bit; otherwise the tick is free for audio.
+func (s *DTMFSender) Tick(b []byte, ts uint32) (evTS uint32, marker, ok bool) {
+	if !s.active {
+		if s.gap > 0 {
+			s.gap--
+			return 0, false, false
+		}
+		if len(s.queue) == 0 {
+			return 0, false, false
+		}
+		s.cur, s.queue = s.queue[0], s.queue[1:]
+		if len(s.queue) == 0 {
+			s.queue = nil // do not keep the backing array growing
+		}
+		s.active, s.startTS = true, ts
 	}
-	n := min(d.sent+1, d.frames)
+	c := &s.cur
+	n := min(c.sent+1, c.frames)
 	DTMFEvent{
-		Event:    d.event,
-		End:      d.sent >= d.frames-1,
+		Event:    c.event,
+		End:      c.sent >= c.frames-1,
 		Volume:   DTMFVolume,
 		Duration: uint16(min(n*FrameSamples, 0xffff)),
 	}.Put(b)
-	marker = d.sent == 0
-	d.sent++
-	return marker, true
+	marker = c.sent == 0
+	c.sent++
+	if c.sent >= c.frames+dtmfEndRepeats-1 {
+		s.active, s.gap = false, dtmfGapTicks
+	}
+	return s.startTS, marker, true
 }
+
+// Interrupt abandons the event being sent, if any (its receiver ends it by
+// the missing-end timeout); queued events follow after the usual gap.
+func (s *DTMFSender) Interrupt() {
+	if s.active {
+		s.active, s.gap = false, dtmfGapTicks
+	}
+}
+
+// Idle reports whether no event is queued or being sent.
+func (s *DTMFSender) Idle() bool { return !s.active && len(s.queue) == 0 }
+
+// Reset drops the queued events and the one being sent.
+func (s *DTMFSender) Reset() { *s = DTMFSender{} }

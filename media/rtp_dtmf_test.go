@@ -136,32 +136,131 @@ func TestDTMFReceiver(t *testing.T) {
 	}
 }
 
-func TestDTMFSender(t *testing.T) {
-	s := newDTMFSender(11, 100*time.Millisecond) // 5 frames + 2 end repeats
-	var b [4]byte
-	var got []DTMFEvent
-	var markers []bool
-	for {
-		m, ok := s.next(b[:])
+// sentEvent is one packet a DTMFSender produced, for TestDTMFSender.
+type sentEvent struct {
+	tick   int
+	ts     uint32
+	marker bool
+	DTMFEvent
+}
+
+// drain ticks s until it is idle (at most 1000 ticks) and returns its packets;
+// tick i has RTP timestamp 1000 + 160·i.
+func drain(t *testing.T, s *DTMFSender) []sentEvent {
+	t.Helper()
+	var out []sentEvent
+	var b [DTMFPayloadSize]byte
+	for i := 0; !s.Idle(); i++ {
+		if i == 1000 {
+			t.Fatal("sender never idle")
+		}
+		ts, marker, ok := s.Tick(b[:], 1000+uint32(i)*FrameSamples)
 		if !ok {
-			break
+			continue
 		}
 		e, err := ParseDTMFEvent(b[:])
 		if err != nil {
 			t.Fatal(err)
 		}
-		got = append(got, e)
-		markers = append(markers, m)
+		out = append(out, sentEvent{i, ts, marker, e})
 	}
-	wantDur := []uint16{160, 320, 480, 640, 800, 800, 800}
-	wantEnd := []bool{false, false, false, false, true, true, true}
-	if len(got) != len(wantDur) {
-		t.Fatalf("%d packets, want %d", len(got), len(wantDur))
+	return out
+}
+
+func TestDTMFSender(t *testing.T) {
+	var s DTMFSender
+	if !s.Idle() {
+		t.Fatal("zero sender not idle")
 	}
-	for i, e := range got {
-		if e.Event != 11 || e.Duration != wantDur[i] || e.End != wantEnd[i] || e.Volume != DTMFVolume || markers[i] != (i == 0) {
-			t.Errorf("packet %d: %+v marker=%v", i, e, markers[i])
+	s.Queue(11, 100*time.Millisecond) // 5 ticks of tone + 2 end repeats
+	s.Queue(5, 30*time.Millisecond)   // rounded up to 2 ticks + 2 end repeats
+	got := drain(t, &s)
+	type want struct {
+		tick   int
+		event  uint8
+		dur    uint16
+		end    bool
+		marker bool
+	}
+	wants := []want{
+		{0, 11, 160, false, true}, {1, 11, 320, false, false}, {2, 11, 480, false, false}, {3, 11, 640, false, false},
+		{4, 11, 800, true, false}, {5, 11, 800, true, false}, {6, 11, 800, true, false},
+		// ticks 7 and 8 are the quiet gap
+		{9, 5, 160, false, true}, {10, 5, 320, true, false}, {11, 5, 320, true, false}, {12, 5, 320, true, false},
+	}
+	if len(got) != len(wants) {
+		t.Fatalf("%d packets, want %d: %+v", len(got), len(wants), got)
+	}
+	for i, w := range wants {
+		g := got[i]
+		startTick := 0
+		if w.event == 5 {
+			startTick = 9
 		}
+		if g.tick != w.tick || g.Event != w.event || g.Duration != w.dur || g.End != w.end || g.marker != w.marker ||
+			g.Volume != DTMFVolume || g.ts != 1000+uint32(startTick)*FrameSamples {
+			t.Errorf("packet %d: %+v, want %+v at timestamp %d", i, g, w, 1000+startTick*FrameSamples)
+		}
+	}
+	var b [DTMFPayloadSize]byte
+	if _, _, ok := s.Tick(b[:], 0); ok {
+		t.Error("idle sender sent a packet")
+	}
+
+	// Defaults and caps: d <= 0 is 100 ms; 10 s is capped at 8 s (400 ticks).
+	s.Queue(1, 0)
+	if got := drain(t, &s); len(got) != 5+2 || got[len(got)-1].Duration != 800 {
+		t.Errorf("default length: %d packets, last %+v", len(got), got[len(got)-1])
+	}
+	s.Queue(1, 10*time.Second)
+	if got := drain(t, &s); len(got) != 400+2 || got[len(got)-1].Duration != 64000 {
+		t.Errorf("capped length: %d packets, last %+v", len(got), got[len(got)-1])
+	}
+
+	// Interrupt abandons the event in progress; the next starts after the gap.
+	s.Reset()
+	s.Queue(1, 100*time.Millisecond)
+	s.Queue(2, 20*time.Millisecond)
+	s.Tick(b[:], 0)
+	s.Tick(b[:], 160)
+	s.Interrupt()
+	got = drain(t, &s)
+	if len(got) != 3 || got[0].Event != 2 || got[0].tick != 2 || !got[0].marker || !got[0].End {
+		t.Errorf("after Interrupt: %+v, want event 2 (one tick, two repeats) after a 2-tick gap", got)
+	}
+
+	s.Queue(3, 0)
+	s.Reset()
+	if !s.Idle() {
+		t.Error("Reset left work")
+	}
+}
+
+// TestDTMFWireBytes pins the payload to bytes worked out by hand from RFC 4733
+// §2.3, so that the sender and receiver (shared by the server and the test
+// phone) are checked against the RFC rather than against each other.
+func TestDTMFWireBytes(t *testing.T) {
+	var s DTMFSender
+	s.Queue(5, 40*time.Millisecond)
+	var b [DTMFPayloadSize]byte
+	want := [][DTMFPayloadSize]byte{
+		{0x05, 0x0a, 0x00, 0xa0}, // '5', volume 10, 160
+		{0x05, 0x8a, 0x01, 0x40}, // E bit, 320
+		{0x05, 0x8a, 0x01, 0x40},
+		{0x05, 0x8a, 0x01, 0x40},
+	}
+	for i, w := range want {
+		if _, _, ok := s.Tick(b[:], 0); !ok || b != w {
+			t.Errorf("packet %d: % x, want % x", i, b, w)
+		}
+	}
+	var r DTMFReceiver
+	var digits []rune
+	for _, w := range want {
+		digits = r.Receive(digits, time.Unix(0, 0), 1, 0, w[:])
+	}
+	if string(digits) != "5" {
+		t.Errorf("receiver decoded %q from the RFC bytes", string(digits))
 	}
 }
 

@@ -2,7 +2,6 @@ package media
 
 import (
 	"context"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
@@ -34,6 +33,35 @@ func marshal(tb testing.TB, pt uint8, seq uint16, ts uint32, payload []byte) []b
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// rtpSource is a test sender's packet, rewritten in place: next advances the
+// sequence number and timestamp and marshals the header again with pion/rtp
+// (allocation-free), leaving the payload where it is.
+type rtpSource struct {
+	h       rtp.Header
+	pkt     []byte
+	payload []byte // the payload inside pkt
+}
+
+func newRTPSource(tb testing.TB, pt uint8, ssrc uint32, payload []byte) *rtpSource {
+	tb.Helper()
+	s := &rtpSource{h: rtp.Header{Version: 2, PayloadType: pt, SSRC: ssrc}}
+	var err error
+	if s.pkt, err = (&rtp.Packet{Header: s.h, Payload: payload}).Marshal(); err != nil {
+		tb.Fatal(err)
+	}
+	s.payload = s.pkt[s.h.MarshalSize():]
+	return s
+}
+
+func (s *rtpSource) next() []byte {
+	s.h.SequenceNumber++
+	s.h.Timestamp += FrameSamples
+	if _, err := s.h.MarshalTo(s.pkt); err != nil {
+		panic(err) // cannot happen: the header was marshalled into pkt before
+	}
+	return s.pkt
 }
 
 // FuzzRTPPacket feeds arbitrary datagrams to the session's receive path: it
@@ -74,27 +102,19 @@ func TestReceivePathZeroAllocs(t *testing.T) {
 	s := socketless(101)
 	var n int
 	s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) })
-	audio := marshal(t, 0, 0, 0, make([]byte, 160))
-	dtmf := marshal(t, 101, 0, 0, []byte{5, 0x0a, 0, 160})
+	audio := newRTPSource(t, 0, 0x1234, make([]byte, 160))
+	dtmf := newRTPSource(t, 101, 0x1234, []byte{5, 0x0a, 0, 160})
 	now := time.Unix(1, 0)
-	seq := uint16(0)
-	next := func(b []byte) []byte {
-		seq++
-		binary.BigEndian.PutUint16(b[2:4], seq)
-		binary.BigEndian.PutUint32(b[4:8], uint32(seq)*160)
-		return b
-	}
-	s.handlePacket(next(audio), peerAddr, now) // latch
-	if a := testing.AllocsPerRun(1000, func() { s.handlePacket(next(audio), peerAddr, now) }); a != 0 {
+	s.handlePacket(audio.next(), peerAddr, now) // latch
+	if a := testing.AllocsPerRun(1000, func() { s.handlePacket(audio.next(), peerAddr, now) }); a != 0 {
 		t.Errorf("audio packet: %v allocs", a)
 	}
-	if a := testing.AllocsPerRun(1000, func() { s.handlePacket(next(audio), strangerAddr, now) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { s.handlePacket(audio.next(), strangerAddr, now) }); a != 0 {
 		t.Errorf("stranger packet: %v allocs", a)
 	}
 	if a := testing.AllocsPerRun(1000, func() {
-		d := next(dtmf)
-		d[12+1] ^= 0x80 // alternate start/end packets of ever new events
-		s.handlePacket(d, peerAddr, now)
+		dtmf.payload[1] ^= 0x80 // alternate start/end packets of ever new events
+		s.handlePacket(dtmf.next(), peerAddr, now)
 	}); a != 0 {
 		t.Errorf("DTMF packet: %v allocs", a)
 	}
@@ -151,18 +171,15 @@ func BenchmarkPromptFrame(b *testing.B) {
 }
 
 func BenchmarkReceivePacket(b *testing.B) {
-	run := func(b *testing.B, pkt []byte, from netip.AddrPort) {
+	run := func(b *testing.B, src *rtpSource, from netip.AddrPort) {
 		s := socketless(101)
 		var n int
 		s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) })
 		s.handlePacket(marshal(b, 0, 0, 0, make([]byte, 160)), peerAddr, time.Now()) // latch
 		now := time.Now()
-		seq := uint16(0)
 		b.ReportAllocs()
 		for b.Loop() {
-			seq++
-			binary.BigEndian.PutUint16(pkt[2:4], seq)
-			s.handlePacket(pkt, from, now)
+			s.handlePacket(src.next(), from, now)
 			if len(s.digits) == cap(s.digits) {
 				for len(s.digits) > 0 {
 					<-s.digits
@@ -170,9 +187,9 @@ func BenchmarkReceivePacket(b *testing.B) {
 			}
 		}
 	}
-	b.Run("audio", func(b *testing.B) { run(b, marshal(b, 0, 0, 0, make([]byte, 160)), peerAddr) })
-	b.Run("dtmf", func(b *testing.B) { run(b, marshal(b, 101, 0, 0, []byte{5, 0x8a, 0, 160}), peerAddr) })
-	b.Run("stranger", func(b *testing.B) { run(b, marshal(b, 0, 0, 0, make([]byte, 160)), strangerAddr) })
+	b.Run("audio", func(b *testing.B) { run(b, newRTPSource(b, 0, 0x1234, make([]byte, 160)), peerAddr) })
+	b.Run("dtmf", func(b *testing.B) { run(b, newRTPSource(b, 101, 0x1234, []byte{5, 0x8a, 0, 160}), peerAddr) })
+	b.Run("stranger", func(b *testing.B) { run(b, newRTPSource(b, 0, 0x1234, make([]byte, 160)), strangerAddr) })
 	b.Run("syscall", func(b *testing.B) {
 		// sendto from a peer socket + recvfrom + handlePacket, on this goroutine.
 		conn := listen(b)
@@ -182,14 +199,11 @@ func BenchmarkReceivePacket(b *testing.B) {
 		defer s.Close()
 		var n int
 		s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) })
-		pkt := marshal(b, 0, 0, 0, make([]byte, 160))
+		src := newRTPSource(b, 0, 0x1234, make([]byte, 160))
 		dst := s.LocalAddr()
-		seq := uint16(0)
 		b.ReportAllocs()
 		for b.Loop() {
-			seq++
-			binary.BigEndian.PutUint16(pkt[2:4], seq)
-			if _, err := peer.WriteToUDPAddrPort(pkt, dst); err != nil {
+			if _, err := peer.WriteToUDPAddrPort(src.next(), dst); err != nil {
 				b.Fatal(err)
 			}
 			m, from, err := conn.ReadFromUDPAddrPort(s.rxBuf)

@@ -93,7 +93,6 @@ type Session struct {
 	removeFn      func()      // leaves the scheduler
 	stopCtx       func() bool // unregisters the context watcher
 	cur           *playback   // what is playing
-	dtmfQueue     []dtmfSender
 	dtmfRx        DTMFReceiver
 	rxDigits      [2]rune // scratch for DTMFReceiver results
 	tx            txState
@@ -119,9 +118,7 @@ type txState struct {
 	haveFirst  bool
 	lastAudioK int64 // tick index of the last audio packet sent
 	newSpurt   bool  // the next audio packet starts a talkspurt
-	dtmf       dtmfSender
-	dtmfActive bool
-	dtmfGap    int // quiet ticks left before the next queued event
+	dtmf       DTMFSender
 	dtmfBuf    [DTMFPayloadSize]byte
 	pkt        rtp.Packet
 	buf        [txBufferSize]byte
@@ -316,7 +313,7 @@ func (s *Session) SendDTMF(digit rune, d time.Duration) error {
 	case s.dtmfPT == 0:
 		return ErrNoDTMF
 	}
-	s.dtmfQueue = append(s.dtmfQueue, newDTMFSender(ev, d))
+	s.tx.dtmf.Queue(ev, d)
 	return nil
 }
 
@@ -391,7 +388,7 @@ func (s *Session) end(cause error) {
 	s.err = cause
 	cur := s.cur
 	s.cur = nil
-	s.dtmfQueue = nil
+	s.tx.dtmf.Reset()
 	remove, stop, reader := s.removeFn, s.stopCtx, s.readerRunning
 	s.mu.Unlock()
 
@@ -435,6 +432,7 @@ func (s *Session) read() {
 // symmetric-RTP latch check, sequence accounting, then DTMF or audio
 // dispatch. It runs on the reader goroutine (or a test's) and allocates nothing.
 func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
+	// Reject what is plainly not RTP before pion/rtp, whose errors allocate.
 	if len(buf) < rtpHeaderSize || buf[0]>>6 != 2 {
 		s.garbage.Add(1)
 		return
@@ -636,33 +634,14 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 	}
 	canSend := dst.IsValid() && s.conn != nil
 
-	// RFC 4733 events pre-empt audio.
-	if !tx.dtmfActive {
-		if tx.dtmfGap > 0 {
-			tx.dtmfGap--
-		}
-		if tx.dtmfGap == 0 && len(s.dtmfQueue) > 0 {
-			tx.dtmf = s.dtmfQueue[0]
-			s.dtmfQueue = s.dtmfQueue[1:]
-			if len(s.dtmfQueue) == 0 {
-				s.dtmfQueue = nil
-			}
-			tx.dtmf.startTS = ts
-			tx.dtmfActive = true
-		}
-	}
-	if tx.dtmfActive {
-		marker, ok := tx.dtmf.next(tx.dtmfBuf[:])
-		if ok {
-			if !canSend || s.dtmfPT == 0 {
-				return 0, dst, nil
-			}
-			s.noteSentLocked(ts, deadline)
-			return s.marshalLocked(s.dtmfPT, marker, tx.dtmf.startTS, tx.dtmfBuf[:]), dst, nil
-		}
-		tx.dtmfActive = false
-		tx.dtmfGap = dtmfGapTicks
+	// RFC 4733 events pre-empt audio; the audio after them starts a talkspurt.
+	if evTS, marker, ok := tx.dtmf.Tick(tx.dtmfBuf[:], ts); ok {
 		tx.newSpurt = true
+		if !canSend || s.dtmfPT == 0 {
+			return 0, dst, nil
+		}
+		s.noteSentLocked(ts, deadline)
+		return s.marshalLocked(s.dtmfPT, marker, evTS, tx.dtmfBuf[:]), dst, nil
 	}
 
 	if s.cur == nil {

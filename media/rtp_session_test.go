@@ -50,9 +50,15 @@ func (r *recorder) snapshot() []rtp.Packet {
 	return slices.Clone(r.pkts)
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+// waitLong is how long a test waits for something that must happen: long
+// enough for a machine whose CPUs are busy with other work; polling returns
+// as soon as it happened.
+const waitLong = 10 * time.Second
+
+// waitFor polls cond until it holds, failing the test after waitLong.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
+	deadline := time.Now().Add(waitLong)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -90,21 +96,15 @@ func TestSessionPlayLoopback(t *testing.T) {
 	tone := Tone("t", []float64{425}, 200*time.Millisecond, 0.3) // 10 frames
 	select {
 	case <-a.Play(tone):
-	case <-time.After(2 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("Play did not complete")
 	}
-	waitFor(t, "10 packets", time.Second, func() bool { return len(rec.snapshot()) >= 10 })
+	waitFor(t, "10 packets", func() bool { return len(rec.snapshot()) >= 10 })
 	time.Sleep(100 * time.Millisecond) // a gap, then a second talkspurt
 	<-a.Play(tone)
-	waitFor(t, "20 packets", time.Second, func() bool { return len(rec.snapshot()) >= 20 })
+	waitFor(t, "20 packets", func() bool { return len(rec.snapshot()) >= 20 })
 
 	pkts := rec.snapshot()
-	if sk := sched.Stats().Skipped; sk > 0 {
-		// The machine stalled the scheduler for over 20 ms: the stream
-		// rightly resumed with a gap and a new talkspurt; the checks below
-		// would report that as an error.
-		t.Skipf("scheduler skipped %d wheel ticks (machine overloaded); stats %+v", sk, sched.Stats())
-	}
 	if len(pkts) != 20 {
 		t.Fatalf("got %d packets, want 20", len(pkts))
 	}
@@ -116,24 +116,29 @@ func TestSessionPlayLoopback(t *testing.T) {
 		if string(p.Payload) != string(frames[i%10]) {
 			t.Errorf("packet %d: payload differs from prompt frame %d", i, i%10)
 		}
-		if p.Marker != (i%10 == 0) {
-			t.Errorf("packet %d: marker %v", i, p.Marker)
-		}
 		if i == 0 {
+			if !p.Marker {
+				t.Error("packet 0: no marker")
+			}
 			continue
 		}
 		prev := pkts[i-1]
 		if p.SequenceNumber != prev.SequenceNumber+1 {
 			t.Errorf("packet %d: seq %d after %d", i, p.SequenceNumber, prev.SequenceNumber)
 		}
+		// Timestamps follow real time in whole frames: +160 within a
+		// talkspurt, more across the 100 ms gap — or wherever a busy
+		// machine made the scheduler skip a tick (sched.Stats().Skipped);
+		// a step other than +160 starts a talkspurt (marker).
 		dts := p.Timestamp - prev.Timestamp
-		switch {
-		case i == 10: // across the gap: real time, a whole number of frames
-			if dts <= FrameSamples || dts%FrameSamples != 0 {
-				t.Errorf("timestamp jump across gap %d, want a multiple of 160 above 160", dts)
-			}
-		case dts != FrameSamples:
-			t.Errorf("packet %d: timestamp +%d, want +160", i, dts)
+		if dts < FrameSamples || dts%FrameSamples != 0 {
+			t.Errorf("packet %d: timestamp +%d, want a positive multiple of 160", i, dts)
+		}
+		if i == 10 && dts == FrameSamples {
+			t.Errorf("packet 10: timestamp +160 across a 100 ms gap")
+		}
+		if want := i == 10 || dts != FrameSamples; p.Marker != want {
+			t.Errorf("packet %d: marker %v after a timestamp step of %d (scheduler skipped %d)", i, p.Marker, dts, sched.Stats().Skipped)
 		}
 	}
 	st := b.Stats()
@@ -156,7 +161,7 @@ func TestSessionDTMFLoopback(t *testing.T) {
 		}
 	}
 	var got []rune
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(waitLong)
 	for len(got) < len(digits) {
 		select {
 		case d := <-b.Digits():
@@ -219,7 +224,7 @@ func TestSessionLatching(t *testing.T) {
 	a.Start(context.Background())
 
 	sendRTP(t, peer, a.LocalAddr(), 0, 1)
-	waitFor(t, "latch", time.Second, func() bool { return a.Stats().PacketsIn == 1 })
+	waitFor(t, "latch", func() bool { return a.Stats().PacketsIn == 1 })
 	sendRTP(t, stranger, a.LocalAddr(), 0, 100)
 	sendRTP(t, stranger, a.LocalAddr(), 0, 101)
 	if _, err := stranger.WriteToUDPAddrPort([]byte("hello, not RTP"), a.LocalAddr()); err != nil {
@@ -228,7 +233,7 @@ func TestSessionLatching(t *testing.T) {
 	sendRTP(t, peer, a.LocalAddr(), 13, 2) // comfort noise: accepted silently
 	sendRTP(t, peer, a.LocalAddr(), 99, 3) // unexpected PT: counted
 	sendRTP(t, peer, a.LocalAddr(), 0, 5)  // seq 4 lost
-	waitFor(t, "all packets", time.Second, func() bool {
+	waitFor(t, "all packets", func() bool {
 		st := a.Stats()
 		return st.PacketsIn == 4 && st.Strangers == 2 && st.Garbage == 1
 	})
@@ -243,7 +248,7 @@ func TestSessionLatching(t *testing.T) {
 	// A now sends to the latched source, not to the SDP address.
 	<-a.Play(Tone("t", []float64{1000}, 60*time.Millisecond, 0.3))
 	buf := make([]byte, 1500)
-	peer.SetReadDeadline(time.Now().Add(time.Second))
+	peer.SetReadDeadline(time.Now().Add(waitLong))
 	n, from, err := peer.ReadFromUDPAddrPort(buf)
 	if err != nil {
 		t.Fatalf("peer received nothing: %v", err)
@@ -265,7 +270,7 @@ func TestSessionInactivityTimeout(t *testing.T) {
 	playing := s.Play(Tone("long", []float64{400}, 10*time.Second, 0.1))
 	select {
 	case <-s.Done():
-	case <-time.After(2 * time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("no timeout")
 	}
 	if el := time.Since(start); el < 200*time.Millisecond {
@@ -311,7 +316,7 @@ func TestSessionTimeoutDisabledAndContextCause(t *testing.T) {
 	cancel(cause)
 	select {
 	case <-s.Done():
-	case <-time.After(time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("context cancel did not end the session")
 	}
 	if !errors.Is(s.Err(), cause) {
@@ -324,12 +329,12 @@ func TestSessionStopPlay(t *testing.T) {
 	checkLeaks(t)
 	a, b, _ := pair(t, PCMU, 0)
 	playing := a.Play(Tone("long", []float64{400}, 5*time.Second, 0.1))
-	waitFor(t, "some audio", time.Second, func() bool { return b.Stats().PacketsIn >= 5 })
+	waitFor(t, "some audio", func() bool { return b.Stats().PacketsIn >= 5 })
 	a.StopPlay()
 	stoppedAt := a.Stats().PacketsOut
 	select {
 	case <-playing:
-	case <-time.After(100 * time.Millisecond):
+	case <-time.After(waitLong):
 		t.Fatal("playback channel not closed by StopPlay")
 	}
 	time.Sleep(150 * time.Millisecond)
@@ -355,7 +360,7 @@ func TestSessionPlayWithoutRemote(t *testing.T) {
 	s.Start(context.Background())
 	select {
 	case <-s.Play(Tone("t", []float64{400}, 60*time.Millisecond, 0.1)):
-	case <-time.After(time.Second):
+	case <-time.After(waitLong):
 		t.Fatal("Play without remote did not complete")
 	}
 	select {
@@ -400,7 +405,7 @@ func TestSessionDynamicAudioPayloadType(t *testing.T) {
 	var got recorder
 	b.SetAudioSink(got.sink)
 	<-a.Play(Tone("t", []float64{1000}, 200*time.Millisecond, 0.5))
-	waitFor(t, "audio at B", 2*time.Second, func() bool { return len(got.snapshot()) >= 5 })
+	waitFor(t, "audio at B", func() bool { return len(got.snapshot()) >= 5 })
 	for _, p := range got.snapshot() {
 		if p.PayloadType != 97 {
 			t.Fatalf("B received payload type %d, want 97", p.PayloadType)
