@@ -275,13 +275,24 @@ func (a *ACD) unlock() {
 	a.flush()
 }
 
-// Close stops every timer of the ACD; later inputs are ignored or return
-// ErrClosed. Callers, offers and agent states stay as they are.
+// ReasonShutdown is the logout reason of the agents still logged in at Close.
+const ReasonShutdown = "shutdown"
+
+// Close logs out every agent still logged in (LOGOUT with reason
+// "shutdown", after WRAPUPEND with reason "logout" for a wrap-up in
+// progress) and stops every timer of the ACD; later inputs are ignored or
+// return ErrClosed. Callers and offers stay as they are, and no CancelOffer
+// is sent: call/ ends its calls itself.
 func (a *ACD) Close() {
 	a.lock()
 	defer a.unlock()
+	if a.closed {
+		return
+	}
 	a.closed = true
 	for _, ag := range a.agents {
+		a.endWrapUp(ag, "logout")
+		a.logout(ag, ReasonShutdown)
 		a.stopAgentTimer(ag)
 		if o := ag.offer; o != nil && o.timer != nil {
 			o.timer.Stop()
@@ -330,12 +341,16 @@ func (a *ACD) Enqueue(c Caller) (pos int, err error) {
 // Abandon: the caller hung up while waiting or while an agent rang (the
 // offers are cancelled and the agents go back to ready). Unknown or
 // connected calls are ignored.
-func (a *ACD) Abandon(callID string) { a.leave(callID, EvAbandon, "caller-abandoned") }
+func (a *ACD) Abandon(callID string) { a.leave(callID, EvAbandon, "caller-abandoned", "") }
 
-// ExitKey: the caller pressed the queue's exit digit.
-func (a *ACD) ExitKey(callID string) { a.leave(callID, EvExitKey, "exit-key") }
+// ExitKey is ExitWithKey without the digit.
+func (a *ACD) ExitKey(callID string) { a.ExitWithKey(callID, "") }
 
-func (a *ACD) leave(callID string, typ EventType, why string) {
+// ExitWithKey: the caller left the queue with the exit digit key (the
+// EXITWITHKEY event carries it). Unknown or connected calls are ignored.
+func (a *ACD) ExitWithKey(callID, key string) { a.leave(callID, EvExitKey, "exit-key", key) }
+
+func (a *ACD) leave(callID string, typ EventType, why, key string) {
 	a.lock()
 	defer a.unlock()
 	c, ok := a.callers[callID]
@@ -343,17 +358,23 @@ func (a *ACD) leave(callID string, typ EventType, why string) {
 		a.logf(levelDebug, "acd: stale caller input", "call_id", callID, "event", string(typ))
 		return
 	}
-	a.exitQueue(c, typ, 0, why)
+	a.exitQueue(c, typ, 0, why, key)
 }
 
-// RingAnswered: the agent answered the offer. It returns false if the offer
-// is stale (caller gone, ring timed out, another agent won): call/ must then
-// hang up that agent leg.
+// RingAnswered is RingAnsweredLeg without the agent leg's id.
 func (a *ACD) RingAnswered(callID, agentID string) bool {
+	return a.RingAnsweredLeg(callID, agentID, "")
+}
+
+// RingAnsweredLeg: the agent answered the offer on the agent leg leg (its SIP
+// Call-ID, carried by the CONNECT event). It returns false if the offer is
+// stale (caller gone, ring timed out, another agent won): call/ must then
+// hang up that agent leg.
+func (a *ACD) RingAnsweredLeg(callID, agentID, leg string) bool {
 	a.lock()
 	defer a.unlock()
 	if o := a.findOffer(callID, agentID); o != nil {
-		a.answer(o)
+		a.answer(o, leg)
 		return true
 	}
 	a.logf(levelDebug, "acd: stale answer", "call_id", callID, "agent", agentID)
@@ -414,7 +435,7 @@ func (a *ACD) endCall(c *caller, typ EventType, reason string) {
 	delete(a.callers, c.id)
 	a.emitEvent(Event{Type: typ, Queue: q.cfg.Name, CallID: c.id, AgentID: ag.id,
 		Data: EventData{Reason: reason, Wait: c.connected.Sub(c.joined), Talk: talk}})
-	a.startWrapUp(ag, q, talk)
+	a.startWrapUp(ag, q, c.id, talk)
 }
 
 // Transferred: the agent blind-transferred the caller to another queue. The
@@ -449,7 +470,7 @@ func (a *ACD) Transferred(callID, fromAgent, toQueue string) (pos int, err error
 	q.stats.transferred++
 	a.emitEvent(Event{Type: EvTransfer, Queue: q.cfg.Name, CallID: c.id, AgentID: ag.id,
 		Data: EventData{Target: toQueue, Wait: c.connected.Sub(c.joined), Talk: talk}})
-	a.startWrapUp(ag, q, talk)
+	a.startWrapUp(ag, q, c.id, talk)
 	a.join(c, t, "transfer", q.cfg.Name)
 	return c.entryPos, nil
 }
@@ -482,13 +503,15 @@ func (a *ACD) login(ag *agent) {
 		return
 	}
 	a.fire(ag, evLogin)
+	ag.loginAt = a.now
 	a.emitEvent(Event{Type: EvLogin, AgentID: ag.id})
 	a.becomeReady(ag, false)
 }
 
 // Ready makes the agent ready: it logs in a logged-out agent, unpauses a
 // paused one, ends a wrap-up early, ends a rest after a rejected offer, and
-// cancels a pending pause or logout of an agent ringing or on a call.
+// cancels a pending pause or logout (of an agent ringing, on a call, or in
+// the wrap-up of a call during which it asked to pause).
 func (a *ACD) Ready(agentID string) error {
 	a.lock()
 	defer a.unlock()
@@ -496,6 +519,7 @@ func (a *ACD) Ready(agentID string) error {
 	if err != nil {
 		return err
 	}
+	ag.pending, ag.pendingReason = pendNone, ""
 	switch ag.state() {
 	case AgentLoggedOut:
 		a.login(ag)
@@ -509,8 +533,6 @@ func (a *ACD) Ready(agentID string) error {
 		if ag.resting {
 			a.becomeReady(ag, true)
 		}
-	case AgentReserved, AgentOnCall:
-		ag.pending, ag.pendingReason = pendNone, ""
 	}
 	return nil
 }

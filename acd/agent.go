@@ -91,9 +91,11 @@ type agent struct {
 	offer *offer  // reserved
 	call  *caller // on_call
 
-	wrapQ     *queue
+	wrapQ     *queue // the queue, call, end and talk time of the call wrapped up
+	wrapCall  string
 	wrapStart time.Time
 	wrapTalk  time.Duration
+	loginAt   time.Time // the last LOGIN
 
 	timer Timer // wrap-up end or rest end
 	tgen  uint64
@@ -192,7 +194,7 @@ func (a *ACD) logout(ag *agent, reason string) {
 	}
 	a.fire(ag, evLogout)
 	ag.reason = reason
-	a.emitEvent(Event{Type: EvLogout, AgentID: ag.id, Data: EventData{Reason: reason}})
+	a.emitEvent(Event{Type: EvLogout, AgentID: ag.id, Data: EventData{Reason: reason, LoggedIn: a.now.Sub(ag.loginAt)}})
 }
 
 // rest keeps ag ready but out of routing for d.
@@ -212,16 +214,19 @@ func (a *ACD) restEnd(ag *agent) {
 	}
 }
 
-// startWrapUp moves ag from on_call to wrap_up (or straight on when there is
-// no wrap-up), counting the handle time into q.
-func (a *ACD) startWrapUp(ag *agent, q *queue, talk time.Duration) {
+// startWrapUp moves ag from on_call to wrap_up after call callID of queue q
+// ended now, counting the handle time into q. Every call that ends gets one
+// WRAPUPEND: at once when there is no wrap-up (WrapUp 0) or a pending logout
+// applies (WrapUp 0, Reason "logout"), else when the wrap-up ends.
+func (a *ACD) startWrapUp(ag *agent, q *queue, callID string, talk time.Duration) {
 	if ag.pending == pendLogout {
 		q.sampleHandle(talk)
+		a.emitEvent(Event{Type: EvWrapUpEnd, Queue: q.cfg.Name, CallID: callID, AgentID: ag.id, Data: EventData{Reason: "logout"}})
 		a.logout(ag, ag.pendingReason)
 		return
 	}
 	a.fire(ag, evComplete)
-	ag.wrapQ, ag.wrapStart, ag.wrapTalk = q, a.now, talk
+	ag.wrapQ, ag.wrapCall, ag.wrapStart, ag.wrapTalk = q, callID, a.now, talk
 	d := q.wrapUp
 	if ag.wrapUp != nil {
 		d = *ag.wrapUp
@@ -240,11 +245,14 @@ func (a *ACD) endWrapUp(ag *agent, why string) {
 		return
 	}
 	a.stopAgentTimer(ag)
-	if ag.wrapQ != nil {
-		ag.wrapQ.sampleHandle(ag.wrapTalk + a.now.Sub(ag.wrapStart))
+	wrap := a.now.Sub(ag.wrapStart)
+	e := Event{Type: EvWrapUpEnd, CallID: ag.wrapCall, AgentID: ag.id, Data: EventData{Reason: why, WrapUp: wrap}}
+	if q := ag.wrapQ; q != nil {
+		q.sampleHandle(ag.wrapTalk + wrap)
+		e.Queue = q.cfg.Name
 	}
-	ag.wrapQ = nil
-	a.emitEvent(Event{Type: EvWrapUpEnd, AgentID: ag.id, Data: EventData{Reason: why}})
+	ag.wrapQ, ag.wrapCall = nil, ""
+	a.emitEvent(e)
 	if why == "" {
 		a.release(ag, false)
 	}

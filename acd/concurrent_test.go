@@ -93,11 +93,24 @@ func TestConcurrentInputs(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	wg.Wait()
-	time.Sleep(20 * time.Millisecond) // the last wrap-ups
+	settled := func() string { // "" when every agent is ready or paused
+		for _, v := range a.Agents() {
+			if v.State != AgentReady && v.State != AgentPaused {
+				return "agent " + v.ID + " " + string(v.State)
+			}
+		}
+		return ""
+	}
+	for msg := settled(); msg != ""; msg = settled() { // the last wrap-ups
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	a.Close()
 	for _, v := range a.Agents() {
-		if v.State != AgentReady && v.State != AgentPaused {
-			t.Errorf("agent %s %s", v.ID, v.State)
+		if v.State != AgentLoggedOut || v.Reason != ReasonShutdown {
+			t.Errorf("agent %s %s (%s) after Close", v.ID, v.State, v.Reason)
 		}
 	}
 	// Per call, deliveries alternate: an agent's offer is followed by at most

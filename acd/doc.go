@@ -79,7 +79,17 @@
 // queue: for ordering the caller keeps the original enqueue time of the call
 // (a citizen is not sent to the back of the line), while the new visit's
 // wait, service level and MaxWait count from the transfer. The same applies
-// to overflow. Both count as offered in the target queue.
+// to overflow. Both count as offered in the target queue: the queue
+// counters and the event log are per queue visit (see [QueueView]).
+//
+// # Wrap-up
+//
+// Every call that ends with an agent (CallEnded, Transferred, Unreachable)
+// gets exactly one WRAPUPEND, naming the call and its queue, with the actual
+// wrap-up: from the call's end to the timer, an early Ready, a Pause, a
+// Logout (Unreachable and Close included); 0 when no wrap-up is configured
+// or a pending logout applies at the call's end. The queue's handle time
+// (talk + that wrap-up) feeds the EWT.
 //
 // # Estimated wait
 //

@@ -67,24 +67,24 @@ type EventType string
 // Event types. Caller events carry Queue and CallID; agent events carry AgentID
 // (and Queue when they concern a call of that queue).
 const (
-	EvEnterQueue     EventType = "ENTERQUEUE"     // Data: Position, Number, Priority, Reason ("", "overflow", "transfer"), Target (from queue)
-	EvConnect        EventType = "CONNECT"        // Data: Wait (this visit), Ring, Position (at entry)
-	EvRingNoAnswer   EventType = "RINGNOANSWER"   // Data: Ring, Reason (no-answer, rejected, unreachable)
-	EvRingCanceled   EventType = "RINGCANCELED"   // Data: Ring, Reason (caller-abandoned, exit-key, answered-elsewhere, logout, caller-timeout, caller-empty)
-	EvCompleteCaller EventType = "COMPLETECALLER" // Data: Wait, Talk
-	EvCompleteAgent  EventType = "COMPLETEAGENT"  // Data: Wait, Talk, Reason ("" or "unreachable")
-	EvAbandon        EventType = "ABANDON"        // Data: Position, Wait
-	EvExitTimeout    EventType = "EXITWITHTIMEOUT"
-	EvExitEmpty      EventType = "EXITEMPTY"
-	EvExitKey        EventType = "EXITWITHKEY"
-	EvTransfer       EventType = "TRANSFER" // Data: Target (queue), Wait, Talk
-	EvOverflow       EventType = "OVERFLOW" // Data: Target (queue), Wait
-	EvEscalate       EventType = "ESCALATE" // Data: Position (step number, 1-based), Wait
-	EvPause          EventType = "PAUSE"    // Data: Reason
+	EvEnterQueue     EventType = "ENTERQUEUE"      // Data: Position, Number, Priority, Reason ("", "overflow", "transfer"), Target (from queue)
+	EvConnect        EventType = "CONNECT"         // Data: Wait (this visit), Ring, Position (at entry), Leg (the agent leg's SIP Call-ID)
+	EvRingNoAnswer   EventType = "RINGNOANSWER"    // Data: Ring, Reason (no-answer, rejected, unreachable)
+	EvRingCanceled   EventType = "RINGCANCELED"    // Data: Ring, Reason (caller-abandoned, exit-key, answered-elsewhere, logout, caller-timeout, caller-empty)
+	EvCompleteCaller EventType = "COMPLETECALLER"  // Data: Wait, Talk
+	EvCompleteAgent  EventType = "COMPLETEAGENT"   // Data: Wait, Talk, Reason ("" or "unreachable")
+	EvAbandon        EventType = "ABANDON"         // Data: Position, Wait
+	EvExitTimeout    EventType = "EXITWITHTIMEOUT" // Data: Position, Wait
+	EvExitEmpty      EventType = "EXITEMPTY"       // Data: Position, Wait
+	EvExitKey        EventType = "EXITWITHKEY"     // Data: Position, Wait, Key (the digit pressed)
+	EvTransfer       EventType = "TRANSFER"        // Data: Target (queue), Wait, Talk
+	EvOverflow       EventType = "OVERFLOW"        // Data: Target (queue), Wait
+	EvEscalate       EventType = "ESCALATE"        // Data: Position (step number, 1-based), Wait
+	EvPause          EventType = "PAUSE"           // Data: Reason
 	EvUnpause        EventType = "UNPAUSE"
 	EvLogin          EventType = "LOGIN"
-	EvLogout         EventType = "LOGOUT"    // Data: Reason
-	EvWrapUpEnd      EventType = "WRAPUPEND" // Data: Reason ("", "ready", "paused", "logout")
+	EvLogout         EventType = "LOGOUT"    // Data: Reason, LoggedIn (since its LOGIN)
+	EvWrapUpEnd      EventType = "WRAPUPEND" // Queue and CallID of the call wrapped up; Data: Reason ("", "ready", "paused", "logout"), WrapUp (actual)
 )
 
 // Event is one agent or queue event for the records.
@@ -107,6 +107,15 @@ type EventData struct {
 	Wait     time.Duration // time in this queue visit
 	Ring     time.Duration
 	Talk     time.Duration
+	Key      string        // the digit that left the queue (EXITWITHKEY)
+	Leg      string        // the agent leg's id, its SIP Call-ID (CONNECT)
+	LoggedIn time.Duration // from LOGIN to this LOGOUT
+	// WrapUp is the actual wrap-up (WRAPUPEND): from the end of the call
+	// (CallEnded, Transferred, Unreachable) to the moment the wrap-up ended,
+	// by its timer (Reason ""), an early Ready, a Pause or a Logout. It is 0
+	// when no wrap-up is configured, or when a pending logout applies at
+	// the call's end.
+	WrapUp time.Duration
 }
 
 // Outbox is what the ACD needs from the outside world; call/ implements it.

@@ -152,7 +152,7 @@ func (a *ACD) settle() {
 			if q.cfg.LeaveWhenEmpty && q.staffed[len(q.staffed)-1] == 0 {
 				for i := len(q.all) - 1; i >= 0; i-- {
 					if i < len(q.all) && q.all[i].st == cWaiting {
-						a.exitQueue(q.all[i], EvExitEmpty, ExitEmpty, "")
+						a.exitQueue(q.all[i], EvExitEmpty, ExitEmpty, "caller-empty", "")
 					}
 				}
 			}
@@ -292,8 +292,9 @@ func (a *ACD) backToWaiting(c *caller) {
 	a.callerDue(c)
 }
 
-// answer connects o; other offers of a RingAll round are cancelled.
-func (a *ACD) answer(o *offer) {
+// answer connects o, answered on agent leg leg; other offers of a RingAll
+// round are cancelled.
+func (a *ACD) answer(o *offer, leg string) {
 	c, ag, q := o.c, o.ag, o.c.q
 	a.endOffer(o)
 	a.fire(ag, evConnect)
@@ -311,7 +312,7 @@ func (a *ACD) answer(o *offer) {
 		q.stats.answeredWithin++
 	}
 	a.emitEvent(Event{Type: EvConnect, Queue: q.cfg.Name, CallID: c.id, AgentID: ag.id,
-		Data: EventData{Wait: wait, Ring: a.now.Sub(o.start), Position: c.entryPos}})
+		Data: EventData{Wait: wait, Ring: a.now.Sub(o.start), Position: c.entryPos, Leg: leg}})
 	for len(c.offers) > 0 {
 		a.cancelOffer(c.offers[len(c.offers)-1], "answered-elsewhere", true)
 	}
@@ -346,8 +347,8 @@ func (q *queue) refuses() error {
 	return nil
 }
 
-// exitQueue ends c's visit without an agent.
-func (a *ACD) exitQueue(c *caller, typ EventType, left ExitReason, cancelReason string) {
+// exitQueue ends c's visit without an agent; key is the exit digit (EvExitKey).
+func (a *ACD) exitQueue(c *caller, typ EventType, left ExitReason, cancelReason, key string) {
 	q := c.q
 	pos := q.position(c)
 	for len(c.offers) > 0 {
@@ -371,7 +372,7 @@ func (a *ACD) exitQueue(c *caller, typ EventType, left ExitReason, cancelReason 
 		q.stats.exitKey++
 	}
 	a.emitEvent(Event{Type: typ, Queue: q.cfg.Name, CallID: c.id,
-		Data: EventData{Position: pos, Wait: a.now.Sub(c.joined)}})
+		Data: EventData{Position: pos, Wait: a.now.Sub(c.joined), Key: key}})
 	if left != 0 {
 		a.emitLeft(c.id, left)
 	}
@@ -387,7 +388,7 @@ func (a *ACD) callerDue(c *caller) {
 		if c.st == cRinging {
 			c.expired = true
 		} else {
-			a.exitQueue(c, EvExitTimeout, ExitTimeout, "caller-timeout")
+			a.exitQueue(c, EvExitTimeout, ExitTimeout, "caller-timeout", "")
 			return
 		}
 	}

@@ -24,6 +24,8 @@ type simCall struct {
 	outcome  string // the last visit's end
 	final    int    // terminal outcomes recorded
 	answered bool   // connected in the current/last visit
+	connects int    // CONNECT events
+	wrapUps  int    // WRAPUPEND events
 	agent    string
 }
 
@@ -33,6 +35,7 @@ type simAgent struct {
 	call    string // connected call not yet reported ended
 	shift   bool   // wants to be logged in
 	lostBye bool
+	loginAt time.Time // of the last LOGIN event
 }
 
 type sim struct {
@@ -49,9 +52,12 @@ type sim struct {
 	winding   bool
 	events    int
 	stats     map[string]int
-	offerIDs  map[string]bool // open offers "call>agent"
-	views     []QueueView     // at the last arrival
-	touchedA  map[string]bool // agents and callers named since the last check
+	offerIDs  map[string]bool       // open offers "call>agent"
+	wrapOpen  map[string]string     // "call>agent" connected, WRAPUPEND not yet seen → queue
+	day       int                   // of the events counted in visits
+	visits    map[string]*QueueView // per queue, today's counters from the events
+	views     []QueueView           // at the last arrival
+	touchedA  map[string]bool       // agents and callers named since the last check
 	touchedC  map[string]bool
 	eligBits  [][][]uint64 // [queue][step] agents eligible, as a bitset
 	listed    []uint64
@@ -198,7 +204,7 @@ func TestSimulation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(42, 12345))
 	qs, ags := simConfig(rng, nAgents)
 	s := &sim{t: t, rng: rng, clk: newFakeClock(), out: &fakeOut{}, calls: map[string]*simCall{},
-		agents: map[string]*simAgent{}, agentCfg: ags, qcfg: qs, stats: map[string]int{}, offerIDs: map[string]bool{},
+		agents: map[string]*simAgent{}, agentCfg: ags, qcfg: qs, stats: map[string]int{}, offerIDs: map[string]bool{}, wrapOpen: map[string]string{},
 		touchedA: map[string]bool{}, touchedC: map[string]bool{}}
 	a, err := New(qs, ags, s.clk, s.out, nil)
 	if err != nil {
@@ -262,8 +268,12 @@ func TestSimulation(t *testing.T) {
 			t.Fatal(s.lockedErr)
 		}
 		s.checkInvariants()
+		if s.events%4096 == 0 {
+			s.checkQueueCounters()
+		}
 	}
 	s.finalChecks(nCallers)
+	s.checkQueueCounters()
 	t.Logf("simulated %v, %d events; %v", s.clk.Now().Sub(newFakeClock().Now()).Round(time.Second), s.events, s.stats)
 	for _, q := range s.views {
 		t.Logf("%s: offered %d answered %d abandoned %d timeout %d empty %d key %d overflow %d transfer %d SL %.2f ASA %v AHT %v",
@@ -506,6 +516,7 @@ func (s *sim) unreachable(id string) {
 
 func (s *sim) onEvent(e Event) {
 	s.touchedA[e.AgentID], s.touchedC[e.CallID] = true, true
+	s.countVisit(e)
 	c := s.calls[e.CallID]
 	switch e.Type {
 	case EvEnterQueue:
@@ -519,6 +530,26 @@ func (s *sim) onEvent(e Event) {
 			s.fail("%s: CONNECT outside a visit", e.CallID)
 		}
 		c.inVisit, c.answered, c.agent, c.outcome = false, true, e.AgentID, "answered"
+		c.connects++
+		key := e.CallID + ">" + e.AgentID
+		if _, dup := s.wrapOpen[key]; dup {
+			s.fail("%s connected again before its WRAPUPEND", key)
+		}
+		s.wrapOpen[key] = e.Queue
+	case EvWrapUpEnd:
+		c.wrapUps++
+		key := e.CallID + ">" + e.AgentID
+		q, ok := s.wrapOpen[key]
+		if !ok || e.Queue != q || e.Data.WrapUp < 0 || e.Data.WrapUp > 25*time.Second {
+			s.fail("WRAPUPEND %+v: no CONNECT of %s waits for one (%v, in %q)", e, key, ok, q)
+		}
+		delete(s.wrapOpen, key)
+	case EvLogin:
+		s.agents[e.AgentID].loginAt = e.Time
+	case EvLogout:
+		if ag := s.agents[e.AgentID]; e.Data.LoggedIn != e.Time.Sub(ag.loginAt) {
+			s.fail("agent %s: LOGOUT after %v logged in, LOGIN at %v", e.AgentID, e.Data.LoggedIn, ag.loginAt)
+		}
 	case EvAbandon, EvExitTimeout, EvExitEmpty, EvExitKey, EvOverflow:
 		if !c.inVisit {
 			s.fail("%s: %s outside a visit", e.CallID, e.Type)
@@ -755,6 +786,9 @@ func (s *sim) finalChecks(n int) {
 			s.fail("%s ends without an outcome (%q, in visit %v)", c.id, c.outcome, c.inVisit)
 		}
 		outcomes[c.outcome]++
+		if c.wrapUps != c.connects {
+			s.fail("%s: %d CONNECT, %d WRAPUPEND", c.id, c.connects, c.wrapUps)
+		}
 	}
 	if len(s.calls) != n {
 		s.fail("%d callers, want %d", len(s.calls), n)
@@ -772,5 +806,71 @@ func (s *sim) finalChecks(n int) {
 	s.t.Logf("outcomes %v", outcomes)
 	if outcomes["answered"] < n/2 || outcomes[string(EvAbandon)] == 0 || (!testing.Short() && outcomes[string(EvExitTimeout)] == 0) {
 		s.fail("implausible outcomes %v", outcomes)
+	}
+}
+
+// countVisit counts e into today's per-queue figures, as a report reading the
+// event log would: per queue visit.
+func (s *sim) countVisit(e Event) {
+	if d := dayKey(e.Time); d != s.day || s.visits == nil {
+		s.day, s.visits = d, map[string]*QueueView{}
+	}
+	if e.Queue == "" {
+		return
+	}
+	v := s.visits[e.Queue]
+	if v == nil {
+		v = &QueueView{Name: e.Queue}
+		s.visits[e.Queue] = v
+	}
+	switch e.Type {
+	case EvEnterQueue:
+		v.Offered++
+	case EvConnect:
+		v.Answered++
+		v.ASA += e.Data.Wait // summed here, divided in checkQueueCounters
+		if e.Data.Wait <= s.a.qByName[e.Queue].cfg.ServiceLevel {
+			v.AnsweredWithin++
+		}
+	case EvAbandon:
+		v.Abandoned++
+	case EvExitTimeout:
+		v.TimedOut++
+	case EvExitEmpty:
+		v.ExitedEmpty++
+	case EvExitKey:
+		v.ExitedKey++
+	case EvOverflow:
+		v.Overflowed++
+	case EvTransfer:
+		v.Transferred++
+	}
+}
+
+// checkQueueCounters: each queue's view of today agrees with the event log
+// counted per visit, and every visit ended once.
+func (s *sim) checkQueueCounters() {
+	if d := dayKey(s.clk.Now()); d != s.day { // no event yet today
+		s.day, s.visits = d, map[string]*QueueView{}
+	}
+	for _, got := range s.a.Queues() {
+		want := QueueView{Name: got.Name}
+		if v := s.visits[got.Name]; v != nil {
+			want = *v
+		}
+		if want.Answered > 0 {
+			want.ASA /= time.Duration(want.Answered)
+		}
+		g := [...]any{got.Offered, got.Answered, got.Abandoned, got.TimedOut, got.ExitedEmpty, got.ExitedKey, got.Overflowed, got.Transferred, got.AnsweredWithin, got.ASA}
+		w := [...]any{want.Offered, want.Answered, want.Abandoned, want.TimedOut, want.ExitedEmpty, want.ExitedKey, want.Overflowed, want.Transferred, want.AnsweredWithin, want.ASA}
+		if g != w {
+			s.fail("queue %s: view %v, events %v", got.Name, g, w)
+		}
+		// Every visit offered today has ended once or is still in the queue
+		// (visits begun before midnight and ended today add to ended).
+		ended := got.Answered + got.Abandoned + got.TimedOut + got.ExitedEmpty + got.ExitedKey + got.Overflowed
+		if ended+got.Waiting < got.Offered {
+			s.fail("queue %s: offered %d, %d visits ended and %d waiting", got.Name, got.Offered, ended, got.Waiting)
+		}
 	}
 }

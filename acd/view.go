@@ -27,19 +27,33 @@ type AgentCounts struct {
 
 // QueueView is a queue as shown by the API and the wallboard. The day's
 // counters reset at local midnight (of the Clock's times).
+//
+// The counters are per queue visit, like the event log (one ENTERQUEUE, then
+// exactly one of CONNECT, ABANDON, EXITWITHTIMEOUT, EXITEMPTY, EXITWITHKEY or
+// OVERFLOW): a call that overflows or is transferred from queue A to queue B
+// is offered in both. A counts it as offered and Overflowed (or, after its
+// CONNECT there, Answered and Transferred); B counts it as offered (overflow
+// or transfer in) and then answered, abandoned, ... there. Waits are those of
+// the visit: from entering that queue to the answer there, so ASA, the
+// service level and AnsweredWithin of B measure B's own wait, and an
+// overflow is a visit that A offered and did not answer.
 type QueueView struct {
 	Name        string
 	Waiting     int // callers in the queue, ringing ones included
 	Ringing     int
-	LongestWait time.Duration
+	LongestWait time.Duration // of the callers in the queue, this visit
 	Agents      AgentCounts
-	// Today: offered = entered this queue (overflows and transfers in included).
+	// Today, per visit: Offered = entered this queue (overflows and transfers
+	// in included); each visit then ends as one of Answered, Abandoned,
+	// TimedOut, ExitedEmpty, ExitedKey or Overflowed (out), or is still
+	// Waiting. Transferred counts the answered visits that an agent then
+	// transferred to another queue (out).
 	Offered, Answered, Abandoned, TimedOut, ExitedEmpty, ExitedKey, Overflowed, Transferred int
-	AnsweredWithin                                                                          int // within the service-level threshold
+	AnsweredWithin                                                                          int // answered within the service-level threshold of this visit's wait
 	// ServiceLevel = AnsweredWithin / Offered (GB/T 33358 style);
 	// ServiceLevelAnswered = AnsweredWithin / Answered (Asterisk's). 0 without data.
 	ServiceLevel, ServiceLevelAnswered float64
-	ASA                                time.Duration // mean wait of answered calls
+	ASA                                time.Duration // mean wait (this visit) of answered visits
 	AHT                                time.Duration // handle-time moving average used for EWT
 	EWT                                time.Duration // estimated wait for a caller joining now
 }
