@@ -121,57 +121,48 @@ func (p *Postgres) Close() error {
 
 // migrate applies the missing migrations in one transaction, under an
 // advisory lock per schema so that concurrent openers take turns.
-func (p *Postgres) migrate(ctx context.Context) (err error) {
+func (p *Postgres) migrate(ctx context.Context) error {
 	ms, err := loadMigrations(postgresMigrationFS, "migrations/postgres")
 	if err != nil {
 		return err
 	}
-	known := len(ms)
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("cdr: database %s: %w", p.name, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
-	if _, err = tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('hotline-cdr-migrate:' || current_schema()))`); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", p.name, err)
-	}
-	if _, err = tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-		version    INTEGER     NOT NULL PRIMARY KEY,
-		name       TEXT        NOT NULL,
-		applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", p.name, err)
-	}
-	var cur int
-	if err = tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&cur); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", p.name, err)
-	}
-	if cur > known {
-		return fmt.Errorf("%s: schema version %d is newer than this build (%d); upgrade hotlined: %w", p.name, cur, known, ErrSchemaTooNew)
-	}
-	for _, m := range ms[cur:] {
-		if _, err = tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("cdr: database %s: migration %s: %w", p.name, m.name, err)
-		}
-		if _, err = tx.Exec(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, now())`,
-			m.version, m.name); err != nil {
+	return p.migrateTo(ctx, ms)
+}
+
+// migrateTo applies the migrations of ms the schema lacks.
+func (p *Postgres) migrateTo(ctx context.Context, ms []migration) error {
+	return p.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('hotline-cdr-migrate:' || current_schema()))`); err != nil {
 			return fmt.Errorf("cdr: database %s: %w", p.name, err)
 		}
-	}
-	if err = tx.Commit(ctx); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", p.name, err)
-	}
-	return nil
+		return migrateSchema(ctx, p.name, ms, migrationTx{
+			exec: func(ctx context.Context, q string, args ...any) error {
+				_, err := tx.Exec(ctx, q, args...)
+				return err
+			},
+			version: func(ctx context.Context) (v int, err error) {
+				err = tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+				return v, err
+			},
+			create: `CREATE TABLE IF NOT EXISTS schema_version (
+				version    INTEGER     NOT NULL PRIMARY KEY,
+				name       TEXT        NOT NULL,
+				applied_at TIMESTAMPTZ NOT NULL)`,
+			insert: `INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3::timestamptz)`,
+		})
+	})
+}
+
+// inTx runs fn in a transaction (see inTx).
+func (p *Postgres) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return inTx(ctx, p.name, p.pool.Begin, fn)
 }
 
 // pgCDRColumns is the column order of pgRecordValues and pgScanRecord.
 var pgCDRColumns = []string{"id", "sip_call_id", "direction", "trunk", "caller", "called", "start_at", "answer_at", "end_at",
 	"ivr_path", "case_number", "queue", "enqueue_at", "agent", "connect_at", "disposition", "hangup_side",
 	"hangup_cause", "sip_status", "codec", "node_id",
-	"ring_attempts", "talk_us", "hold_us", "wrap_us", "transfers", "recording_file", "survey_answers", "satisfaction"}
+	"ring_attempts", "talk_us", "hold_us", "wrap_us", "transfers", "recording_file", "survey_answers", "satisfaction", "visits"}
 
 var pgEventColumns = []string{"id", "event_time", "call_id", "queue", "agent_id", "event",
 	"data1", "data2", "data3", "data4", "data5", "node_id"}
@@ -197,7 +188,7 @@ func pgRecordValues(r *Record) []any {
 		r.IVRPath, r.CaseNumber, r.Queue, pgTime(r.EnqueueTime), r.Agent, pgTime(r.Connect),
 		r.Disposition, r.HangupSide, r.HangupCause, int32(r.SIPStatus), r.Codec, r.NodeID,
 		int32(r.RingAttempts), r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
-		int32(r.Transfers), r.RecordingFile, r.SurveyAnswers, r.Satisfaction}
+		int32(r.Transfers), r.RecordingFile, r.SurveyAnswers, r.Satisfaction, r.Visits}
 }
 
 func pgScanRecord(rows pgx.Rows, r *Record) error {
@@ -208,7 +199,7 @@ func pgScanRecord(rows pgx.Rows, r *Record) error {
 		&start, &answer, &end,
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &status, &r.Codec, &r.NodeID,
-		&rings, &talk, &hold, &wrap, &transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction)
+		&rings, &talk, &hold, &wrap, &transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction, &r.Visits)
 	r.Start, r.Answer, r.End = fromPGTime(start), fromPGTime(answer), fromPGTime(end)
 	r.EnqueueTime, r.Connect = fromPGTime(enqueue), fromPGTime(connect)
 	r.SIPStatus, r.RingAttempts, r.Transfers = int(status), int(rings), int(transfers)
@@ -253,10 +244,8 @@ func (p *Postgres) writeRecords(ctx context.Context, recs []Record, update bool)
 	if len(recs) == 0 {
 		return nil
 	}
-	for i := range recs {
-		if recs[i].ID == "" {
-			return fmt.Errorf("cdr: record %d of %d has no ID: %w", i+1, len(recs), ErrInvalidRecord)
-		}
+	if err := validRecords(recs); err != nil {
+		return err
 	}
 	recs = dedupe(recs, func(r *Record) string { return r.ID }, update)
 	conflict := "DO NOTHING"
@@ -271,37 +260,36 @@ func (p *Postgres) writeRecords(ctx context.Context, recs []Record, update bool)
 	for i := range recs {
 		rows[i] = pgRecordValues(&recs[i])
 	}
-	return p.copyInsert(ctx, "cdr", pgCDRColumns, rows, conflict)
+	// wrap_us: the call's stored wrap-ups first (see wrapUps).
+	values := make([]string, len(pgCDRColumns))
+	for i, c := range pgCDRColumns {
+		values[i] = c
+		if c == "wrap_us" {
+			values[i] = "COALESCE((SELECT SUM(w.wrap_us) FROM cdr_wrapup w WHERE w.call_id = cdr_in.id), cdr_in.wrap_us)"
+		}
+	}
+	return p.inTx(ctx, func(tx pgx.Tx) error {
+		return p.copyInsert(ctx, tx, "cdr", pgCDRColumns, values, rows, conflict)
+	})
 }
 
 // copyInsert copies rows into a temporary table shaped like table and
-// inserts them from there with ON CONFLICT (id) conflict, in one
-// transaction.
-func (p *Postgres) copyInsert(ctx context.Context, table string, cols []string, rows [][]any, conflict string) (err error) {
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("cdr: database %s: %w", p.name, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}()
+// inserts them into table from there, the expressions values (over the
+// temporary table, named table_in) giving the columns cols, with ON
+// CONFLICT (id) conflict.
+func (p *Postgres) copyInsert(ctx context.Context, tx pgx.Tx, table string, cols, values []string, rows [][]any, conflict string) error {
 	tmp := table + "_in"
 	// Per connection, emptied at commit; LIKE resolves table through the
 	// connection's search_path.
-	if _, err = tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+tmp+` (LIKE `+table+` INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS `+tmp+` (LIKE `+table+` INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
 		return fmt.Errorf("cdr: database %s: %w", p.name, err)
 	}
-	if _, err = tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{tmp}, cols, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("cdr: database %s: copy %d rows into %s: %w", p.name, len(rows), table, err)
 	}
-	list := strings.Join(cols, ", ")
-	if _, err = tx.Exec(ctx, `INSERT INTO `+table+` (`+list+`) SELECT `+list+` FROM `+tmp+` ON CONFLICT (id) `+conflict); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (`+strings.Join(cols, ", ")+`) SELECT `+strings.Join(values, ", ")+
+		` FROM `+tmp+` ON CONFLICT (id) `+conflict); err != nil {
 		return fmt.Errorf("cdr: database %s: insert into %s: %w", p.name, table, err)
-	}
-	if err = tx.Commit(ctx); err != nil {
-		return fmt.Errorf("cdr: database %s: commit: %w", p.name, err)
 	}
 	return nil
 }
@@ -407,7 +395,29 @@ func (p *Postgres) AppendEvents(ctx context.Context, evs []AgentEvent) error {
 		rows[i] = []any{e.ID, e.Time.UTC(), e.CallID, e.Queue, e.AgentID, e.Event,
 			e.Data1, e.Data2, e.Data3, e.Data4, e.Data5, e.NodeID}
 	}
-	return p.copyInsert(ctx, "agent_events", pgEventColumns, rows, "DO NOTHING")
+	wus := wrapUps(evs)
+	return p.inTx(ctx, func(tx pgx.Tx) error {
+		if err := p.copyInsert(ctx, tx, "agent_events", pgEventColumns, pgEventColumns, rows, "DO NOTHING"); err != nil {
+			return err
+		}
+		if len(wus) == 0 {
+			return nil
+		}
+		ids, calls, us := make([]string, len(wus)), make([]string, len(wus)), make([]int64, len(wus))
+		for i, w := range wus {
+			ids[i], calls[i], us[i] = w.eventID, w.callID, w.us
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO cdr_wrapup (event_id, call_id, wrap_us)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT (event_id) DO NOTHING`, ids, calls, us); err != nil {
+			return fmt.Errorf("cdr: database %s: wrap-ups: %w", p.name, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE cdr SET wrap_us = w.total
+			FROM (SELECT call_id, SUM(wrap_us) AS total FROM cdr_wrapup WHERE call_id = ANY($1) GROUP BY call_id) w
+			WHERE cdr.id = w.call_id`, calls); err != nil {
+			return fmt.Errorf("cdr: database %s: wrap-ups: %w", p.name, err)
+		}
+		return nil
+	})
 }
 
 // ListEvents returns the events matching f ordered by Time, then ID.

@@ -8,27 +8,32 @@ package cdr
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
 // Record is one call: one row per call, keyed by ID. All times are stored in
 // UTC with microsecond precision.
 type Record struct {
-	ID          string    `json:"id"` // our call id (unique; upserts are idempotent by ID)
-	SIPCallID   string    `json:"sip_call_id"`
-	Direction   string    `json:"direction"` // "inbound", "survey", "callback"
-	Trunk       string    `json:"trunk"`
-	Caller      string    `json:"caller"`
-	Called      string    `json:"called"`
-	Start       time.Time `json:"start"`
-	Answer      time.Time `json:"answer,omitzero"` // zero if never answered
-	End         time.Time `json:"end,omitzero"`
-	IVRPath     string    `json:"ivr_path"` // e.g. "main>2>complaint"
-	CaseNumber  string    `json:"case_number,omitempty"`
+	ID         string    `json:"id"` // our call id (unique; upserts are idempotent by ID)
+	SIPCallID  string    `json:"sip_call_id"`
+	Direction  string    `json:"direction"` // "inbound", "survey", "callback"
+	Trunk      string    `json:"trunk"`
+	Caller     string    `json:"caller"`
+	Called     string    `json:"called"`
+	Start      time.Time `json:"start"`
+	Answer     time.Time `json:"answer,omitzero"` // zero if never answered
+	End        time.Time `json:"end,omitzero"`
+	IVRPath    string    `json:"ivr_path"` // e.g. "main>2>complaint"
+	CaseNumber string    `json:"case_number,omitempty"`
+	// Queue is the first queue the call entered and EnqueueTime the moment
+	// it entered it; a call is offered (in the hotline-wide figures) if it
+	// has a Queue. Later queues (an overflow, a transfer) are in Visits.
 	Queue       string    `json:"queue,omitempty"`
 	EnqueueTime time.Time `json:"enqueue,omitzero"`
-	// Agent is the agent who took the call and Connect the moment the agent
-	// leg was bridged (zero if no agent took it); ASA = Connect - EnqueueTime.
+	// Agent is the first agent who took the call and Connect the moment
+	// that agent's leg was bridged (zero if no agent took it); the call's
+	// wait (ASA) = Connect - EnqueueTime, first enqueue to first connect.
 	Agent       string      `json:"agent,omitempty"`
 	Connect     time.Time   `json:"connect,omitzero"`
 	Disposition Disposition `json:"disposition"`  // one of the Disposition constants (disposition.go)
@@ -57,6 +62,63 @@ type Record struct {
 	// the Satisfaction constants, empty if no survey was answered.
 	SurveyAnswers string `json:"survey_answers,omitempty"`
 	Satisfaction  string `json:"satisfaction,omitempty"`
+
+	// Visits lists the call's queue visits in order (schema version 3),
+	// ">"-separated, each "queue" or "queue/agent" (the agent who took the
+	// call in that visit): "consult/1001>complaint/1002" is a call
+	// transferred from agent 1001 of consult to complaint, where 1002 took
+	// it; "consult>business/1006" overflowed from consult to business. Queue
+	// and Agent are the first queue and the first agent.
+	Visits string `json:"visits,omitempty"`
+}
+
+// Visit is one element of Record.Visits.
+type Visit struct {
+	Queue, Agent string
+}
+
+// VisitSeparator separates the visits of Record.Visits.
+const VisitSeparator = ">"
+
+// FormatVisits writes visits in the form of Record.Visits.
+func FormatVisits(vs []Visit) string {
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(VisitSeparator)
+		}
+		b.WriteString(v.Queue)
+		if v.Agent != "" {
+			b.WriteString("/" + v.Agent)
+		}
+	}
+	return b.String()
+}
+
+// ParseVisits reads Record.Visits.
+func ParseVisits(s string) []Visit {
+	if s == "" {
+		return nil
+	}
+	var out []Visit
+	for part := range strings.SplitSeq(s, VisitSeparator) {
+		q, a, _ := strings.Cut(part, "/")
+		out = append(out, Visit{Queue: q, Agent: a})
+	}
+	return out
+}
+
+// VisitedQueue reports whether the call entered queue q (first or later).
+func (r *Record) VisitedQueue(q string) bool {
+	if r.Queue == q {
+		return true
+	}
+	for part := range strings.SplitSeq(r.Visits, VisitSeparator) {
+		if name, _, _ := strings.Cut(part, "/"); name == q {
+			return true
+		}
+	}
+	return false
 }
 
 // Directions.

@@ -136,46 +136,65 @@ func SQLiteSchemaVersion() int {
 
 // migrate applies the missing migrations in one transaction. Concurrent
 // openers serialise on the write lock (BEGIN IMMEDIATE).
-func (s *SQLite) migrate(ctx context.Context) (err error) {
+func (s *SQLite) migrate(ctx context.Context) error {
 	ms, err := sqliteMigrations()
 	if err != nil {
 		return err
 	}
-	known := len(ms)
-	tx, err := s.db.BeginTx(ctx, nil)
+	return s.migrateTo(ctx, ms)
+}
+
+// migrateTo applies the migrations of ms the schema lacks.
+func (s *SQLite) migrateTo(ctx context.Context, ms []migration) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return migrateSchema(ctx, s.path, ms, migrationTx{
+			exec: func(ctx context.Context, q string, args ...any) error {
+				_, err := tx.ExecContext(ctx, q, args...)
+				return err
+			},
+			version: func(ctx context.Context) (v int, err error) {
+				err = tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v)
+				return v, err
+			},
+			create: `CREATE TABLE IF NOT EXISTS schema_version (
+				version    INTEGER NOT NULL PRIMARY KEY,
+				name       TEXT    NOT NULL,
+				applied_at TEXT    NOT NULL)`,
+			insert: `INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
+		})
+	})
+}
+
+// sqliteTx adapts *sql.Tx to txn.
+type sqliteTx struct{ tx *sql.Tx }
+
+func (t sqliteTx) Commit(context.Context) error   { return t.tx.Commit() }
+func (t sqliteTx) Rollback(context.Context) error { return t.tx.Rollback() }
+
+// inTx runs fn in a transaction (see inTx).
+func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	begin := func(ctx context.Context) (sqliteTx, error) {
+		tx, err := s.db.BeginTx(ctx, nil)
+		return sqliteTx{tx}, err
+	}
+	return inTx(ctx, s.path, begin, func(t sqliteTx) error { return fn(t.tx) })
+}
+
+// execEach prepares query in tx and runs it with the arguments args gives
+// for each of n items; what names item i in errors.
+func (s *SQLite) execEach(ctx context.Context, tx *sql.Tx, query string, n int, args func(i int) []any, what func(i int) string) error {
+	if n == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, query)
 	if err != nil {
 		return fmt.Errorf("cdr: database %s: %w", s.path, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
+	defer stmt.Close()
+	for i := range n {
+		if _, err := stmt.ExecContext(ctx, args(i)...); err != nil {
+			return fmt.Errorf("cdr: database %s: %s: %w", s.path, what(i), err)
 		}
-	}()
-	if _, err = tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-		version    INTEGER NOT NULL PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at TEXT    NOT NULL)`); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
-	}
-	var cur int
-	if err = tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&cur); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
-	}
-	if cur > known {
-		err = fmt.Errorf("%s: schema version %d is newer than this build (%d); upgrade hotlined: %w", s.path, cur, known, ErrSchemaTooNew)
-		return err
-	}
-	for _, m := range ms[cur:] {
-		if _, err = tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("cdr: database %s: migration %s: %w", s.path, m.name, err)
-		}
-		if _, err = tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			return fmt.Errorf("cdr: database %s: %w", s.path, err)
-		}
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
 	}
 	return nil
 }
@@ -184,21 +203,38 @@ func (s *SQLite) migrate(ctx context.Context) (err error) {
 const cdrColumns = `id, sip_call_id, direction, trunk, caller, called, start_us, answer_us, end_us,
 	ivr_path, case_number, queue, enqueue_us, agent, connect_us, disposition, hangup_side,
 	hangup_cause, sip_status, codec, node_id,
-	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, survey_answers, satisfaction`
-
-var cdrPlaceholders = placeholders(strings.Count(cdrColumns, ",") + 1)
+	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, survey_answers, satisfaction, visits`
 
 // placeholders returns "?, ?, ..." with n marks.
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
+// The record's wrap_us is the sum of its WRAPUPEND events (cdr_wrapup)
+// once one is stored, else the record's own (see wrapUps); the values are
+// numbered parameters, ?1 being the id.
 var (
-	sqliteUpsert = `INSERT INTO cdr (` + cdrColumns + `) VALUES (` + cdrPlaceholders + `)
+	sqliteUpsert = `INSERT INTO cdr (` + cdrColumns + `) SELECT ` + sqliteRecordValues() + ` WHERE true
 	ON CONFLICT (id) DO UPDATE SET ` + updateSet(cdrColumns)
-	sqliteInsertMissing = `INSERT INTO cdr (` + cdrColumns + `) VALUES (` + cdrPlaceholders + `)
+	sqliteInsertMissing = `INSERT INTO cdr (` + cdrColumns + `) SELECT ` + sqliteRecordValues() + ` WHERE true
 	ON CONFLICT (id) DO NOTHING`
+	sqliteInsertWrapUp = `INSERT INTO cdr_wrapup (event_id, call_id, wrap_us) VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING`
+	sqliteApplyWrapUp  = `UPDATE cdr SET wrap_us = (SELECT SUM(wrap_us) FROM cdr_wrapup WHERE call_id = ?1) WHERE id = ?1`
 )
+
+// sqliteRecordValues is "?1, ?2, ..." for cdrColumns, wrap_us taking
+// the call's stored wrap-ups first.
+func sqliteRecordValues() string {
+	var vs []string
+	for i, c := range strings.Split(cdrColumns, ",") {
+		v := "?" + strconv.Itoa(i+1)
+		if strings.TrimSpace(c) == "wrap_us" {
+			v = "COALESCE((SELECT SUM(wrap_us) FROM cdr_wrapup WHERE call_id = ?1), " + v + ")"
+		}
+		vs = append(vs, v)
+	}
+	return strings.Join(vs, ", ")
+}
 
 // updateSet returns "c = excluded.c, ..." for every column but id.
 func updateSet(cols string) string {
@@ -237,7 +273,7 @@ func recordArgs(r *Record) []any {
 		r.IVRPath, r.CaseNumber, r.Queue, micros(r.EnqueueTime), r.Agent, micros(r.Connect),
 		r.Disposition, r.HangupSide, r.HangupCause, r.SIPStatus, r.Codec, r.NodeID,
 		r.RingAttempts, r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
-		r.Transfers, r.RecordingFile, r.SurveyAnswers, r.Satisfaction}
+		r.Transfers, r.RecordingFile, r.SurveyAnswers, r.Satisfaction, r.Visits}
 }
 
 func scanRecord(rows *sql.Rows) (Record, error) {
@@ -253,7 +289,7 @@ func scanRecordInto(rows *sql.Rows, r *Record) error {
 		&start, &answer, &end,
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &r.SIPStatus, &r.Codec, &r.NodeID,
-		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction)
+		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction, &r.Visits)
 	r.Start, r.Answer, r.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	r.EnqueueTime, r.Connect = fromMicros(enqueue), fromMicros(connect)
 	r.Talk, r.Hold, r.WrapUp = time.Duration(talk)*time.Microsecond, time.Duration(hold)*time.Microsecond, time.Duration(wrap)*time.Microsecond
@@ -271,38 +307,18 @@ func (s *SQLite) InsertMissing(ctx context.Context, recs []Record) error {
 	return s.exec(ctx, sqliteInsertMissing, recs)
 }
 
-func (s *SQLite) exec(ctx context.Context, query string, recs []Record) (err error) {
+func (s *SQLite) exec(ctx context.Context, query string, recs []Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	for i := range recs {
-		if recs[i].ID == "" {
-			return fmt.Errorf("cdr: record %d of %d has no ID: %w", i+1, len(recs), ErrInvalidRecord)
-		}
+	if err := validRecords(recs); err != nil {
+		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	stmt, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
-	}
-	defer stmt.Close()
-	for i := range recs {
-		if _, err = stmt.ExecContext(ctx, recordArgs(&recs[i])...); err != nil {
-			return fmt.Errorf("cdr: database %s: record %s: %w", s.path, recs[i].ID, err)
-		}
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("cdr: database %s: commit: %w", s.path, err)
-	}
-	return nil
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		return s.execEach(ctx, tx, query, len(recs),
+			func(i int) []any { return recordArgs(&recs[i]) },
+			func(i int) string { return "record " + recs[i].ID })
+	})
 }
 
 // recordWhere returns the WHERE clause (empty or " WHERE ...") and its

@@ -41,38 +41,33 @@ var sqliteInsertEvent = `INSERT INTO agent_events (` + eventColumns + `) VALUES 
 
 // AppendEvents stores evs in one transaction; an ID stored already is
 // skipped, so replays never duplicate events.
-func (s *SQLite) AppendEvents(ctx context.Context, evs []AgentEvent) (err error) {
+func (s *SQLite) AppendEvents(ctx context.Context, evs []AgentEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
 	if err := validEvents(evs); err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
-	}
-	defer func() {
+	wus := wrapUps(evs)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		err := s.execEach(ctx, tx, sqliteInsertEvent, len(evs), func(i int) []any {
+			e := &evs[i]
+			return []any{e.ID, e.Time.UnixMicro(), e.CallID, e.Queue, e.AgentID, e.Event,
+				e.Data1, e.Data2, e.Data3, e.Data4, e.Data5, e.NodeID}
+		}, func(i int) string { return "event " + evs[i].ID })
 		if err != nil {
-			_ = tx.Rollback()
+			return err
 		}
-	}()
-	stmt, err := tx.PrepareContext(ctx, sqliteInsertEvent)
-	if err != nil {
-		return fmt.Errorf("cdr: database %s: %w", s.path, err)
-	}
-	defer stmt.Close()
-	for i := range evs {
-		e := &evs[i]
-		if _, err = stmt.ExecContext(ctx, e.ID, e.Time.UnixMicro(), e.CallID, e.Queue, e.AgentID, e.Event,
-			e.Data1, e.Data2, e.Data3, e.Data4, e.Data5, e.NodeID); err != nil {
-			return fmt.Errorf("cdr: database %s: event %s: %w", s.path, e.ID, err)
+		err = s.execEach(ctx, tx, sqliteInsertWrapUp, len(wus),
+			func(i int) []any { return []any{wus[i].eventID, wus[i].callID, wus[i].us} },
+			func(i int) string { return "wrap-up of " + wus[i].callID })
+		if err != nil {
+			return err
 		}
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("cdr: database %s: commit: %w", s.path, err)
-	}
-	return nil
+		return s.execEach(ctx, tx, sqliteApplyWrapUp, len(wus),
+			func(i int) []any { return []any{wus[i].callID} },
+			func(i int) string { return "wrap-up of " + wus[i].callID })
+	})
 }
 
 // eventWhere returns the WHERE clause and arguments for f; mark(n) is the
@@ -92,7 +87,7 @@ func eventWhere(f EventFilter, mark func(int) string, timeCol string, timeArg fu
 		add(timeCol+" <", timeArg(f.To))
 	}
 	for _, c := range []struct{ col, val string }{
-		{"call_id", f.CallID}, {"queue", f.Queue}, {"agent_id", f.AgentID},
+		{"call_id", f.CallID}, {"queue", f.Queue}, {"agent_id", f.AgentID}, {"node_id", f.NodeID},
 	} {
 		if c.val != "" {
 			add(c.col+" =", c.val)
@@ -154,7 +149,7 @@ var _ reportScanner = (*SQLite)(nil)
 func (s *SQLite) scanForReport(ctx context.Context, f Filter, fn func(*Record) error) error {
 	where, args := recordWhere(f)
 	rows, err := s.db.QueryContext(ctx, `SELECT start_us, end_us, enqueue_us, connect_us, talk_us, hold_us, wrap_us,
-		transfers, queue, agent, disposition, direction, satisfaction FROM cdr`+where, args...)
+		transfers, queue, agent, disposition, direction, satisfaction, visits FROM cdr`+where, args...)
 	if err != nil {
 		return fmt.Errorf("cdr: database %s: %w", s.path, err)
 	}
@@ -172,11 +167,12 @@ func (s *SQLite) scanForReport(ctx context.Context, f Filter, fn func(*Record) e
 		start, end, enqueue, connect sql.NullInt64
 		talk, hold, wrap, transfers  int64
 		queue, agent, disp, dir, sat sql.RawBytes
+		visits                       sql.RawBytes
 		r                            Record
 	)
 	for rows.Next() {
 		if err := rows.Scan(&start, &end, &enqueue, &connect, &talk, &hold, &wrap, &transfers,
-			&queue, &agent, &disp, &dir, &sat); err != nil {
+			&queue, &agent, &disp, &dir, &sat, &visits); err != nil {
 			return fmt.Errorf("cdr: database %s: %w", s.path, err)
 		}
 		r = Record{
@@ -184,6 +180,7 @@ func (s *SQLite) scanForReport(ctx context.Context, f Filter, fn func(*Record) e
 			Talk: time.Duration(talk) * time.Microsecond, Hold: time.Duration(hold) * time.Microsecond,
 			WrapUp: time.Duration(wrap) * time.Microsecond, Transfers: int(transfers),
 			Queue: str(queue), Agent: str(agent), Disposition: Disposition(str(disp)), Direction: str(dir), Satisfaction: str(sat),
+			Visits: string(visits), // not interned: nearly one value per call
 		}
 		if err := fn(&r); err != nil {
 			return err

@@ -57,6 +57,7 @@ func testRecord(i int) Record {
 		RecordingFile: fmt.Sprintf("recordings/2026/03/15/call-%05d.wav", i),
 		SurveyAnswers: "1,2",
 		Satisfaction:  []string{SatisfactionSatisfied, SatisfactionBasicallySatisfied, ""}[i%3],
+		Visits:        []string{"consult/1001", "complaint/1002>consult/1003", "business>consult/1001"}[i%3],
 	}
 }
 
