@@ -3,13 +3,10 @@ package phone
 import (
 	"math"
 
-	"github.com/zaf/g711"
+	"github.com/hotline12345/hotline/media"
 )
 
 const (
-	sampleRate    = 8000
-	frameSamples  = 160           // 20 ms at 8 kHz
-	frameDur      = 20            // ms
 	toneWindow    = 1600          // samples kept for DetectTone (200 ms)
 	recentFrames  = 25            // frames in AudioStats.RecentRMS (500 ms)
 	rmsHistory    = 4096          // per-frame levels kept for WaitAudio (~82 s)
@@ -17,36 +14,6 @@ const (
 	// SilenceDBFS is the level reported for digital silence.
 	SilenceDBFS = -100.0
 )
-
-// decodeFrame decodes G.711 payload into pcm (len(pcm) >= len(payload)).
-func decodeFrame(law uint8, payload []byte, pcm []int16) []int16 {
-	pcm = pcm[:len(payload)]
-	if law == PCMA {
-		for i, b := range payload {
-			pcm[i] = g711.DecodeAlawFrame(b)
-		}
-	} else {
-		for i, b := range payload {
-			pcm[i] = g711.DecodeUlawFrame(b)
-		}
-	}
-	return pcm
-}
-
-// encodeFrame encodes pcm into G.711 payload (len(payload) >= len(pcm)).
-func encodeFrame(law uint8, pcm []int16, payload []byte) []byte {
-	payload = payload[:len(pcm)]
-	if law == PCMA {
-		for i, s := range pcm {
-			payload[i] = g711.EncodeAlawFrame(s)
-		}
-	} else {
-		for i, s := range pcm {
-			payload[i] = g711.EncodeUlawFrame(s)
-		}
-	}
-	return payload
-}
 
 // dBFS converts a mean square (of samples scaled to ±1) to dBFS,
 // where a full-scale square wave is 0 dBFS.
@@ -63,7 +30,7 @@ func goertzel(x []float64, freq float64) float64 {
 	if len(x) == 0 {
 		return 0
 	}
-	w := 2 * math.Pi * freq / sampleRate
+	w := 2 * math.Pi * freq / media.ClockRate
 	coeff := 2 * math.Cos(w)
 	var s1, s2, energy float64
 	for _, v := range x {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/hotline12345/hotline/media"
 )
 
 // ErrCanceled is the Dial error of a call ended by Call.Cancel before it was answered.
@@ -42,8 +43,9 @@ type Call struct {
 	codec  uint8
 	dtmf   bool
 	dtmfPT uint8
-	m      *media
+	m      *rtpStream
 	reason string
+	over   bool // end has run: no media may start
 
 	ctx        context.Context // the call's lifetime; media goroutines stop on it
 	cancel     context.CancelCauseFunc
@@ -239,16 +241,21 @@ func (c *Call) waitAnswer(ctx context.Context) {
 	c.log.Debug("call answered", "codec", codec)
 }
 
+// startMedia starts the call's RTP: the reader goroutine, and sending paced by
+// the phone's scheduler until the call ends.
 func (c *Call) startMedia(remote netip.AddrPort) {
 	c.mu.Lock()
-	m := newMedia(c.conn, c.log, remote, c.codec, c.dtmf, c.dtmfPT, c.p.silent, c.digits)
+	defer c.mu.Unlock()
+	if c.over {
+		return
+	}
+	m := newRTPStream(c.conn, c.log, remote, c.codec, c.dtmf, c.dtmfPT, c.p.silent, c.digits)
+	m.remove = c.p.sched.Add(m)
 	c.m = m
-	c.mu.Unlock()
 	c.goroutine(m.readLoop)
-	c.goroutine(func() { m.sendLoop(c.ctx) })
 }
 
-func (c *Call) mediaOrNil() *media {
+func (c *Call) mediaOrNil() *rtpStream {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.m
@@ -271,8 +278,12 @@ func (c *Call) endAnswer(err error, reason string) {
 func (c *Call) end(reason string) {
 	c.endOnce.Do(func() {
 		c.mu.Lock()
-		c.reason = reason
+		c.reason, c.over = reason, true
+		m := c.m
 		c.mu.Unlock()
+		if m != nil {
+			m.stop()
+		}
 		c.setAnswered(ErrCallEnded)
 		if c.dialCancel != nil {
 			c.dialCancel(ErrCallEnded)
@@ -431,7 +442,7 @@ func (c *Call) LocalRTP() netip.AddrPort {
 	return netip.AddrPortFrom(c.p.cfg.LocalIP, c.localPort())
 }
 
-func (c *Call) activeMedia() (*media, error) {
+func (c *Call) activeMedia() (*rtpStream, error) {
 	select {
 	case <-c.done:
 		return nil, ErrCallEnded
@@ -447,9 +458,10 @@ func (c *Call) activeMedia() (*media, error) {
 	return m, nil
 }
 
-// SendDTMF sends digits (0-9 * # A-D) as RFC 4733 events of dur each on the
-// negotiated telephone-event payload type, 100 ms apart, and returns when
-// the last end packet has been sent.
+// SendDTMF sends digits (0-9 * # A-D) as RFC 4733 events of dur each (<= 0
+// means 100 ms; rounded up to 20 ms) on the negotiated telephone-event payload
+// type, 40 ms apart, as media.DTMFSender sends them, and returns when the last
+// end packet has been sent.
 func (c *Call) SendDTMF(digits string, dur time.Duration) error {
 	m, err := c.activeMedia()
 	if err != nil {
@@ -460,7 +472,7 @@ func (c *Call) SendDTMF(digits string, dur time.Duration) error {
 	}
 	events := make([]uint8, 0, len(digits))
 	for _, d := range digits {
-		ev, ok := dtmfEvent(d)
+		ev, ok := media.DigitEvent(d)
 		if !ok {
 			return fmt.Errorf("%w: %q", ErrBadDigit, d)
 		}
@@ -478,7 +490,7 @@ func (c *Call) SendTone(freq float64, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
-	frames := max(1, int(dur/(frameDur*time.Millisecond)))
+	frames := max(1, int(dur/media.FrameDuration))
 	return m.run(context.Background(), c.done, toneJob(freq, frames, !m.silent))
 }
 
@@ -486,7 +498,7 @@ func (c *Call) SendTone(freq float64, dur time.Duration) error {
 // "application/dtmf-relay" (Signal=5, Duration=160) or "application/dtmf" (5),
 // and waits for a 2xx.
 func (c *Call) SendInfo(ctx context.Context, digit rune, contentType string) error {
-	if _, ok := dtmfEvent(digit); !ok {
+	if _, ok := media.DigitEvent(digit); !ok {
 		return fmt.Errorf("%w: %q", ErrBadDigit, digit)
 	}
 	if _, err := c.activeMedia(); err != nil {
@@ -536,7 +548,7 @@ func (c *Call) Audio() AudioStats {
 // minRMSdBFS, have been received in the negotiated codec after WaitAudio was
 // called (they need not be consecutive).
 func (c *Call) WaitAudio(ctx context.Context, minRMSdBFS float64, d time.Duration) error {
-	need := max(1, int((d+frameDur*time.Millisecond-1)/(frameDur*time.Millisecond)))
+	need := max(1, int((d+media.FrameDuration-1)/media.FrameDuration))
 	got := 0
 	from := int64(-1)
 	tick := time.NewTicker(10 * time.Millisecond)

@@ -4,29 +4,9 @@ import (
 	"math"
 	"net/netip"
 	"testing"
-)
 
-func TestTelephoneEventRoundTrip(t *testing.T) {
-	for _, ev := range []telephoneEvent{
-		{Event: 11, End: true, Volume: 10, Duration: 800},
-		{Event: 0, Volume: 63, Duration: 65535},
-	} {
-		got, ok := parseTelephoneEvent(ev.appendTo(nil))
-		if !ok || got != ev {
-			t.Errorf("round trip %+v = %+v, %v", ev, got, ok)
-		}
-	}
-	if _, ok := parseTelephoneEvent([]byte{1, 2, 3}); ok {
-		t.Error("short payload accepted")
-	}
-	for _, d := range "0123456789*#ABCD" {
-		ev, ok := dtmfEvent(d)
-		back, ok2 := dtmfDigit(ev)
-		if !ok || !ok2 || back != d {
-			t.Errorf("digit %q -> %d -> %q", d, ev, back)
-		}
-	}
-}
+	"github.com/hotline12345/hotline/media"
+)
 
 func TestParseInfoDigit(t *testing.T) {
 	for _, tc := range []struct {
@@ -81,7 +61,7 @@ func TestSDPRoundTripAndSIPpStyle(t *testing.T) {
 func TestGoertzel(t *testing.T) {
 	x := make([]float64, toneWindow)
 	for i := range x {
-		x[i] = 0.3 * math.Sin(2*math.Pi*1000*float64(i)/sampleRate)
+		x[i] = 0.3 * math.Sin(2*math.Pi*1000*float64(i)/media.ClockRate)
 	}
 	if p := goertzel(x, 1000); p < 0.95 || p > 1.05 {
 		t.Errorf("goertzel at 1000 = %.3f", p)
@@ -110,20 +90,8 @@ func FuzzParseInfoDigit(f *testing.F) {
 	f.Add("application/dtmf", []byte("#"))
 	f.Fuzz(func(t *testing.T, ct string, b []byte) {
 		if d, ok := parseInfoDigit(ct, b); ok {
-			if _, valid := dtmfEvent(d); !valid {
+			if _, valid := media.DigitEvent(d); !valid {
 				t.Errorf("invalid digit %q accepted", d)
-			}
-		}
-	})
-}
-
-func FuzzTelephoneEvent(f *testing.F) {
-	f.Add([]byte{11, 0x8a, 0x03, 0x20})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ev, ok := parseTelephoneEvent(b)
-		if ok {
-			if got, _ := parseTelephoneEvent(ev.appendTo(nil)); got != ev {
-				t.Errorf("round trip %+v != %+v", got, ev)
 			}
 		}
 	})

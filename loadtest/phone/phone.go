@@ -13,6 +13,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/hotline12345/hotline/media"
 )
 
 // Defaults.
@@ -34,6 +35,11 @@ type Config struct {
 	NoDTMF          bool       // do not offer or accept telephone-event
 	Transport       string     // "udp" (default) or "tcp"
 	Logger          *slog.Logger
+
+	// Scheduler paces the RTP the phone's calls send (20 ms ticks on
+	// drift-free deadlines, shared by all calls). Nil: the phone runs its own
+	// with one goroutine and stops it on Close.
+	Scheduler *media.Scheduler
 
 	// SendSilence makes calls send G.711 silence whenever nothing else is
 	// being sent, as a real phone does, so that a server's RTP inactivity
@@ -57,6 +63,7 @@ type Phone struct {
 	log    *slog.Logger
 	silent bool
 	addr   netip.AddrPort
+	sched  *media.Scheduler
 
 	ua       *sipgo.UserAgent
 	srv      *sipgo.Server
@@ -114,6 +121,7 @@ func New(cfg Config) (*Phone, error) {
 		log:    cfg.Logger.With("caller", "phone"),
 		silent: cfg.SendSilence == nil || *cfg.SendSilence,
 		calls:  map[string]*Call{},
+		sched:  cfg.Scheduler,
 	}
 	ip := cfg.LocalIP.String()
 	sipLog := cfg.Logger.With("caller", "sipgo")
@@ -127,12 +135,16 @@ func New(cfg Config) (*Phone, error) {
 		return nil, err
 	}
 	p.ua = ua
+	if p.sched == nil {
+		p.sched = media.NewScheduler(1)
+	}
 	fail := func(err error) (*Phone, error) {
 		if p.listener != nil {
 			p.listener.Close()
 		}
 		ua.Close()
 		p.wg.Wait()
+		p.closeScheduler()
 		return nil, err
 	}
 	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog)); err != nil {
@@ -275,10 +287,18 @@ func (p *Phone) Close() error {
 	time.Sleep(closeGrace)
 	err := p.ua.Close()
 	p.wg.Wait()
+	p.closeScheduler()
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
 	return err
+}
+
+// closeScheduler stops the scheduler if the phone started it.
+func (p *Phone) closeScheduler() {
+	if p.cfg.Scheduler == nil {
+		p.sched.Close()
+	}
 }
 
 func (p *Phone) register(c *Call) error {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hotline12345/hotline/media"
 	"github.com/pion/rtp"
 )
 
@@ -31,19 +32,21 @@ type AudioStats struct {
 	Source       netip.AddrPort // sender of the last packet
 }
 
-// media is one call's RTP stream: one UDP socket, a reader and a paced sender.
-type media struct {
+// rtpStream is one call's RTP: one UDP socket with a reader goroutine, and a
+// place on the phone's media.Scheduler whose 20 ms ticks send its packets.
+type rtpStream struct {
 	conn   *net.UDPConn
 	log    *slog.Logger
 	remote netip.AddrPort
-	codec  uint8
+	codec  media.Codec
 	dtmf   bool
 	dtmfPT uint8
 	silent bool // send silence when idle
 
-	jobs chan *sendJob
+	jobs   chan *sendJob
+	remove func() // leaves the scheduler; set before the first tick
 
-	mu         sync.Mutex
+	mu         sync.Mutex // guards the receive side below
 	st         AudioStats
 	sumSquares float64 // of all decoded samples, scaled to ±1
 	samples    int64
@@ -54,27 +57,34 @@ type media struct {
 	levels     [rmsHistory]float32   // dBFS of each frame, ring indexed by frames
 	tone       [toneWindow]float64   // last samples, ring
 	tonePos    int
-	evSeen     bool
-	evSSRC     uint32
-	evTS       uint32
+	dtmfRx     media.DTMFReceiver
+	rxDigits   [2]rune // scratch for dtmfRx
 	digits     chan rune
 	digitLog   []rune
 	pcm        [1500]int16
+
+	txMu sync.Mutex // held by Tick and stop
+	tx   sender
 }
 
-func newMedia(conn *net.UDPConn, log *slog.Logger, remote netip.AddrPort, codec uint8, dtmf bool, dtmfPT uint8, silent bool, digits chan rune) *media {
-	m := &media{
-		conn: conn, log: log, remote: remote, codec: codec,
+func newRTPStream(conn *net.UDPConn, log *slog.Logger, remote netip.AddrPort, codec uint8, dtmf bool, dtmfPT uint8, silent bool, digits chan rune) *rtpStream {
+	m := &rtpStream{
+		conn: conn, log: log, remote: remote, codec: media.Codec(codec),
 		dtmf: dtmf, dtmfPT: dtmfPT, silent: silent,
 		jobs:   make(chan *sendJob),
 		digits: digits,
 	}
 	m.st.RecentRMS, m.st.TotalRMS = SilenceDBFS, SilenceDBFS
+	s := &m.tx
+	s.m = m
+	s.hdr = rtp.Header{Version: 2, SSRC: rand.Uint32(), SequenceNumber: uint16(rand.Uint32())}
+	s.ts0 = rand.Uint32()
+	m.codec.Encode(s.silence[:], s.pcm[:])
 	return m
 }
 
 // readLoop receives RTP until the socket is closed.
-func (m *media) readLoop() {
+func (m *rtpStream) readLoop() {
 	buf := make([]byte, 1500)
 	var p rtp.Packet
 	for {
@@ -92,7 +102,7 @@ func (m *media) readLoop() {
 	}
 }
 
-func (m *media) receive(p *rtp.Packet, from netip.AddrPort, now time.Time) {
+func (m *rtpStream) receive(p *rtp.Packet, from netip.AddrPort, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := &m.st
@@ -113,19 +123,23 @@ func (m *media) receive(p *rtp.Packet, from netip.AddrPort, now time.Time) {
 		st.PayloadTypes = append(st.PayloadTypes, p.PayloadType)
 	}
 	switch {
-	case p.PayloadType == m.codec:
+	case p.PayloadType == uint8(m.codec):
 		st.AudioPackets++
-		m.audio(decodeFrame(m.codec, p.Payload, m.pcm[:]))
+		pcm := m.pcm[:min(len(p.Payload), len(m.pcm))]
+		m.codec.Decode(pcm, p.Payload)
+		m.audio(pcm)
 	case m.dtmf && p.PayloadType == m.dtmfPT:
 		st.EventPackets++
-		m.event(p)
+		for _, d := range m.dtmfRx.Receive(m.rxDigits[:0], now, p.SSRC, p.Timestamp, p.Payload) {
+			m.pushDigit(d)
+		}
 	default:
 		st.OtherPackets++
 	}
 }
 
 // audio accounts one decoded frame. m.mu is held.
-func (m *media) audio(pcm []int16) {
+func (m *rtpStream) audio(pcm []int16) {
 	if len(pcm) == 0 {
 		return
 	}
@@ -151,24 +165,8 @@ func (m *media) audio(pcm []int16) {
 	m.st.TotalRMS = dBFS(m.sumSquares / float64(m.samples))
 }
 
-// event de-duplicates RFC 4733 packets on (SSRC, timestamp) and reports each
-// event once, on its first packet. m.mu is held.
-func (m *media) event(p *rtp.Packet) {
-	ev, ok := parseTelephoneEvent(p.Payload)
-	if !ok {
-		return
-	}
-	if m.evSeen && m.evSSRC == p.SSRC && m.evTS == p.Timestamp {
-		return
-	}
-	m.evSeen, m.evSSRC, m.evTS = true, p.SSRC, p.Timestamp
-	if d, ok := dtmfDigit(ev.Event); ok {
-		m.pushDigit(d)
-	}
-}
-
 // pushDigit records a received digit. m.mu is held.
-func (m *media) pushDigit(d rune) {
+func (m *rtpStream) pushDigit(d rune) {
 	m.digitLog = append(m.digitLog, d)
 	select {
 	case m.digits <- d:
@@ -177,7 +175,7 @@ func (m *media) pushDigit(d rune) {
 	}
 }
 
-func (m *media) stats() AudioStats {
+func (m *rtpStream) stats() AudioStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.st
@@ -187,7 +185,7 @@ func (m *media) stats() AudioStats {
 
 // levelsSince returns the frame counter and calls f for the levels of the
 // frames received after frame from (at most rmsHistory of them).
-func (m *media) levelsSince(from int64, f func(dBFS float32)) int64 {
+func (m *rtpStream) levelsSince(from int64, f func(dBFS float32)) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	from = max(from, m.frames-rmsHistory)
@@ -197,7 +195,7 @@ func (m *media) levelsSince(from int64, f func(dBFS float32)) int64 {
 	return m.frames
 }
 
-func (m *media) detectTone(freq float64) float64 {
+func (m *rtpStream) detectTone(freq float64) float64 {
 	m.mu.Lock()
 	n := int(min(m.samples, toneWindow))
 	x := make([]float64, 0, n)
@@ -217,93 +215,99 @@ type sendJob struct {
 	done  chan error
 }
 
-// sender is the outgoing RTP state, owned by the sendLoop goroutine.
+// sender is the outgoing RTP state, guarded by rtpStream.txMu.
 type sender struct {
-	m       *media
-	pkt     rtp.Packet
-	buf     [1500]byte
-	payload [1500]byte
-	pcm     [frameSamples]int16
-	silence [frameSamples]byte
-	sent    bool
+	m         *rtpStream
+	cur       *sendJob
+	stopped   bool
+	hdr       rtp.Header // SSRC and the next sequence number
+	ts0       uint32     // RTP timestamp of the first tick
+	first     time.Time  // deadline of the first tick
+	haveFirst bool
+	ts        uint32 // RTP timestamp of this tick: real time since the first
+	sent      bool
+	buf       [1500]byte
+	payload   [1500]byte
+	pcm       [media.FrameSamples]int16
+	silence   [media.FrameSamples]byte
 }
 
-// sendLoop sends one packet per 20 ms on drift-free deadlines until ctx ends.
-func (m *media) sendLoop(ctx context.Context) {
-	s := &sender{m: m}
-	s.pkt.Version = 2
-	s.pkt.SSRC = rand.Uint32()
-	s.pkt.SequenceNumber = uint16(rand.Uint32())
-	s.pkt.Timestamp = rand.Uint32()
-	encodeFrame(m.codec, s.pcm[:], s.silence[:])
+// Tick implements media.Stream: every 20 ms on the scheduler's drift-free
+// deadlines it ends an RFC 4733 event whose end never came, and sends one
+// packet of the current job, or silence.
+func (m *rtpStream) Tick(deadline time.Time) {
+	m.mu.Lock()
+	if m.dtmfRx.Open() {
+		for _, d := range m.dtmfRx.Expire(m.rxDigits[:0], deadline) {
+			m.pushDigit(d)
+		}
+	}
+	m.mu.Unlock()
 
-	var cur *sendJob
-	t0 := time.Now()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	defer func() {
-		if cur != nil {
-			cur.done <- ErrCallEnded
-		}
-	}()
-	for n := int64(0); ; n++ {
+	m.txMu.Lock()
+	defer m.txMu.Unlock()
+	s := &m.tx
+	if s.stopped {
+		return
+	}
+	if !s.haveFirst {
+		s.first, s.haveFirst = deadline, true
+	}
+	s.ts = s.ts0 + uint32(int64(deadline.Sub(s.first)/media.FrameDuration)*media.FrameSamples)
+	if s.cur == nil {
 		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
+		case s.cur = <-m.jobs:
+		default:
 		}
-		if cur == nil {
-			select {
-			case cur = <-m.jobs:
-			default:
-			}
+	}
+	var err error
+	if s.cur != nil {
+		var done bool
+		if done, err = s.cur.frame(s); done || err != nil {
+			s.cur.done <- err
+			s.cur = nil
 		}
-		var err error
-		if cur != nil {
-			var done bool
-			if done, err = cur.frame(s); done || err != nil {
-				cur.done <- err
-				cur = nil
-			}
-		} else if m.silent {
-			err = s.audio(s.silence[:], false)
-		}
-		if err != nil && ctx.Err() == nil {
-			m.log.Debug("rtp write", "error", err)
-		}
-		s.pkt.Timestamp += frameSamples
-		next := t0.Add(time.Duration(n+1) * frameDur * time.Millisecond)
-		wait := time.Until(next)
-		if wait < -5*frameDur*time.Millisecond { // far behind (paused process): resynchronise
-			t0, n, wait = time.Now(), -1, 0
-		}
-		timer.Reset(max(wait, 0))
+	} else if m.silent {
+		err = s.audio(s.silence[:], false)
+	}
+	if err != nil {
+		m.log.Debug("rtp write", "error", err)
 	}
 }
 
-// audio sends one frame of G.711 payload at the current timestamp.
+// stop leaves the scheduler and fails the job in progress. After it returns
+// nothing more is sent.
+func (m *rtpStream) stop() {
+	m.remove()
+	m.txMu.Lock()
+	defer m.txMu.Unlock()
+	if s := &m.tx; s.cur != nil {
+		s.cur.done <- ErrCallEnded
+		s.cur = nil
+	}
+	m.tx.stopped = true
+}
+
+// audio sends one frame of G.711 payload at this tick's timestamp.
 func (s *sender) audio(payload []byte, marker bool) error {
-	return s.write(s.m.codec, payload, marker, s.pkt.Timestamp)
+	return s.write(uint8(s.m.codec), payload, marker, s.ts)
 }
 
 func (s *sender) write(pt uint8, payload []byte, marker bool, ts uint32) error {
-	h := s.pkt.Header
-	h.PayloadType = pt
-	h.Marker = marker || !s.sent
-	h.Timestamp = ts
-	p := rtp.Packet{Header: h, Payload: payload}
+	p := rtp.Packet{Header: s.hdr, Payload: payload}
+	p.PayloadType, p.Marker, p.Timestamp = pt, marker || !s.sent, ts
 	n, err := p.MarshalTo(s.buf[:])
 	if err != nil {
 		return err
 	}
-	s.pkt.SequenceNumber++
+	s.hdr.SequenceNumber++
 	s.sent = true
 	_, err = s.m.conn.WriteToUDPAddrPort(s.buf[:n], s.m.remote)
 	return err
 }
 
 // run queues job on the sender and waits for it to finish.
-func (m *media) run(ctx context.Context, callDone <-chan struct{}, frame func(s *sender) (bool, error)) error {
+func (m *rtpStream) run(ctx context.Context, callDone <-chan struct{}, frame func(s *sender) (bool, error)) error {
 	j := &sendJob{frame: frame, done: make(chan error, 1)}
 	select {
 	case m.jobs <- j:
@@ -323,63 +327,39 @@ func (m *media) run(ctx context.Context, callDone <-chan struct{}, frame func(s 
 // toneJob sends frames of a sine at freq for the given number of frames.
 func toneJob(freq float64, frames int, marker bool) func(s *sender) (bool, error) {
 	var phase float64
-	step := 2 * math.Pi * freq / sampleRate
+	step := 2 * math.Pi * freq / media.ClockRate
 	i := 0
 	return func(s *sender) (bool, error) {
 		for k := range s.pcm {
 			s.pcm[k] = int16(toneAmplitude * math.Sin(phase))
 			phase = math.Mod(phase+step, 2*math.Pi)
 		}
-		err := s.audio(encodeFrame(s.m.codec, s.pcm[:], s.payload[:]), marker && i == 0)
+		frame := s.payload[:len(s.pcm)]
+		s.m.codec.Encode(frame, s.pcm[:])
+		err := s.audio(frame, marker && i == 0)
 		i++
 		return i >= frames, err
 	}
 }
 
-// dtmfJob sends digits as RFC 4733 events of dur each (at least one 20 ms
-// packet): all packets of an event share its start timestamp, the first has
-// the marker bit, the duration grows by 160 per packet, and the end packet is
-// sent three times. Between digits it sends 100 ms of audio (silence or nothing).
+// dtmfJob sends events (RFC 4733 event codes) of dur each with media's
+// DTMFSender, the one the server sends with; between events it sends audio
+// (silence, or nothing).
 func dtmfJob(events []uint8, dur time.Duration) func(s *sender) (bool, error) {
-	packets := max(1, int(dur/(frameDur*time.Millisecond)))
-	packets = min(packets, 0xffff/frameSamples)
-	const (
-		inEvent = iota
-		inEnd
-		inGap
-	)
-	idx, phase, k := 0, inEvent, 0
-	var start uint32
+	var tx media.DTMFSender
+	for _, ev := range events {
+		tx.Queue(ev, dur)
+	}
+	var payload [media.DTMFPayloadSize]byte
 	return func(s *sender) (bool, error) {
-		var err error
-		switch phase {
-		case inEvent:
-			if k == 0 {
-				start = s.pkt.Timestamp
-			}
-			ev := telephoneEvent{Event: events[idx], Volume: dtmfVolume, Duration: uint16((k + 1) * frameSamples)}
-			err = s.write(s.m.dtmfPT, ev.appendTo(s.payload[:0]), k == 0, start)
-			if k++; k == packets {
-				phase, k = inEnd, 0
-			}
-		case inEnd:
-			ev := telephoneEvent{Event: events[idx], End: true, Volume: dtmfVolume, Duration: uint16(packets * frameSamples)}
-			err = s.write(s.m.dtmfPT, ev.appendTo(s.payload[:0]), false, start)
-			if k++; k == dtmfEndRepeat {
-				phase, k = inGap, 0
-				if idx == len(events)-1 {
-					return true, err
-				}
-			}
-		case inGap:
+		evTS, marker, ok := tx.Tick(payload[:], s.ts)
+		if !ok { // the gap between two events
 			if s.m.silent {
-				err = s.audio(s.silence[:], false)
+				return false, s.audio(s.silence[:], false)
 			}
-			if k++; k == dtmfGapFrames {
-				phase, k = inEvent, 0
-				idx++
-			}
+			return false, nil
 		}
-		return false, err
+		err := s.write(s.m.dtmfPT, payload[:], marker, evTS)
+		return tx.Idle(), err
 	}
 }
