@@ -48,6 +48,14 @@
 //     runner logs an error, records a "fallback" step with Input "loop" and
 //     ends with "hangup".
 //
+// # State machine
+//
+// A Run is driven by one looplab/fsm machine (routing, prompting, waiting,
+// collecting, failing, queued, playing, done): its current state picks the
+// handler that runs next, and the event that handler sends (a digit, a
+// timeout, the prompts' end, a choice) picks the state after it. The machine
+// has no callbacks; only the Run goroutine touches it.
+//
 // # Time
 //
 // Nothing in the package reads the wall clock directly: the runner takes a

@@ -13,6 +13,6 @@ var (
 	ErrBadEntry = errors.New("ivr: bad entry action")
 	// ErrNotConfigured: the Runner lacks a Media or Queue it needs.
 	ErrNotConfigured = errors.New("ivr: runner not configured")
-	// ErrStateMachine: the per-visit state machine refused an event; a bug.
+	// ErrStateMachine: the Run's state machine refused an event; a bug.
 	ErrStateMachine = errors.New("ivr: state machine")
 )

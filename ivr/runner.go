@@ -6,7 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/looplab/fsm"
 )
 
 // Media is what the runner needs from the call's media session. The call
@@ -135,7 +136,9 @@ func (r *Runner) Run(ctx context.Context, entry Action) (Result, error) {
 		log:    r.Logger,
 		clock:  r.Clock,
 		res:    Result{Vars: map[string]string{}},
+		f:      newRunFSM(),
 		fsmCtx: context.WithoutCancel(ctx),
+		next:   entry,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -155,7 +158,7 @@ func (r *Runner) Run(ctx context.Context, entry Action) (Result, error) {
 		c.digits = r.Media.Digits()
 	}
 	c.log.Debug("ivr start", "entry", entry.String())
-	err := c.run(entry)
+	err := c.run()
 	c.log.Debug("ivr end", "path", c.res.PathString(), "error", err)
 	return c.res, err
 }
@@ -164,79 +167,116 @@ func (r *Runner) Run(ctx context.Context, entry Action) (Result, error) {
 type callRun struct {
 	r      *Runner
 	ctx    context.Context
+	f      *fsm.FSM        // what the Run does next (runner_fsm.go)
 	fsmCtx context.Context // ctx without cancellation: a cancelled ctx would make looplab/fsm skip transitions
 	log    *slog.Logger
 	clock  Clock
 	digits <-chan rune // nil once closed
 	res    Result
 
+	next     Action          // routing: the action to carry out; queued, playing: the final action
 	cur      string          // current menu
+	menu     Menu            // cur with defaults applied
 	stack    []string        // menus to go "back" to, oldest first
 	failures int             // failures of the current visit
+	failure  string          // failing: EventInvalid or EventTimeout
+	keys     []rune          // input menus: the entry of this attempt so far
 	pending  []rune          // digits read during a failure prompt, not yet used
 	noInput  int             // visits started since the caller's last digit
 	greeted  map[string]bool // menus whose Greeting was played in this call
 }
 
-func (c *callRun) step(menu, input, event string) {
-	c.res.Path = append(c.res.Path, Step{Menu: menu, Input: input, Event: event})
-	c.log.Debug("ivr step", "menu", menu, "input", input, "event", event)
-}
-
-func (c *callRun) run(act Action) error {
+// run carries out the handler of the machine's current state until done.
+// Each handler does its I/O and sends one event, which picks the next.
+func (c *callRun) run() error {
 	for {
-		if err := c.ctx.Err(); err != nil {
-			return err
-		}
-		switch act.Kind {
-		case ActQueue:
-			c.res.Final = act
-			c.dropPending()
-			if c.r.Queue == nil {
-				return fmt.Errorf("%w: no Queue for %q", ErrNotConfigured, act.String())
-			}
-			if err := c.r.Queue.Join(c.ctx, act.Target); err != nil {
-				return fmt.Errorf("ivr: queue %s: %w", act.Target, err)
-			}
-			return nil
-		case ActPlay:
-			c.res.Final = act
-			c.dropPending()
-			return c.playToEnd(act.Target)
-		case ActHangup:
-			c.res.Final = act
-			c.dropPending()
-			return nil
-		case ActMenu:
-			if _, ok := c.r.Menus[act.Target]; !ok {
-				return fmt.Errorf("%w: %q (from menu %q)", ErrUnknownMenu, act.Target, c.cur)
-			}
-			c.enter(act.Target)
-		case ActRepeat:
-			// Same menu, failures kept.
-		case ActBack:
-			if n := len(c.stack); n > 0 {
-				prev := c.stack[n-1]
-				c.stack = c.stack[:n-1]
-				c.cur, c.failures = prev, 0
-				c.step(prev, "", EventEntry)
-			} // else: at the entry menu, replay it like repeat
-		default:
-			return fmt.Errorf("%w: %q", ErrBadAction, act.String())
-		}
-		c.noInput++
-		if c.noInput > MaxTransitionsWithoutInput {
-			c.log.Error("ivr loop guard: too many menu visits without caller input; hanging up",
-				"menu", c.cur, "visits", c.noInput-1, "path", c.res.PathString())
-			c.step(c.cur, "loop", EventFallback)
-			act = Action{Kind: ActHangup}
-			continue
-		}
 		var err error
-		if act, err = c.visit(); err != nil {
+		switch st := c.f.Current(); st {
+		case stRouting:
+			err = c.route()
+		case stPrompting:
+			err = c.prompt()
+		case stWaiting:
+			err = c.waitFirst()
+		case stCollecting:
+			err = c.collect()
+		case stFailing:
+			err = c.fail()
+		case stQueued:
+			err = c.join()
+		case stPlaying:
+			if _, _, err = c.playAll([]string{c.next.Target}, false); err == nil {
+				err = c.fire(evPlayed)
+			}
+		case stDone:
+			return nil
+		default:
+			err = fmt.Errorf("%w: no handler for state %s", ErrStateMachine, st)
+		}
+		if err != nil {
 			return err
 		}
 	}
+}
+
+// route carries out c.next: a terminal action ends the IVR; menu, repeat and
+// back start an attempt of the menu they lead to.
+func (c *callRun) route() error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	act := c.next
+	switch act.Kind {
+	case ActQueue:
+		return c.finish(act, evQueue)
+	case ActPlay:
+		return c.finish(act, evPlay)
+	case ActHangup:
+		return c.finish(act, evHangup)
+	case ActMenu:
+		if _, ok := c.r.Menus[act.Target]; !ok {
+			return fmt.Errorf("%w: %q (from menu %q)", ErrUnknownMenu, act.Target, c.cur)
+		}
+		c.enter(act.Target)
+	case ActRepeat:
+		// Same menu, failures kept.
+	case ActBack:
+		if n := len(c.stack); n > 0 {
+			prev := c.stack[n-1]
+			c.stack = c.stack[:n-1]
+			c.cur, c.failures = prev, 0
+			c.step(prev, "", EventEntry)
+		} // else: at the entry menu, replay it like repeat
+	default:
+		return fmt.Errorf("%w: %q", ErrBadAction, act.String())
+	}
+	c.noInput++
+	if c.noInput > MaxTransitionsWithoutInput {
+		c.log.Error("ivr loop guard: too many menu visits without caller input; hanging up",
+			"menu", c.cur, "visits", c.noInput-1, "path", c.res.PathString())
+		c.step(c.cur, "loop", EventFallback)
+		return c.finish(Action{Kind: ActHangup}, evHangup)
+	}
+	c.menu = c.r.Menus[c.cur].withDefaults()
+	return c.fire(evVisit)
+}
+
+// finish makes act the Run's final action; ev leads to carrying it out.
+func (c *callRun) finish(act Action, ev string) error {
+	c.res.Final, c.next = act, act
+	c.dropPending()
+	return c.fire(ev)
+}
+
+// join hands the call to the queue of the final action.
+func (c *callRun) join() error {
+	if c.r.Queue == nil {
+		return fmt.Errorf("%w: no Queue for %q", ErrNotConfigured, c.next.String())
+	}
+	if err := c.r.Queue.Join(c.ctx, c.next.Target); err != nil {
+		return fmt.Errorf("ivr: queue %s: %w", c.next.Target, err)
+	}
+	return c.fire(evLeft)
 }
 
 // enter starts a fresh visit of menu name (see the package doc on the stack).
@@ -251,256 +291,14 @@ func (c *callRun) enter(name string) {
 	c.step(name, "", EventEntry)
 }
 
+func (c *callRun) step(menu, input, event string) {
+	c.res.Path = append(c.res.Path, Step{Menu: menu, Input: input, Event: event})
+	c.log.Debug("ivr step", "menu", menu, "input", input, "event", event)
+}
+
 func (c *callRun) dropPending() {
 	if len(c.pending) > 0 {
 		c.log.Debug("ivr dropping buffered digits", "digits", string(c.pending))
 		c.pending = nil
-	}
-}
-
-// attempt outcomes.
-const (
-	outChosen = iota
-	outInvalid
-	outTimeout
-)
-
-// visit runs attempts at the current menu until one yields an action or the
-// failures reach MaxRetries.
-func (c *callRun) visit() (Action, error) {
-	name := c.cur
-	m := c.r.Menus[name].withDefaults()
-	f := newVisitFSM()
-	for {
-		out, input, act, err := c.attempt(name, &m, f)
-		if err != nil || out == outChosen {
-			return act, err
-		}
-		c.failures++
-		prompt := m.InvalidPrompt
-		if out == outTimeout {
-			prompt = m.TimeoutPrompt
-			c.step(name, "", EventTimeout)
-		} else {
-			c.step(name, input, EventInvalid)
-		}
-		if prompt != "" {
-			if err := c.playFailure(prompt); err != nil {
-				return Action{}, err
-			}
-		}
-		if c.failures >= m.MaxRetries {
-			if err := c.fire(f, evFallback); err != nil {
-				return Action{}, err
-			}
-			c.step(name, "", EventFallback)
-			act, err := ParseAction(m.Fallback)
-			if err != nil {
-				return Action{}, fmt.Errorf("menu %s fallback: %w", name, err)
-			}
-			c.log.Info("ivr fallback", "menu", name, "failures", c.failures, "action", act.String())
-			return act, nil
-		}
-		if err := c.fire(f, evRetry); err != nil {
-			return Action{}, err
-		}
-	}
-}
-
-// attempt plays the menu's prompts and takes one choice or entry. It returns
-// outChosen with the action to run, or outInvalid (with the keys) or
-// outTimeout; the FSM is then in stDone or stFailing.
-func (c *callRun) attempt(name string, m *Menu, f *visitFSM) (out int, input string, act Action, err error) {
-	var (
-		playing <-chan struct{} // non-nil while the menu prompts play
-		timer   Timer
-		timerC  <-chan time.Time
-		keys    []rune // input menus: keys collected so far
-	)
-	stopTimer := func() {
-		if timer != nil {
-			timer.Stop()
-			timer, timerC = nil, nil
-		}
-	}
-	defer stopTimer()
-	arm := func(d Duration) {
-		stopTimer()
-		timer = c.clock.NewTimer(d.D())
-		timerC = timer.C()
-	}
-	// finishEntry ends an input menu's entry; raw includes a pressed terminator.
-	finishEntry := func(raw string) (int, string, Action, error) {
-		value := string(keys)
-		if len(keys) < m.Input.MinDigits {
-			return outInvalid, raw, Action{}, c.fire(f, evInvalid)
-		}
-		a, err := ParseAction(m.Input.Next)
-		if err != nil {
-			return 0, "", Action{}, fmt.Errorf("menu %s input next: %w", name, err)
-		}
-		if err := c.fire(f, evChoose); err != nil {
-			return 0, "", Action{}, err
-		}
-		if m.Input.Store != "" {
-			c.res.Vars[m.Input.Store] = value
-		}
-		c.step(name, raw, EventDigit)
-		return outChosen, raw, a, nil
-	}
-	// onDigit handles one key; done reports whether the attempt is over.
-	onDigit := func(d rune) (done bool, out int, input string, act Action, err error) {
-		if playing != nil {
-			c.r.Media.StopPlay()
-			if err := c.waitStopped(playing); err != nil {
-				return true, 0, "", Action{}, err
-			}
-			playing = nil
-		}
-		key := string(d)
-		if m.Input == nil {
-			s, ok := m.Options[key]
-			if !ok {
-				return true, outInvalid, key, Action{}, c.fire(f, evInvalid)
-			}
-			a, err := ParseAction(s)
-			if err != nil {
-				return true, 0, "", Action{}, fmt.Errorf("menu %s option %s: %w", name, key, err)
-			}
-			if err := c.fire(f, evChoose); err != nil {
-				return true, 0, "", Action{}, err
-			}
-			c.step(name, key, EventDigit)
-			return true, outChosen, key, a, nil
-		}
-		if key == m.Input.Terminator {
-			out, input, act, err := finishEntry(string(keys) + key)
-			return true, out, input, act, err
-		}
-		keys = append(keys, d)
-		if err := c.fire(f, evDigit); err != nil {
-			return true, 0, "", Action{}, err
-		}
-		if len(keys) >= m.Input.MaxDigits {
-			out, input, act, err := finishEntry(string(keys))
-			return true, out, input, act, err
-		}
-		arm(m.Input.InterDigitTimeout)
-		return false, 0, "", Action{}, nil
-	}
-
-	// A digit kept from the failure prompt is this attempt's first input: the
-	// caller already answered, so the prompts are not replayed.
-	for len(c.pending) > 0 {
-		d := c.pending[0]
-		c.pending = c.pending[1:]
-		if done, out, input, act, err := onDigit(d); done {
-			return out, input, act, err
-		}
-	}
-	if len(keys) == 0 {
-		prompts := m.Prompts
-		if len(m.Greeting) > 0 && !c.greeted[name] && !c.r.NoGreeting {
-			if c.greeted == nil {
-				c.greeted = map[string]bool{}
-			}
-			c.greeted[name] = true
-			prompts = append(slices.Clip(m.Greeting), prompts...)
-		}
-		if len(prompts) > 0 {
-			playing = c.play(prompts)
-		} else {
-			if err := c.fire(f, evPromptDone); err != nil {
-				return 0, "", Action{}, err
-			}
-			arm(m.Timeout)
-		}
-	}
-	for {
-		select {
-		case <-c.ctx.Done():
-			if playing != nil {
-				c.r.Media.StopPlay()
-			}
-			return 0, "", Action{}, c.ctx.Err()
-		case <-playing:
-			playing = nil
-			if err := c.fire(f, evPromptDone); err != nil {
-				return 0, "", Action{}, err
-			}
-			arm(m.Timeout)
-		case <-timerC:
-			timer, timerC = nil, nil
-			if f.Current() == stWaiting {
-				return outTimeout, "", Action{}, c.fire(f, evTimeout)
-			}
-			// Inter-digit timeout: the entry is complete.
-			return finishEntry(string(keys))
-		case d, ok := <-c.digits:
-			if !ok {
-				c.log.Debug("ivr digit channel closed")
-				c.digits = nil
-				continue
-			}
-			c.noInput = 0
-			if done, out, input, act, err := onDigit(d); done {
-				return out, input, act, err
-			}
-		}
-	}
-}
-
-// playFailure plays the invalid or timeout prompt. A digit stops it and is
-// kept in c.pending for the next attempt.
-func (c *callRun) playFailure(prompt string) error { return c.playPrompt(prompt, true) }
-
-// playToEnd plays a final prompt to its end; digits are read and ignored so
-// the producer never blocks.
-func (c *callRun) playToEnd(prompt string) error { return c.playPrompt(prompt, false) }
-
-// playPrompt plays one prompt until it ends or the call does. With bargeIn a digit stops
-// it and is kept in c.pending; without, digits are read and dropped.
-func (c *callRun) playPrompt(prompt string, bargeIn bool) error {
-	done := c.play([]string{prompt})
-	for {
-		select {
-		case <-c.ctx.Done():
-			c.r.Media.StopPlay()
-			return c.ctx.Err()
-		case <-done:
-			return nil
-		case d, ok := <-c.digits:
-			if !ok {
-				c.digits = nil
-				continue
-			}
-			if !bargeIn {
-				c.log.Debug("ivr ignoring digit during final prompt", "digit", string(d))
-				continue
-			}
-			c.noInput = 0
-			c.r.Media.StopPlay()
-			c.pending = append(c.pending, d)
-			return c.waitStopped(done)
-		}
-	}
-}
-
-var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
-
-func (c *callRun) play(prompts []string) <-chan struct{} {
-	if ch := c.r.Media.Play(prompts); ch != nil {
-		return ch
-	}
-	return closedChan
-}
-
-// waitStopped waits until a stopped playback's channel is closed.
-func (c *callRun) waitStopped(done <-chan struct{}) error {
-	select {
-	case <-done:
-		return nil
-	case <-c.ctx.Done():
-		return c.ctx.Err()
 	}
 }

@@ -434,3 +434,38 @@ func TestNoGreeting(t *testing.T) {
 		t.Fatalf("path %q", got)
 	}
 }
+
+// The Run's machine takes the events of the diagram in runner_fsm.go and
+// refuses the others: a stray event is a bug that ends the IVR.
+func TestRunStateMachine(t *testing.T) {
+	c := &callRun{f: newRunFSM(), fsmCtx: context.Background(), log: testLogger(t)}
+	for _, tc := range []struct {
+		ev, want string // want "": refused
+	}{
+		{evTimeout, ""},
+		{evVisit, stPrompting},
+		{evDigit, stCollecting},
+		{evDigit, stCollecting}, // another key of the entry
+		{evTimeout, ""},         // only waiting times out
+		{evInvalid, stFailing},
+		{evRetry, stPrompting},
+		{evPromptDone, stWaiting},
+		{evTimeout, stFailing},
+		{evFallback, stRouting},
+		{evQueue, stQueued},
+		{evPlayed, ""},
+		{evLeft, stDone},
+		{evVisit, ""},
+	} {
+		from := c.f.Current()
+		err := c.fire(tc.ev)
+		switch {
+		case tc.want == "" && !errors.Is(err, ErrStateMachine):
+			t.Fatalf("%s in %s: %v, want refused", tc.ev, from, err)
+		case tc.want != "" && err != nil:
+			t.Fatalf("%s in %s: %v", tc.ev, from, err)
+		case tc.want != "" && c.f.Current() != tc.want:
+			t.Fatalf("%s in %s: now %s, want %s", tc.ev, from, c.f.Current(), tc.want)
+		}
+	}
+}
