@@ -14,13 +14,13 @@
 //
 // Media is measured by a Meter rather than by the phone's own per-call RTP
 // sockets: a few shared UDP sockets, one reader each, and one pacing goroutine
-// that sends every call's caller audio (G.711 silence, RFC 4733 digits) on
+// (a media.Scheduler, the server's own pacing wheel) that sends every call's
+// caller audio (G.711 silence, RFC 4733 digits by media.DTMFSender) on
 // drift-free 20 ms deadlines. The server does symmetric RTP (it latches to the
 // source of the caller's first packet, as it must behind NAT), so it sends each
 // call's audio to the meter. This keeps the load tester's own cost per call
-// small on the same machine as the server; the phone's per-call media loop
-// costs about 0.8 ms of CPU per second per call, which on a 2-core machine
-// would take a core from the server at 1,000 calls.
+// small on the same machine as the server: no socket and no reader goroutine
+// per call.
 //
 // Every address involved must be a loopback address (127.0.0.0/8 or ::1):
 // the load tester refuses any other target.

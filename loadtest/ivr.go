@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hotline12345/hotline/loadtest/phone"
+	"github.com/hotline12345/hotline/media"
 )
 
 // Defaults and bounds of an IVR run.
@@ -29,7 +30,9 @@ const (
 	MaxRate              = 5000.0
 	MaxHold              = time.Hour
 	hangupTimeout        = 5 * time.Second
-	minHangupRate        = 200.0 // BYEs per second at the end, at least
+	settleTimeout        = 10 * time.Second       // for the server to finish the run's calls after the last BYE
+	settlePoll           = 100 * time.Millisecond // how often it is asked meanwhile
+	minHangupRate        = 200.0                  // BYEs per second at the end, at least
 	runSlack             = 60 * time.Second
 )
 
@@ -94,7 +97,7 @@ func (c *IVRConfig) validate() error {
 		return fmt.Errorf("%w: negative setting", ErrConfig)
 	}
 	for _, d := range c.Digits {
-		if _, ok := dtmfEvent(d); !ok {
+		if _, ok := media.DigitEvent(d); !ok {
 			return fmt.Errorf("%w: digits %q: want 0-9 * # A-D", ErrConfig, c.Digits)
 		}
 	}
@@ -204,16 +207,19 @@ func RunIVR(ctx context.Context, cfg IVRConfig) (*IVRReport, error) {
 	defer meter.Close()
 	nPhones := (cfg.Calls + cfg.CallsPerPhone - 1) / cfg.CallsPerPhone
 	phones := make([]*phone.Phone, 0, nPhones)
+	phoneSched := media.NewScheduler(1) // one for all phones; they send nothing
 	defer func() {
 		for _, p := range phones {
 			p.Close()
 		}
+		phoneSched.Close()
 	}()
 	for range nPhones {
 		// The phone does the signalling; the meter carries the media, so the
 		// phone sends no RTP of its own (SendSilence false) and no digits.
 		p, err := phone.New(phone.Config{
 			LocalIP: cfg.LocalIP, Codecs: []uint8{codec}, SendSilence: phone.Bool(false), Logger: cfg.Logger,
+			Scheduler: phoneSched,
 		})
 		if err != nil {
 			return nil, err
@@ -308,9 +314,13 @@ dial:
 
 	var after *Scrape
 	if cfg.MetricsURL != "" {
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), scrapeTimeout)
-		after, _ = ScrapeMetrics(sctx, cfg.MetricsURL)
-		scancel()
+		reached := 0
+		for i := range results[:dialled] {
+			if results[i].call != nil {
+				reached++
+			}
+		}
+		after = scrapeSettled(context.WithoutCancel(ctx), cfg.MetricsURL, idle, reached)
 	}
 	rep.fill(results[:dialled])
 	rep.Client = ClientFigures{
@@ -331,6 +341,31 @@ dial:
 		return rep, fmt.Errorf("loadtest: run cut short by its deadline (%s)", cfg.Deadline())
 	}
 	return rep, nil
+}
+
+// scrapeSettled scrapes the server until it has finished the run's calls —
+// its calls-ended counter grew by at least ended since idle, and no more calls
+// are active than then — or settleTimeout passes, and returns the last scrape
+// that succeeded (nil if none). A phone's BYE is answered before the server
+// has counted the call, so a single scrape right after the last hang-up can
+// miss the last calls.
+func scrapeSettled(ctx context.Context, url string, idle *Scrape, ended int) *Scrape {
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	var last *Scrape
+	for {
+		if s, err := ScrapeMetrics(ctx, url); err == nil {
+			last = s
+			if s.Sum(mCallsTotal)-idle.Sum(mCallsTotal) >= float64(ended) && s.Sum(mCallsActive) <= idle.Sum(mCallsActive) {
+				return s
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-time.After(settlePoll):
+		}
+	}
 }
 
 type citizenArgs struct {

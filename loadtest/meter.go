@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,24 +9,21 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hotline12345/hotline/media"
+	"github.com/pion/rtp"
 )
 
-// RTP constants of the caller audio the meter sends.
+// RTP of the caller audio the meter sends: G.711 in 20 ms frames.
 const (
-	frameDuration = 20 * time.Millisecond
-	frameSamples  = 160 // 8 kHz
-	rtpHeaderLen  = 12
-	pcmuPT        = 0
-	pcmaPT        = 8
-	wheelSlots    = 20 // 1 ms slots: streams are spread over the 20 ms frame
-	wheelTick     = frameDuration / wheelSlots
+	frameSamples = media.FrameSamples
+	pcmuPT       = uint8(media.PCMU)
+	pcmaPT       = uint8(media.PCMA)
+	rtpHeaderLen = 12 // a bare RTP header: no CSRCs, no extension
 	// DefaultMeterSockets is how many shared UDP sockets a Meter opens.
 	DefaultMeterSockets = 4
 	meterReadBuffer     = 4 << 20 // capped by net.core.rmem_max
 	meterWriteBuffer    = 1 << 20
-	dtmfEndRepeat       = 3  // RFC 4733 §2.5.1.4: the end packet three times
-	dtmfGapFrames       = 5  // 100 ms of audio between digits
-	dtmfVolume          = 10 // -10 dBm0
 )
 
 // RTPStats is what one call received (server → citizen) and sent.
@@ -50,24 +46,18 @@ func (s RTPStats) Expected() int64 { return s.Packets + s.Lost }
 
 // Meter sends and receives the RTP of many calls over a few shared UDP
 // sockets: one reader goroutine per socket demultiplexes by the sender's
-// address, and one pacing goroutine sends every stream's packet on drift-free
-// deadlines (t0 + n·20 ms), streams spread over 1 ms slots.
+// address, and a media.Scheduler (the server's pacing wheel, one shard) sends
+// every stream's packet on drift-free deadlines (t0 + n·20 ms), streams spread
+// over 1 ms slots.
 type Meter struct {
 	ip    netip.Addr
 	epoch time.Time
 	socks []*meterSocket
 	next  atomic.Uint64 // round-robin socket choice
+	sched *media.Scheduler
 
-	mu      sync.Mutex // guards slots and count
-	slots   [wheelSlots][]*Stream
-	quit    chan struct{}
 	closeMu sync.Once
 	wg      sync.WaitGroup
-
-	pacerTicks   atomic.Uint64 // wheel slots served
-	pacerLate    atomic.Uint64 // slots served more than 2 ms after their deadline
-	pacerMaxLate atomic.Int64
-	pacerSkipped atomic.Uint64 // stream frames dropped because the pacer fell a frame behind
 }
 
 type meterSocket struct {
@@ -85,14 +75,14 @@ type Stream struct {
 	remote netip.AddrPort
 	codec  uint8
 	dtmfPT uint8
-	slot   int
 	gone   atomic.Bool
+	remove func() // leaves the scheduler
 
 	dtmfMu   sync.Mutex
-	dtmfPlan []dtmfPacket // queued by SendDigits, taken one per tick by the pacer
-	dtmfDone chan struct{}
+	dtmf     media.DTMFSender // digits queued by SendDigits, one packet per tick
+	dtmfDone chan struct{}    // closed when they are sent; nil when none are queued
 
-	tx txState // owned by the pacer goroutine
+	tx txState // owned by the scheduler's tick
 	rx rxState // owned by the socket's reader, under sock.mu (read lock)
 }
 
@@ -102,9 +92,9 @@ type txState struct {
 	ts0       uint32
 	first     time.Time
 	haveFirst bool
-	spurt     bool   // next audio packet starts a talkspurt (marker)
-	evTS      uint32 // start timestamp of the RFC 4733 event being sent
+	spurt     bool // next audio packet starts a talkspurt (marker)
 	silence   [frameSamples]byte
+	event     [media.DTMFPayloadSize]byte
 	buf       [rtpHeaderLen + frameSamples]byte
 	sent      atomic.Int64
 	errors    atomic.Int64
@@ -121,22 +111,13 @@ type rxState struct {
 	jitter      float64 // ns
 }
 
-type dtmfPacket struct {
-	event uint8
-	end   bool
-	dur   uint16
-	start bool // first packet of an event: marker, new event timestamp
-	audio bool // a gap frame of silence between digits
-	last  bool // last packet of the SendDigits job
-}
-
 // NewMeter opens sockets shared UDP sockets on ip (0 = DefaultMeterSockets)
-// and starts their readers and the pacer. Close it when done.
+// and starts their readers and the pacing scheduler. Close it when done.
 func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 	if sockets <= 0 {
 		sockets = DefaultMeterSockets
 	}
-	m := &Meter{ip: ip, epoch: time.Now(), quit: make(chan struct{})}
+	m := &Meter{ip: ip, epoch: time.Now(), sched: media.NewScheduler(1)}
 	for range sockets {
 		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
@@ -153,18 +134,13 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 			m.read(s)
 		}()
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.pace()
-	}()
 	return m, nil
 }
 
 // Close stops the pacer and the readers and closes the sockets.
 func (m *Meter) Close() {
 	m.closeMu.Do(func() {
-		close(m.quit)
+		m.sched.Close()
 		for _, s := range m.socks {
 			s.conn.Close()
 		}
@@ -187,13 +163,7 @@ func (m *Meter) Add(remote netip.AddrPort, codec, dtmfPT uint8) (*Stream, error)
 	s.tx.seq = uint16(rand.Uint32())
 	s.tx.ts0 = rand.Uint32()
 	s.tx.spurt = true
-	fill := byte(0xff) // µ-law silence
-	if codec == pcmaPT {
-		fill = 0xd5 // A-law silence
-	}
-	for i := range s.tx.silence {
-		s.tx.silence[i] = fill
-	}
+	media.Codec(codec).Encode(s.tx.silence[:], make([]int16, frameSamples))
 	sock.mu.Lock()
 	if _, dup := sock.streams[remote]; dup {
 		sock.mu.Unlock()
@@ -201,40 +171,22 @@ func (m *Meter) Add(remote netip.AddrPort, codec, dtmfPT uint8) (*Stream, error)
 	}
 	sock.streams[remote] = s
 	sock.mu.Unlock()
-
-	m.mu.Lock()
-	for i := range m.slots {
-		if len(m.slots[i]) < len(m.slots[s.slot]) {
-			s.slot = i
-		}
-	}
-	m.slots[s.slot] = append(m.slots[s.slot], s)
-	m.mu.Unlock()
+	s.remove = m.sched.Add((*streamTicker)(s))
 	return s, nil
 }
 
 // Remove stops the stream and returns its final statistics. Idempotent.
 func (s *Stream) Remove() RTPStats {
 	if !s.gone.Swap(true) {
-		m := s.m
-		m.mu.Lock()
-		list := m.slots[s.slot]
-		for i, x := range list {
-			if x == s {
-				list[i] = list[len(list)-1]
-				list[len(list)-1] = nil
-				m.slots[s.slot] = list[:len(list)-1]
-				break
-			}
-		}
-		m.mu.Unlock()
+		s.remove()
 		s.sock.mu.Lock()
 		delete(s.sock.streams, s.remote)
 		s.sock.mu.Unlock()
 		s.dtmfMu.Lock()
-		if s.dtmfPlan != nil {
-			s.dtmfPlan = nil
+		if s.dtmfDone != nil {
+			s.dtmf.Reset()
 			close(s.dtmfDone)
+			s.dtmfDone = nil
 		}
 		s.dtmfMu.Unlock()
 	}
@@ -258,114 +210,44 @@ func (s *Stream) LocalAddr() netip.AddrPort {
 }
 
 // SendDigits queues digits (0-9 * # A-D) as RFC 4733 events of dur each,
-// 100 ms apart, in place of the silence frames. The returned channel is
-// closed when the last end packet has been sent (or the stream removed).
+// sent in place of the silence frames by media.DTMFSender, as the server sends
+// them. The returned channel is closed when the last end packet has been sent
+// (or the stream removed).
 func (s *Stream) SendDigits(digits string, dur time.Duration) (<-chan struct{}, error) {
 	if s.dtmfPT == 0 {
 		return nil, errors.New("loadtest: telephone-event not negotiated")
 	}
-	n := max(1, int(dur/frameDuration))
-	var plan []dtmfPacket
-	for i, d := range digits {
-		ev, ok := dtmfEvent(d)
+	if digits == "" {
+		return nil, fmt.Errorf("%w: no DTMF digits", ErrConfig)
+	}
+	events := make([]uint8, 0, len(digits))
+	for _, d := range digits {
+		ev, ok := media.DigitEvent(d)
 		if !ok {
 			return nil, fmt.Errorf("%w: DTMF digit %q", ErrConfig, d)
 		}
-		if i > 0 {
-			for range dtmfGapFrames {
-				plan = append(plan, dtmfPacket{audio: true})
-			}
-		}
-		for k := range n {
-			plan = append(plan, dtmfPacket{event: ev, dur: uint16((k + 1) * frameSamples), start: k == 0})
-		}
-		for range dtmfEndRepeat {
-			plan = append(plan, dtmfPacket{event: ev, end: true, dur: uint16(n * frameSamples)})
-		}
+		events = append(events, ev)
 	}
-	if len(plan) == 0 {
-		return nil, fmt.Errorf("%w: no DTMF digits", ErrConfig)
-	}
-	plan[len(plan)-1].last = true
-	done := make(chan struct{})
 	s.dtmfMu.Lock()
 	defer s.dtmfMu.Unlock()
-	if s.dtmfPlan != nil {
+	if s.dtmfDone != nil {
 		return nil, errors.New("loadtest: digits already being sent")
 	}
-	s.dtmfPlan, s.dtmfDone = plan, done
-	return done, nil
+	if s.gone.Load() {
+		return nil, errors.New("loadtest: stream removed")
+	}
+	for _, ev := range events {
+		s.dtmf.Queue(ev, dur)
+	}
+	s.dtmfDone = make(chan struct{})
+	return s.dtmfDone, nil
 }
 
-func dtmfEvent(d rune) (uint8, bool) {
-	switch {
-	case d >= '0' && d <= '9':
-		return uint8(d - '0'), true
-	case d == '*':
-		return 10, true
-	case d == '#':
-		return 11, true
-	case d >= 'A' && d <= 'D':
-		return uint8(d-'A') + 12, true
-	}
-	return 0, false
-}
+// streamTicker is a Stream's media.Stream face, kept off its exported API.
+type streamTicker Stream
 
-// pace is the pacing loop: sleep to the next 1 ms deadline, serve each due
-// slot once; a pacer more than one frame behind drops the oldest deadlines.
-func (m *Meter) pace() {
-	t0 := time.Now()
-	var n int64
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	var scratch []*Stream
-	for {
-		select {
-		case <-m.quit:
-			return
-		case <-timer.C:
-		}
-		due := int64(time.Since(t0) / wheelTick)
-		if behind := due - n + 1; behind > wheelSlots {
-			skip := behind - wheelSlots
-			m.mu.Lock()
-			var dropped int
-			for i := range min(skip, wheelSlots) {
-				dropped += len(m.slots[(n+i)%wheelSlots])
-			}
-			m.mu.Unlock()
-			m.pacerSkipped.Add(uint64(dropped))
-			n += skip
-		}
-		for ; n <= due; n++ {
-			deadline := t0.Add(time.Duration(n) * wheelTick)
-			m.mu.Lock()
-			scratch = append(scratch[:0], m.slots[n%wheelSlots]...)
-			m.mu.Unlock()
-			if len(scratch) == 0 {
-				continue
-			}
-			for _, s := range scratch {
-				if !s.gone.Load() {
-					s.tick(deadline)
-				}
-			}
-			clear(scratch)
-			late := time.Since(deadline)
-			m.pacerTicks.Add(1)
-			if late > 2*time.Millisecond {
-				m.pacerLate.Add(1)
-			}
-			for {
-				old := m.pacerMaxLate.Load()
-				if int64(late) <= old || m.pacerMaxLate.CompareAndSwap(old, int64(late)) {
-					break
-				}
-			}
-		}
-		timer.Reset(time.Until(t0.Add(time.Duration(n) * wheelTick)))
-	}
-}
+// Tick implements media.Stream.
+func (t *streamTicker) Tick(deadline time.Time) { (*Stream)(t).tick(deadline) }
 
 // tick sends the stream's packet for this 20 ms deadline: the next RFC 4733
 // packet if digits are queued, else a frame of silence.
@@ -374,47 +256,30 @@ func (s *Stream) tick(deadline time.Time) {
 	if !tx.haveFirst {
 		tx.first, tx.haveFirst = deadline, true
 	}
-	ts := tx.ts0 + uint32(int64(deadline.Sub(tx.first)/frameDuration)*frameSamples)
-	pt, marker, rts, payload := s.codec, false, ts, tx.silence[:]
-	var ev [4]byte
+	ts := tx.ts0 + uint32(int64(deadline.Sub(tx.first)/media.FrameDuration)*frameSamples)
+	h := rtp.Header{Version: 2, PayloadType: s.codec, SequenceNumber: tx.seq, Timestamp: ts, SSRC: tx.ssrc}
+	payload := tx.silence[:]
 	s.dtmfMu.Lock()
-	if len(s.dtmfPlan) > 0 {
-		p := s.dtmfPlan[0]
-		s.dtmfPlan = s.dtmfPlan[1:]
-		if p.last {
-			s.dtmfPlan = nil
-			close(s.dtmfDone)
-		}
-		if !p.audio {
-			if p.start {
-				tx.evTS = ts
-			}
-			ev[0] = p.event
-			ev[1] = dtmfVolume
-			if p.end {
-				ev[1] |= 0x80
-			}
-			binary.BigEndian.PutUint16(ev[2:], p.dur)
-			pt, marker, rts, payload = s.dtmfPT, p.start, tx.evTS, ev[:]
+	if s.dtmfDone != nil {
+		if evTS, marker, ok := s.dtmf.Tick(tx.event[:], ts); ok {
+			h.PayloadType, h.Marker, h.Timestamp, payload = s.dtmfPT, marker, evTS, tx.event[:]
 			tx.spurt = true
+		}
+		if s.dtmf.Idle() {
+			close(s.dtmfDone)
+			s.dtmfDone = nil
 		}
 	}
 	s.dtmfMu.Unlock()
-	if pt == s.codec {
-		marker, tx.spurt = tx.spurt, false
+	if h.PayloadType == s.codec {
+		h.Marker, tx.spurt = tx.spurt, false
 	}
-	b := tx.buf[:rtpHeaderLen+len(payload)]
-	b[0] = 0x80
-	b[1] = pt & 0x7f
-	if marker {
-		b[1] |= 0x80
+	n, err := (&rtp.Packet{Header: h, Payload: payload}).MarshalTo(tx.buf[:])
+	if err == nil {
+		tx.seq++
+		_, err = s.sock.conn.WriteToUDPAddrPort(tx.buf[:n], s.remote)
 	}
-	binary.BigEndian.PutUint16(b[2:], tx.seq)
-	binary.BigEndian.PutUint32(b[4:], rts)
-	binary.BigEndian.PutUint32(b[8:], tx.ssrc)
-	copy(b[rtpHeaderLen:], payload)
-	tx.seq++
-	if _, err := s.sock.conn.WriteToUDPAddrPort(b, s.remote); err != nil {
+	if err != nil {
 		tx.errors.Add(1)
 		return
 	}
@@ -425,6 +290,7 @@ func (s *Stream) tick(deadline time.Time) {
 // whose remote address sent it, without allocating.
 func (m *Meter) read(sock *meterSocket) {
 	buf := make([]byte, 2048)
+	var h rtp.Header // reused: parsing allocates nothing
 	for {
 		n, from, err := sock.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -434,7 +300,12 @@ func (m *Meter) read(sock *meterSocket) {
 			continue
 		}
 		arrival := time.Since(m.epoch)
+		// Reject what is plainly not RTP before pion/rtp, whose errors allocate.
 		if n < rtpHeaderLen || buf[0]>>6 != 2 {
+			sock.garbage.Add(1)
+			continue
+		}
+		if _, err := h.Unmarshal(buf[:n]); err != nil {
 			sock.garbage.Add(1)
 			continue
 		}
@@ -442,7 +313,7 @@ func (m *Meter) read(sock *meterSocket) {
 		sock.mu.RLock()
 		s := sock.streams[from]
 		if s != nil {
-			s.rx.receive(buf[:n], arrival, s.codec)
+			s.rx.receive(&h, arrival, s.codec)
 		}
 		sock.mu.RUnlock()
 		if s == nil {
@@ -454,11 +325,8 @@ func (m *Meter) read(sock *meterSocket) {
 // receive accounts one RTP packet: sequence gaps, duplicates and late
 // arrivals, and the RFC 3550 §6.4.1 jitter estimate over the audio packets
 // (J += (|D| − J)/16, D the change in transit time), kept in nanoseconds.
-func (r *rxState) receive(b []byte, arrival time.Duration, codec uint8) {
-	pt := b[1] & 0x7f
-	seq := binary.BigEndian.Uint16(b[2:])
-	ts := binary.BigEndian.Uint32(b[4:])
-	ssrc := binary.BigEndian.Uint32(b[8:])
+func (r *rxState) receive(h *rtp.Header, arrival time.Duration, codec uint8) {
+	pt, seq, ts, ssrc := h.PayloadType, h.SequenceNumber, h.Timestamp, h.SSRC
 	st := &r.st
 	st.Packets++
 	if pt == codec {
@@ -520,11 +388,16 @@ type MeterStats struct {
 
 // Stats returns the meter's own counters.
 func (m *Meter) Stats() MeterStats {
+	ps := m.sched.Stats()
 	st := MeterStats{
-		PacerSlots:   m.pacerTicks.Load(),
-		PacerLate:    m.pacerLate.Load(),
-		PacerMaxLate: time.Duration(m.pacerMaxLate.Load()),
-		PacerSkipped: m.pacerSkipped.Load(),
+		PacerSlots:   ps.Measured,
+		PacerMaxLate: ps.MaxLateness,
+		PacerSkipped: ps.Skipped,
+	}
+	for i, n := range ps.Buckets {
+		if b := media.BucketBound(i); b < 0 || b > 2*time.Millisecond {
+			st.PacerLate += n
+		}
 	}
 	for _, s := range m.socks {
 		st.Strangers += s.strangers.Load()

@@ -1,20 +1,30 @@
 package loadtest
 
 import (
-	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/hotline12345/hotline/media"
+	"github.com/pion/rtp"
 )
 
-func rtpPacket(pt uint8, seq uint16, ts, ssrc uint32) []byte {
-	b := make([]byte, rtpHeaderLen+frameSamples)
-	b[0] = 0x80
-	b[1] = pt
-	binary.BigEndian.PutUint16(b[2:], seq)
-	binary.BigEndian.PutUint32(b[4:], ts)
-	binary.BigEndian.PutUint32(b[8:], ssrc)
+// waitLong is how long a test waits for something that must happen, enough
+// for a machine whose CPUs are busy with other work.
+const waitLong = 10 * time.Second
+
+func rtpHeader(pt uint8, seq uint16, ts, ssrc uint32) *rtp.Header {
+	return &rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: seq, Timestamp: ts, SSRC: ssrc}
+}
+
+func rtpPacket(t *testing.T, pt uint8, seq uint16, ts, ssrc uint32) []byte {
+	t.Helper()
+	b, err := (&rtp.Packet{Header: *rtpHeader(pt, seq, ts, ssrc), Payload: make([]byte, frameSamples)}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
 
@@ -40,7 +50,7 @@ func TestReceiveSequence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var r rxState
 			for i, p := range tc.pkts {
-				r.receive(rtpPacket(pcmaPT, p.seq, uint32(i*frameSamples), p.ssrc), time.Duration(i)*frameDuration, pcmaPT)
+				r.receive(rtpHeader(pcmaPT, p.seq, uint32(i*frameSamples), p.ssrc), time.Duration(i)*media.FrameDuration, pcmaPT)
 			}
 			st := r.st
 			if st.Packets != int64(len(tc.pkts)) || st.Lost != tc.lost || st.Late != tc.late || st.Duplicates != tc.dup || st.SSRCChanges != tc.ssrcChgs {
@@ -55,7 +65,7 @@ func TestReceiveSequence(t *testing.T) {
 func TestReceiveJitter(t *testing.T) {
 	var even rxState
 	for i := range 100 {
-		even.receive(rtpPacket(pcmaPT, uint16(i), uint32(1000+i*frameSamples), 1), time.Second+time.Duration(i)*frameDuration, pcmaPT)
+		even.receive(rtpHeader(pcmaPT, uint16(i), uint32(1000+i*frameSamples), 1), time.Second+time.Duration(i)*media.FrameDuration, pcmaPT)
 	}
 	if even.jitter != 0 {
 		t.Fatalf("paced packets: jitter %v, want 0", time.Duration(even.jitter))
@@ -63,11 +73,11 @@ func TestReceiveJitter(t *testing.T) {
 	var alt rxState
 	want := 0.0
 	for i := range 200 {
-		arrival := time.Duration(i) * frameDuration
+		arrival := time.Duration(i) * media.FrameDuration
 		if i%2 == 1 {
 			arrival += 4 * time.Millisecond
 		}
-		alt.receive(rtpPacket(pcmaPT, uint16(i), uint32(i*frameSamples), 1), arrival, pcmaPT)
+		alt.receive(rtpHeader(pcmaPT, uint16(i), uint32(i*frameSamples), 1), arrival, pcmaPT)
 		if i > 0 {
 			want += (float64(4*time.Millisecond) - want) / 16
 		}
@@ -81,7 +91,7 @@ func TestReceiveJitter(t *testing.T) {
 	}
 	// Telephone-event packets do not enter the jitter estimate.
 	before := alt.jitter
-	alt.receive(rtpPacket(101, 200, 0, 1), time.Hour, pcmaPT)
+	alt.receive(rtpHeader(101, 200, 0, 1), time.Hour, pcmaPT)
 	if alt.jitter != before || alt.st.OtherPackets != 1 {
 		t.Fatalf("a telephone-event packet changed jitter or was not counted: %+v", alt.st)
 	}
@@ -105,33 +115,42 @@ func TestMeterStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	peer.SetReadDeadline(time.Now().Add(waitLong))
 	buf := make([]byte, 1500)
-	var first time.Time
-	var seq0 uint16
-	const n = 10
-	for i := range n {
+	read := func() (rtp.Packet, netip.AddrPort) {
+		t.Helper()
 		k, from, err := peer.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			t.Fatal(err)
 		}
+		var p rtp.Packet
+		if err := p.Unmarshal(slices.Clone(buf[:k])); err != nil {
+			t.Fatalf("not RTP: %v", err)
+		}
+		return p, from
+	}
+	var first time.Time
+	var seq0 uint16
+	const n = 10
+	for i := range n {
+		p, from := read()
 		if i == 0 {
-			first, seq0 = time.Now(), binary.BigEndian.Uint16(buf[2:])
+			first, seq0 = time.Now(), p.SequenceNumber
 			if from != s.LocalAddr() {
 				t.Fatalf("packet from %s, want the stream's socket %s", from, s.LocalAddr())
 			}
 		}
-		if k != rtpHeaderLen+frameSamples || buf[1]&0x7f != pcmaPT || buf[rtpHeaderLen] != 0xd5 {
-			t.Fatalf("packet %d: %d bytes, PT %d, payload %#x: want 172 bytes of A-law silence", i, k, buf[1]&0x7f, buf[rtpHeaderLen])
+		if len(p.Payload) != frameSamples || p.PayloadType != pcmaPT || p.Payload[0] != 0xd5 {
+			t.Fatalf("packet %d: %d bytes of payload, PT %d, payload %#x: want 160 bytes of A-law silence", i, len(p.Payload), p.PayloadType, p.Payload[0])
 		}
-		if got := binary.BigEndian.Uint16(buf[2:]); got != seq0+uint16(i) {
-			t.Fatalf("packet %d: sequence %d, want %d", i, got, seq0+uint16(i))
+		if p.SequenceNumber != seq0+uint16(i) {
+			t.Fatalf("packet %d: sequence %d, want %d", i, p.SequenceNumber, seq0+uint16(i))
 		}
-		if marker := buf[1]&0x80 != 0; marker != (i == 0) {
-			t.Fatalf("packet %d: marker %v", i, marker)
+		if p.Marker != (i == 0) {
+			t.Fatalf("packet %d: marker %v", i, p.Marker)
 		}
 	}
-	if el := time.Since(first); el < (n-2)*frameDuration {
+	if el := time.Since(first); el < (n-2)*media.FrameDuration {
 		t.Fatalf("%d packets in %v: not paced at 20 ms", n, el)
 	}
 
@@ -141,11 +160,11 @@ func TestMeterStream(t *testing.T) {
 		if i == 10 || i == 11 {
 			continue
 		}
-		if _, err := peer.WriteToUDPAddrPort(rtpPacket(pcmaPT, uint16(i), uint32(i*frameSamples), 42), to); err != nil {
+		if _, err := peer.WriteToUDPAddrPort(rtpPacket(t, pcmaPT, uint16(i), uint32(i*frameSamples), 42), to); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLong)
 	for s.Stats().Packets < 50 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -154,26 +173,22 @@ func TestMeterStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var events [][]byte
-	for len(events) < 3+dtmfEndRepeat {
-		k, _, err := peer.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			t.Fatalf("reading the DTMF packets: %v (got %d)", err, len(events))
-		}
-		if buf[1]&0x7f == 101 {
-			events = append(events, append([]byte(nil), buf[:k]...))
+	// 60 ms: three packets of growing duration, the last of them the first of
+	// three end packets, all with the event's start timestamp.
+	var events []rtp.Packet
+	for len(events) < 3+2 {
+		if p, _ := read(); p.PayloadType == 101 {
+			events = append(events, p)
 		}
 	}
 	<-done
-	ts := binary.BigEndian.Uint32(events[0][4:])
-	for i, e := range events {
-		end := e[rtpHeaderLen+1]&0x80 != 0
-		dur := binary.BigEndian.Uint16(e[rtpHeaderLen+2:])
-		if e[rtpHeaderLen] != 2 || binary.BigEndian.Uint32(e[4:]) != ts || (e[1]&0x80 != 0) != (i == 0) || end != (i >= 3) {
-			t.Fatalf("event packet %d: %x", i, e)
+	for i, p := range events {
+		ev, err := media.ParseDTMFEvent(p.Payload)
+		if err != nil || ev.Event != 2 || p.Timestamp != events[0].Timestamp || p.Marker != (i == 0) || ev.End != (i >= 2) {
+			t.Fatalf("event packet %d: %v, event %+v (%v)", i, p.Header, ev, err)
 		}
-		if want := uint16(min(i+1, 3) * frameSamples); dur != want {
-			t.Fatalf("event packet %d: duration %d, want %d", i, dur, want)
+		if want := uint16(min(i+1, 3) * frameSamples); ev.Duration != want {
+			t.Fatalf("event packet %d: duration %d, want %d", i, ev.Duration, want)
 		}
 	}
 
@@ -185,7 +200,7 @@ func TestMeterStream(t *testing.T) {
 		t.Fatalf("stats %+v: want at least %d sent, no errors", st, n)
 	}
 	// After Remove, packets from the peer are strangers and nothing more is sent.
-	peer.WriteToUDPAddrPort(rtpPacket(pcmaPT, 60, 0, 42), to)
+	peer.WriteToUDPAddrPort(rtpPacket(t, pcmaPT, 60, 0, 42), to)
 	for m.Stats().Strangers == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -19,7 +19,7 @@ func TestRunSetupWithSIPp(t *testing.T) {
 	t.Parallel()
 	sipp := needSIPp(t)
 	h := startHotlined(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // a bound, not a pace: RunSetup stops by itself
 	defer cancel()
 	rep, err := RunSetup(ctx, SetupConfig{
 		Target: netip.MustParseAddrPort(h.SIP), MetricsURL: h.MetricsURL(), Rates: []float64{20},

@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func runCmd(args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // a bound: a run stops by itself
 	defer cancel()
 	code = run(ctx, args, &out, &errb)
 	return code, out.String(), errb.String()

@@ -216,7 +216,7 @@ func New(cfg Config) (*Phone, error) {
 	if cfg.Transport == "udp" {
 		// Serve registers the socket with the transport layer; requests sent
 		// before that would try to bind the address a second time.
-		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 			if c, _ := ua.TransportLayer().GetConnection("udp", p.addr.String()); c != nil {
 				break
 			}

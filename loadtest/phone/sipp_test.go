@@ -87,7 +87,7 @@ func (r *sippRun) wait(t *testing.T) {
 // waitUDPBound waits until something listens on 127.0.0.1:port (sipp start-up).
 func waitUDPBound(t *testing.T, port int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(waitLong); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		if err != nil {
 			return // bound by sipp
