@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/hotline12345/hotline/media"
 	"github.com/hotline12345/hotline/sip"
 )
 
@@ -60,24 +59,24 @@ func (m *Manager) HandleAgentCall(leg *sip.Inbound) {
 
 // confirm answers the agent's feature-code call, plays the confirmation and hangs up.
 func (m *Manager) confirm(leg *sip.Inbound, prompt string) {
-	conn, err := m.cfg.Ports.Listen()
+	log := m.log.With("agent", leg.Agent(), "sip_call_id", leg.SIPCallID())
+	s, err := m.media.NewStream(log)
 	if err != nil {
 		leg.Reject(503, "Service Unavailable")
 		return
 	}
-	sess := media.NewSession(media.SessionConfig{Conn: conn, Scheduler: m.cfg.Scheduler, Timeout: m.cfg.RTPTimeout, Logger: m.log})
-	defer sess.Close()
+	defer s.Close()
 	ctx, cancel := context.WithTimeout(m.base, 20*time.Second)
 	defer cancel()
-	remote, err := leg.Answer(ctx, sess.LocalAddr())
+	remote, err := leg.Answer(ctx, s.LocalAddr())
 	if err != nil {
 		return
 	}
-	setRemote(sess, remote)
-	sess.Start(ctx)
+	setRemote(s, remote)
+	s.Start(ctx)
 	if p, ok := m.prompt(prompt); ok {
 		select {
-		case <-sess.Play(p):
+		case <-s.Play(p):
 		case <-leg.Done():
 		case <-ctx.Done():
 		}

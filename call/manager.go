@@ -1,14 +1,9 @@
-// Package call is the per-call controller: it joins a SIP leg, its RTP session, the IVR and
-// the queue, owns the call's record until it is written, and implements the small
-// interfaces that ivr declares (Media, Queue).
 package call
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -34,19 +29,13 @@ type Queue struct {
 	ExitMenu          string        // the menu that digit leads to; "" = the call ends
 }
 
-// Records is where finished and answered calls go (cdr.Writer implements it).
-type Records interface {
-	Begin(rec cdr.Record)    // the call was answered: made durable before it returns
-	Write(rec cdr.Record)    // the call ended: never blocks
-	Event(ev cdr.AgentEvent) // an agent or queue event: never blocks
-}
-
 // Config wires a Manager.
 type Config struct {
 	NodeID     string
-	Ports      *media.Ports
-	Scheduler  *media.Scheduler
-	Prompts    *media.Prompts
+	Ports      *media.Ports     // with Scheduler: the media, unless Media is set
+	Scheduler  *media.Scheduler // paces generated media; its stats feed the metrics
+	Media      Media            // for tests; nil = RTP sessions on Ports paced by Scheduler
+	Prompts    Prompts
 	Language   string // prompt names are looked up as Language/name, then name
 	RTPTimeout time.Duration
 	Menus      map[string]ivr.Menu
@@ -56,7 +45,8 @@ type Config struct {
 	Agents     []acd.AgentConfig
 	ACDClock   acd.Clock // nil: system clock
 	Records    Records
-	Clock      ivr.Clock
+	Clock      Clock         // nil: system clock
+	Heartbeat  time.Duration // how often a live call's record snapshot is refreshed; 0: never
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -67,64 +57,19 @@ type Manager struct {
 	log     *slog.Logger
 	metrics *metrics
 	routes  map[string]*ivr.Route
+	media   Media
 
 	base   context.Context
 	cancel context.CancelCauseFunc
 
 	acd    *acd.ACD
-	dir    Directory
-	dialer Dialer
+	dist   Distributor // the ACD, as the calls use it
+	phones Phones
 
 	mu    sync.Mutex
 	live  map[string]*Call
-	rings map[ringKey]context.CancelFunc // agents being rung
-	ended media.SessionStats             // RTP counters of ended calls, for the metrics
+	ended media.SessionStats // RTP counters of ended calls, for the metrics
 }
-
-// ACD is the manager's call distributor (agents and queues), for the API.
-func (m *Manager) ACD() *acd.ACD { return m.acd }
-
-// SetSIP gives the manager the registrar (where agents are) and the SIP server (to ring
-// them); both exist only after the manager, as the server's handlers are the manager's.
-func (m *Manager) SetSIP(dir Directory, dialer Dialer) {
-	m.dir, m.dialer = dir, dialer
-}
-
-// call finds a live call by our call id.
-func (m *Manager) call(id string) *Call {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.live[id]
-}
-
-// rtpTotals sums the RTP counters of ended and live calls.
-func (m *Manager) rtpTotals() media.SessionStats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	t := m.ended
-	for _, c := range m.live {
-		if s := c.session(); s != nil {
-			addStats(&t, s.Stats())
-		}
-	}
-	return t
-}
-
-func addStats(t *media.SessionStats, s media.SessionStats) {
-	t.PacketsIn += s.PacketsIn
-	t.PacketsOut += s.PacketsOut
-	t.Lost += s.Lost
-	t.Strangers += s.Strangers
-	t.Garbage += s.Garbage
-}
-
-// Errors that end calls; outcome maps each to a hangup side and cause.
-var (
-	ErrCallerHangup = errors.New("caller hung up")
-	ErrRTPTimeout   = errors.New("rtp-timeout")
-	ErrDrain        = errors.New("drain")
-	ErrMaxWait      = errors.New("max-wait")
-)
 
 // NewManager checks that every prompt the queues need exists and registers the metrics.
 func NewManager(cfg Config) (*Manager, error) {
@@ -147,7 +92,10 @@ func NewManager(cfg Config) (*Manager, error) {
 			}
 		}
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, rings: map[ringKey]context.CancelFunc{}, routes: map[string]*ivr.Route{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}, media: cfg.Media}
+	if m.media == nil {
+		m.media = rtpMedia{ports: cfg.Ports, sched: cfg.Scheduler, timeout: cfg.RTPTimeout}
+	}
 	for i := range cfg.Routes {
 		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
 	}
@@ -155,6 +103,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if m.acd, err = acd.New(cfg.ACDQueues, cfg.Agents, cfg.ACDClock, outbox{m}, cfg.Logger.With("caller", "acd")); err != nil {
 		return nil, err
 	}
+	m.dist = m.acd
 	if m.metrics, err = newMetrics(cfg.Registerer, m); err != nil {
 		return nil, err
 	}
@@ -164,6 +113,18 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m.base, m.cancel = context.WithCancelCause(context.Background())
 	return m, nil
+}
+
+// ACD is the manager's call distributor (agents and queues), for the API.
+func (m *Manager) ACD() *acd.ACD { return m.acd }
+
+// SetPhones gives the manager the way to ring agents' phones; it exists only after the
+// manager, as the SIP server's handlers are the manager's.
+func (m *Manager) SetPhones(p Phones) { m.phones = p }
+
+// SetSIP rings agents through the registrar (where they are) and the SIP server.
+func (m *Manager) SetSIP(dir Directory, dialer Dialer) {
+	m.phones = sipPhones{dir: dir, dialer: dialer}
 }
 
 // Close stops the ACD's timers (wrap-up, rests, ring timeouts) so that nothing more is
@@ -189,6 +150,7 @@ type LiveCall struct {
 	Called    string    `json:"called"`
 	Stage     string    `json:"stage"`
 	Queue     string    `json:"queue,omitempty"`
+	Agent     string    `json:"agent,omitempty"`
 	Codec     string    `json:"codec,omitempty"`
 	Start     time.Time `json:"start"`
 	Answer    time.Time `json:"answer,omitzero"`
@@ -199,11 +161,17 @@ func (m *Manager) Live() []LiveCall {
 	m.mu.Lock()
 	out := make([]LiveCall, 0, len(m.live))
 	for _, c := range m.live {
-		out = append(out, c.view())
+		out = append(out, *c.view.Load())
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b LiveCall) int { return a.Start.Compare(b.Start) })
 	return out
+}
+
+func (m *Manager) call(id string) *Call {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[id]
 }
 
 func (m *Manager) track(c *Call) {
@@ -212,24 +180,42 @@ func (m *Manager) track(c *Call) {
 	m.mu.Unlock()
 }
 
-func (m *Manager) untrack(c *Call) {
+func (m *Manager) untrack(c *Call, st media.SessionStats) {
 	m.mu.Lock()
-	if s := c.session(); s != nil {
-		addStats(&m.ended, s.Stats())
-	}
+	addStats(&m.ended, st)
 	delete(m.live, c.id)
 	m.mu.Unlock()
 }
 
+// rtpTotals sums the RTP counters of ended and live calls.
+func (m *Manager) rtpTotals() media.SessionStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := m.ended
+	for _, c := range m.live {
+		if s := c.stream.Load(); s != nil {
+			addStats(&t, (*s).Stats())
+		}
+	}
+	return t
+}
+
+func addStats(t *media.SessionStats, s media.SessionStats) {
+	t.PacketsIn += s.PacketsIn
+	t.PacketsOut += s.PacketsOut
+	t.Lost += s.Lost
+	t.Strangers += s.Strangers
+	t.Garbage += s.Garbage
+}
+
 // HandleReject records an INVITE from a trunk that was refused before a call existed.
 func (m *Manager) HandleReject(r sip.Rejection) {
-	rec := cdr.Record{
-		ID: newID(), SIPCallID: r.SIPCallID, Direction: "inbound", Trunk: r.Trunk,
-		Caller: r.From, Called: r.To, Start: r.Time, End: r.Time,
-		Disposition: "failed", HangupSide: sip.SideSystem, HangupCause: r.Reason, SIPStatus: r.Status,
-		NodeID: m.cfg.NodeID,
-	}
-	m.finish(rec)
+	o := Classify(Ending{Cause: ErrRejected, LegSide: sip.SideSystem, LegCause: r.Reason, LegStatus: r.Status})
+	m.finish(cdr.Record{
+		ID: newID(), SIPCallID: r.SIPCallID, Direction: cdr.DirectionInbound, Trunk: r.Trunk,
+		Caller: r.From, Called: r.To, Start: r.Time, End: r.Time, NodeID: m.cfg.NodeID,
+		Disposition: o.Disposition, HangupSide: o.Side, HangupCause: o.Cause, SIPStatus: o.Status,
+	})
 }
 
 func (m *Manager) finish(rec cdr.Record) {
@@ -239,10 +225,26 @@ func (m *Manager) finish(rec cdr.Record) {
 
 // prompt finds a prompt by name in the configured language first.
 func (m *Manager) prompt(name string) (*media.Prompt, bool) {
+	if name == "" {
+		return nil, false
+	}
 	if p, ok := m.cfg.Prompts.Get(m.cfg.Language + "/" + name); ok {
 		return p, true
 	}
 	return m.cfg.Prompts.Get(name)
+}
+
+// prompts resolves names, skipping (and logging) the missing ones.
+func (m *Manager) prompts(log *slog.Logger, names []string) []*media.Prompt {
+	out := make([]*media.Prompt, 0, len(names))
+	for _, n := range names {
+		if p, ok := m.prompt(n); ok {
+			out = append(out, p)
+		} else {
+			log.Warn("prompt missing", "prompt", n)
+		}
+	}
+	return out
 }
 
 // announcementPrompts are the prompts position and wait announcements are made of.
@@ -252,7 +254,7 @@ var announcementPrompts = []string{
 }
 
 // HasPrompt reports whether a prompt name resolves (for config validation).
-func HasPrompt(ps *media.Prompts, language, name string) bool {
+func HasPrompt(ps Prompts, language, name string) bool {
 	if _, ok := ps.Get(language + "/" + name); ok {
 		return true
 	}
@@ -268,4 +270,21 @@ func newID() string {
 	return id.String()
 }
 
-func addrOK(a netip.AddrPort) bool { return a.IsValid() && a.Port() != 0 }
+// rtpMedia makes RTP sessions on the configured ports, paced by the shared schedulers.
+type rtpMedia struct {
+	ports   *media.Ports
+	sched   *media.Scheduler
+	timeout time.Duration
+}
+
+func (r rtpMedia) NewStream(log *slog.Logger) (Stream, error) {
+	conn, err := r.ports.Listen()
+	if err != nil {
+		return nil, err
+	}
+	return media.NewSession(media.SessionConfig{Conn: conn, Scheduler: r.sched, Timeout: r.timeout, Logger: log}), nil
+}
+
+func (rtpMedia) Bridge(a, b Stream) Bridge {
+	return media.NewBridge(a.(*media.Session), b.(*media.Session))
+}

@@ -1,264 +1,218 @@
 package call
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"time"
 
 	"github.com/hotline12345/hotline/acd"
-	"github.com/hotline12345/hotline/media"
-	"github.com/hotline12345/hotline/sip"
+	"github.com/hotline12345/hotline/ivr"
 )
 
-// Errors that end a caller's time in a queue.
-var (
-	ErrNoAgent     = errors.New("no-agent")
-	ErrExitKey     = errors.New("exit-key")
-	ErrAgentHangup = errors.New("agent hung up")
-	errTransfer    = errors.New("transferred")
-)
-
-// exitToMenu is a caller who left the queue with the exit digit for a menu.
-type exitToMenu struct{ menu string }
-
-func (e exitToMenu) Error() string { return "exit-key to menu " + e.menu }
-func (e exitToMenu) Unwrap() error { return ErrExitKey }
-
-// transferError carries the queue a call was transferred to.
-type transferError struct{ queue string }
-
-func (e transferError) Error() string { return "transferred to " + e.queue }
-func (e transferError) Unwrap() error { return errTransfer }
-
-// Join implements ivr.Queue: the caller waits in the ACD's queue with music on hold and
-// announcements until an agent answers, then talks; it returns when the call is over.
-func (c *Call) Join(ctx context.Context, name string) error {
-	enqueue := true
-	for {
-		err := c.joinOne(ctx, name, enqueue)
-		var te transferError
-		if errors.As(err, &te) {
-			// The ACD already put the caller in the queue it was transferred to.
-			name, enqueue = te.queue, false
-			continue
-		}
-		return err
-	}
+// visit is the caller's time in one queue (a transfer moves it to another queue without
+// ending it: the IVR's Join is answered when the caller is done with queues).
+type visit struct {
+	name     string
+	cfg      Queue
+	entered  time.Time
+	reply    chan error      // the IVR's Join, answered by leaveQueue
+	playing  <-chan struct{} // the join prompt, an announcement or the exit prompt
+	moh      bool            // music on hold is looping
+	announce ivr.Timer       // next position/wait announcement; nil = none
+	exit     error           // leaving without an agent once the exit prompt ends
 }
 
-// joinOne waits in one queue; enqueue is false when the ACD placed the caller there itself
-// (a transfer).
-func (c *Call) joinOne(ctx context.Context, name string, enqueue bool) error {
-	m := c.m
-	q, ok := m.cfg.Queues[name]
-	if !ok {
-		c.log.Error("unknown queue", "queue", name)
-		return ErrNoAgent
-	}
-	enqueued := time.Now()
-	c.mu.Lock()
-	c.leftByKey = false
-	c.rec.Queue = name
-	if c.rec.EnqueueTime.IsZero() {
-		c.rec.EnqueueTime = enqueued
-	}
-	c.mu.Unlock()
-	c.setStage(StageQueued)
-	left := false
-	leave := func() {
-		if !left {
-			left = true
-			m.metrics.queueLeave(name, time.Since(enqueued))
-		}
-	}
-	defer leave()
-
-	if enqueue {
-		if _, err := m.acd.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: enqueued}); err != nil {
-			c.log.Info("queue refused the caller", "queue", name, "error", err)
-			c.playWait(ctx, q.ExitPrompt)
-			return ErrNoAgent
-		}
-	}
-	playing := c.Play([]string{q.JoinPrompt})
-	moh, haveMOH := m.prompt(q.MusicOnHold)
-	var announce <-chan time.Time
-	if q.AnnounceFrequency > 0 {
-		t := time.NewTicker(q.AnnounceFrequency)
-		defer t.Stop()
-		announce = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			m.acd.Abandon(c.id)
-			return context.Cause(ctx)
-		case <-playing:
-			playing = nil
-			if haveMOH {
-				c.sess.Loop(moh)
-			}
-		case <-announce:
-			if playing != nil {
-				continue // still playing the join prompt or the last announcement
-			}
-			if pos, ewt, ok := m.acd.Position(c.id); ok {
-				if names := c.positionPrompts(pos, ewt); len(names) > 0 {
-					playing = c.Play(names)
-				}
-			}
-		case d := <-c.digits:
-			if q.ExitDigit != "" && string(d) == q.ExitDigit {
-				m.acd.ExitKey(c.id)
-				c.mu.Lock()
-				c.leftByKey = true
-				c.mu.Unlock()
-				c.sess.StopPlay()
-				if q.ExitMenu != "" {
-					return exitToMenu{q.ExitMenu}
-				}
-				return ErrExitKey
-			}
-		case reason := <-c.exit:
-			c.sess.StopPlay()
-			c.playWait(ctx, q.ExitPrompt)
-			if reason == acd.ExitTimeout {
-				return ErrMaxWait
-			}
-			return ErrNoAgent
-		case a := <-c.agent:
-			leave()
-			return c.talk(ctx, name, a)
-		}
-	}
-}
-
-// playWait plays a prompt to its end, or until the call ends.
-func (c *Call) playWait(ctx context.Context, name string) {
-	if name == "" {
+// join puts the caller in a queue (the IVR's "queue NAME").
+func (c *Call) join(name string, reply chan error) {
+	if c.cause != nil {
+		reply <- c.cause
 		return
 	}
-	select {
-	case <-c.Play([]string{name}):
-	case <-ctx.Done():
+	q, ok := c.m.cfg.Queues[name]
+	if !ok {
+		c.log.Error("unknown queue", "queue", name)
+		reply <- ErrNoAgent
+		return
+	}
+	now := c.m.cfg.Clock.Now()
+	c.leftByKey = false
+	if c.rec.Queue == "" { // the record keeps the first queue; Visits has them all
+		c.rec.Queue, c.rec.EnqueueTime = name, now
+	}
+	c.visits = append(c.visits, name)
+	c.q = &visit{name: name, cfg: q, entered: now, reply: reply}
+	c.setStage(StageQueued)
+	c.m.cfg.Records.Begin(c.rec)
+	if _, err := c.m.dist.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: now}); err != nil {
+		c.log.Info("queue refused the caller", "queue", name, "error", err)
+		c.exitQueue(ErrNoAgent)
+		return
+	}
+	c.q.playing = c.play(q.JoinPrompt)
+	if c.q.playing == nil {
+		c.startMOH()
+	}
+	c.armAnnouncement()
+}
+
+// play starts prompts by name on the caller's stream; nil if there is nothing to play.
+func (c *Call) play(names ...string) <-chan struct{} {
+	ps := c.m.prompts(c.log, names)
+	if len(ps) == 0 {
+		return nil
+	}
+	return c.s.Play(ps...)
+}
+
+func (c *Call) startMOH() {
+	if p, ok := c.m.prompt(c.q.cfg.MusicOnHold); ok {
+		c.s.Loop(p)
+		c.q.moh = true
 	}
 }
 
-// talk bridges the caller with the agent until one of them hangs up or the agent transfers.
-func (c *Call) talk(ctx context.Context, queue string, a *agentLeg) error {
-	m := c.m
-	if a.queue != "" {
-		queue = a.queue // an escalation may have overflowed the caller into another queue
+func (c *Call) armAnnouncement() {
+	if c.q.announce != nil {
+		c.q.announce.Stop()
+		c.q.announce = nil
 	}
-	now := time.Now()
-	c.sess.StopPlay()
-	br := media.NewBridge(c.sess, a.sess)
-	br.Start()
-	c.mu.Lock()
-	c.rec.Agent = a.id
-	c.rec.Queue = queue
-	if c.rec.Connect.IsZero() {
-		c.rec.Connect = now
+	if f := c.q.cfg.AnnounceFrequency; f > 0 {
+		c.q.announce = c.m.cfg.Clock.NewTimer(f)
 	}
-	c.mu.Unlock()
-	c.setStage(StageTalking)
-	log := c.log.With("agent", a.id)
-	log.Info("caller connected to agent", "queue", queue, "wait", now.Sub(c.rec.EnqueueTime).Round(time.Millisecond))
+}
 
-	talkStart := now
-	var held time.Time // when the agent put the caller on hold
-	account := func() {
-		end := time.Now()
-		c.mu.Lock()
-		if !held.IsZero() {
-			c.rec.Hold += end.Sub(held)
-			held = time.Time{}
-		} else {
-			c.rec.Talk += end.Sub(talkStart)
-		}
-		c.mu.Unlock()
+// playDone: the join prompt or an announcement ended (music on hold resumes), or the exit
+// prompt ended (the caller leaves).
+func (c *Call) playDone() {
+	v := c.q
+	v.playing = nil
+	if v.exit != nil {
+		c.leaveQueue(v.exit)
+		return
 	}
-	finish := func(side string) {
-		account()
-		br.Stop()
-		m.acd.CallEnded(c.id, a.id, side)
-		// The record carries the queue's wrap-up time for AHT; an agent who ends wrap-up
-		// early (ready) shows in the WRAPUPEND agent event.
-		if qc, ok := m.acd.QueueConfig(queue); ok && qc.WrapUp > 0 {
-			c.mu.Lock()
-			c.rec.WrapUp = qc.WrapUp
-			c.mu.Unlock()
-		}
+	c.startMOH()
+}
+
+// announce tells the caller their position and estimated wait, unless a prompt is playing.
+func (c *Call) announce() {
+	v := c.q
+	c.armAnnouncement()
+	if v.playing != nil || v.exit != nil {
+		return
 	}
-	teardown := func() context.Context { return context.WithoutCancel(ctx) }
-	for {
-		select {
-		case <-ctx.Done():
-			finish(sip.SideCaller)
-			a.hangup(teardown(), causeText(context.Cause(ctx)))
-			return context.Cause(ctx)
-		case <-a.out.Done():
-			finish(sip.SideAgent)
-			a.hangup(teardown(), "")
-			return ErrAgentHangup
-		case <-a.sess.Done():
-			log.Warn("agent RTP stopped; ending the call", "error", a.sess.Err())
-			finish(sip.SideAgent)
-			a.hangup(teardown(), "rtp-timeout")
-			return ErrAgentHangup
-		case md := <-a.out.MediaUpdates():
-			if addrOK(md.Addr) && !md.Addr.Addr().IsUnspecified() {
-				setRemote(a.sess, md)
-			}
-			switch {
-			case md.OnHold() && held.IsZero():
-				account()
-				talkStart, held = time.Time{}, time.Now()
-				br.Stop()
-				a.sess.SetInactivityTimeout(-1)
-				if moh, ok := m.prompt(m.cfg.Queues[queue].MusicOnHold); ok {
-					c.sess.Loop(moh)
-				}
-				log.Info("agent put the caller on hold")
-			case !md.OnHold() && !held.IsZero():
-				account()
-				talkStart = time.Now()
-				c.sess.StopPlay()
-				a.sess.SetInactivityTimeout(m.cfg.RTPTimeout)
-				br.Start()
-				log.Info("agent took the caller off hold")
-			}
-		case r := <-a.out.Refers():
-			target := r.Target.User
-			if _, ok := m.cfg.Queues[target]; !ok {
-				log.Info("transfer refused: unknown target", "target", r.Target.String())
-				r.Reject(404)
-				continue
-			}
-			r.Accept()
-			account()
-			br.Stop()
-			if _, err := m.acd.Transferred(c.id, a.id, target); err != nil {
-				log.Warn("transfer failed", "target", target, "error", err)
-				notifyCtx, cancel := context.WithTimeout(teardown(), 5*time.Second)
-				r.Notify(notifyCtx, 503, "Service Unavailable")
-				cancel()
-				br.Start()
-				talkStart = time.Now()
-				continue
-			}
-			notifyCtx, cancel := context.WithTimeout(teardown(), 5*time.Second)
-			r.Notify(notifyCtx, 200, "OK")
-			cancel()
-			c.mu.Lock()
-			c.rec.Transfers++
-			c.mu.Unlock()
-			log.Info("agent transferred the caller", "queue", target)
-			a.hangup(teardown(), "transferred")
-			return transferError{target}
+	if pos, ewt, ok := c.m.dist.Position(c.id); ok {
+		if p := c.play(c.positionPrompts(pos, ewt)...); p != nil {
+			v.playing, v.moh = p, false
 		}
 	}
+}
+
+// queueDigit: the exit digit takes the caller out of the queue (to a menu, or to the end).
+func (c *Call) queueDigit(d rune) {
+	v := c.q
+	if v.cfg.ExitDigit == "" || string(d) != v.cfg.ExitDigit || v.exit != nil {
+		return
+	}
+	c.m.dist.ExitWithKey(c.id, string(d))
+	c.leftByKey = true
+	c.s.StopPlay()
+	if v.cfg.ExitMenu != "" {
+		c.leaveQueue(exitToMenu{v.cfg.ExitMenu})
+		return
+	}
+	c.leaveQueue(ErrExitKey)
+}
+
+// left: the ACD took the caller out (maximum wait, no agents); the exit prompt plays first.
+func (c *Call) left(reason acd.ExitReason) {
+	if c.q == nil || c.agent != nil {
+		return
+	}
+	err := ErrNoAgent
+	if reason == acd.ExitTimeout {
+		err = ErrMaxWait
+	}
+	c.exitQueue(err)
+}
+
+// exitQueue plays the queue's exit prompt, then leaves with err.
+func (c *Call) exitQueue(err error) {
+	v := c.q
+	v.exit = err
+	c.s.StopPlay()
+	v.moh = false
+	if v.playing = c.play(v.cfg.ExitPrompt); v.playing == nil {
+		c.leaveQueue(err)
+	}
+}
+
+// leaveQueue ends the queue visit and answers the IVR's Join with err.
+func (c *Call) leaveQueue(err error) {
+	v := c.q
+	if v == nil {
+		return
+	}
+	if v.announce != nil {
+		v.announce.Stop()
+	}
+	if c.agent == nil { // a connected caller's wait was observed at connect
+		c.m.metrics.queueLeave(v.name, c.m.cfg.Clock.Now().Sub(v.entered))
+	}
+	for _, r := range c.rings {
+		r.cancel()
+	}
+	c.q = nil
+	v.reply <- err
+	if c.cause == nil {
+		c.setStage(StageIVR)
+	}
+}
+
+// offer rings an agent the ACD chose for this caller.
+func (c *Call) offer(of acd.Offer) {
+	if c.q == nil || c.q.exit != nil || c.agent != nil || c.cause != nil || c.rings[of.AgentID] != nil {
+		// Withdrawn already (the caller left, or another agent answered): the ACD has
+		// cancelled or will cancel this offer, and it needs no answer.
+		return
+	}
+	c.rec.RingAttempts++
+	c.startRing(of)
+	if c.stage == StageQueued {
+		c.setStage(StageRinging)
+	}
+}
+
+// ringEnded takes a ring's outcome: the first agent to answer is bridged; a ring that
+// failed is reported to the ACD, which offers the caller to the next agent.
+func (c *Call) ringEnded(e evRing) {
+	if r := c.rings[e.offer.AgentID]; r != nil && r.offer == e.offer {
+		delete(c.rings, e.offer.AgentID)
+	}
+	defer func() {
+		if c.stage == StageRinging && len(c.rings) == 0 {
+			c.setStage(StageQueued)
+		}
+	}()
+	log := c.log.With("agent", e.offer.AgentID)
+	if e.err != nil {
+		switch {
+		case errors.Is(e.err, ErrRingCancelled):
+		case errors.Is(e.err, ErrLocal):
+			log.Error("ringing the agent failed here", "error", e.err)
+			c.m.dist.RingFailed(c.id, e.offer.AgentID, acd.Rejected) // our fault: rest the agent, do not pause
+		default:
+			log.Info("agent did not take the call", "error", e.err)
+			c.m.dist.RingFailed(c.id, e.offer.AgentID, ringFailure(e.err))
+		}
+		return
+	}
+	if c.q == nil || c.agent != nil || c.cause != nil || !c.m.dist.RingAnsweredLeg(c.id, e.offer.AgentID, e.leg.SIPCallID()) {
+		// Stale: the caller left, or another agent answered first.
+		log.Info("agent answered after the offer was withdrawn: hanging up", "error", errStale)
+		c.spawn(func() { discard(e.leg, e.stream, "answered elsewhere") })
+		return
+	}
+	c.connect(e)
 }
 
 // positionPrompts builds the position and estimated-wait announcement.

@@ -108,6 +108,30 @@ func (s *testServer) records(t *testing.T, n int) []cdr.Record {
 	}
 }
 
+// record waits until the record of id satisfies ok (a WRAPUPEND, say, completes it later).
+func (s *testServer) record(t *testing.T, id string, ok func(cdr.Record) bool) cdr.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err := s.store.List(context.Background(), cdr.Filter{})
+		if err != nil {
+			t.Fatalf("list records: %v", err)
+		}
+		for _, r := range recs {
+			if r.ID == id && ok(r) {
+				return r
+			}
+			if r.ID == id && time.Now().After(deadline) {
+				t.Fatalf("record %+v never became as wanted", r)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record %s", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // testWriter sends server logs to the test log until the test's cleanup begins; a line
 // logged later (by a goroutine still winding down) is dropped, as t.Log would panic.
 type testWriter struct {

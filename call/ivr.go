@@ -1,0 +1,92 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/hotline12345/hotline/ivr"
+)
+
+// ivrTask is the IVR runner of a call, on its own goroutine: it plays prompts and reads
+// digits through the call's stream, and hands the caller to a queue by posting evJoin to
+// the loop, which answers when the queue visit is over. It writes nothing of the call.
+type ivrTask struct {
+	digits chan rune
+	cancel context.CancelCauseFunc
+	paths  []string
+}
+
+// startIVR runs the IVR from entry; noGreeting skips the greetings of a caller who comes
+// back to a menu (after leaving a queue with its exit digit).
+func (c *Call) startIVR(entry ivr.Action, noGreeting bool) {
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	t := c.ivr
+	if t == nil {
+		t = &ivrTask{digits: make(chan rune, 32)}
+		c.ivr = t
+	}
+	t.cancel = cancel
+	c.setStage(StageIVR)
+	runner := ivr.Runner{
+		Menus: c.m.cfg.Menus, Media: ivrMedia{c: c, digits: t.digits}, Queue: ivrQueue{c},
+		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting,
+	}
+	c.spawn(func() {
+		res, err := runner.Run(ctx, entry)
+		cancel(nil)
+		c.post(evIVRDone{res: res, err: err})
+	})
+}
+
+// ivrDone takes the IVR's result: a caller who left a queue for a menu goes on in the IVR;
+// otherwise the call ends.
+func (c *Call) ivrDone(res ivr.Result, err error) {
+	t := c.ivr
+	if p := res.PathString(); p != "" {
+		t.paths = append(t.paths, p)
+	}
+	if v := res.Vars["case_number"]; v != "" {
+		c.rec.CaseNumber = v
+	}
+	c.rec.IVRPath = strings.Join(t.paths, ">")
+	var em exitToMenu
+	if c.cause == nil && errors.As(err, &em) {
+		c.startIVR(ivr.Action{Kind: ivr.ActMenu, Target: em.menu}, true)
+		return
+	}
+	c.ivr = nil
+	if c.cause == nil {
+		if err == nil || errors.Is(err, context.Canceled) {
+			err = ErrIVREnded
+		}
+		c.stop(err)
+	}
+}
+
+// ivrMedia is ivr.Media over the call's stream; digits come from the loop.
+type ivrMedia struct {
+	c      *Call
+	digits chan rune
+}
+
+func (im ivrMedia) Play(names []string) <-chan struct{} {
+	return im.c.s.Play(im.c.m.prompts(im.c.log, names)...)
+}
+
+func (im ivrMedia) StopPlay()           { im.c.s.StopPlay() }
+func (im ivrMedia) Digits() <-chan rune { return im.digits }
+
+// ivrQueue is ivr.Queue: the loop runs the queue visit; Join waits for its end.
+type ivrQueue struct{ c *Call }
+
+func (iq ivrQueue) Join(ctx context.Context, queue string) error {
+	reply := make(chan error, 1)
+	iq.c.post(evJoin{queue: queue, reply: reply})
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

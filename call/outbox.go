@@ -1,0 +1,86 @@
+package call
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/hotline12345/hotline/acd"
+	"github.com/hotline12345/hotline/cdr"
+)
+
+// outbox implements acd.Outbox: the ACD's decisions become events of the call's loop, and
+// its queue_log events become agent events in the records.
+type outbox struct{ m *Manager }
+
+// Offer asks the caller's loop to ring the agent. A caller that is gone was taken out of
+// the ACD (Abandon) before it left, so the offer has been withdrawn already.
+func (o outbox) Offer(of acd.Offer) {
+	if c := o.m.call(of.CallID); c != nil {
+		c.post(evOffer{of})
+	}
+}
+
+// CancelOffer asks the caller's loop to stop ringing the agent (CANCEL).
+func (o outbox) CancelOffer(of acd.Offer) {
+	if c := o.m.call(of.CallID); c != nil {
+		c.post(evCancelOffer{of})
+	}
+}
+
+// Left tells a waiting caller that the ACD took it out of the queue.
+func (o outbox) Left(callID string, reason acd.ExitReason) {
+	if c := o.m.call(callID); c != nil {
+		c.post(evLeft{reason})
+	}
+}
+
+// Event writes the ACD's queue_log-style event to the records.
+func (o outbox) Event(e acd.Event) {
+	ev := cdr.AgentEvent{
+		Time: e.Time, CallID: e.CallID, Queue: e.Queue, AgentID: e.AgentID, Event: string(e.Type), NodeID: o.m.cfg.NodeID,
+	}
+	d := e.Data
+	switch e.Type {
+	case acd.EvEnterQueue:
+		ev.Data2, ev.Data3 = d.Number, d.Reason
+	case acd.EvRingNoAnswer, acd.EvRingCanceled:
+		ev.Data1, ev.Data2 = strconv.FormatInt(d.Ring.Milliseconds(), 10), d.Reason
+	case acd.EvConnect:
+		ev.Data1, ev.Data2, ev.Data3 = secs(d.Wait), d.Leg, strconv.FormatInt(d.Ring.Milliseconds(), 10)
+	case acd.EvCompleteCaller, acd.EvCompleteAgent:
+		ev.Data1, ev.Data2, ev.Data3 = secs(d.Wait), secs(d.Talk), strconv.Itoa(d.Position)
+	case acd.EvAbandon, acd.EvExitTimeout, acd.EvExitEmpty:
+		ev.Data1, ev.Data3 = strconv.Itoa(d.Position), secs(d.Wait)
+	case acd.EvExitKey:
+		ev.Data1, ev.Data2, ev.Data4 = d.Key, strconv.Itoa(d.Position), secs(d.Wait)
+	case acd.EvTransfer, acd.EvOverflow:
+		ev.Data1, ev.Data3, ev.Data4 = d.Target, secs(d.Wait), secs(d.Talk)
+	case acd.EvLogin:
+		ev.Data1 = o.m.contact(e.AgentID)
+	case acd.EvLogout:
+		ev.Data1, ev.Data2 = d.Reason, secs(d.LoggedIn)
+	case acd.EvWrapUpEnd:
+		ev.Data1 = secs(d.WrapUp)
+	default:
+		ev.Data1 = d.Reason
+	}
+	o.m.cfg.Records.Event(ev)
+}
+
+// secs writes a duration as decimal seconds with millisecond precision ("5.840").
+func secs(d time.Duration) string {
+	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', 3, 64)
+}
+
+// contact is the agent's registered phone, for the LOGIN event.
+func (m *Manager) contact(agent string) string {
+	if p, ok := m.phones.(interface{ Contact(string) string }); ok {
+		return p.Contact(agent)
+	}
+	return ""
+}
+
+// agentEvent writes an event the call itself decides (HOLD, UNHOLD).
+func (m *Manager) agentEvent(t time.Time, callID, queue, agent, event, data1 string) {
+	m.cfg.Records.Event(cdr.AgentEvent{Time: t, CallID: callID, Queue: queue, AgentID: agent, Event: event, Data1: data1, NodeID: m.cfg.NodeID})
+}

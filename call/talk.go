@@ -1,0 +1,168 @@
+package call
+
+import (
+	"context"
+	"time"
+
+	"github.com/hotline12345/hotline/sip"
+)
+
+// agentLeg is the agent bridged with the caller: their leg, stream and the bridge.
+type agentLeg struct {
+	id     string
+	queue  string // the queue the ACD offered the caller from (after an overflow, not the one joined)
+	leg    AgentLeg
+	s      Stream
+	cancel context.CancelFunc // ends the agent's stream
+	bridge Bridge
+	since  time.Time // start of the current talk or hold period
+	held   bool
+}
+
+// connect bridges the caller with the agent who answered.
+func (c *Call) connect(e evRing) {
+	now := c.m.cfg.Clock.Now()
+	v := c.q
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
+	a := &agentLeg{id: e.offer.AgentID, queue: e.offer.Queue, leg: e.leg, s: e.stream, cancel: cancel, since: now}
+	setRemote(a.s, a.leg.Media())
+	a.s.Start(ctx)
+	if v.announce != nil {
+		v.announce.Stop()
+		v.announce = nil
+	}
+	c.s.StopPlay()
+	v.playing, v.moh = nil, false
+	a.bridge = c.m.media.Bridge(c.s, a.s)
+	a.bridge.Start()
+	c.agent = a
+	if c.rec.Agent == "" { // the record keeps the first agent; Visits has them all
+		c.rec.Agent, c.rec.Connect = a.id, now
+	}
+	if a.queue != "" && a.queue != v.name { // overflowed into another queue
+		c.visits = append(c.visits, a.queue)
+	}
+	c.visits[len(c.visits)-1] += "/" + a.id
+	c.m.metrics.queueLeave(a.queue, now.Sub(v.entered))
+	c.setStage(StageTalking)
+	c.m.cfg.Records.Begin(c.rec)
+	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))
+}
+
+// account adds the period since a.since to talk or hold time.
+func (c *Call) account(a *agentLeg, now time.Time) {
+	if a.held {
+		c.rec.Hold += now.Sub(a.since)
+	} else {
+		c.rec.Talk += now.Sub(a.since)
+	}
+	a.since = now
+}
+
+// endTalk ends the bridge: the ACD starts the agent's wrap-up; the agent leg is hung up
+// (bye) and released off the loop.
+func (c *Call) endTalk(side, cause string, bye bool) {
+	a := c.agent
+	now := c.m.cfg.Clock.Now()
+	if a.held {
+		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", secs(now.Sub(a.since)))
+	}
+	c.account(a, now)
+	a.bridge.Stop()
+	c.agent = nil
+	c.m.dist.CallEnded(c.id, a.id, side)
+	c.spawn(func() { c.release(a, cause, bye, nil) })
+}
+
+// release hangs up (if bye) and frees an agent leg that left the call; a transferred leg
+// first gets the transfer's final NOTIFY. It runs off the loop, so a phone that stops
+// answering delays nobody.
+func (c *Call) release(a *agentLeg, cause string, bye bool, refer *sip.Refer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if refer != nil {
+		if err := refer.Notify(ctx, 200, "OK"); err != nil {
+			c.log.Info("transfer NOTIFY failed", "agent", a.id, "error", err)
+		}
+	}
+	if bye {
+		if err := a.leg.Hangup(ctx, cause); err != nil {
+			c.log.Debug("agent BYE failed", "agent", a.id, "error", err)
+		}
+	}
+	a.leg.Release()
+	a.cancel()
+	a.s.Close()
+}
+
+// agentGone: the agent hung up or their RTP stopped; the caller's queue visit is over.
+func (c *Call) agentGone(cause error, byeCause string) {
+	c.endTalk(sip.SideAgent, byeCause, byeCause != "")
+	c.leaveQueue(cause)
+}
+
+// agentMedia follows the agent's re-INVITEs: hold plays music on hold to the caller.
+func (c *Call) agentMedia(md sip.Media) {
+	a := c.agent
+	if addrOK(md) {
+		setRemote(a.s, md)
+	}
+	now := c.m.cfg.Clock.Now()
+	switch {
+	case md.OnHold() && !a.held:
+		c.account(a, now)
+		a.held = true
+		a.bridge.Stop()
+		a.s.SetInactivityTimeout(-1)
+		if p, ok := c.m.prompt(c.m.cfg.Queues[a.queue].MusicOnHold); ok {
+			c.s.Loop(p)
+		}
+		c.m.agentEvent(now, c.id, a.queue, a.id, "HOLD", "")
+		c.log.Info("agent put the caller on hold", "agent", a.id)
+	case !md.OnHold() && a.held:
+		held := now.Sub(a.since)
+		c.account(a, now)
+		a.held = false
+		c.s.StopPlay()
+		a.s.SetInactivityTimeout(c.m.cfg.RTPTimeout)
+		a.bridge.Start()
+		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", secs(held))
+		c.log.Info("agent took the caller off hold", "agent", a.id)
+	}
+}
+
+// transfer is the agent's blind transfer (REFER) to a queue. The caller hears music on
+// hold at once and waits in the target queue; the 202, the final NOTIFY and the BYE to the
+// transferring phone leave off the loop, so a phone that stops answering holds up nobody.
+func (c *Call) transfer(r *sip.Refer) {
+	a := c.agent
+	target := r.Target.User
+	q, ok := c.m.cfg.Queues[target]
+	if !ok {
+		c.log.Info("transfer refused: unknown target", "agent", a.id, "target", r.Target.String())
+		r.Reject(404)
+		return
+	}
+	now := c.m.cfg.Clock.Now()
+	c.account(a, now)
+	a.bridge.Stop()
+	if _, err := c.m.dist.Transferred(c.id, a.id, target); err != nil {
+		c.log.Warn("transfer failed", "agent", a.id, "target", target, "error", err)
+		r.Reject(503)
+		a.bridge.Start()
+		return
+	}
+	r.Accept() // returns once the 202 has left: no NOTIFY can overtake it
+	c.rec.Transfers++
+	c.agent = nil
+	c.spawn(func() { c.release(a, "transferred", true, r) })
+	c.log.Info("agent transferred the caller", "agent", a.id, "queue", target)
+
+	v := c.q
+	v.name, v.cfg, v.entered, v.exit = target, q, now, nil
+	c.visits = append(c.visits, target)
+	c.setStage(StageQueued)
+	c.startMOH()
+	c.armAnnouncement()
+	c.m.cfg.Records.Begin(c.rec)
+}
