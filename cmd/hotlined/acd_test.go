@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/loadtest/phone"
 )
 
