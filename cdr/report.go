@@ -15,7 +15,23 @@ const (
 	// EventLookback is how far before From the store path reads agent
 	// events, to find logins and pauses that began before the window.
 	EventLookback = 24 * time.Hour
+	// EventLookahead is how far after To the store path reads events, to
+	// see how the queue visits that began in the window ended (answered,
+	// abandoned, ...) and the talk, hold and wrap-up of their agents.
+	EventLookahead = 2 * time.Hour
+	// DefaultTimeZone is the zone of reports without one (DESIGN.md: the
+	// top-level timezone: of the config, default Asia/Shanghai).
+	DefaultTimeZone = "Asia/Shanghai"
 )
+
+// DefaultLocation is DefaultTimeZone, or China Standard Time (UTC+8, no
+// daylight saving since 1991) where the system has no zone database.
+func DefaultLocation() *time.Location {
+	if loc, err := time.LoadLocation(DefaultTimeZone); err == nil {
+		return loc
+	}
+	return time.FixedZone("CST", 8*3600)
+}
 
 // DefaultWaitBuckets are the upper bounds of the wait-time distribution;
 // a last bucket takes the longer waits.
@@ -37,10 +53,13 @@ const (
 // ReportOptions selects and parameterises a report. Zero values take the
 // defaults.
 type ReportOptions struct {
-	From, To time.Time // window on Record.Start: From inclusive, To exclusive; zero is open
-	Queue    string    // only calls of this queue (agent time is not per queue)
+	From, To time.Time // window on Record.Start (and ENTERQUEUE for visits): From inclusive, To exclusive; zero is open
+	// Queue keeps the calls that entered this queue (first or later: see
+	// Record.VisitedQueue) and that queue's visits; agent time is not per
+	// queue.
+	Queue    string
 	By       GroupBy
-	Location *time.Location // for hour and day buckets; default time.Local
+	Location *time.Location // for hour and day buckets; default DefaultLocation()
 
 	ServiceLevel      time.Duration            // default threshold T, DefaultServiceLevel
 	QueueServiceLevel map[string]time.Duration // per-queue T, overriding ServiceLevel
@@ -50,7 +69,7 @@ type ReportOptions struct {
 
 func (o *ReportOptions) defaults() {
 	if o.Location == nil {
-		o.Location = time.Local
+		o.Location = DefaultLocation()
 	}
 	if o.ServiceLevel <= 0 {
 		o.ServiceLevel = DefaultServiceLevel
@@ -70,28 +89,51 @@ func (o *ReportOptions) threshold(queue string) time.Duration {
 	return o.ServiceLevel
 }
 
-// Summary holds the figures of a set of calls. Counts are exact; rates are
-// fractions (0.95 = 95%) and 0 when their denominator is 0.
+// Summary holds the figures of a set of calls, or of queue visits. Counts
+// are exact; rates are fractions (0.95 = 95%) and 0 when their denominator
+// is 0.
 //
-// Denominators: an inbound call that entered a queue is offered; one that
-// ended before any queue is IVROnly (or Failed if it was refused). Offered
-// = Answered + Abandoned + TimedOut + NoAgent + CallbackRequests +
-// OtherUnanswered. Callback and survey calls (outbound) are counted apart
-// and never offered.
+// Two units, as the industry counts them (docs/ARCHITECTURE.md, "KPI
+// definitions"):
+//
+//   - Per call, from the call records: Report.Total (the hotline-wide and
+//     GB/T 33358 figures), Hours and the hour, day and agent groups. A call
+//     is offered if it entered any queue (Record.Queue, its first queue);
+//     its wait runs from its first enqueue to its first connect; it counts
+//     once however many queues it visited. Offered = Answered + Abandoned +
+//     TimedOut + NoAgent + ExitKey + CallbackRequests + OtherUnanswered.
+//     Calls never offered are IVROnly, CallerCancelled or Failed; callback
+//     and survey calls (outbound) are counted apart.
+//   - Per queue visit, from the queue events (Report.Queues and the queue
+//     groups), as Asterisk's queue_log reporting and the live ACD
+//     (/api/v1/queues) count: ENTERQUEUE opens a visit and makes it
+//     offered to that queue, whether the call came in, overflowed in or was
+//     transferred in; it ends answered (CONNECT; wait = that visit's
+//     wait), Abandoned (ABANDON), TimedOut (EXITWITHTIMEOUT), NoAgent
+//     (EXITEMPTY), ExitKey (EXITWITHKEY) or Overflowed (OVERFLOW: offered,
+//     neither answered nor abandoned). A visit whose end is not in the log
+//     (the node died) is OtherUnanswered. Offered = Answered + Abandoned +
+//     TimedOut + NoAgent + ExitKey + Overflowed + OtherUnanswered. Talk,
+//     hold, wrap-up and transfers are those of the visit's agent
+//     (COMPLETECALLER, COMPLETEAGENT, TRANSFER, UNHOLD, WRAPUPEND);
+//     satisfaction is the rating of the calls whose first queue it is.
 type Summary struct {
 	Key string `json:"key,omitempty"` // group key: "2026-03-15 09:00", "2026-03-15", a queue or an agent
 
-	Calls            int `json:"calls"`             // every record in the selection
+	Calls            int `json:"calls"`             // every record (or visit) in the selection
 	Offered          int `json:"offered"`           // entered a queue
 	Answered         int `json:"answered"`          // connected to an agent
 	Abandoned        int `json:"abandoned"`         // hung up while queued, short abandons included
 	ShortAbandoned   int `json:"short_abandoned"`   // abandoned within ShortAbandon
 	TimedOut         int `json:"timed_out"`         // left the queue at its maximum wait
-	NoAgent          int `json:"no_agent"`          // queue had no agent
+	NoAgent          int `json:"no_agent"`          // queue had no agent (refused, or emptied)
+	ExitKey          int `json:"exit_key"`          // left the queue with its exit digit
 	CallbackRequests int `json:"callback_requests"` // left the queue asking for a callback
-	OtherUnanswered  int `json:"other_unanswered"`  // e.g. interrupted while queued
-	IVROnly          int `json:"ivr_only"`          // ended in the IVR (incl. closed hours)
-	Failed           int `json:"failed"`            // refused before the IVR (failed, busy, rejected)
+	Overflowed       int `json:"overflowed"`        // per queue: overflowed out to another queue
+	OtherUnanswered  int `json:"other_unanswered"`  // e.g. dropped while queued (drain, crash)
+	IVROnly          int `json:"ivr_only"`          // answered by the IVR, ended there (incl. closed hours)
+	CallerCancelled  int `json:"caller_cancelled"`  // the caller gave up before we answered
+	Failed           int `json:"failed"`            // we refused or could not answer
 	Callbacks        int `json:"callbacks"`         // outbound callback calls
 	SurveyCalls      int `json:"survey_calls"`      // outbound survey calls
 	Transfers        int `json:"transfers"`
@@ -101,8 +143,8 @@ type Summary struct {
 	AnswerRateExclShort  float64 `json:"answer_rate_excl_short"`  // Answered / (Offered - ShortAbandoned)
 	AbandonRateExclShort float64 `json:"abandon_rate_excl_short"` // (Abandoned - ShortAbandoned) / (Offered - ShortAbandoned)
 
-	ASA         time.Duration `json:"asa_s"`          // mean wait of answered calls (Connect - EnqueueTime)
-	AHT         time.Duration `json:"aht_s"`          // mean Talk + Hold + WrapUp of answered calls
+	ASA         time.Duration `json:"asa_s"`          // mean wait of answered calls (visits)
+	AHT         time.Duration `json:"aht_s"`          // mean Talk + Hold + WrapUp of answered calls (visits)
 	AvgTalk     time.Duration `json:"avg_talk_s"`     // per answered call
 	AvgHold     time.Duration `json:"avg_hold_s"`     // per answered call
 	AvgWrapUp   time.Duration `json:"avg_wrap_up_s"`  // per answered call
@@ -124,7 +166,7 @@ type Summary struct {
 	Satisfied          int     `json:"satisfied"`
 	BasicallySatisfied int     `json:"basically_satisfied"`
 	Dissatisfied       int     `json:"dissatisfied"`
-	Satisfaction       float64 `json:"satisfaction"` // (Satisfied + BasicallySatisfied) / Surveys
+	Satisfaction       float64 `json:"satisfaction"` // (Satisfied + BasicallySatisfied) / Surveys; see Surveys before showing it
 
 	// Wait-time distribution over Report.WaitBuckets (one more count for
 	// the longer waits): answered calls by their wait, abandoned calls by
@@ -133,11 +175,15 @@ type Summary struct {
 	WaitHistAbandoned []int `json:"wait_hist_abandoned"`
 }
 
-// AgentStats are one agent's figures. Calls, talk, hold and wrap-up come
-// from the records the agent answered (a transferred call counts for the
-// agent who answered it); logged-in and paused time and ring-no-answers
-// come from agent events. Occupancy = (Talk + Hold + WrapUp) / (LoggedIn -
-// Paused), 0 if the events show no logged-in time.
+// AgentStats are one agent's figures, all from the agent and queue events
+// that name the agent: Calls (CONNECT), Talk (COMPLETECALLER,
+// COMPLETEAGENT, TRANSFER), Hold (UNHOLD), WrapUp (WRAPUPEND), Transfers
+// (TRANSFER), RingNoAnswer (RINGNOANSWER), logged-in and paused time
+// (LOGIN, LOGOUT, PAUSE, UNPAUSE). A call transferred from one agent to
+// another credits each with their own part. Calls, talk, hold, wrap-up and
+// transfers count for the window of the queue visit the agent took.
+// Occupancy = (Talk + Hold + WrapUp) / (LoggedIn - Paused), 0 if the events
+// show no logged-in time.
 type AgentStats struct {
 	Agent        string        `json:"agent"`
 	Calls        int           `json:"calls"`
@@ -187,24 +233,31 @@ type Report struct {
 
 // Compute computes the report of recs and events (both in any order) under
 // opts. It is pure: the same input gives the same report. Records outside
-// [From, To) or of another queue are ignored; events are clipped to the
-// window (pass events from before From to see logins that began earlier).
+// [From, To) or of another queue are ignored; queue visits count if their
+// ENTERQUEUE is in the window; agent time is clipped to the window (pass
+// events from before From to see logins that began earlier, and after To
+// to see how the window's last visits ended).
 func Compute(recs []Record, events []AgentEvent, opts ReportOptions) Report {
 	a := newAccumulator(opts)
 	for i := range recs {
 		a.add(&recs[i])
 	}
-	return a.finish(events)
+	ev := newEventAccumulator(a.opts)
+	evs := slices.Clone(events)
+	slices.SortFunc(evs, compareEvents)
+	for i := range evs {
+		ev.add(&evs[i])
+	}
+	return a.finish(ev)
 }
 
-// accumulator gathers a report record by record; accumulators of disjoint
-// record sets merge.
+// accumulator gathers the per-call figures record by record; accumulators
+// of disjoint record sets merge.
 type accumulator struct {
 	opts           ReportOptions
 	total          Summary
 	groups, hours  map[string]*Summary
-	queues         map[string]*Summary
-	agents         map[string]*AgentStats
+	surveys        map[string]*Summary // ratings by the call's first queue
 	minStart, maxT time.Time
 	keyCache       struct {
 		from, to  int64 // unix seconds of the cached hour
@@ -216,8 +269,7 @@ func newAccumulator(opts ReportOptions) *accumulator {
 	opts.defaults()
 	return &accumulator{
 		opts:   opts,
-		groups: map[string]*Summary{}, hours: map[string]*Summary{}, queues: map[string]*Summary{},
-		agents: map[string]*AgentStats{},
+		groups: map[string]*Summary{}, hours: map[string]*Summary{}, surveys: map[string]*Summary{},
 	}
 }
 
@@ -234,7 +286,7 @@ func (a *accumulator) inWindow(r *Record) bool {
 	if !o.From.IsZero() && r.Start.Before(o.From) || !o.To.IsZero() && !r.Start.Before(o.To) {
 		return false
 	}
-	return o.Queue == "" || r.Queue == o.Queue
+	return o.Queue == "" || r.VisitedQueue(o.Queue)
 }
 
 func (a *accumulator) add(r *Record) {
@@ -268,27 +320,15 @@ func (a *accumulator) add(r *Record) {
 	hour, day := a.bucketKeys(r.Start)
 	addCall(group(a.hours, hour), &c, a.opts.WaitBuckets)
 	if c.offered {
-		addCall(group(a.queues, r.Queue), &c, a.opts.WaitBuckets)
+		addSurvey(group(a.surveys, r.Queue), r.Satisfaction)
 	}
 	switch a.opts.By {
 	case ByHour:
 		addCall(group(a.groups, hour), &c, a.opts.WaitBuckets)
 	case ByDay:
 		addCall(group(a.groups, day), &c, a.opts.WaitBuckets)
-	case ByQueue:
-		if c.offered {
-			addCall(group(a.groups, r.Queue), &c, a.opts.WaitBuckets)
-		}
 	case ByAgent:
 		addCall(group(a.groups, r.Agent), &c, a.opts.WaitBuckets)
-	}
-	if c.answered && r.Agent != "" {
-		ag := a.agent(r.Agent)
-		ag.Calls++
-		ag.Talk += c.talk
-		ag.Hold += r.Hold
-		ag.WrapUp += r.WrapUp
-		ag.Transfers += r.Transfers
 	}
 }
 
@@ -315,28 +355,14 @@ func group(m map[string]*Summary, key string) *Summary {
 	return s
 }
 
-func (a *accumulator) agent(id string) *AgentStats {
-	s := a.agents[id]
-	if s == nil {
-		s = &AgentStats{Agent: id}
-		a.agents[id] = s
-	}
-	return s
-}
-
 func bucket(bounds []time.Duration, d time.Duration) int {
 	i, _ := slices.BinarySearch(bounds, d) // first bound >= d: wait <= bound
 	return i
 }
 
-func addCall(s *Summary, c *call, bounds []time.Duration) {
-	r := c.r
-	s.Calls++
-	if s.WaitHistAnswered == nil {
-		s.WaitHistAnswered = make([]int, len(bounds)+1)
-		s.WaitHistAbandoned = make([]int, len(bounds)+1)
-	}
-	switch r.Satisfaction {
+// addSurvey counts a call's rating.
+func addSurvey(s *Summary, satisfaction string) {
+	switch satisfaction {
 	case SatisfactionSatisfied:
 		s.Surveys++
 		s.Satisfied++
@@ -347,6 +373,13 @@ func addCall(s *Summary, c *call, bounds []time.Duration) {
 		s.Surveys++
 		s.Dissatisfied++
 	}
+}
+
+func addCall(s *Summary, c *call, bounds []time.Duration) {
+	r := c.r
+	s.Calls++
+	s.hists(bounds)
+	addSurvey(s, r.Satisfaction)
 	switch {
 	case r.Direction == DirectionCallback:
 		s.Callbacks++
@@ -356,9 +389,11 @@ func addCall(s *Summary, c *call, bounds []time.Duration) {
 		return
 	case !c.offered:
 		switch r.Disposition {
-		case DispositionFailed, "busy", "rejected":
+		case DispositionCallerCancelled:
+			s.CallerCancelled++
+		case DispositionFailed:
 			s.Failed++
-		default:
+		default: // ivr-hangup, closed-hours, interrupted in the IVR
 			s.IVROnly++
 		}
 		return
@@ -368,33 +403,53 @@ func addCall(s *Summary, c *call, bounds []time.Duration) {
 	s.LongestWait = max(s.LongestWait, c.wait)
 	switch {
 	case c.answered:
-		s.Answered++
-		s.WaitAnswered += c.wait
+		s.answered(c.wait, c.withinSL, c.within15, bounds)
 		s.Talk += c.talk
 		s.Hold += r.Hold
 		s.WrapUp += r.WrapUp
-		if c.withinSL {
-			s.AnsweredWithinSL++
-		}
-		if c.within15 {
-			s.AnsweredWithin15s++
-		}
-		s.WaitHistAnswered[bucket(bounds, c.wait)]++
 	case c.abandoned:
-		s.Abandoned++
-		if c.shrt {
-			s.ShortAbandoned++
-		}
-		s.WaitHistAbandoned[bucket(bounds, c.wait)]++
+		s.abandoned(c.wait, c.shrt, bounds)
 	case r.Disposition == DispositionTimeout:
 		s.TimedOut++
 	case r.Disposition == DispositionNoAgent:
 		s.NoAgent++
+	case r.Disposition == DispositionExitKey:
+		s.ExitKey++
 	case r.Disposition == DispositionCallback:
 		s.CallbackRequests++
 	default:
 		s.OtherUnanswered++
 	}
+}
+
+// hists makes the wait histograms if s has none yet.
+func (s *Summary) hists(bounds []time.Duration) {
+	if s.WaitHistAnswered == nil {
+		s.WaitHistAnswered = make([]int, len(bounds)+1)
+		s.WaitHistAbandoned = make([]int, len(bounds)+1)
+	}
+}
+
+// answered counts an answered call (or visit) that waited wait.
+func (s *Summary) answered(wait time.Duration, withinSL, within15 bool, bounds []time.Duration) {
+	s.Answered++
+	s.WaitAnswered += wait
+	if withinSL {
+		s.AnsweredWithinSL++
+	}
+	if within15 {
+		s.AnsweredWithin15s++
+	}
+	s.WaitHistAnswered[bucket(bounds, wait)]++
+}
+
+// abandoned counts an abandoned call (or visit) that held on for wait.
+func (s *Summary) abandoned(wait time.Duration, short bool, bounds []time.Duration) {
+	s.Abandoned++
+	if short {
+		s.ShortAbandoned++
+	}
+	s.WaitHistAbandoned[bucket(bounds, wait)]++
 }
 
 // merge adds o's counts and sums into s (rates are computed by finish).
@@ -406,9 +461,12 @@ func (s *Summary) merge(o *Summary) {
 	s.ShortAbandoned += o.ShortAbandoned
 	s.TimedOut += o.TimedOut
 	s.NoAgent += o.NoAgent
+	s.ExitKey += o.ExitKey
 	s.CallbackRequests += o.CallbackRequests
+	s.Overflowed += o.Overflowed
 	s.OtherUnanswered += o.OtherUnanswered
 	s.IVROnly += o.IVROnly
+	s.CallerCancelled += o.CallerCancelled
 	s.Failed += o.Failed
 	s.Callbacks += o.Callbacks
 	s.SurveyCalls += o.SurveyCalls
@@ -424,31 +482,25 @@ func (s *Summary) merge(o *Summary) {
 	s.Satisfied += o.Satisfied
 	s.BasicallySatisfied += o.BasicallySatisfied
 	s.Dissatisfied += o.Dissatisfied
-	if s.WaitHistAnswered == nil {
-		s.WaitHistAnswered = make([]int, len(o.WaitHistAnswered))
-		s.WaitHistAbandoned = make([]int, len(o.WaitHistAbandoned))
-	}
-	for i := range o.WaitHistAnswered {
-		s.WaitHistAnswered[i] += o.WaitHistAnswered[i]
-		s.WaitHistAbandoned[i] += o.WaitHistAbandoned[i]
+	if o.WaitHistAnswered != nil {
+		if s.WaitHistAnswered == nil {
+			s.WaitHistAnswered = make([]int, len(o.WaitHistAnswered))
+			s.WaitHistAbandoned = make([]int, len(o.WaitHistAbandoned))
+		}
+		for i := range o.WaitHistAnswered {
+			s.WaitHistAnswered[i] += o.WaitHistAnswered[i]
+			s.WaitHistAbandoned[i] += o.WaitHistAbandoned[i]
+		}
 	}
 }
 
 // merge adds the records of o (a disjoint set, same options) into a.
 func (a *accumulator) merge(o *accumulator) {
 	a.total.merge(&o.total)
-	for _, p := range []struct{ dst, src map[string]*Summary }{{a.groups, o.groups}, {a.hours, o.hours}, {a.queues, o.queues}} {
+	for _, p := range []struct{ dst, src map[string]*Summary }{{a.groups, o.groups}, {a.hours, o.hours}, {a.surveys, o.surveys}} {
 		for k, s := range p.src {
 			group(p.dst, k).merge(s)
 		}
-	}
-	for k, s := range o.agents {
-		ag := a.agent(k)
-		ag.Calls += s.Calls
-		ag.Talk += s.Talk
-		ag.Hold += s.Hold
-		ag.WrapUp += s.WrapUp
-		ag.Transfers += s.Transfers
 	}
 	if !o.minStart.IsZero() && (a.minStart.IsZero() || o.minStart.Before(a.minStart)) {
 		a.minStart = o.minStart
@@ -498,8 +550,9 @@ func sortedSummaries(m map[string]*Summary) []Summary {
 	return out
 }
 
-// finish adds the agent events and computes the report.
-func (a *accumulator) finish(events []AgentEvent) Report {
+// finish joins the per-call figures with those of the events (queue
+// visits, agents) and computes the report.
+func (a *accumulator) finish(ev *eventAccumulator) Report {
 	o := a.opts
 	from, to := o.From, o.To
 	if from.IsZero() {
@@ -508,27 +561,40 @@ func (a *accumulator) finish(events []AgentEvent) Report {
 	if to.IsZero() {
 		to = a.maxT
 	}
-	a.agentTime(events, from, to)
+	queues := ev.finish()
+	for k, s := range a.surveys {
+		if s.Surveys == 0 {
+			continue
+		}
+		q := queues[k]
+		if q == nil {
+			q = &Summary{Key: k}
+			q.hists(o.WaitBuckets)
+			queues[k] = q
+		}
+		q.Surveys += s.Surveys
+		q.Satisfied += s.Satisfied
+		q.BasicallySatisfied += s.BasicallySatisfied
+		q.Dissatisfied += s.Dissatisfied
+	}
 
+	a.total.hists(o.WaitBuckets)
 	a.total.finalize()
 	rep := Report{
 		From: from, To: to, Location: o.Location.String(), loc: o.Location, Queue: o.Queue, By: o.By,
 		ServiceLevel: o.ServiceLevel, ShortAbandon: o.ShortAbandon, WaitBuckets: o.WaitBuckets,
 		Total:  a.total,
 		Hours:  sortedSummaries(a.hours),
-		Queues: sortedSummaries(a.queues),
+		Queues: sortedSummaries(queues),
+		Agents: ev.agentStats(from, to),
 	}
-	if o.By != ByNone {
+	switch o.By {
+	case ByNone:
+	case ByQueue:
+		rep.Groups = slices.Clone(rep.Queues)
+	default:
 		rep.Groups = sortedSummaries(a.groups)
 	}
-	for _, ag := range a.agents {
-		ag.AHT = mean(ag.Talk+ag.Hold+ag.WrapUp, ag.Calls)
-		if avail := ag.LoggedIn - ag.Paused; avail > 0 {
-			ag.Occupancy = float64(ag.Talk+ag.Hold+ag.WrapUp) / float64(avail)
-		}
-		rep.Agents = append(rep.Agents, *ag)
-	}
-	slices.SortFunc(rep.Agents, func(x, y AgentStats) int { return cmp.Compare(x.Agent, y.Agent) })
 	t := &rep.Total
 	rep.GBT = GBT33358{
 		AnsweredWithin15s: ratio(t.AnsweredWithin15s, t.Answered),
@@ -538,101 +604,4 @@ func (a *accumulator) finish(events []AgentEvent) Report {
 	rep.GBT.Within15sMet = t.Answered > 0 && rep.GBT.AnsweredWithin15s >= GBTTarget
 	rep.GBT.ConnectionRateMet = t.Offered > 0 && rep.GBT.ConnectionRate >= GBTTarget
 	return rep
-}
-
-// agentTime adds logged-in and paused time, clipped to [from, to), and
-// ring-no-answers within it, from the agents' events. An agent whose first
-// event in the list is LOGOUT (UNPAUSE) was logged in (paused) since
-// before the list began; one still logged in (paused) at the end of the
-// list stays so until to.
-func (a *accumulator) agentTime(events []AgentEvent, from, to time.Time) {
-	if len(events) == 0 {
-		return
-	}
-	evs := slices.Clone(events)
-	slices.SortStableFunc(evs, func(x, y AgentEvent) int {
-		return cmp.Or(cmp.Compare(x.AgentID, y.AgentID), x.Time.Compare(y.Time), cmp.Compare(x.ID, y.ID))
-	})
-	// span is the part of [s, e) inside the window; a zero s means "since
-	// before the list".
-	span := func(s, e time.Time) time.Duration {
-		if s.Before(from) {
-			s = from
-		}
-		if e.After(to) {
-			e = to
-		}
-		return max(e.Sub(s), 0)
-	}
-	var (
-		cur                 string
-		started, in, paused bool
-		inSince, pauseSince time.Time
-	)
-	addTime := func(logged, pause time.Duration) {
-		if logged > 0 || pause > 0 {
-			ag := a.agent(cur)
-			ag.LoggedIn += logged
-			ag.Paused += pause
-		}
-	}
-	closeAgent := func() {
-		var l, p time.Duration
-		if in {
-			l = span(inSince, to)
-		}
-		if paused {
-			p = span(pauseSince, to)
-		}
-		addTime(l, p)
-	}
-	for i := range evs {
-		e := &evs[i]
-		if e.AgentID == "" {
-			continue
-		}
-		if e.AgentID != cur {
-			if cur != "" {
-				closeAgent()
-			}
-			cur, started, in, paused = e.AgentID, false, false, false
-		}
-		switch e.Event {
-		case EventLogin:
-			if !in {
-				in, inSince = true, e.Time
-			}
-		case EventLogout:
-			if !started { // logged in since before the list
-				in, inSince = true, time.Time{}
-			}
-			var l, p time.Duration
-			if paused {
-				p = span(pauseSince, e.Time)
-			}
-			if in {
-				l = span(inSince, e.Time)
-			}
-			addTime(l, p)
-			in, paused = false, false
-		case EventPause:
-			if !paused {
-				paused, pauseSince = true, e.Time
-			}
-		case EventUnpause:
-			if !started { // paused since before the list
-				paused, pauseSince = true, time.Time{}
-			}
-			if paused {
-				addTime(0, span(pauseSince, e.Time))
-			}
-			paused = false
-		case EventRingNoAnswer:
-			if !e.Time.Before(from) && e.Time.Before(to) {
-				a.agent(cur).RingNoAnswer++
-			}
-		}
-		started = true
-	}
-	closeAgent()
 }

@@ -93,7 +93,8 @@ func (m orderedMap) MarshalJSON() ([]byte, error) {
 
 // csvHeader is the column list of WriteCSV.
 var csvHeader = []string{"kind", "key", "calls", "offered", "answered", "abandoned", "short_abandoned", "timed_out",
-	"no_agent", "callback_requests", "other_unanswered", "ivr_only", "failed", "callbacks", "survey_calls", "transfers",
+	"no_agent", "exit_key", "callback_requests", "overflowed", "other_unanswered", "ivr_only", "caller_cancelled", "failed",
+	"callbacks", "survey_calls", "transfers",
 	"answer_rate", "abandon_rate", "answer_rate_excl_short", "abandon_rate_excl_short",
 	"asa_s", "aht_s", "avg_talk_s", "avg_hold_s", "avg_wrap_up_s", "longest_wait_s",
 	"answered_within_sl", "service_level_offered", "service_level_answered", "answered_within_15s",
@@ -119,12 +120,17 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 		d := func(x time.Duration) string { return strconv.FormatFloat(x.Seconds(), 'f', 3, 64) }
 		i := strconv.Itoa
+		sat := "" // nothing rated
+		if s.Surveys > 0 {
+			sat = f(s.Satisfaction)
+		}
 		out := []string{kind, s.Key, i(s.Calls), i(s.Offered), i(s.Answered), i(s.Abandoned), i(s.ShortAbandoned), i(s.TimedOut),
-			i(s.NoAgent), i(s.CallbackRequests), i(s.OtherUnanswered), i(s.IVROnly), i(s.Failed), i(s.Callbacks), i(s.SurveyCalls), i(s.Transfers),
+			i(s.NoAgent), i(s.ExitKey), i(s.CallbackRequests), i(s.Overflowed), i(s.OtherUnanswered), i(s.IVROnly), i(s.CallerCancelled), i(s.Failed),
+			i(s.Callbacks), i(s.SurveyCalls), i(s.Transfers),
 			f(s.AnswerRate), f(s.AbandonRate), f(s.AnswerRateExclShort), f(s.AbandonRateExclShort),
 			d(s.ASA), d(s.AHT), d(s.AvgTalk), d(s.AvgHold), d(s.AvgWrapUp), d(s.LongestWait),
 			i(s.AnsweredWithinSL), f(s.ServiceLevelOffered), f(s.ServiceLevelAnswered), i(s.AnsweredWithin15s),
-			i(s.Surveys), f(s.Satisfaction), "", "", "", ""}
+			i(s.Surveys), sat, "", "", "", ""}
 		if a, ok := agents[s.Key]; ok && kind == "agent" {
 			n := len(out)
 			out[n-4], out[n-3], out[n-2], out[n-1] = d(a.LoggedIn), d(a.Paused), f(a.Occupancy), i(a.RingNoAnswer)
@@ -142,6 +148,17 @@ func (r *Report) WriteCSV(w io.Writer) error {
 }
 
 func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
+
+// noRating is what a satisfaction rate shows when nothing was rated.
+const noRating = "—"
+
+// satisfaction is s's satisfaction rate, or noRating.
+func satisfaction(s *Summary) string {
+	if s.Surveys == 0 {
+		return noRating
+	}
+	return pct(s.Satisfaction)
+}
 
 func secs(d time.Duration) string {
 	if d < time.Minute {
@@ -180,18 +197,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n\n")
 	tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "Offered (entered a queue)\t%d\n", t.Offered)
+	fmt.Fprintf(tw, "Offered (calls that entered a queue)\t%d\n", t.Offered)
 	fmt.Fprintf(tw, "Answered\t%d\tanswer rate %s of offered, %s excluding short abandons\n", t.Answered, pct(t.AnswerRate), pct(t.AnswerRateExclShort))
 	fmt.Fprintf(tw, "Abandoned\t%d\tabandon rate %s; short abandons (< %s) %d, rate without them %s\n",
 		t.Abandoned, pct(t.AbandonRate), secs(r.ShortAbandon), t.ShortAbandoned, pct(t.AbandonRateExclShort))
-	fmt.Fprintf(tw, "Other unanswered\t%d\ttimeout %d, no agent %d, callback requested %d, other %d\n",
-		t.TimedOut+t.NoAgent+t.CallbackRequests+t.OtherUnanswered, t.TimedOut, t.NoAgent, t.CallbackRequests, t.OtherUnanswered)
-	fmt.Fprintf(tw, "Not offered\t%d\tended in the IVR %d, refused %d, outbound callbacks %d, survey calls %d\n",
-		t.IVROnly+t.Failed+t.Callbacks+t.SurveyCalls, t.IVROnly, t.Failed, t.Callbacks, t.SurveyCalls)
+	fmt.Fprintf(tw, "Other unanswered\t%d\ttimeout %d, no agent %d, exit key %d, callback requested %d, other %d\n",
+		t.TimedOut+t.NoAgent+t.ExitKey+t.CallbackRequests+t.OtherUnanswered, t.TimedOut, t.NoAgent, t.ExitKey, t.CallbackRequests, t.OtherUnanswered)
+	fmt.Fprintf(tw, "Not offered\t%d\tended in the IVR %d, gave up before answer %d, refused %d, outbound callbacks %d, survey calls %d\n",
+		t.IVROnly+t.CallerCancelled+t.Failed+t.Callbacks+t.SurveyCalls, t.IVROnly, t.CallerCancelled, t.Failed, t.Callbacks, t.SurveyCalls)
 	fmt.Fprintf(tw, "ASA\t%s\tmean queue wait of answered calls; longest wait %s\n", secs(t.ASA), secs(t.LongestWait))
 	fmt.Fprintf(tw, "AHT\t%s\ttalk %s + hold %s + wrap-up %s; transfers %d\n", secs(t.AHT), secs(t.AvgTalk), secs(t.AvgHold), secs(t.AvgWrapUp), t.Transfers)
 	fmt.Fprintf(tw, "Service level (T=%s)\t%s\tanswered within T / offered; %s of answered\n", secs(r.ServiceLevel), pct(t.ServiceLevelOffered), pct(t.ServiceLevelAnswered))
-	fmt.Fprintf(tw, "Satisfaction\t%s\t(satisfied %d + basically satisfied %d) / %d answered surveys\n", pct(t.Satisfaction), t.Satisfied, t.BasicallySatisfied, t.Surveys)
+	fmt.Fprintf(tw, "Satisfaction\t%s\t(satisfied %d + basically satisfied %d) / %d answered surveys\n", satisfaction(t), t.Satisfied, t.BasicallySatisfied, t.Surveys)
 	tw.Flush()
 	g := r.GBT
 	fmt.Fprintf(&b, "\nGB/T 33358-2016: answered within 15 s %s of answered calls (target %s: %s); 24 h connection rate 接通率 %s (target %s: %s)\n",
@@ -203,22 +220,23 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "\n%s\n", title)
 		tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprint(tw, "\toffered\tanswered\tanswer%\tabandoned\tshort\tASA\tAHT\tSL/offered\tSL/answered\tlongest\tsatisf.\t\n")
-		for _, s := range ss {
+		fmt.Fprint(tw, "\toffered\tanswered\tanswer%\tabandoned\tshort\toverflowed\ttransfers\tASA\tAHT\tSL/offered\tSL/answered\tlongest\tsatisf.\t\n")
+		for i := range ss {
+			s := &ss[i]
 			key := s.Key
 			if key == "" {
 				key = "(none)"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", key, s.Offered, s.Answered, pct(s.AnswerRate),
-				s.Abandoned, s.ShortAbandoned, secs(s.ASA), secs(s.AHT), pct(s.ServiceLevelOffered), pct(s.ServiceLevelAnswered),
-				secs(s.LongestWait), pct(s.Satisfaction))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", key, s.Offered, s.Answered, pct(s.AnswerRate),
+				s.Abandoned, s.ShortAbandoned, s.Overflowed, s.Transfers, secs(s.ASA), secs(s.AHT), pct(s.ServiceLevelOffered), pct(s.ServiceLevelAnswered),
+				secs(s.LongestWait), satisfaction(s))
 		}
 		tw.Flush()
 	}
 	if r.By != ByNone && r.By != ByQueue {
-		table("By "+string(r.By), r.Groups)
+		table("By "+string(r.By)+" (calls)", r.Groups)
 	}
-	table("By queue", r.Queues)
+	table("By queue (queue visits: overflows and transfers in are offered to their target)", r.Queues)
 	if len(r.Agents) > 0 {
 		b.WriteString("\nAgents\n")
 		tw := tabwriter.NewWriter(&b, 2, 8, 2, ' ', tabwriter.AlignRight)

@@ -33,7 +33,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			{"平均应答", "ASA", secs(t.ASA), "最长等待 longest " + secs(t.LongestWait), ""},
 			{"平均处理时长", "AHT", secs(t.AHT), "通话+保持+话后 talk+hold+wrap", ""},
 			{"服务水平", "Service level", pct(t.ServiceLevelOffered), fmt.Sprintf("%s 内接通/呼入；/接通 %s", secs(r.ServiceLevel), pct(t.ServiceLevelAnswered)), ""},
-			{"满意率", "Satisfaction", pct(t.Satisfaction), fmt.Sprintf("%d 份回访 surveys", t.Surveys), ""},
+			{"满意率", "Satisfaction", satisfaction(&t), fmt.Sprintf("%d 份回访 surveys", t.Surveys), ""},
 			{"15秒接通率", "GB/T 33358 ≤15 s", pct(r.GBT.AnsweredWithin15s), met(r.GBT.Within15sMet), okClass(r.GBT.Within15sMet)},
 			{"24小时接通率", "GB/T 33358 connection", pct(r.GBT.ConnectionRate), "目标 target ≥" + pct(r.GBT.Target) + " " + met(r.GBT.ConnectionRateMet), okClass(r.GBT.ConnectionRateMet)},
 		},
@@ -57,7 +57,7 @@ func okClass(ok bool) string {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": pct, "secs": secs,
+	"pct": pct, "secs": secs, "satisfaction": func(s Summary) string { return satisfaction(&s) },
 	"occ": func(a AgentStats) string {
 		if a.LoggedIn <= a.Paused {
 			return "-"
@@ -91,8 +91,8 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 <h2>各队列平均处理时长 AHT by queue</h2>
 <div class="chart">{{.AHTByQueue}}</div>
 <h2>队列 Queues</h2>
-<table><tr><th>队列 Queue</th><th>呼入 Offered</th><th>接通 Answered</th><th>接通率 Answer %</th><th>放弃 Abandoned</th><th>短时放弃 Short</th><th>ASA</th><th>AHT</th><th>服务水平 SL/offered</th><th>SL/answered</th><th>最长等待 Longest</th><th>满意率 Satisf.</th></tr>
-{{range .R.Queues}}<tr><td>{{.Key}}</td><td>{{.Offered}}</td><td>{{.Answered}}</td><td>{{pct .AnswerRate}}</td><td>{{.Abandoned}}</td><td>{{.ShortAbandoned}}</td><td>{{secs .ASA}}</td><td>{{secs .AHT}}</td><td>{{pct .ServiceLevelOffered}}</td><td>{{pct .ServiceLevelAnswered}}</td><td>{{secs .LongestWait}}</td><td>{{pct .Satisfaction}}</td></tr>
+<table><tr><th>队列 Queue</th><th>呼入 Offered</th><th>接通 Answered</th><th>接通率 Answer %</th><th>放弃 Abandoned</th><th>短时放弃 Short</th><th>溢出 Overflowed</th><th>转接 Transfers</th><th>ASA</th><th>AHT</th><th>服务水平 SL/offered</th><th>SL/answered</th><th>最长等待 Longest</th><th>满意率 Satisf.</th></tr>
+{{range .R.Queues}}<tr><td>{{.Key}}</td><td>{{.Offered}}</td><td>{{.Answered}}</td><td>{{pct .AnswerRate}}</td><td>{{.Abandoned}}</td><td>{{.ShortAbandoned}}</td><td>{{.Overflowed}}</td><td>{{.Transfers}}</td><td>{{secs .ASA}}</td><td>{{secs .AHT}}</td><td>{{pct .ServiceLevelOffered}}</td><td>{{pct .ServiceLevelAnswered}}</td><td>{{secs .LongestWait}}</td><td>{{satisfaction .}}</td></tr>
 {{end}}</table>
 <h2>坐席 Agents</h2>
 <table><tr><th>坐席 Agent</th><th>接听 Calls</th><th>通话 Talk</th><th>保持 Hold</th><th>话后 Wrap-up</th><th>AHT</th><th>转接 Transfers</th><th>未接 Ring-no-answer</th><th>签入 Logged in</th><th>小休 Paused</th><th>占用率 Occupancy</th></tr>
@@ -100,9 +100,10 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 {{end}}</table>
 <h2>口径 Denominators</h2>
 <div class="note">
-呼入 Offered = 进入队列的来电 calls that entered a queue；接通率 answer rate = 接通/呼入，不含短时放弃 excluding short abandons (&lt; {{.ShortAbndon}}): {{pct .R.Total.AnswerRateExclShort}}。
-未进入队列 Not offered: IVR 自助结束 ended in the IVR {{.R.Total.IVROnly}}，拒接 refused {{.R.Total.Failed}}，回拨 outbound callbacks {{.R.Total.Callbacks}}，回访 survey calls {{.R.Total.SurveyCalls}}；
-队列中超时 timeout {{.R.Total.TimedOut}}，无坐席 no agent {{.R.Total.NoAgent}}，预约回拨 callback requested {{.R.Total.CallbackRequests}}。
+呼入 Offered = 进入队列的来电 calls that entered a queue (每通来电计一次 once per call)；接通率 answer rate = 接通/呼入，不含短时放弃 excluding short abandons (&lt; {{.ShortAbndon}}): {{pct .R.Total.AnswerRateExclShort}}。
+未进入队列 Not offered: IVR 自助结束 ended in the IVR {{.R.Total.IVROnly}}，接听前挂机 gave up before answer {{.R.Total.CallerCancelled}}，拒接 refused {{.R.Total.Failed}}，回拨 outbound callbacks {{.R.Total.Callbacks}}，回访 survey calls {{.R.Total.SurveyCalls}}；
+队列中超时 timeout {{.R.Total.TimedOut}}，无坐席 no agent {{.R.Total.NoAgent}}，按键退出 exit key {{.R.Total.ExitKey}}，预约回拨 callback requested {{.R.Total.CallbackRequests}}。
+队列表按进入队列次数统计 the queue table counts queue visits: 溢出、转入的来电计入目标队列的呼入 an overflow or a transfer is offered to its target queue too。
 服务水平 service level: {{.SL}} 内接通 / 呼入 (answered within T / offered) 与 / 接通 (/ answered)。
 GB/T 33358-2016: 15 秒内接通 / 接通 (answered within 15 s / answered)；24 小时接通率 = 接通 / 呼入，全天 24 h。
 </div>

@@ -9,14 +9,17 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// reportEvents are the agent events a report reads.
-var reportEvents = []string{EventLogin, EventLogout, EventPause, EventUnpause, EventRingNoAnswer}
+// reportEvents are the events a report reads.
+var reportEvents = []string{EventLogin, EventLogout, EventPause, EventUnpause, EventRingNoAnswer,
+	EventEnterQueue, EventConnect, EventAbandon, EventExitWithTimeout, EventExitEmpty, EventExitWithKey, EventOverflow,
+	EventUnhold, EventCompleteCaller, EventCompleteAgent, EventTransfer, EventWrapUpEnd}
 
-// ReportFromStore computes the report of the records and agent events in
-// s, with the same figures as Compute on the same data. Records are
-// streamed (Store.Scan), not loaded; when both From and To are set the
-// window is split into parts scanned in parallel. Agent events are read
-// from EventLookback before From, to see logins that began earlier.
+// ReportFromStore computes the report of the records and events in s,
+// with the same figures as Compute on the same data. Records are streamed
+// (Store.Scan), not loaded; when both From and To are set the window is
+// split into parts scanned in parallel. Events are read page by page, from
+// EventLookback before From (to see logins that began earlier) to
+// EventLookahead after To (to see how the window's last visits ended).
 func ReportFromStore(ctx context.Context, s Store, opts ReportOptions) (Report, error) {
 	opts.defaults()
 	parts := 1
@@ -29,7 +32,9 @@ func ReportFromStore(ctx context.Context, s Store, opts ReportOptions) (Report, 
 	for i := range parts {
 		a := newAccumulator(opts)
 		accs[i] = a
-		f := Filter{From: opts.From, To: opts.To, Queue: opts.Queue}
+		// No queue in the store's filter: the accumulator keeps the calls
+		// that visited the queue, first or later.
+		f := Filter{From: opts.From, To: opts.To}
 		if parts > 1 {
 			f.From = opts.From.Add(time.Duration(i) * step)
 			if i < parts-1 {
@@ -47,15 +52,16 @@ func ReportFromStore(ctx context.Context, s Store, opts ReportOptions) (Report, 
 			return s.Scan(gctx, f, add)
 		})
 	}
-	var evs []AgentEvent
+	ev := newEventAccumulator(opts)
 	g.Go(func() error {
-		f := EventFilter{To: opts.To, Events: reportEvents}
+		f := EventFilter{Events: reportEvents}
 		if !opts.From.IsZero() {
 			f.From = opts.From.Add(-EventLookback)
 		}
-		var err error
-		evs, err = allEvents(gctx, s, f)
-		return err
+		if !opts.To.IsZero() {
+			f.To = opts.To.Add(EventLookahead)
+		}
+		return eachEvent(gctx, s, f, func(e *AgentEvent) { ev.add(e) })
 	})
 	if err := g.Wait(); err != nil {
 		return Report{}, err
@@ -63,30 +69,29 @@ func ReportFromStore(ctx context.Context, s Store, opts ReportOptions) (Report, 
 	for _, o := range accs[1:] {
 		accs[0].merge(o)
 	}
-	return accs[0].finish(evs), nil
+	return accs[0].finish(ev), nil
 }
 
-// allEvents pages through ListEvents (MaxListLimit at a time) until every
-// event matching f is read.
-func allEvents(ctx context.Context, s Store, f EventFilter) ([]AgentEvent, error) {
+// eachEvent pages through ListEvents (MaxListLimit at a time) and calls fn
+// for every event matching f, in time order.
+func eachEvent(ctx context.Context, s Store, f EventFilter, fn func(*AgentEvent)) error {
 	f.Limit = MaxListLimit
-	var out []AgentEvent
 	seen := map[string]bool{} // IDs at the page boundary's time
 	for {
 		page, err := s.ListEvents(ctx, f)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, e := range page {
-			if !seen[e.ID] {
-				out = append(out, e)
+		for i := range page {
+			if !seen[page[i].ID] {
+				fn(&page[i])
 			}
 		}
 		if len(page) < f.Limit {
-			return out, nil
+			return nil
 		}
 		// Next page from the last time seen; skip the IDs already read at
-		// that exact time. (A page of one time only would loop: widen.)
+		// that exact time. (A page of one time only would loop: refuse.)
 		last := page[len(page)-1].Time
 		clear(seen)
 		for _, e := range page {
@@ -95,7 +100,7 @@ func allEvents(ctx context.Context, s Store, f EventFilter) ([]AgentEvent, error
 			}
 		}
 		if page[0].Time.Equal(last) {
-			return nil, fmt.Errorf("cdr: more than %d agent events at %s: cannot page through them", f.Limit, last)
+			return fmt.Errorf("cdr: more than %d agent events at %s: cannot page through them", f.Limit, last)
 		}
 		f.From = last
 	}
