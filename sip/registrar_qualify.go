@@ -4,13 +4,9 @@ package sip
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
 )
 
 const (
@@ -35,7 +31,7 @@ func (r *Registrar) Start(ctx context.Context) {
 		r.wg.Add(1)
 		go r.loop(ctx, r.cfg.QualifyInterval, func() { r.qualify(ctx) })
 	} else if r.cfg.QualifyInterval > 0 {
-		r.log.Info("qualify disabled: no Pinger")
+		r.log.Info("qualify disabled: no Pinger (the server's is Server.Ping)")
 	}
 }
 
@@ -50,17 +46,6 @@ func (r *Registrar) Stop() {
 	r.cancel()
 	r.wg.Wait()
 	r.cancel = nil
-}
-
-// setPinger gives the registrar a Pinger when its config has none (the Server gives it
-// OptionsPinger with its own client, so pings leave from the port agents registered to
-// and keep their NAT bindings open). It has no effect once Start was called.
-func (r *Registrar) setPinger(p func(ctx context.Context, b Binding) error) {
-	r.runMu.Lock()
-	defer r.runMu.Unlock()
-	if r.cancel == nil && r.cfg.Pinger == nil {
-		r.cfg.Pinger = p
-	}
 }
 
 func (r *Registrar) loop(ctx context.Context, every time.Duration, f func()) {
@@ -165,22 +150,4 @@ func (r *Registrar) qualified(ctx context.Context, e *binding, err error) {
 		"source", e.Source.String(), "failures", e.failures, "error", err)
 	r.mu.Unlock()
 	r.notify()
-}
-
-// OptionsPinger returns a RegistrarConfig.Pinger that sends OPTIONS with client to the
-// binding's contact, over the transport and to the address its REGISTER came from (so
-// through the agent's NAT; over TCP, on its connection if still open). Any response, even
-// an error status, proves the phone is there (as Asterisk's and Kamailio's qualify do).
-func OptionsPinger(client *sipgo.Client) func(ctx context.Context, b Binding) error {
-	return func(ctx context.Context, b Binding) error {
-		req := sip.NewRequest(sip.OPTIONS, *b.Contact.Clone())
-		req.SetDestination(b.Source.String())
-		if b.Transport != "" {
-			req.SetTransport(b.Transport)
-		}
-		if _, err := client.Do(ctx, req); err != nil {
-			return fmt.Errorf("sip: qualify %s at %s: %w", b.Contact.String(), b.Source, err)
-		}
-		return nil
-	}
 }

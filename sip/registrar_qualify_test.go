@@ -3,14 +3,11 @@ package sip
 import (
 	"context"
 	"errors"
-	"net"
-	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
 )
 
@@ -93,8 +90,8 @@ func TestRegistrarStartStop(t *testing.T) {
 	env := newRegEnv(t, func(c *RegistrarConfig) {
 		c.QualifyInterval = 10 * time.Millisecond
 		c.QualifyTimeout = time.Hour // capped at the interval
+		c.Pinger = pinger
 	})
-	env.r.setPinger(pinger) // as the Server does
 	d := env.device("1001")
 	regWantStatus(t, d.register(), 200)
 	env.takeChanges()
@@ -124,100 +121,5 @@ func TestRegistrarStartStop(t *testing.T) {
 	<-blocked
 	if len(env.r.Bindings("1002")) != 1 {
 		t.Fatal("cancelled ping dropped the binding")
-	}
-}
-
-// TestRegistrarOptionsPinger pings a real sipgo phone with OptionsPinger, and a port where
-// nobody answers.
-func TestRegistrarOptionsPinger(t *testing.T) {
-	t.Parallel()
-	phoneUA, err := sipgo.NewUA(sipgo.WithUserAgent("regtest-phone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone, _ := sipgo.NewServer(phoneUA)
-	got := make(chan *sipgosip.Request, 1)
-	phone.OnOptions(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		got <- req
-		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { _ = phone.ServeUDP(conn); close(served) }()
-	defer func() { conn.Close(); phoneUA.Close(); <-served }()
-
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("hotline-test"), sipgo.WithUserAgentHostname("127.0.0.1"))
-	defer ua.Close()
-	client, _ := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
-	ping := OptionsPinger(client)
-
-	// The contact names a private address; the ping goes where the REGISTER came from.
-	b := Binding{User: "1001", Source: conn.LocalAddr().(*net.UDPAddr).AddrPort(), Transport: "UDP"}
-	_ = sipgosip.ParseUri("sip:1001@192.0.2.10:5060", &b.Contact)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := ping(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if req := <-got; req.Recipient.Host != "192.0.2.10" || req.Method != sipgosip.OPTIONS {
-		t.Errorf("phone got %s", req.StartLine())
-	}
-
-	dead, _ := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
-	b.Source = dead.LocalAddr().(*net.UDPAddr).AddrPort()
-	defer dead.Close()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel2()
-	if err := ping(ctx2, b); err == nil {
-		t.Fatal("ping of a silent port succeeded")
-	}
-}
-
-// TestRegistrarQualifyRealPhone: a sipgo phone registers over UDP and TCP with a contact
-// that cannot be reached (as behind NAT); OptionsPinger, sending with the registrar side's
-// client, reaches it where its REGISTER came from (over TCP, on the same connection).
-func TestRegistrarQualifyRealPhone(t *testing.T) {
-	t.Parallel()
-	for _, tp := range []string{"UDP", "TCP"} {
-		t.Run(tp, func(t *testing.T) {
-			t.Parallel()
-			env := newRegEnv(t, nil)
-			phoneUA, err := sipgo.NewUA(sipgo.WithUserAgent("regtest-natphone"), sipgo.WithUserAgentHostname("127.0.0.1"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer phoneUA.Close()
-			phoneSrv, _ := sipgo.NewServer(phoneUA)
-			options := make(chan *sipgosip.Request, 4)
-			phoneSrv.OnOptions(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-				options <- req
-				_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 200, "OK", nil))
-			})
-			env.client, _ = sipgo.NewClient(phoneUA, sipgo.WithClientHostname("127.0.0.1"))
-
-			d := env.device("1001")
-			d.contacts = []sipgosip.Header{regContact("sip:1001@192.0.2.10:5060")}
-			if tp == "TCP" {
-				d.contacts = []sipgosip.Header{regContact("sip:1001@192.0.2.10:5060;transport=tcp")}
-				d.ruri = &sipgosip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: int(env.tcpAddr.Port()),
-					UriParams: sipgosip.HeaderParams{{K: "transport", V: "tcp"}}}
-			}
-			regWantStatus(t, d.register(), 200)
-			b := env.r.Bindings("1001")[0]
-			if b.Transport != tp || !b.Source.Addr().IsLoopback() || b.Contact.Host != "192.0.2.10" {
-				t.Fatalf("binding = %+v", b)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := OptionsPinger(env.serverClient)(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-			if req := <-options; req.Recipient.Host != "192.0.2.10" {
-				t.Errorf("phone got %s", req.StartLine())
-			}
-		})
 	}
 }
