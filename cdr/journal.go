@@ -24,6 +24,8 @@ import (
 //	{"op":"begin","rec":{...}}   a call was answered (crash insurance)
 //	{"op":"end","rec":{...}}     a finished record not yet in the store
 //	{"op":"event","ev":{...}}    an agent event not yet in the store
+//	{"op":"beat","beat":{...}}   the writer was alive at beat.t with these calls
+//	                             open (and, if beat.full, these agents logged in)
 //
 // Appends go to one active segment and are fsynced before append returns.
 // Concurrent appends share an fsync (group commit): each append writes its
@@ -37,15 +39,34 @@ const (
 	journalOpBegin = "begin"
 	journalOpEnd   = "end"
 	journalOpEvent = "event"
+	journalOpBeat  = "beat"
 
 	segmentPrefix = "cdr-"
 	segmentSuffix = ".jsonl"
 )
 
 type journalEntry struct {
-	Op  string      `json:"op"`
-	Rec Record      `json:"rec,omitzero"`
-	Ev  *AgentEvent `json:"ev,omitempty"`
+	Op   string       `json:"op"`
+	Rec  Record       `json:"rec,omitzero"`
+	Ev   *AgentEvent  `json:"ev,omitempty"`
+	Beat *journalBeat `json:"beat,omitempty"`
+}
+
+// journalBeat is a heartbeat: every call begun and not finished was alive
+// at Time. If Full, Agents are all the agents logged in at Time (maybe
+// none); otherwise they are as the previous full beat said. The first beat
+// of each segment is full.
+type journalBeat struct {
+	Time   time.Time   `json:"t"`
+	Full   bool        `json:"full,omitempty"`
+	Agents []beatAgent `json:"agents,omitempty"`
+}
+
+// beatAgent is an agent logged in, as its LOGIN event said.
+type beatAgent struct {
+	ID    string    `json:"id"`
+	Node  string    `json:"node,omitempty"`
+	Since time.Time `json:"since"`
 }
 
 // valid reports whether the entry is one replay can use.
@@ -55,6 +76,8 @@ func (e *journalEntry) valid() bool {
 		return e.Rec.ID != ""
 	case journalOpEvent:
 		return e.Ev != nil && e.Ev.ID != ""
+	case journalOpBeat:
+		return e.Beat != nil && !e.Beat.Time.IsZero()
 	}
 	return false
 }
@@ -194,6 +217,27 @@ func (j *journal) appendEvents(evs []AgentEvent) error {
 		return err
 	}
 	return j.write(data, len(evs))
+}
+
+// appendBeat writes a heartbeat and returns once it is on disk, with the
+// sequence of the segment it went to.
+func (j *journal) appendBeat(b journalBeat) (uint64, error) {
+	data, err := json.Marshal(journalEntry{Op: journalOpBeat, Beat: &b})
+	if err != nil {
+		return 0, fmt.Errorf("cdr: journal: encode heartbeat: %w", err)
+	}
+	if err := j.write(append(data, '\n'), 0); err != nil {
+		return 0, err
+	}
+	return j.activeSeq(), nil
+}
+
+// activeSeq is the sequence of the active segment (of the next one if
+// none is open).
+func (j *journal) activeSeq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seq
 }
 
 // write appends data (whole lines holding backlog entries the store has

@@ -25,6 +25,9 @@ const (
 	// (it mostly holds "begin" entries of calls long finished), the writer
 	// rotates it and drops what is already stored.
 	DefaultCompactBytes = 4 << 20
+	// DefaultHeartbeat is how often the writer journals that it is alive
+	// while calls are open or agents logged in (one fsync each).
+	DefaultHeartbeat = 5 * time.Second
 )
 
 // WriterOptions configures a Writer. Only JournalDir is required.
@@ -43,6 +46,7 @@ type WriterOptions struct {
 	RetryMax     time.Duration // the delay doubles up to this; default 30s
 	StoreTimeout time.Duration // per store call; default 10s
 	CompactBytes int64         // see DefaultCompactBytes
+	Heartbeat    time.Duration // see DefaultHeartbeat
 }
 
 // WriterStats is a snapshot of a Writer's counters.
@@ -77,17 +81,27 @@ type WriterStats struct {
 //   - Replays are idempotent (upsert by ID; events are inserted only if
 //     their ID is new), so a record replayed twice is still one row. A segment file is deleted only after its records are
 //     committed.
-//   - NewWriter replays the journal a previous run left. A call that was
-//     begun but whose final record is nowhere becomes a record with
-//     Disposition "interrupted", HangupSide "system", HangupCause "crash" and
-//     End set to the newest modification time of the previous run's journal
-//     files (the last moment that run is known to have written anything),
-//     but never before the call's Answer or Start. It is inserted only if the
-//     store has no row with that ID (MissingInserter), so it cannot overwrite
-//     the real record.
+//   - Every Heartbeat while calls are open or agents logged in (and at once
+//     when an agent logs in or out), the writer journals a heartbeat: the
+//     time, and the agents logged in by the LOGIN and LOGOUT events it was
+//     given. One fsync per heartbeat.
+//   - NewWriter replays the journal a previous run left (kill -9, power
+//     loss). A call begun but whose final record is nowhere is rebuilt from
+//     its latest Begin snapshot (queue, agent, connect time, visits kept):
+//     HangupSide "system", HangupCause "crash", Disposition "answered" if it
+//     has a Connect, else "interrupted", and End the last heartbeat (the
+//     last moment the call is known alive; the newest modification time of
+//     the journal if there was none), but never before its Start, Answer,
+//     EnqueueTime or Connect. It is inserted only if the store has no row
+//     with that ID (MissingInserter), so it cannot overwrite the real
+//     record. Each agent logged in at the last heartbeat gets a LOGOUT event
+//     at that time, Data1 "crash", Data2 the logged-in seconds (its ID is
+//     derived from the agent and the heartbeat: replays add nothing).
 //
-// Begin must precede Write for the same ID; each ID should be written once
-// (a record rewritten while the queue overflows may land in either version).
+// Begin must precede Write for the same ID, and may be called again with a
+// newer snapshot of the call (queue, agent, connect, visits): the journal
+// keeps the latest. Each ID should be written once (a record rewritten while
+// the queue overflows may land in either version).
 // One Writer per JournalDir: two processes must not share a journal.
 type Writer struct {
 	store Store
@@ -101,12 +115,20 @@ type Writer struct {
 	events chan AgentEvent
 
 	openMu sync.Mutex
-	open   map[string]struct{} // IDs begun whose final record is not yet durable
-	spill  []Record            // finished records neither queue nor journal took (journal I/O error)
-	spillE []AgentEvent        // ditto for agent events
+	open   map[string]Record // latest Begin snapshot of calls whose final record is not yet durable
+	spill  []Record          // finished records neither queue nor journal took (journal I/O error)
+	spillE []AgentEvent      // ditto for agent events
+	// agents logged in, by the LOGIN and LOGOUT events given to Event;
+	// agentsChanged: not yet in a heartbeat. Guarded by openMu.
+	agents        map[string]beatAgent
+	agentsChanged bool
+	beatSeg       uint64        // journal segment of the last full heartbeat (writer goroutine)
+	beatNow       chan struct{} // an agent logged in or out: heartbeat now
 
-	recoverUpTo uint64    // segments with sequence <= this were left by a previous run
-	lastSeen    time.Time // newest mtime among those segments
+	recoverUpTo uint64            // segments with sequence <= this were left by a previous run
+	lastSeen    time.Time         // newest mtime among those segments
+	lastBeat    time.Time         // the newest heartbeat in them
+	recovered   map[string]Record // the latest Begin snapshot in them, of calls not finished there
 
 	kick    chan struct{} // a record was journaled: schedule a replay
 	stop    chan context.Context
@@ -137,6 +159,7 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 	setDefault(&opts.RetryMax, max(DefaultRetryMax, opts.RetryMin))
 	setDefault(&opts.StoreTimeout, DefaultStoreTimeout)
 	setDefault(&opts.CompactBytes, DefaultCompactBytes)
+	setDefault(&opts.Heartbeat, DefaultHeartbeat)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -152,27 +175,16 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 		j:       j,
 		queue:   make(chan Record, opts.QueueSize),
 		events:  make(chan AgentEvent, opts.QueueSize),
-		open:    make(map[string]struct{}),
+		open:    make(map[string]Record),
+		agents:  make(map[string]beatAgent),
+		beatNow: make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan context.Context),
 		abandon: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	for _, s := range segs {
-		w.recoverUpTo = s.seq
-		if s.mtime.After(w.lastSeen) {
-			w.lastSeen = s.mtime
-		}
-		// Count the previous run's finished records into the backlog
-		// (quietly: replay reads them again and logs bad lines).
-		err := j.readSegment(s, false, func(e journalEntry) {
-			if e.Op == journalOpEnd || e.Op == journalOpEvent {
-				j.backlog.Add(1)
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
+	if err := w.readPrevious(segs); err != nil {
+		return nil, err
 	}
 	if err := w.register(opts.Registerer); err != nil {
 		return nil, err
@@ -200,13 +212,15 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 	}
 }
 
-// Begin records that a call was answered: the record is appended to the
+// Begin records that a call was answered, or a newer snapshot of it (its
+// queue, agent, connect time, visits): the record is appended to the
 // journal and fsynced before Begin returns, so that a crash from now on
-// leaves an "interrupted" record. It does not touch the store.
+// leaves a record rebuilt from the latest snapshot. It does not touch the
+// store.
 func (w *Writer) Begin(rec Record) {
 	w.ensureID(&rec)
 	w.openMu.Lock()
-	w.open[rec.ID] = struct{}{} // before the append: a concurrent compaction must see it open
+	w.open[rec.ID] = rec // before the append: a concurrent compaction must see it open
 	w.openMu.Unlock()
 	if err := w.j.append(journalOpBegin, rec); err != nil {
 		w.errs.Add(1)
@@ -263,6 +277,7 @@ func (w *Writer) Event(e AgentEvent) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	w.trackAgent(&e)
 	queued, closed := offer(w, w.events, e)
 	if queued {
 		return
@@ -405,6 +420,8 @@ func (w *Writer) run(retryPending bool) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	beat := time.NewTicker(w.opts.Heartbeat)
+	defer beat.Stop()
 	var retryC <-chan time.Time // nil unless a replay is scheduled
 	backoff := w.opts.RetryMin
 	schedule := func() {
@@ -477,6 +494,10 @@ func (w *Writer) run(retryPending bool) {
 			}
 		case <-w.kick:
 			schedule()
+		case <-beat.C:
+			w.heartbeat()
+		case <-w.beatNow:
+			w.heartbeat()
 		case <-retryC:
 			retryC = nil
 			flush()
@@ -594,146 +615,6 @@ queued:
 			st.JournalBacklog, w.opts.JournalDir, errors.Join(err, ctx.Err()))
 	}
 	return err
-}
-
-// replay stores the records of every closed journal segment, oldest first,
-// deleting each segment once its records are committed; it stops at the
-// first failure, keeping the progress made. Begin entries without a final
-// record are either carried into the active segment (the call is still up)
-// or, for segments of a previous run, turned into "interrupted" records.
-// Only the writer goroutine (or NewWriter, before it starts) calls replay.
-func (w *Writer) replay(ctx context.Context) error {
-	upTo, err := w.j.rotate()
-	if err != nil {
-		return err
-	}
-	segs, err := w.j.segments()
-	if err != nil {
-		return err
-	}
-	for _, s := range segs {
-		if s.seq >= upTo {
-			break // the active segment
-		}
-		if err := w.replaySegment(ctx, s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// replaySegment stores one segment's records and deletes it. Segments are
-// replayed in order, so a later version of a record (later segment) is
-// upserted later and wins; an "interrupted" record of a previous run whose
-// final record sits in a later segment is overwritten by it.
-func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
-	var (
-		ends     []Record
-		endIdx   = map[string]int{}
-		begins   = map[string]Record{}
-		order    []string // of begins
-		endsRead int64
-		evs      []AgentEvent
-	)
-	err := w.j.readSegment(seg, true, func(e journalEntry) {
-		id := e.Rec.ID
-		switch e.Op {
-		case journalOpEvent:
-			endsRead++
-			evs = append(evs, *e.Ev)
-		case journalOpEnd:
-			endsRead++
-			if i, ok := endIdx[id]; ok {
-				ends[i] = e.Rec // last wins
-			} else {
-				endIdx[id] = len(ends)
-				ends = append(ends, e.Rec)
-			}
-			delete(begins, id)
-		case journalOpBegin:
-			if _, ok := endIdx[id]; ok {
-				return // already finished
-			}
-			if _, ok := begins[id]; !ok {
-				order = append(order, id)
-			}
-			begins[id] = e.Rec
-		}
-	})
-	if err != nil {
-		return err
-	}
-
-	old := seg.seq <= w.recoverUpTo
-	var interrupted, carry []Record
-	for _, id := range order {
-		b, ok := begins[id]
-		switch {
-		case !ok:
-		case old:
-			interrupted = append(interrupted, w.interrupt(b))
-		case w.isOpen(id):
-			carry = append(carry, b)
-		}
-		// else: the final record is stored or journaled; drop the begin.
-	}
-
-	// One transaction per segment: a failure loses no progress made on
-	// earlier segments, and a segment is bounded by the replay interval.
-	if len(ends) > 0 {
-		if err := w.store.Upsert(ctx, ends); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", len(ends), seg.path, err)
-		}
-	}
-	if len(evs) > 0 {
-		if err := w.store.AppendEvents(ctx, evs); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", len(evs), seg.path, err)
-		}
-	}
-	if len(interrupted) > 0 {
-		var err error
-		if mi, ok := w.store.(MissingInserter); ok {
-			err = mi.InsertMissing(ctx, interrupted)
-		} else {
-			err = w.store.Upsert(ctx, interrupted)
-		}
-		if err != nil {
-			return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", len(interrupted), seg.path, err)
-		}
-	}
-	if err := w.j.append(journalOpBegin, carry...); err != nil {
-		return fmt.Errorf("cdr writer: carry %d calls in progress: %w", len(carry), err)
-	}
-	if err := w.j.remove([]segment{seg}); err != nil {
-		// The records are stored; a segment left behind replays harmlessly.
-		w.log.Warn("cdr writer: removing replayed journal file", "error", err)
-	}
-	w.j.backlog.Add(-endsRead)
-	w.written.Add(uint64(len(ends) + len(interrupted)))
-	w.evWritten.Add(uint64(len(evs)))
-	if len(ends) > 0 || len(interrupted) > 0 || len(evs) > 0 {
-		w.log.Info("cdr writer: journal replayed", "file", seg.path, "records", len(ends), "events", len(evs),
-			"interrupted", len(interrupted), "carried", len(carry))
-	}
-	return nil
-}
-
-// interrupt turns the begin record of a call that a crash cut into its
-// final record.
-func (w *Writer) interrupt(r Record) Record {
-	r.Disposition = DispositionInterrupted
-	r.HangupSide = HangupSideSystem
-	r.HangupCause = HangupCauseCrash
-	if r.End.IsZero() {
-		end := w.lastSeen
-		for _, t := range []time.Time{r.Answer, r.Start} {
-			if t.After(end) {
-				end = t
-			}
-		}
-		r.End = end.UTC()
-	}
-	return r
 }
 
 func (w *Writer) register(reg prometheus.Registerer) error {
