@@ -88,6 +88,20 @@ func waitDone(t *testing.T, c *Call, what string) {
 	}
 }
 
+// waitAudioStats polls c's receive statistics until cond holds or waitLong
+// passes, and returns the last.
+func waitAudioStats(t *testing.T, c *Call, cond func(AudioStats) bool) AudioStats {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		st := c.Audio()
+		if cond(st) || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -100,7 +114,7 @@ func TestPhoneToPhone(t *testing.T) {
 			a := newPhone(t, Config{Transport: transport})
 			b, incoming := answering(t, Config{Transport: transport})
 
-			ca, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "13800138000")
+			ca, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "13800138000")
 			if err != nil {
 				t.Fatalf("Dial: %v", err)
 			}
@@ -121,7 +135,7 @@ func TestPhoneToPhone(t *testing.T) {
 			// A tone sent by A is detected by B, at its frequency only.
 			toneErr := make(chan error, 1)
 			go func() { toneErr <- ca.SendTone(1000, 1500*time.Millisecond) }()
-			if err := cb.WaitAudio(ctxT(t, 3*time.Second), -20, 300*time.Millisecond); err != nil {
+			if err := cb.WaitAudio(ctxT(t, waitLong), -20, 300*time.Millisecond); err != nil {
 				t.Fatalf("B WaitAudio: %v", err)
 			}
 			on, off := cb.DetectTone(1000), cb.DetectTone(2000)
@@ -131,7 +145,8 @@ func TestPhoneToPhone(t *testing.T) {
 			if err := <-toneErr; err != nil {
 				t.Fatalf("SendTone: %v", err)
 			}
-			st := cb.Audio()
+			// SendTone returns once its last frame is sent, not received.
+			st := waitAudioStats(t, cb, func(st AudioStats) bool { return st.AudioPackets >= 75 })
 			if st.AudioPackets < 75 || st.Lost != 0 || st.SSRCChanges != 0 || st.TotalRMS < -30 || st.Source != ca.LocalRTP() {
 				t.Errorf("B audio stats: %+v", st)
 			}
@@ -157,15 +172,15 @@ func TestPhoneToPhone(t *testing.T) {
 			}
 			// 100 ms: five packets of growing duration, the last of them the
 			// first of three end packets.
-			if st := cb.Audio(); st.EventPackets != 4*(5+2) {
+			if st := waitAudioStats(t, cb, func(st AudioStats) bool { return st.EventPackets >= 4*(5+2) }); st.EventPackets != 4*(5+2) {
 				t.Errorf("B event packets = %d, want %d", st.EventPackets, 4*(5+2))
 			}
 
 			// SIP INFO both ways, both content types.
-			if err := ca.SendInfo(ctxT(t, 2*time.Second), '5', "application/dtmf-relay"); err != nil {
+			if err := ca.SendInfo(ctxT(t, waitLong), '5', "application/dtmf-relay"); err != nil {
 				t.Fatalf("SendInfo dtmf-relay: %v", err)
 			}
-			if err := ca.SendInfo(ctxT(t, 2*time.Second), '*', "application/dtmf"); err != nil {
+			if err := ca.SendInfo(ctxT(t, waitLong), '*', "application/dtmf"); err != nil {
 				t.Fatalf("SendInfo dtmf: %v", err)
 			}
 			if d := recv(t, cb.Digits(), "INFO digit"); d != '5' {
@@ -174,7 +189,7 @@ func TestPhoneToPhone(t *testing.T) {
 			if d := recv(t, cb.Digits(), "INFO digit"); d != '*' {
 				t.Errorf("INFO digit %q, want *", d)
 			}
-			if err := cb.SendInfo(ctxT(t, 2*time.Second), '9', ""); err != nil {
+			if err := cb.SendInfo(ctxT(t, waitLong), '9', ""); err != nil {
 				t.Fatalf("B SendInfo: %v", err)
 			}
 			if d := recv(t, ca.Digits(), "INFO digit from B"); d != '9' {
@@ -182,7 +197,7 @@ func TestPhoneToPhone(t *testing.T) {
 			}
 
 			// The callee hangs up: the caller sees the BYE.
-			if err := cb.Hangup(ctxT(t, 2*time.Second)); err != nil {
+			if err := cb.Hangup(ctxT(t, waitLong)); err != nil {
 				t.Fatalf("B Hangup: %v", err)
 			}
 			waitDone(t, ca, "A")
@@ -202,12 +217,12 @@ func TestPhoneToPhone(t *testing.T) {
 func TestCallerHangsUp(t *testing.T) {
 	a := newPhone(t, Config{})
 	b, incoming := answering(t, Config{})
-	ca, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+	ca, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "1380000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cb := answered(t, incoming)
-	if err := ca.Hangup(ctxT(t, 2*time.Second)); err != nil {
+	if err := ca.Hangup(ctxT(t, waitLong)); err != nil {
 		t.Fatalf("Hangup: %v", err)
 	}
 	waitDone(t, cb, "B")
@@ -235,7 +250,7 @@ func TestNegotiation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newPhone(t, Config{Codecs: tc.offer, NoDTMF: tc.noDTMF})
 			b, _ := answering(t, Config{Codecs: tc.accept})
-			c, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+			c, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "1380000")
 			if tc.wantCode != 0 {
 				var se *StatusError
 				if !errors.As(err, &se) || se.Code != tc.wantCode {
@@ -257,7 +272,7 @@ func TestNegotiation(t *testing.T) {
 					t.Errorf("SendDTMF = %v, want ErrNoDTMF", err)
 				}
 			}
-			if err := c.Hangup(ctxT(t, 2*time.Second)); err != nil {
+			if err := c.Hangup(ctxT(t, waitLong)); err != nil {
 				t.Errorf("Hangup: %v", err)
 			}
 		})
@@ -267,7 +282,7 @@ func TestNegotiation(t *testing.T) {
 func TestDTMFPayloadTypeFollowsOffer(t *testing.T) {
 	a := newPhone(t, Config{DTMFPayloadType: 96})
 	b, incoming := answering(t, Config{})
-	ca, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+	ca, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "1380000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,13 +304,13 @@ func TestDTMFPayloadTypeFollowsOffer(t *testing.T) {
 func TestReject(t *testing.T) {
 	a := newPhone(t, Config{})
 	b := newPhone(t, Config{OnInvite: func(*Call) bool { return false }})
-	_, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+	_, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "1380000")
 	var se *StatusError
 	if !errors.As(err, &se) || se.Code != 486 {
 		t.Fatalf("Dial err = %v, want 486", err)
 	}
 	none := newPhone(t, Config{}) // no OnInvite
-	if _, err := a.Dial(ctxT(t, 5*time.Second), none.URI("1001"), "1380000"); !errors.As(err, &se) || se.Code != 480 {
+	if _, err := a.Dial(ctxT(t, waitLong), none.URI("1001"), "1380000"); !errors.As(err, &se) || se.Code != 480 {
 		t.Fatalf("Dial err = %v, want 480", err)
 	}
 }
@@ -308,13 +323,13 @@ func TestCancelWhileRinging(t *testing.T) {
 		<-c.Done() // never answer
 		return false
 	}})
-	ca, err := a.DialAsync(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+	ca, err := a.DialAsync(ctxT(t, waitLong), b.URI("1001"), "1380000")
 	if err != nil {
 		t.Fatal(err)
 	}
 	recv(t, ca.Ringing(), "180")
 	cb := recv(t, ringing, "incoming call")
-	if err := ca.Cancel(ctxT(t, 5*time.Second)); err != nil {
+	if err := ca.Cancel(ctxT(t, waitLong)); err != nil {
 		t.Fatalf("Cancel: %v", err)
 	}
 	if !errors.Is(ca.Err(), ErrCanceled) {
@@ -341,7 +356,7 @@ func TestDialContextCancel(t *testing.T) {
 func TestCloseEndsCalls(t *testing.T) {
 	a := newPhone(t, Config{})
 	b, incoming := answering(t, Config{})
-	ca, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+	ca, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "1380000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +377,7 @@ func TestCloseEndsCalls(t *testing.T) {
 func TestSilenceOff(t *testing.T) {
 	a := newPhone(t, Config{SendSilence: Bool(false)})
 	b, incoming := answering(t, Config{SendSilence: Bool(false)})
-	ca, err := a.Dial(ctxT(t, 5*time.Second), b.URI("1001"), "1380000")
+	ca, err := a.Dial(ctxT(t, waitLong), b.URI("1001"), "1380000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,15 +388,13 @@ func TestSilenceOff(t *testing.T) {
 	}
 	toneErr := make(chan error, 1)
 	go func() { toneErr <- ca.SendTone(1000, 400*time.Millisecond) }()
-	if err := cb.WaitAudio(ctxT(t, 2*time.Second), -20, 200*time.Millisecond); err != nil {
+	if err := cb.WaitAudio(ctxT(t, waitLong), -20, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-toneErr; err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(waitLong); cb.Audio().Packets < 20 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitAudioStats(t, cb, func(st AudioStats) bool { return st.Packets >= 20 })
 	time.Sleep(100 * time.Millisecond) // nothing more may come
 	if st := cb.Audio(); st.AudioPackets != 20 || st.Packets != 20 {
 		t.Errorf("B got %d packets (%d audio), want exactly the 20 tone frames", st.Packets, st.AudioPackets)

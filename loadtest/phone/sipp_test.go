@@ -106,7 +106,7 @@ func TestSIPpUAS(t *testing.T) {
 	waitUDPBound(t, port)
 
 	a := newPhone(t, Config{})
-	c, err := a.Dial(ctxT(t, 5*time.Second), "sip:service@127.0.0.1:"+strconv.Itoa(port), "13800138000")
+	c, err := a.Dial(ctxT(t, waitLong), "sip:service@127.0.0.1:"+strconv.Itoa(port), "13800138000")
 	if err != nil {
 		t.Fatalf("Dial SIPp: %v\n%s", err, run.out.String())
 	}
@@ -118,7 +118,7 @@ func TestSIPpUAS(t *testing.T) {
 	}
 	toneErr := make(chan error, 1)
 	go func() { toneErr <- c.SendTone(1000, time.Second) }()
-	if err := c.WaitAudio(ctxT(t, 3*time.Second), -20, 300*time.Millisecond); err != nil {
+	if err := c.WaitAudio(ctxT(t, waitLong), -20, 300*time.Millisecond); err != nil {
 		t.Errorf("echoed audio: %v (stats %+v)", err, c.Audio())
 	} else if p := c.DetectTone(1000); p < 0.5 {
 		t.Errorf("DetectTone(1000) on echo = %.3f", p)
@@ -126,7 +126,7 @@ func TestSIPpUAS(t *testing.T) {
 	if err := <-toneErr; err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Hangup(ctxT(t, 3*time.Second)); err != nil {
+	if err := c.Hangup(ctxT(t, waitLong)); err != nil {
 		t.Fatalf("Hangup: %v", err)
 	}
 	run.wait(t)
