@@ -118,6 +118,48 @@ func TestWriterEventsStores(t *testing.T) {
 	})
 }
 
+// TestWriterWrapUpStores: the writer hands a WRAPUPEND over after the
+// record (as call/ does: the record is written when the call ends, before
+// wrap-up ends) or before it (the record waited in the journal while the
+// store was down); either way the stored record has the actual wrap-up,
+// and a replay of the journal leaves it so.
+func TestWriterWrapUpStores(t *testing.T) {
+	eachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		w, err := NewWriter(s, fastOpts(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, before := testRecord(1), testRecord(2)
+		after.WrapUp, before.WrapUp = 0, 0
+		w.Begin(after)
+		w.Write(after)
+		w.Event(wrapUpEnd("wu-after", after.ID, "1001", "5.840"))
+		w.Event(wrapUpEnd("wu-before", before.ID, "1002", "7.125"))
+		w.Begin(before)
+		w.Write(before)
+		closeWriter(t, w)
+		check := func() {
+			t.Helper()
+			recs, err := s.List(ctx, Filter{})
+			if err != nil || len(recs) != 2 || recs[0].WrapUp != 5840*time.Millisecond || recs[1].WrapUp != 7125*time.Millisecond {
+				t.Fatalf("records: %+v, %v", recs, err)
+			}
+		}
+		check()
+		// The same again through the journal (a replay after a store outage).
+		w, err = NewWriter(s, fastOpts(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.journalEnds([]Record{after, before})
+		w.journalEvents([]AgentEvent{wrapUpEnd("wu-after", after.ID, "1001", "5.840")})
+		closeWriter(t, w)
+		check()
+	})
+}
+
 // tcpProxy forwards to target until down is called: then it drops every
 // connection and refuses new ones (accepts and closes them) until up.
 type tcpProxy struct {
