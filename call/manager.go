@@ -45,8 +45,7 @@ type Config struct {
 	Agents     []acd.AgentConfig
 	ACDClock   acd.Clock // nil: system clock
 	Records    Records
-	Clock      Clock         // nil: system clock
-	Heartbeat  time.Duration // how often a live call's record snapshot is refreshed; 0: never
+	Clock      Clock // nil: system clock
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }

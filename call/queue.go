@@ -20,6 +20,7 @@ type visit struct {
 	moh      bool            // music on hold is looping
 	announce ivr.Timer       // next position/wait announcement; nil = none
 	exit     error           // leaving without an agent once the exit prompt ends
+	answered bool            // an agent took the caller in this queue (its wait is observed)
 }
 
 // join puts the caller in a queue (the IVR's "queue NAME").
@@ -155,7 +156,7 @@ func (c *Call) leaveQueue(err error) {
 	if v.announce != nil {
 		v.announce.Stop()
 	}
-	if c.agent == nil { // a connected caller's wait was observed at connect
+	if !v.answered { // an answered caller's wait was observed at connect
 		c.m.metrics.queueLeave(v.name, c.m.cfg.Clock.Now().Sub(v.entered))
 	}
 	for _, r := range c.rings {

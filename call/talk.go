@@ -44,6 +44,7 @@ func (c *Call) connect(e evRing) {
 	}
 	c.visits[len(c.visits)-1] += "/" + a.id
 	c.m.metrics.queueLeave(a.queue, now.Sub(v.entered))
+	v.answered = true
 	c.setStage(StageTalking)
 	c.m.cfg.Records.Begin(c.rec)
 	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))
@@ -159,7 +160,7 @@ func (c *Call) transfer(r *sip.Refer) {
 	c.log.Info("agent transferred the caller", "agent", a.id, "queue", target)
 
 	v := c.q
-	v.name, v.cfg, v.entered, v.exit = target, q, now, nil
+	v.name, v.cfg, v.entered, v.exit, v.answered = target, q, now, nil, false
 	c.visits = append(c.visits, target)
 	c.setStage(StageQueued)
 	c.startMOH()
