@@ -118,8 +118,14 @@ func (a *api) agentAction(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "unknown agent "+id)
 }
 
+// queueJSON is a queue as /api/v1/queues shows it. The day's counters are
+// per queue visit, as the report's per-queue figures (cdr.Summary): a call
+// that overflows or is transferred is offered to both queues; the first
+// counts it overflowed (or answered and transferred), the second as it
+// ends there.
 type queueJSON struct {
 	Name                 string          `json:"name"`
+	DisplayName          string          `json:"display_name"` // 咨询 for consult; the name if none is configured
 	Waiting              int             `json:"waiting"`
 	Ringing              int             `json:"ringing"`
 	LongestWaitSeconds   float64         `json:"longest_wait_seconds"`
@@ -128,6 +134,10 @@ type queueJSON struct {
 	Answered             int             `json:"answered_today"`
 	Abandoned            int             `json:"abandoned_today"`
 	TimedOut             int             `json:"timed_out_today"`
+	ExitedEmpty          int             `json:"exited_empty_today"`
+	ExitedKey            int             `json:"exited_key_today"`
+	Overflowed           int             `json:"overflowed_today"`  // out, to another queue
+	Transferred          int             `json:"transferred_today"` // out, after an agent answered
 	AnsweredWithin       int             `json:"answered_within_threshold_today"`
 	ServiceLevel         float64         `json:"service_level"`
 	ServiceLevelAnswered float64         `json:"service_level_of_answered"`
@@ -139,8 +149,13 @@ func (a *api) queues(w http.ResponseWriter, r *http.Request) {
 	views := a.cfg.ACD.Queues()
 	out := make([]queueJSON, 0, len(views))
 	for _, v := range views {
+		name := a.cfg.QueueNames[v.Name]
+		if name == "" {
+			name = v.Name
+		}
 		out = append(out, queueJSON{
-			Name: v.Name, Waiting: v.Waiting, Ringing: v.Ringing, LongestWaitSeconds: v.LongestWait.Seconds(), Agents: v.Agents,
+			Name: v.Name, DisplayName: name, ExitedEmpty: v.ExitedEmpty, ExitedKey: v.ExitedKey, Overflowed: v.Overflowed, Transferred: v.Transferred,
+			Waiting: v.Waiting, Ringing: v.Ringing, LongestWaitSeconds: v.LongestWait.Seconds(), Agents: v.Agents,
 			Offered: v.Offered, Answered: v.Answered, Abandoned: v.Abandoned, TimedOut: v.TimedOut, AnsweredWithin: v.AnsweredWithin,
 			ServiceLevel: v.ServiceLevel, ServiceLevelAnswered: v.ServiceLevelAnswered, ASASeconds: v.ASA.Seconds(), EWTSeconds: v.EWT.Seconds(),
 		})

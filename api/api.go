@@ -4,12 +4,15 @@ package api
 import (
 	"context"
 	_ "embed"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +27,11 @@ type Records interface {
 	List(ctx context.Context, f cdr.Filter) ([]cdr.Record, error)
 }
 
+// Events lists agent and queue events.
+type Events interface {
+	ListEvents(ctx context.Context, f cdr.EventFilter) ([]cdr.AgentEvent, error)
+}
+
 // Calls lists the calls in progress.
 type Calls interface {
 	Live() []call.LiveCall
@@ -34,20 +42,38 @@ type Health func() error
 
 // Config wires the handler.
 type Config struct {
-	Records  Records
-	Store    cdr.Store // for reports; nil disables /api/v1/reports/summary
-	Report   cdr.ReportOptions
-	Calls    Calls
-	ACD      ACD
-	Health   Health
-	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	Records Records
+	Store   cdr.Store // for reports; nil disables /api/v1/reports/summary
+	// Events serves /api/v1/events; nil takes Store (nil both: no endpoint).
+	Events Events
+	Report cdr.ReportOptions
+	// Location is the hotline's time zone (the config's timezone:): for
+	// dates without an offset in from= and to=, and the default of reports
+	// (unless Report.Location is set). Default cdr.DefaultLocation().
+	Location *time.Location
+	// QueueNames are the queues' display names (咨询) by key (consult), for
+	// /api/v1/queues and the wallboard.
+	QueueNames map[string]string
+	Calls      Calls
+	ACD        ACD
+	Health     Health
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
 }
 
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Location == nil {
+		cfg.Location = cdr.DefaultLocation()
+	}
+	if cfg.Report.Location == nil {
+		cfg.Report.Location = cfg.Location
+	}
+	if cfg.Events == nil && cfg.Store != nil {
+		cfg.Events = cfg.Store
 	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
@@ -57,6 +83,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /api/v1/cdrs", a.cdrs)
 	if cfg.Store != nil {
 		mux.HandleFunc("GET /api/v1/reports/summary", a.summary)
+	}
+	if cfg.Events != nil {
+		mux.HandleFunc("GET /api/v1/events", a.events)
 	}
 	if cfg.ACD != nil {
 		mux.HandleFunc("GET /wallboard", func(w http.ResponseWriter, r *http.Request) {
@@ -98,56 +127,80 @@ func (a *api) calls(w http.ResponseWriter, r *http.Request) {
 func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f cdr.Filter
+	var format string
 	var err error
-	if f.From, err = parseTime(q.Get("from")); err != nil {
-		writeError(w, http.StatusBadRequest, "from: "+err.Error())
+	if f.From, f.To, f.Limit, format, err = a.listParams(q); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
-	}
-	if f.To, err = parseTime(q.Get("to")); err != nil {
-		writeError(w, http.StatusBadRequest, "to: "+err.Error())
-		return
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		writeError(w, http.StatusBadRequest, "from must be before to")
-		return
-	}
-	if s := q.Get("limit"); s != "" {
-		if f.Limit, err = strconv.Atoi(s); err != nil || f.Limit < 1 || f.Limit > cdr.MaxListLimit {
-			writeError(w, http.StatusBadRequest, "limit: want 1-"+strconv.Itoa(cdr.MaxListLimit))
-			return
-		}
 	}
 	f.Queue, f.Disposition, f.Caller, f.Agent = q.Get("queue"), cdr.Disposition(q.Get("disposition")), q.Get("caller"), q.Get("agent")
-	format := q.Get("format")
-	if format != "" && format != "json" && format != "csv" {
-		writeError(w, http.StatusBadRequest, "format: want json or csv")
-		return
-	}
 	recs, err := a.cfg.Records.List(r.Context(), f)
+	writeList(a, w, "cdrs", format, recs, err, cdr.WriteRecordsCSV)
+}
+
+// writeList answers a listing: {"<what>": [...]} or CSV (format "csv",
+// written by toCSV), or a 500 if err says the listing failed.
+func writeList[T any](a *api, w http.ResponseWriter, what, format string, list []T, err error, toCSV func(io.Writer, []T) error) {
 	if err != nil {
-		a.cfg.Logger.Error("listing records failed", "error", err)
-		writeError(w, http.StatusInternalServerError, "records unavailable: "+err.Error())
+		a.cfg.Logger.Error("listing "+what+" failed", "error", err)
+		writeError(w, http.StatusInternalServerError, what+" unavailable: "+err.Error())
 		return
 	}
 	if format == "csv" {
-		writeCSV(w, recs)
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+what+`.csv"`)
+		toCSV(w, list)
 		return
 	}
-	if recs == nil {
-		recs = []cdr.Record{}
+	if list == nil {
+		list = []T{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cdrs": recs})
+	writeJSON(w, http.StatusOK, map[string]any{what: list})
 }
 
-// parseTime accepts RFC 3339, a date (YYYY-MM-DD, local time) or unix seconds.
-func parseTime(s string) (time.Time, error) {
+// listParams reads the parameters /api/v1/cdrs and /api/v1/events share:
+// from, to, limit and format (json, the default, or csv).
+func (a *api) listParams(q url.Values) (from, to time.Time, limit int, format string, err error) {
+	if from, to, err = a.window(q); err != nil {
+		return from, to, 0, "", err
+	}
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > cdr.MaxListLimit {
+			return from, to, 0, "", errors.New("limit: want 1-" + strconv.Itoa(cdr.MaxListLimit))
+		}
+	}
+	format = q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return from, to, 0, "", errors.New("format: want json or csv")
+	}
+	return from, to, limit, format, nil
+}
+
+// window reads from= and to=: each may be empty (open), and from must be
+// before to.
+func (a *api) window(q url.Values) (from, to time.Time, err error) {
+	if from, err = a.parseTime(q.Get("from")); err != nil {
+		return from, to, errors.New("from: " + err.Error())
+	}
+	if to, err = a.parseTime(q.Get("to")); err != nil {
+		return from, to, errors.New("to: " + err.Error())
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, errors.New("from must be before to")
+	}
+	return from, to, nil
+}
+
+// parseTime accepts RFC 3339, a date (YYYY-MM-DD, in the hotline's time
+// zone) or unix seconds.
+func (a *api) parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
+	if t, err := time.ParseInLocation(time.DateOnly, s, a.cfg.Location); err == nil {
 		return t, nil
 	}
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -156,31 +209,44 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, errors.New("want RFC 3339, YYYY-MM-DD or unix seconds, got " + strconv.Quote(s))
 }
 
-var csvHeader = []string{
-	"id", "sip_call_id", "direction", "trunk", "caller", "called", "start", "answer", "end",
-	"ivr_path", "case_number", "queue", "enqueue", "agent", "connect", "disposition",
-	"hangup_side", "hangup_cause", "sip_status", "codec", "node_id",
+// events serves GET /api/v1/events?from=&to=&agent=&queue=&call_id=&event=&limit=&format=json|csv:
+// the agent and queue log (cdr.AgentEvent), oldest first. event takes one
+// or more names, comma separated or repeated (event=LOGIN,LOGOUT).
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f cdr.EventFilter
+	var format string
+	var err error
+	if f.From, f.To, f.Limit, format, err = a.listParams(q); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	f.AgentID, f.Queue, f.CallID = q.Get("agent"), q.Get("queue"), q.Get("call_id")
+	if f.Events, err = eventNames(q["event"]); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	evs, err := a.cfg.Events.ListEvents(r.Context(), f)
+	writeList(a, w, "events", format, evs, err, cdr.WriteEventsCSV)
 }
 
-func writeCSV(w http.ResponseWriter, recs []cdr.Record) {
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="cdrs.csv"`)
-	cw := csv.NewWriter(w)
-	cw.Write(csvHeader)
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
+// eventNames reads event= values: names, comma separated or repeated,
+// case-insensitive; an unknown name is an error.
+func eventNames(vals []string) ([]string, error) {
+	var out []string
+	for _, v := range vals {
+		for name := range strings.SplitSeq(v, ",") {
+			name = strings.ToUpper(strings.TrimSpace(name))
+			if name == "" {
+				continue
+			}
+			if !slices.Contains(cdr.EventNames, name) {
+				return nil, errors.New("event: unknown event " + strconv.Quote(name) + "; want one of " + strings.Join(cdr.EventNames, ", "))
+			}
+			out = append(out, name)
 		}
-		return t.Format(time.RFC3339Nano)
 	}
-	for _, r := range recs {
-		cw.Write([]string{
-			r.ID, r.SIPCallID, r.Direction, r.Trunk, r.Caller, r.Called, ts(r.Start), ts(r.Answer), ts(r.End),
-			r.IVRPath, r.CaseNumber, r.Queue, ts(r.EnqueueTime), r.Agent, ts(r.Connect), string(r.Disposition),
-			r.HangupSide, r.HangupCause, strconv.Itoa(r.SIPStatus), r.Codec, r.NodeID,
-		})
-	}
-	cw.Flush()
+	return out, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -202,16 +268,8 @@ func (a *api) summary(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	opts := a.cfg.Report
 	var err error
-	if opts.From, err = parseTime(q.Get("from")); err != nil {
-		writeError(w, http.StatusBadRequest, "from: "+err.Error())
-		return
-	}
-	if opts.To, err = parseTime(q.Get("to")); err != nil {
-		writeError(w, http.StatusBadRequest, "to: "+err.Error())
-		return
-	}
-	if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
-		writeError(w, http.StatusBadRequest, "from must be before to")
+	if opts.From, opts.To, err = a.window(q); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	opts.Queue = q.Get("queue")

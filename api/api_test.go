@@ -67,7 +67,10 @@ func newTestAPI(t *testing.T) (http.Handler, *fakeACD, *cdr.Filter) {
 	h := New(Config{
 		Records: fakeRecords{list: func(f cdr.Filter) ([]cdr.Record, error) {
 			got = f
-			return []cdr.Record{{ID: "c1", Caller: "138", IVRPath: "main>2>complaint", Start: time.Unix(1, 0)}}, nil
+			return []cdr.Record{{ID: "c1", Caller: "138", IVRPath: "main>2>complaint", Start: time.Unix(1, 0),
+				Queue: "consult", EnqueueTime: time.Unix(2, 0), Agent: "1001", Connect: time.Unix(3, 0), End: time.Unix(100, 0),
+				Talk: 61500 * time.Millisecond, Hold: 2 * time.Second, WrapUp: 5840 * time.Millisecond, RingAttempts: 2, Transfers: 1,
+				Visits: "consult/1001>complaint/1002"}}, nil
 		}},
 		Calls: fakeCalls{}, ACD: a, Gatherer: prometheus.NewRegistry(),
 	})
@@ -121,6 +124,11 @@ func TestCDRFiltersAndCSV(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
 	if rec.Code != 200 || len(lines) != 2 || !strings.HasPrefix(lines[0], "id,") || !strings.Contains(lines[1], "main>2>complaint") {
 		t.Fatalf("CSV %d:\n%s", rec.Code, rec.Body.String())
+	}
+	// AHT can be recomputed from the CSV: talk, hold and wrap-up in seconds.
+	if !strings.HasSuffix(lines[0], ",talk_s,hold_s,wrap_up_s,ring_attempts,transfers,visits,satisfaction") ||
+		!strings.HasSuffix(lines[1], ",61.500,2.000,5.840,2,1,consult/1001>complaint/1002,") {
+		t.Fatalf("CSV columns:\n%s", rec.Body.String())
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 //	EXITEMPTY        Data1 position, Data2 original position, Data3 wait
 //	EXITWITHKEY      Data1 key, Data2 position, Data3 original position, Data4 wait
 //	OVERFLOW         Data1 target queue, Data3 wait
+//	ESCALATE         (the caller reached the queue's next escalation step)
 //	TRANSFER         Data1 target, Data2 context, Data3 wait, Data4 talk, Data5 original position
 //	HOLD             (no data; CallID and AgentID set)
 //	UNHOLD           Data1 hold seconds (CallID and AgentID set)
@@ -72,6 +73,7 @@ const (
 	EventExitWithKey     = "EXITWITHKEY"
 	EventTransfer        = "TRANSFER"
 	EventOverflow        = "OVERFLOW"
+	EventEscalate        = "ESCALATE"
 	EventHold            = "HOLD"
 	EventUnhold          = "UNHOLD"
 	EventPause           = "PAUSE"
@@ -80,6 +82,13 @@ const (
 	EventLogout          = "LOGOUT"
 	EventWrapUpEnd       = "WRAPUPEND"
 )
+
+// EventNames lists every event name, for validating filters.
+var EventNames = []string{
+	EventEnterQueue, EventRingNoAnswer, EventRingCanceled, EventConnect, EventCompleteCaller, EventCompleteAgent,
+	EventAbandon, EventExitWithTimeout, EventExitEmpty, EventExitWithKey, EventTransfer, EventOverflow, EventEscalate,
+	EventHold, EventUnhold, EventPause, EventUnpause, EventLogin, EventLogout, EventWrapUpEnd,
+}
 
 // LogoutReasonCrash is LOGOUT's Data1 for the agents the Writer logs out
 // when it recovers from a crash.
