@@ -170,7 +170,13 @@ func (c *Call) answer() error {
 // loop is the call's one select loop; it returns when the call is over and its IVR done.
 func (c *Call) loop() {
 	legDone, rtpDone, ctxDone := c.leg.Done(), c.s.Done(), c.ctx.Done()
+	var stuck <-chan time.Time // the IVR must return soon after the call is ending
 	for c.cause == nil || c.ivr != nil {
+		if c.cause != nil && stuck == nil {
+			t := time.NewTimer(ivrGrace)
+			defer t.Stop()
+			stuck = t.C
+		}
 		var (
 			ag            *agentLeg
 			agDone, agRTP <-chan struct{}
@@ -224,9 +230,15 @@ func (c *Call) loop() {
 			c.agentMedia(md)
 		case r := <-agRefers:
 			c.transfer(r)
+		case <-stuck:
+			c.log.Error("the IVR did not return after the call ended; recording the call without its last path", "grace", ivrGrace)
+			c.ivr = nil
 		}
 	}
 }
+
+// ivrGrace is how long an ending call waits for its IVR runner to return.
+const ivrGrace = 5 * time.Second
 
 func (c *Call) handle(e any) {
 	switch e := e.(type) {
