@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/config"
 	"github.com/hotline12345/hotline/configs"
@@ -26,7 +28,8 @@ rates, ASA, AHT, service level, satisfaction, per queue and per agent, and
 the GB/T 33358 line) for the calls that started in [--from, --to).
 
 TIME is 2006-01-02, "2006-01-02 15:04", 2006-01-02T15:04:05 or RFC 3339, in
---tz unless it has an offset; a --to given as a date includes that whole day.
+--tz (default: the config's timezone:, else Asia/Shanghai) unless it has an
+offset; a --to given as a date includes that whole day.
 Without --from and --to the report covers every record; --format html
 (the daily report, 日报) then covers today.
 Per-queue service-level thresholds come from the config (queues.*.service_level).
@@ -42,16 +45,11 @@ func reportMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, reportUsage)
 		fs.PrintDefaults()
 	}
+	src := addSourceFlags(fs)
 	var (
-		dataDir   = fs.String("data-dir", "", "data directory holding cdr.db (default from config: ./data)")
-		dsn       = fs.String("cdr-dsn", "", "record store: postgres://... or a SQLite file path (instead of --data-dir)")
-		cfgFile   = fs.String("config", "", "config file for per-queue service levels and the data dir (default: the embedded one)")
-		fromS     = fs.String("from", "", "start of the period (inclusive)")
-		toS       = fs.String("to", "", "end of the period (exclusive; a date includes that day)")
-		queue     = fs.String("queue", "", "only this queue")
+		queue     = fs.String("queue", "", "only the calls that entered this queue, and its queue visits")
 		by        = fs.String("by", "", "group by hour, day, queue or agent")
 		format    = fs.String("format", "text", "output: text, csv, json or html")
-		tz        = fs.String("tz", "Local", `time zone for TIME and for hours and days (e.g. "Asia/Shanghai")`)
 		shortAb   = fs.Duration("short-abandon", cdr.DefaultShortAbandon, "abandons shorter than this are shown apart")
 		slDefault = fs.Duration("service-level", 0, "service-level threshold for queues without one in the config (default 15s)")
 		output    = fs.String("output", "", "write to this file instead of standard output")
@@ -68,9 +66,6 @@ func reportMain(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q", fs.Arg(0))
-	}
-	if *dataDir != "" && *dsn != "" {
-		return usage("give --data-dir or --cdr-dsn, not both")
 	}
 	switch *format {
 	case "text", "csv", "json", "html":
@@ -89,59 +84,27 @@ func reportMain(args []string, stdout, stderr io.Writer) int {
 	if *slDefault < 0 {
 		return usage("--service-level %s: want a positive duration", *slDefault)
 	}
-	loc, err := time.LoadLocation(*tz)
-	if err != nil {
-		return usage("--tz %q: %v", *tz, err)
+	in, code := src.resolve("hotlined report", stderr)
+	if code != 0 {
+		return code
 	}
-	opts.Location = loc
-	if opts.From, _, err = parseReportTime(*fromS, loc); err != nil {
-		return usage("--from: %v", err)
-	}
-	var dateOnly bool
-	if opts.To, dateOnly, err = parseReportTime(*toS, loc); err != nil {
-		return usage("--to: %v", err)
-	}
-	if dateOnly {
-		opts.To = opts.To.AddDate(0, 0, 1)
-	}
-	if !opts.From.IsZero() && !opts.To.IsZero() && !opts.From.Before(opts.To) {
-		return usage("impossible range: --from %s is not before --to %s", opts.From.Format(time.RFC3339), opts.To.Format(time.RFC3339))
-	}
+	loc, cfg := in.loc, in.cfg
+	opts.Location, opts.From, opts.To = loc, in.from, in.to
 	if *format == "html" && opts.From.IsZero() && opts.To.IsZero() {
 		now := time.Now().In(loc)
 		opts.From = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, loc)
 		opts.To = opts.From.AddDate(0, 0, 1)
 	}
 
-	cfg, err := reportConfig(*cfgFile)
-	if err != nil {
-		fmt.Fprintln(stderr, "hotlined report:", err)
-		return 2
-	}
 	opts.QueueServiceLevel = map[string]time.Duration{}
 	for name, q := range cfg.Queues {
 		if d := q.ServiceLevel.D(); d > 0 {
 			opts.QueueServiceLevel[name] = d
 		}
 	}
-	where := *dsn
-	if where == "" {
-		dir := *dataDir
-		if dir == "" {
-			dir = cfg.DataDir
-		}
-		where = filepath.Join(dir, "cdr.db")
-		// Opening would create an empty database: say plainly that there
-		// is none instead.
-		if _, err := os.Stat(where); err != nil {
-			fmt.Fprintf(stderr, "hotlined report: no call records at %s: %v\n", where, err)
-			return 1
-		}
-	}
-
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	store, err := cdr.Open(ctx, where)
+	store, err := cdr.Open(ctx, in.where)
 	if err != nil {
 		fmt.Fprintln(stderr, "hotlined report:", err)
 		return 1
@@ -184,9 +147,88 @@ func reportMain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// reportConfig loads the config file, or the embedded default, without
-// checking prompts (the report needs only queues and the data dir).
-func reportConfig(file string) (*config.Config, error) {
+// sourceFlags are the flags of the subcommands that read the records
+// (report, events): where the records are, the config, the zone and the
+// window.
+type sourceFlags struct {
+	dataDir, dsn, cfgFile, from, to, tz *string
+}
+
+func addSourceFlags(fs *flag.FlagSet) *sourceFlags {
+	return &sourceFlags{
+		dataDir: fs.String("data-dir", "", "data directory holding cdr.db (default from config: ./data)"),
+		dsn:     fs.String("cdr-dsn", "", "record store: postgres://... or a SQLite file path (instead of --data-dir)"),
+		cfgFile: fs.String("config", "", "config file for the time zone, per-queue service levels and the data dir (default: the embedded one)"),
+		from:    fs.String("from", "", "start of the period (inclusive)"),
+		to:      fs.String("to", "", "end of the period (exclusive; a date includes that day)"),
+		tz:      fs.String("tz", "", `time zone for TIME and for hours and days (default: the config's timezone:, else `+cdr.DefaultTimeZone+`)`),
+	}
+}
+
+// source is what sourceFlags resolve to.
+type source struct {
+	cfg      *config.Config
+	loc      *time.Location
+	from, to time.Time
+	where    string // a PostgreSQL DSN or the SQLite file
+}
+
+// resolve checks the flags, loads the config and finds the store; on a
+// problem it reports it as cmd and returns the exit status (2 for usage,
+// 1 for no records).
+func (f *sourceFlags) resolve(cmd string, stderr io.Writer) (source, int) {
+	fail := func(code int, format string, a ...any) (source, int) {
+		fmt.Fprintf(stderr, cmd+": "+format+"\n", a...)
+		return source{}, code
+	}
+	if *f.dataDir != "" && *f.dsn != "" {
+		return fail(2, "give --data-dir or --cdr-dsn, not both")
+	}
+	cfg, zone, err := loadConfigAndZone(*f.cfgFile)
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+	var src source
+	src.cfg = cfg
+	if *f.tz != "" {
+		zone = *f.tz
+	}
+	if src.loc, err = time.LoadLocation(zone); err != nil {
+		return fail(2, "--tz %q: %v", zone, err)
+	}
+	if src.from, _, err = parseReportTime(*f.from, src.loc); err != nil {
+		return fail(2, "--from: %v", err)
+	}
+	var dateOnly bool
+	if src.to, dateOnly, err = parseReportTime(*f.to, src.loc); err != nil {
+		return fail(2, "--to: %v", err)
+	}
+	if dateOnly {
+		src.to = src.to.AddDate(0, 0, 1)
+	}
+	if !src.from.IsZero() && !src.to.IsZero() && !src.from.Before(src.to) {
+		return fail(2, "impossible range: --from %s is not before --to %s", src.from.Format(time.RFC3339), src.to.Format(time.RFC3339))
+	}
+	src.where = *f.dsn
+	if src.where == "" {
+		dir := *f.dataDir
+		if dir == "" {
+			dir = cfg.DataDir
+		}
+		src.where = filepath.Join(dir, "cdr.db")
+		// Opening would create an empty database: say plainly that there
+		// is none instead.
+		if _, err := os.Stat(src.where); err != nil {
+			return fail(1, "no call records at %s: %v", src.where, err)
+		}
+	}
+	return src, 0
+}
+
+// loadConfigAndZone loads the config file, or the embedded default,
+// without checking prompts (the subcommands need only queues, the data dir
+// and the zone), and its top-level timezone: (cdr.DefaultTimeZone if unset).
+func loadConfigAndZone(file string) (*config.Config, string, error) {
 	name, data := configs.DefaultName, []byte(nil)
 	var err error
 	if file != "" {
@@ -196,9 +238,20 @@ func reportConfig(file string) (*config.Config, error) {
 		data, err = fs.ReadFile(configs.FS, configs.DefaultName)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, "", fmt.Errorf("config: %w", err)
 	}
-	return config.Load(name, data, config.Known{})
+	cfg, err := config.Load(name, data, config.Known{})
+	if err != nil {
+		return nil, "", err
+	}
+	var top struct {
+		Timezone string `yaml:"timezone"`
+	}
+	_ = yaml.Unmarshal(data, &top) // config.Load has checked the document
+	if top.Timezone == "" {
+		top.Timezone = cdr.DefaultTimeZone
+	}
+	return cfg, top.Timezone, nil
 }
 
 var reportTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02 15:04"}

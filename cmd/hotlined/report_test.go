@@ -15,7 +15,8 @@ import (
 
 // seedReportDB writes a small known day into DIR/cdr.db: four offered
 // calls on 2026-03-15 (Beijing time): two answered after 10 s and 20 s, one
-// abandoned after 30 s, one short abandon after 2 s; one IVR-only call.
+// abandoned after 30 s, one short abandon after 2 s; one IVR-only call;
+// their queue events, and agent 1001 logged in 08:00-12:00.
 func seedReportDB(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -47,11 +48,27 @@ func seedReportDB(t *testing.T) string {
 	if err := s.Upsert(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	err = s.AppendEvents(context.Background(), []cdr.AgentEvent{
-		{ID: "1", Time: enq(8, 0), AgentID: "1001", Event: cdr.EventLogin},
-		{ID: "2", Time: enq(12, 0), AgentID: "1001", Event: cdr.EventLogout},
-	})
-	if err != nil {
+	evs := []cdr.AgentEvent{
+		{ID: "1", Time: enq(8, 0), AgentID: "1001", Event: cdr.EventLogin, Data1: "sip:1001@127.0.0.1:5062"},
+		{ID: "2", Time: enq(12, 0), AgentID: "1001", Event: cdr.EventLogout, Data1: "api", Data2: "14400.000"},
+	}
+	for _, r := range recs[:4] {
+		ev := func(t time.Time, name, agent string, data ...string) {
+			e := cdr.AgentEvent{ID: r.ID + "-" + name, Time: t, CallID: r.ID, Queue: r.Queue, AgentID: agent, Event: name}
+			data = append(data, "", "")
+			e.Data1, e.Data2 = data[0], data[1]
+			evs = append(evs, e)
+		}
+		ev(r.EnqueueTime, cdr.EventEnterQueue, "")
+		if r.Agent == "" {
+			ev(r.End, cdr.EventAbandon, "", "1", "1")
+			continue
+		}
+		ev(r.Connect, cdr.EventConnect, r.Agent, cdr.FormatSeconds(r.Wait()))
+		ev(r.End, cdr.EventCompleteCaller, r.Agent, cdr.FormatSeconds(r.Wait()), cdr.FormatSeconds(r.Talk))
+		ev(r.End.Add(r.WrapUp), cdr.EventWrapUpEnd, r.Agent, cdr.FormatSeconds(r.WrapUp))
+	}
+	if err := s.AppendEvents(context.Background(), evs); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -73,14 +90,25 @@ func TestReportCommandFormats(t *testing.T) {
 		t.Fatalf("text: exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{
-		"Offered (entered a queue)  4", "answer rate 50.0% of offered, 66.7% excluding short abandons",
-		"short abandons (< 5.0s) 1", "ASA                        15.0s", "AHT                        2m0s",
+		"Offered (calls that entered a queue)  4", "answer rate 50.0% of offered, 66.7% excluding short abandons",
+		"short abandons (< 5.0s) 1", "ASA                                   15.0s", "AHT                                   2m0s",
 		"GB/T 33358-2016: answered within 15 s 50.0%", "24 h connection rate 接通率 50.0% (target 95.0%: NOT MET",
-		"ended in the IVR 1", "By queue", "complaint",
+		"ended in the IVR 1, gave up before answer 0", "By queue",
+		"complaint        1         1   100.0%          0      0           0          0  20.0s  2m0s",
+		"consult        3         1    33.3%          2      1           0          0  10.0s  2m0s",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
 		}
+	}
+
+	// Without --tz: the config's zone (the embedded config: Asia/Shanghai),
+	// whatever the host's.
+	t.Setenv("TZ", "America/New_York")
+	code, out, errOut = runReport(t, "--data-dir", dir, "--from", "2026-03-15", "--to", "2026-03-15")
+	if code != 0 || !strings.Contains(out, "hotline report 2026-03-15 00:00 – 2026-03-16 00:00 (Asia/Shanghai)") ||
+		!strings.Contains(out, "Offered (calls that entered a queue)  4") {
+		t.Errorf("default zone: exit %d: %s\n%s", code, errOut, out)
 	}
 
 	code, out, errOut = runReport(t, append(base, "--format", "json", "--by", "agent")...)
