@@ -3,16 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/loadtest/phone"
 )
 
 var (
@@ -255,7 +258,33 @@ func TestKill9LosesNoAnsweredCall(t *testing.T) {
 	}
 	<-p.exited
 
-	// Restart on the same data dir: the journal is replayed before serving.
+	store := restartAfterKill(t, p)
+	var recs []cdr.Record
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if recs, err = store.List(context.Background(), cdr.Filter{}); err == nil && len(recs) >= calls {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(recs) != calls {
+		t.Fatalf("after kill -9 and restart: %d records, want %d: %+v", len(recs), calls, recs)
+	}
+	for _, r := range recs {
+		// No agent had them: interrupted (not "ended in the IVR").
+		if r.Disposition != cdr.DispositionInterrupted || r.HangupCause != cdr.HangupCauseCrash || r.Answer.IsZero() || r.End.Before(r.Answer) {
+			t.Fatalf("record %+v: want answered and closed as interrupted", r)
+		}
+	}
+	<-done // SIPp gives up on its own (its calls were cut)
+}
+
+// restartAfterKill starts hotlined again on the data dir of p, which was
+// killed, waits until it serves (the journal is replayed before) and opens
+// its record store.
+func restartAfterKill(t *testing.T, p *process) *cdr.SQLite {
+	t.Helper()
 	bin := hotlinedBinary(t)
 	cfg := filepath.Join(filepath.Dir(p.dataDir), "hotline.yaml")
 	restart := exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
@@ -264,7 +293,7 @@ func TestKill9LosesNoAnsweredCall(t *testing.T) {
 	if err := restart.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { restart.Process.Kill(); restart.Wait() }()
+	t.Cleanup(func() { restart.Process.Kill(); restart.Wait() })
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		t.Log("hotlined (restart): " + sc.Text())
@@ -280,22 +309,84 @@ func TestKill9LosesNoAnsweredCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// kill -9 while a citizen talks to an agent: after the restart the call is rebuilt with
+// its queue, agent and connect time, counted answered, and ended at the last heartbeat
+// (after the connect); the agent logged in at the crash gets a LOGOUT (crash).
+func TestKill9RebuildsTalkingCall(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, testConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rung := make(chan *phone.Call, 1)
+	ag := newPhone(t, phone.Config{OnInvite: func(c *phone.Call) bool { rung <- c; return true }})
+	if err := ag.Register(ctx, p.sip, "1001", "agent1001", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	post(t, "http://"+p.http+"/api/v1/agents/1001/ready", http.StatusOK)
+	citizen, err := newPhone(t, phone.Config{}).Dial(ctx, "sip:12345@"+p.sip, "13900139000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := citizen.SendDTMF("1", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-rung:
+		<-c.Answered()
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent 1001 not rung")
+	}
+	// Talking: let a heartbeat (every 5 s) or two pass, then kill -9.
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(httpGet(t, "http://"+p.http+"/api/v1/calls", http.StatusOK), `"talking"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached talking")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	talking := time.Now()
+	time.Sleep(cdr.DefaultHeartbeat + time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+	killed := time.Now()
+
+	store := restartAfterKill(t, p)
 	var recs []cdr.Record
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if recs, err = store.List(context.Background(), cdr.Filter{}); err == nil && len(recs) >= calls {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if recs, err = store.List(ctx, cdr.Filter{}); err == nil && len(recs) >= 1 {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	if len(recs) != calls {
-		t.Fatalf("after kill -9 and restart: %d records, want %d: %+v", len(recs), calls, recs)
+	if len(recs) != 1 {
+		t.Fatalf("after kill -9 and restart: %d records, want 1: %+v", len(recs), recs)
 	}
-	for _, r := range recs {
-		if r.Disposition != cdr.DispositionInterrupted || r.Answer.IsZero() || r.End.Before(r.Answer) {
-			t.Fatalf("record %+v: want answered and closed as interrupted", r)
+	r := recs[0]
+	if r.Disposition != cdr.DispositionAnswered || r.HangupCause != cdr.HangupCauseCrash || r.Queue != "consult" || r.Agent != "1001" ||
+		r.Connect.IsZero() || r.EnqueueTime.IsZero() {
+		t.Fatalf("rebuilt record %+v: want answered in consult by 1001", r)
+	}
+	// Ended at the last heartbeat: after the connect (a heartbeat passed while they
+	// talked), not after the kill.
+	if !r.End.After(r.Connect) || r.End.Before(talking) || r.End.After(killed) {
+		t.Fatalf("rebuilt record ends %v: connect %v, talking from %v, killed %v", r.End, r.Connect, talking, killed)
+	}
+	rep, err := cdr.ReportFromStore(ctx, store, cdr.ReportOptions{})
+	if err != nil || rep.Total.Offered != 1 || rep.Total.Answered != 1 || rep.Total.IVROnly != 0 {
+		t.Fatalf("report after the crash: %v %+v", err, rep.Total)
+	}
+	var evs []cdr.AgentEvent
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if evs, err = store.ListEvents(ctx, cdr.EventFilter{AgentID: "1001", Events: []string{cdr.EventLogout}}); err == nil && len(evs) > 0 {
+			break
 		}
 	}
-	<-done // SIPp gives up on its own (its calls were cut)
+	if len(evs) != 1 || evs[0].Data1 != cdr.LogoutReasonCrash || !evs[0].Time.Equal(r.End) {
+		t.Fatalf("LOGOUT events of 1001 after the crash: %+v (record ends %v)", evs, r.End)
+	}
 }
