@@ -53,7 +53,9 @@ func TestWallboardInChromium(t *testing.T) {
 	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1004/ready", http.StatusOK)
 	url := "http://" + s.httpAddr() + "/wallboard"
 	dom := headless(t, bin, url, "--dump-dom")
-	for _, want := range []string{`data-queue="consult"`, `data-queue="complaint"`, `data-agent="1004"`, "就绪 ready", "坐席1004"} {
+	// Queues by their display names (咨询 for consult), keys kept as data attributes.
+	for _, want := range []string{`data-queue="consult"`, `data-queue="complaint"`, `data-agent="1004"`, "就绪 ready", "坐席1004",
+		`title="consult">咨询</h2>`, `title="complaint">投诉举报</h2>`, "溢出/转出 Overflowed/transferred"} {
 		if !strings.Contains(dom, want) {
 			t.Fatalf("wallboard DOM lacks %q", want)
 		}
