@@ -56,13 +56,12 @@ type regChange struct {
 
 // regEnv is a registrar behind a real sipgo server on 127.0.0.1, and a sipgo client.
 type regEnv struct {
-	t            *testing.T
-	r            *Registrar
-	addr         netip.AddrPort // UDP
-	tcpAddr      netip.AddrPort
-	client       *sipgo.Client // the phones'
-	serverClient *sipgo.Client // the registrar side's
-	clock        *regClock
+	t       *testing.T
+	r       *Registrar
+	addr    netip.AddrPort // UDP
+	tcpAddr netip.AddrPort
+	client  *sipgo.Client // the phones'
+	clock   *regClock
 
 	mu      sync.Mutex
 	changes []regChange
@@ -120,10 +119,6 @@ func newRegEnv(t *testing.T, mutate func(*RegistrarConfig)) *regEnv {
 		t.Fatal(err)
 	}
 	env.tcpAddr = tcp.Addr().(*net.TCPAddr).AddrPort()
-	// The registrar side's client, as the Server has one: OptionsPinger sends with it.
-	if env.serverClient, err = sipgo.NewClient(ua, sipgo.WithClientAddr(env.addr.String())); err != nil {
-		t.Fatal(err)
-	}
 	served := make(chan struct{}, 2)
 	go func() { _ = srv.ServeUDP(conn); served <- struct{}{} }()
 	go func() { _ = srv.ServeTCP(tcp); served <- struct{}{} }()
