@@ -452,6 +452,15 @@ func (r *fakeRecords) Event(ev cdr.AgentEvent) {
 	r.mu.Unlock()
 }
 
+func (r *fakeRecords) lastBegun() cdr.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.begun) == 0 {
+		return cdr.Record{}
+	}
+	return r.begun[len(r.begun)-1]
+}
+
 func (r *fakeRecords) records() []cdr.Record {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -306,12 +306,19 @@ func (c *Call) finish() {
 	})
 	c.rec.End = c.m.cfg.Clock.Now()
 	c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause = o.Disposition, o.Side, o.Cause
-	c.rec.Visits = strings.Join(c.visits, ">")
+	c.rec.Visits = strings.Join(c.visits, cdr.VisitSeparator)
 	st := c.s.Stats()
 	c.log.Info("call ended", "disposition", o.Disposition, "hangup_side", o.Side, "cause", o.Cause,
 		"ivr_path", c.rec.IVRPath, "visits", c.rec.Visits, "duration", c.rec.End.Sub(c.rec.Start).Round(time.Millisecond),
 		"rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
 	c.m.finish(c.rec)
+}
+
+// snapshot journals the record as it stands (queue, agent, connect, visits), so that a
+// crash rebuilds the call as far as it got.
+func (c *Call) snapshot() {
+	c.rec.Visits = strings.Join(c.visits, cdr.VisitSeparator)
+	c.m.cfg.Records.Begin(c.rec)
 }
 
 // refuse rejects the INVITE before answer and records it.

@@ -46,30 +46,25 @@ func (o outbox) Event(e acd.Event) {
 	case acd.EvRingNoAnswer, acd.EvRingCanceled:
 		ev.Data1, ev.Data2 = strconv.FormatInt(d.Ring.Milliseconds(), 10), d.Reason
 	case acd.EvConnect:
-		ev.Data1, ev.Data2, ev.Data3 = secs(d.Wait), d.Leg, strconv.FormatInt(d.Ring.Milliseconds(), 10)
+		ev.Data1, ev.Data2, ev.Data3 = cdr.FormatSeconds(d.Wait), d.Leg, strconv.FormatInt(d.Ring.Milliseconds(), 10)
 	case acd.EvCompleteCaller, acd.EvCompleteAgent:
-		ev.Data1, ev.Data2, ev.Data3 = secs(d.Wait), secs(d.Talk), strconv.Itoa(d.Position)
+		ev.Data1, ev.Data2, ev.Data3 = cdr.FormatSeconds(d.Wait), cdr.FormatSeconds(d.Talk), strconv.Itoa(d.Position)
 	case acd.EvAbandon, acd.EvExitTimeout, acd.EvExitEmpty:
-		ev.Data1, ev.Data3 = strconv.Itoa(d.Position), secs(d.Wait)
+		ev.Data1, ev.Data3 = strconv.Itoa(d.Position), cdr.FormatSeconds(d.Wait)
 	case acd.EvExitKey:
-		ev.Data1, ev.Data2, ev.Data4 = d.Key, strconv.Itoa(d.Position), secs(d.Wait)
+		ev.Data1, ev.Data2, ev.Data4 = d.Key, strconv.Itoa(d.Position), cdr.FormatSeconds(d.Wait)
 	case acd.EvTransfer, acd.EvOverflow:
-		ev.Data1, ev.Data3, ev.Data4 = d.Target, secs(d.Wait), secs(d.Talk)
+		ev.Data1, ev.Data3, ev.Data4 = d.Target, cdr.FormatSeconds(d.Wait), cdr.FormatSeconds(d.Talk)
 	case acd.EvLogin:
 		ev.Data1 = o.m.contact(e.AgentID)
 	case acd.EvLogout:
-		ev.Data1, ev.Data2 = d.Reason, secs(d.LoggedIn)
+		ev.Data1, ev.Data2 = d.Reason, cdr.FormatSeconds(d.LoggedIn)
 	case acd.EvWrapUpEnd:
-		ev.Data1 = secs(d.WrapUp)
+		ev.Data1 = cdr.FormatSeconds(d.WrapUp)
 	default:
 		ev.Data1 = d.Reason
 	}
 	o.m.cfg.Records.Event(ev)
-}
-
-// secs writes a duration as decimal seconds with millisecond precision ("5.840").
-func secs(d time.Duration) string {
-	return strconv.FormatFloat(d.Round(time.Millisecond).Seconds(), 'f', 3, 64)
 }
 
 // contact is the agent's registered phone, for the LOGIN event.

@@ -43,7 +43,7 @@ func (c *Call) join(name string, reply chan error) {
 	c.visits = append(c.visits, name)
 	c.q = &visit{name: name, cfg: q, entered: now, reply: reply}
 	c.setStage(StageQueued)
-	c.m.cfg.Records.Begin(c.rec)
+	c.snapshot()
 	if _, err := c.m.dist.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: now}); err != nil {
 		c.log.Info("queue refused the caller", "queue", name, "error", err)
 		c.exitQueue(ErrNoAgent)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/sip"
 )
 
@@ -46,7 +47,7 @@ func (c *Call) connect(e evRing) {
 	c.m.metrics.queueLeave(a.queue, now.Sub(v.entered))
 	v.answered = true
 	c.setStage(StageTalking)
-	c.m.cfg.Records.Begin(c.rec)
+	c.snapshot()
 	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))
 }
 
@@ -66,7 +67,7 @@ func (c *Call) endTalk(side, cause string, bye bool) {
 	a := c.agent
 	now := c.m.cfg.Clock.Now()
 	if a.held {
-		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", secs(now.Sub(a.since)))
+		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", cdr.FormatSeconds(now.Sub(a.since)))
 	}
 	c.account(a, now)
 	a.bridge.Stop()
@@ -127,7 +128,7 @@ func (c *Call) agentMedia(md sip.Media) {
 		c.s.StopPlay()
 		a.s.SetInactivityTimeout(c.m.cfg.RTPTimeout)
 		a.bridge.Start()
-		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", secs(held))
+		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", cdr.FormatSeconds(held))
 		c.log.Info("agent took the caller off hold", "agent", a.id)
 	}
 }
@@ -165,5 +166,5 @@ func (c *Call) transfer(r *sip.Refer) {
 	c.setStage(StageQueued)
 	c.startMOH()
 	c.armAnnouncement()
-	c.m.cfg.Records.Begin(c.rec)
+	c.snapshot()
 }

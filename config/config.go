@@ -41,6 +41,7 @@ const (
 // Config is the whole server configuration.
 type Config struct {
 	NodeID       string              `yaml:"node_id"`
+	Timezone     string              `yaml:"timezone"` // IANA zone of routes without their own, reports and the API's dates; default Asia/Shanghai
 	SIP          SIP                 `yaml:"sip"`
 	HTTP         HTTP                `yaml:"http"`
 	DataDir      string              `yaml:"data_dir"`
@@ -336,6 +337,14 @@ func (c *Config) applyDefaults() {
 	}
 	if c.NodeID == "" {
 		c.NodeID, _ = os.Hostname()
+	}
+	if c.Timezone == "" {
+		c.Timezone = ivr.DefaultTimezone
+	}
+	for i := range c.Routes {
+		if _, err := time.LoadLocation(c.Timezone); err == nil && c.Routes[i].Timezone == "" { // a bad zone is reported once, at timezone
+			c.Routes[i].Timezone = c.Timezone
+		}
 	}
 	for name, m := range c.Menus {
 		m.ApplyDefaults()

@@ -457,6 +457,9 @@ func errorCases(t testing.TB) []errCase {
 	d = ed("  timeout: 30s", "  timeout: -5s")
 	add(errCase{desc: "negative rtp.timeout", doc: d,
 		want: []want{{ln(d, "timeout: -5s"), "rtp.timeout", "must not be negative"}}})
+	d = ed("timezone: Asia/Shanghai", "timezone: Mars/Olympus")
+	add(errCase{desc: "unknown timezone", doc: d,
+		want: []want{{ln(d, "timezone: Mars"), "timezone", `unknown time zone "Mars/Olympus"`}}})
 	d = ed("drain_timeout: 60s", "drain_timeout: -1m")
 	add(errCase{desc: "negative drain_timeout", doc: d,
 		want: []want{{ln(d, "drain_timeout:"), "drain_timeout", "must not be negative"}}})

@@ -23,6 +23,9 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, ivr.FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
 	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		add("timezone", "unknown time zone %q", c.Timezone)
+	}
 	if _, err := netip.ParseAddrPort(c.SIP.Listen); err != nil {
 		add("sip.listen", "want IP:PORT, got %q", c.SIP.Listen)
 	}

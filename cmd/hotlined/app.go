@@ -209,8 +209,17 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
+	loc, err := time.LoadLocation(cfg.Timezone) // validated by config.Load
+	if err != nil {
+		return nil, fmt.Errorf("config: timezone: %w", err)
+	}
+	queueNames := make(map[string]string, len(cfg.Queues))
+	for name, q := range cfg.Queues {
+		queueNames[name] = q.Name
+	}
 	handler := api.New(api.Config{
 		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
+		Location: loc, QueueNames: queueNames,
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
 
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/config"
@@ -244,14 +243,7 @@ func loadConfigAndZone(file string) (*config.Config, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	var top struct {
-		Timezone string `yaml:"timezone"`
-	}
-	_ = yaml.Unmarshal(data, &top) // config.Load has checked the document
-	if top.Timezone == "" {
-		top.Timezone = cdr.DefaultTimeZone
-	}
-	return cfg, top.Timezone, nil
+	return cfg, cfg.Timezone, nil // config.Load defaults it to Asia/Shanghai
 }
 
 var reportTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02 15:04"}
