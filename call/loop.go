@@ -292,7 +292,7 @@ func (c *Call) stop(cause error) {
 // finish hangs up the caller if needed and writes the record.
 func (c *Call) finish() {
 	if !errors.Is(c.cause, ErrCallerHangup) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), byeTimeout)
 		if err := c.leg.Hangup(ctx, causeText(c.cause)); err != nil {
 			c.log.Debug("BYE failed", "error", err)
 		}
@@ -395,7 +395,7 @@ func (c *Call) orphan(e any) {
 
 // discard hangs up an agent leg nobody will use and frees its media.
 func discard(leg AgentLeg, s Stream, cause string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
 	leg.Hangup(ctx, cause)
 	leg.Release()

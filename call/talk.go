@@ -80,22 +80,30 @@ func (c *Call) endTalk(side, cause string, bye bool) {
 // first gets the transfer's final NOTIFY. It runs off the loop, so a phone that stops
 // answering delays nobody.
 func (c *Call) release(a *agentLeg, cause string, bye bool, refer *sip.Refer) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if refer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
 		if err := refer.Notify(ctx, 200, "OK"); err != nil {
 			c.log.Info("transfer NOTIFY failed", "agent", a.id, "error", err)
 		}
+		cancel()
 	}
 	if bye {
+		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 		if err := a.leg.Hangup(ctx, cause); err != nil {
 			c.log.Debug("agent BYE failed", "agent", a.id, "error", err)
 		}
+		cancel()
 	}
 	a.leg.Release()
 	a.cancel()
 	a.s.Close()
 }
+
+// How long a leaving agent leg's final NOTIFY and BYE may take.
+const (
+	notifyTimeout = 5 * time.Second
+	byeTimeout    = 10 * time.Second
+)
 
 // agentGone: the agent hung up or their RTP stopped; the caller's queue visit is over.
 func (c *Call) agentGone(cause error, byeCause string) {

@@ -74,8 +74,8 @@ func TestTransferByPhoneThatStopsAnswering(t *testing.T) {
 	}
 	<-next.Answered()
 	answered := time.Now()
-	next.SendTone(1200, 3*time.Second)
-	citizen.SendTone(700, 3*time.Second)
+	go next.SendTone(1200, 4*time.Second)
+	go citizen.SendTone(700, 4*time.Second)
 	waitTone(t, citizen, 1200, "citizen")
 	waitTone(t, next, 700, "agent 1002")
 	if d := time.Since(answered); d > 4*time.Second {
