@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/config"
 	"github.com/hotline12345/hotline/configs"
