@@ -313,11 +313,11 @@ func (d *dialog) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 400, "Bad DTMF")
 		return
 	}
-	s.respond(req, tx, 200, "OK")
-	select {
+	select { // queued before the 200: a sender waiting for each answer keeps its order
 	case d.digits <- digit:
 	default: // a DTMF flood: the call is not reading; drop
 	}
+	s.respond(req, tx, 200, "OK")
 }
 
 // dialogs maps (Call-ID, our tag) to the leg.

@@ -489,12 +489,14 @@ func (p *Phone) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 415, "Unsupported Media Type")
 		return
 	}
-	respond(tx, req, 200, "OK")
+	// The digit is queued before the 200 goes out: a sender that waits for each answer
+	// before its next INFO then sees its digits in order.
 	if m := c.mediaOrNil(); m != nil {
 		m.mu.Lock()
 		m.pushDigit(d)
 		m.mu.Unlock()
 	}
+	respond(tx, req, 200, "OK")
 }
 
 func containsPT(pts []uint8, pt uint8) bool {
