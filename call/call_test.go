@@ -399,3 +399,30 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// An escalation overflow: the caller's visits show both queues, answered or not, and the
+// overflowed caller is answered in the target queue with their place kept.
+func TestOverflowVisits(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Routes = []ivr.Route{{Number: "12345", Queue: "complaint"}}
+		c.ACDQueues[1].Escalations = []acd.Escalation{{After: 3 * time.Second, Overflow: "consult"}}
+		c.Agents = []acd.AgentConfig{{ID: "1006", Skills: map[string]int{"consult": 5}}}
+	})
+	leg := newLeg("c1")
+	done := h.dial(leg)
+	h.waitStage(StageQueued)
+	h.clock.Advance(3 * time.Second)
+	eventually(t, "overflowed", func() bool { l := h.m.Live(); return len(l) == 1 && l[0].Queue == "consult" })
+	if b := h.recs.lastBegun(); b.Visits != "complaint>consult" || b.Queue != "complaint" {
+		t.Errorf("journaled snapshot after the overflow %+v", b)
+	}
+	h.clock.Advance(2 * time.Second)
+	h.ready("1006")
+	h.answer(h.waitRing("1006"), "a6")
+	h.waitBridged(0)
+	leg.end(sip.SideCaller, "BYE", 0)
+	rec := h.record(done)
+	want(t, "visits", rec.Visits, "complaint>consult/1006")
+	want(t, "queue (first)", rec.Queue, "complaint")
+	want(t, "wait (from the first queue)", rec.Wait(), 5*time.Second)
+}

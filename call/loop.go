@@ -31,6 +31,7 @@ type (
 	evOffer       struct{ acd.Offer }             // ring this agent
 	evCancelOffer struct{ acd.Offer }             // stop ringing this agent
 	evLeft        struct{ reason acd.ExitReason } // the ACD took the caller out of its queue
+	evOverflow    struct{ target string }         // an escalation moved the caller to another queue
 	evJoin        struct {
 		queue string
 		reply chan error
@@ -250,6 +251,8 @@ func (c *Call) handle(e any) {
 		}
 	case evLeft:
 		c.left(e.reason)
+	case evOverflow:
+		c.overflow(e.target)
 	case evRing:
 		c.ringEnded(e)
 	case evJoin:

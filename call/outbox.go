@@ -55,6 +55,9 @@ func (o outbox) Event(e acd.Event) {
 		ev.Data1, ev.Data2, ev.Data4 = d.Key, strconv.Itoa(d.Position), cdr.FormatSeconds(d.Wait)
 	case acd.EvTransfer, acd.EvOverflow:
 		ev.Data1, ev.Data3, ev.Data4 = d.Target, cdr.FormatSeconds(d.Wait), cdr.FormatSeconds(d.Talk)
+		if c := o.m.call(e.CallID); c != nil && e.Type == acd.EvOverflow {
+			c.post(evOverflow{target: d.Target})
+		}
 	case acd.EvLogin:
 		ev.Data1 = o.m.contact(e.AgentID)
 	case acd.EvLogout:

@@ -169,6 +169,25 @@ func (c *Call) leaveQueue(err error) {
 	}
 }
 
+// overflow: an escalation moved the waiting caller to another queue, keeping their place;
+// they go on hearing the music they hear, and the visit is now the target queue's.
+func (c *Call) overflow(target string) {
+	v := c.q
+	if v == nil || c.agent != nil || v.name == target {
+		return
+	}
+	q, ok := c.m.cfg.Queues[target]
+	if !ok {
+		return
+	}
+	now := c.m.cfg.Clock.Now()
+	c.m.metrics.queueLeave(v.name, now.Sub(v.entered))
+	v.name, v.cfg, v.entered = target, q, now
+	c.visits = append(c.visits, target)
+	c.publish()
+	c.snapshot()
+}
+
 // offer rings an agent the ACD chose for this caller.
 func (c *Call) offer(of acd.Offer) {
 	if c.q == nil || c.q.exit != nil || c.agent != nil || c.cause != nil || c.rings[of.AgentID] != nil {
