@@ -224,7 +224,7 @@ func TestBlindTransferToQueue(t *testing.T) {
 	h.waitStage(StageQueued)
 	eventually(t, "the final NOTIFY", func() bool { return slices.Equal(refer.Notified(), []int{200}) })
 
-	if b := h.recs.lastBegun(); b.Visits != "consult/1001>complaint" || b.Agent != "1001" || b.Transfers != 1 {
+	if b := h.recs.lastBegun(); b.Visits != "consult/1001>complaint" || b.Agent != "1001" || b.Transfers != 1 || b.IVRPath != "consult" {
 		t.Errorf("journaled snapshot after the transfer %+v", b)
 	}
 	h.clock.Advance(8 * time.Second)

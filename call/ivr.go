@@ -28,9 +28,11 @@ func (c *Call) startIVR(entry ivr.Action, noGreeting bool) {
 	}
 	t.cancel = cancel
 	c.setStage(StageIVR)
+	iq := &ivrQueue{c: c}
 	runner := ivr.Runner{
-		Menus: c.m.cfg.Menus, Media: ivrMedia{c: c, digits: t.digits}, Queue: ivrQueue{c},
+		Menus: c.m.cfg.Menus, Media: ivrMedia{c: c, digits: t.digits}, Queue: iq,
 		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting,
+		OnQueue: func(res ivr.Result) { iq.path, iq.caseNumber = res.PathString(), res.Vars["case_number"] },
 	}
 	c.spawn(func() {
 		res, err := runner.Run(ctx, entry)
@@ -77,12 +79,16 @@ func (im ivrMedia) Play(names []string) <-chan struct{} {
 func (im ivrMedia) StopPlay()           { im.c.s.StopPlay() }
 func (im ivrMedia) Digits() <-chan rune { return im.digits }
 
-// ivrQueue is ivr.Queue: the loop runs the queue visit; Join waits for its end.
-type ivrQueue struct{ c *Call }
+// ivrQueue is ivr.Queue: the loop runs the queue visit; Join waits for its end. Its
+// fields are the IVR goroutine's: the path so far, handed to the loop with the join.
+type ivrQueue struct {
+	c                *Call
+	path, caseNumber string
+}
 
-func (iq ivrQueue) Join(ctx context.Context, queue string) error {
+func (iq *ivrQueue) Join(ctx context.Context, queue string) error {
 	reply := make(chan error, 1)
-	iq.c.post(evJoin{queue: queue, reply: reply})
+	iq.c.post(evJoin{queue: queue, path: iq.path, caseNumber: iq.caseNumber, reply: reply})
 	select {
 	case err := <-reply:
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,8 +34,8 @@ type (
 	evLeft        struct{ reason acd.ExitReason } // the ACD took the caller out of its queue
 	evOverflow    struct{ target string }         // an escalation moved the caller to another queue
 	evJoin        struct {
-		queue string
-		reply chan error
+		queue, path, caseNumber string // the IVR's path and case number so far
+		reply                   chan error
 	} // the IVR hands the caller to a queue
 	evIVRDone struct {
 		res ivr.Result
@@ -256,6 +257,12 @@ func (c *Call) handle(e any) {
 	case evRing:
 		c.ringEnded(e)
 	case evJoin:
+		if c.ivr != nil && e.path != "" {
+			c.rec.IVRPath = strings.Join(append(slices.Clone(c.ivr.paths), e.path), ">")
+		}
+		if e.caseNumber != "" {
+			c.rec.CaseNumber = e.caseNumber
+		}
 		c.join(e.queue, e.reply)
 	case evIVRDone:
 		c.ivrDone(e.res, e.err)

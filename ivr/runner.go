@@ -118,6 +118,10 @@ type Runner struct {
 	Queue      Queue
 	Clock      Clock
 	Logger     *slog.Logger
+	// OnQueue, if set, is called with the path and variables so far just before the
+	// runner hands the caller to a queue (the call journals them: a crash during the
+	// queue or the talk then keeps how the caller got there). It must not keep res.
+	OnQueue func(res Result)
 }
 
 // Run runs the IVR from entry until a terminal action:
@@ -272,6 +276,9 @@ func (c *callRun) finish(act Action, ev string) error {
 func (c *callRun) join() error {
 	if c.r.Queue == nil {
 		return fmt.Errorf("%w: no Queue for %q", ErrNotConfigured, c.next.String())
+	}
+	if c.r.OnQueue != nil {
+		c.r.OnQueue(c.res)
 	}
 	if err := c.r.Queue.Join(c.ctx, c.next.Target); err != nil {
 		return fmt.Errorf("ivr: queue %s: %w", c.next.Target, err)

@@ -368,8 +368,8 @@ func TestKill9RebuildsTalkingCall(t *testing.T) {
 	}
 	r := recs[0]
 	if r.Disposition != cdr.DispositionAnswered || r.HangupCause != cdr.HangupCauseCrash || r.Queue != "consult" || r.Agent != "1001" ||
-		r.Connect.IsZero() || r.EnqueueTime.IsZero() || r.Visits != "consult/1001" {
-		t.Fatalf("rebuilt record %+v: want answered in consult by 1001 (visits consult/1001)", r)
+		r.Connect.IsZero() || r.EnqueueTime.IsZero() || r.Visits != "consult/1001" || r.IVRPath != "main>1>consult" {
+		t.Fatalf("rebuilt record %+v: want answered in consult by 1001 (visits consult/1001, path main>1>consult)", r)
 	}
 	// Ended at the last heartbeat: after the connect (a heartbeat passed while they
 	// talked), not after the kill.
