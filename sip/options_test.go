@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +23,15 @@ func withRegistrar(r *Registrar) serverOption {
 }
 
 // optionsPhone is a sipgo user agent that answers OPTIONS with status and hands each to the
-// test. Its client (for REGISTER) sends from ports of its own, as a phone behind NAT does.
+// test. It registers from a UDP socket it serves (so the OPTIONS to that source reaches it,
+// as for a phone behind NAT; a plain sipgo client's ephemeral socket would leave its reader
+// goroutine behind, see TestMain) or over a TCP connection of its client.
 type optionsPhone struct {
-	ua      *sipgo.UserAgent
-	client  *sipgo.Client
-	options chan *sipgosip.Request
+	ua        *sipgo.UserAgent
+	udpClient *sipgo.Client
+	tcpClient *sipgo.Client
+	options   chan *sipgosip.Request
+	stop      func() // the phone goes away: its socket closes and its user agent stops
 }
 
 func newOptionsPhone(t *testing.T, status int) *optionsPhone {
@@ -45,17 +50,50 @@ func newOptionsPhone(t *testing.T, status int) *optionsPhone {
 		p.options <- req
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, status, "", nil))
 	})
-	if p.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1")); err != nil {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeUDP(conn) }()
+	var once sync.Once
+	p.stop = func() { once.Do(func() { conn.Close(); <-served; ua.Close() }) }
+	t.Cleanup(p.stop)
+	addr := conn.LocalAddr().String()
+	if p.udpClient, err = sipgo.NewClient(ua, sipgo.WithClientAddr(addr), sipgo.WithClientConnectionAddr(addr)); err != nil {
+		t.Fatal(err)
+	}
+	if p.tcpClient, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	// ServeUDP puts the socket in the pool the client sends from a moment after it starts:
+	// ask ourselves until it does.
+	self := sipgosip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: conn.LocalAddr().(*net.UDPAddr).Port}
+	deadline := time.Now().Add(waitLong)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := p.udpClient.Do(ctx, sipgosip.NewRequest(sipgosip.OPTIONS, self))
+		cancel()
+		if err == nil {
+			<-p.options
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the phone's socket is not served: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // register registers user through ts from the phone, with a Contact at an address nothing
 // reaches (192.0.2.10, as behind NAT), and returns the binding the registrar made.
 func (p *optionsPhone) register(t *testing.T, ts *testServer, user, transport string) Binding {
 	t.Helper()
-	env := &regEnv{t: t, r: ts.cfg.Registrar, addr: ts.Addr(), tcpAddr: ts.Addr(), client: p.client}
+	client := p.udpClient
+	if transport == "TCP" {
+		client = p.tcpClient
+	}
+	env := &regEnv{t: t, r: ts.cfg.Registrar, addr: ts.Addr(), tcpAddr: ts.Addr(), client: client}
 	d := env.device(user)
 	d.contacts = []sipgosip.Header{regContact("sip:" + user + "@192.0.2.10:5060")}
 	if transport == "TCP" {
@@ -140,7 +178,7 @@ func TestPingSilentPhone(t *testing.T) {
 	}
 
 	// The phone goes away: two qualify rounds later its binding is gone.
-	phone.ua.Close()
+	phone.stop()
 	reg.qualify(context.Background())
 	if len(reg.Bindings("1002")) != 1 {
 		t.Fatal("binding dropped after one failed ping")
