@@ -160,5 +160,5 @@ func (a *api) queues(w http.ResponseWriter, r *http.Request) {
 			ServiceLevel: v.ServiceLevel, ServiceLevelAnswered: v.ServiceLevelAnswered, ASASeconds: v.ASA.Seconds(), EWTSeconds: v.EWT.Seconds(),
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out, "timezone": a.cfg.Location.String()})
 }

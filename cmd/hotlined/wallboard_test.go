@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,13 @@ func TestWallboardInChromium(t *testing.T) {
 		if !strings.Contains(dom, want) {
 			t.Fatalf("wallboard DOM lacks %q", want)
 		}
+	}
+	// The clock shows the hotline's time zone (Asia/Shanghai by default), not the host's (UTC here).
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	before, after := time.Now().In(sh), time.Now().In(sh).Add(time.Minute)
+	m := regexp.MustCompile(`id="clock"[^>]*>([^<]*)<`).FindStringSubmatch(dom)
+	if m == nil || !strings.Contains(m[1], before.Format(" 15:")) && !strings.Contains(m[1], after.Format(" 15:")) {
+		t.Errorf("wallboard clock %q: want the hour in Asia/Shanghai (%s)", m, before.Format("15:04"))
 	}
 	shot := filepath.Join(t.TempDir(), "wallboard.png")
 	headless(t, bin, url, "--screenshot="+shot)
