@@ -81,13 +81,17 @@ const (
 	EventLogin           = "LOGIN"
 	EventLogout          = "LOGOUT"
 	EventWrapUpEnd       = "WRAPUPEND"
+	// EventRating is the caller's post-call rating of the agent who just hung
+	// up (话务"一次一评"): AgentID that agent, Queue the queue they answered
+	// in, Data1 a Satisfaction value (not_rated included).
+	EventRating = "RATING"
 )
 
 // EventNames lists every event name, for validating filters.
 var EventNames = []string{
 	EventEnterQueue, EventRingNoAnswer, EventRingCanceled, EventConnect, EventCompleteCaller, EventCompleteAgent,
 	EventAbandon, EventExitWithTimeout, EventExitEmpty, EventExitWithKey, EventTransfer, EventOverflow, EventEscalate,
-	EventHold, EventUnhold, EventPause, EventUnpause, EventLogin, EventLogout, EventWrapUpEnd,
+	EventHold, EventUnhold, EventPause, EventUnpause, EventLogin, EventLogout, EventWrapUpEnd, EventRating,
 }
 
 // LogoutReasonCrash is LOGOUT's Data1 for the agents the Writer logs out

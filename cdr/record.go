@@ -128,12 +128,15 @@ const (
 	DirectionCallback = "callback" // an outbound call returning a callback request
 )
 
-// Survey verdicts (Record.Satisfaction). Satisfaction = (satisfied +
-// basically satisfied) / answered surveys.
+// Satisfaction values (Record.Satisfaction, the RATING event's Data1, survey
+// targets), as DESIGN.md spells them. Satisfaction = (satisfied + basically
+// satisfied) / rated. NotRated is a caller who was asked and did not answer
+// (hung up, or no valid key in time); an empty value means nobody asked.
 const (
 	SatisfactionSatisfied          = "satisfied"           // 满意
-	SatisfactionBasicallySatisfied = "basically-satisfied" // 基本满意
+	SatisfactionBasicallySatisfied = "basically_satisfied" // 基本满意
 	SatisfactionDissatisfied       = "dissatisfied"        // 不满意
+	SatisfactionNotRated           = "not_rated"           // 未评价
 )
 
 // Hangup values the writer itself sets on records of calls that were
