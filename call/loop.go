@@ -24,6 +24,7 @@ const (
 	StageQueued  = "queued"
 	StageRinging = "ringing" // queued, with an agent's phone ringing
 	StageTalking = "talking"
+	StageRating  = "rating" // the agent hung up; the caller rates the service
 	StageEnding  = "ending"
 )
 
@@ -72,6 +73,8 @@ type Call struct {
 	ivr       *ivrTask
 	q         *visit
 	agent     *agentLeg
+	rating    *rating
+	agentEnd  bool // the agent ended the conversation (BYE), even if the caller hangs up later
 	leftByKey bool
 	closed    bool  // the entry was the closed-hours menu
 	cause     error // set once the call is ending
@@ -186,7 +189,15 @@ func (c *Call) loop() {
 			agRefers      <-chan *sip.Refer
 			playing       <-chan struct{}
 			announceTick  <-chan time.Time
+			ratePlaying   <-chan struct{}
+			rateWindow    <-chan time.Time
 		)
+		if r := c.rating; r != nil {
+			ratePlaying = r.playing
+			if r.window != nil {
+				rateWindow = r.window.C()
+			}
+		}
 		if ag = c.agent; ag != nil {
 			agDone, agRTP, agMedia, agRefers = ag.leg.Done(), ag.s.Done(), ag.leg.MediaUpdates(), ag.leg.Refers()
 		}
@@ -223,6 +234,10 @@ func (c *Call) loop() {
 			c.playDone()
 		case <-announceTick:
 			c.announce()
+		case <-ratePlaying:
+			c.ratingPlayed()
+		case <-rateWindow:
+			c.ratingTimeout()
 		case <-agDone:
 			c.agentGone(ErrAgentHangup, "")
 		case <-agRTP:
@@ -284,6 +299,9 @@ func (c *Call) stop(cause error) {
 	if errors.Is(cause, ErrCallerHangup) {
 		side = sip.SideCaller
 	}
+	if c.rating != nil { // hung up before rating: not_rated
+		c.endRating()
+	}
 	switch {
 	case c.agent != nil:
 		c.endTalk(side, causeText(cause), true)
@@ -310,8 +328,12 @@ func (c *Call) finish() {
 	}
 	c.cancel(c.cause)
 	side, legCause, status := c.leg.End()
+	cause := c.cause
+	if c.agentEnd && errors.Is(cause, ErrCallerHangup) {
+		cause = ErrAgentHangup // the agent ended the conversation; the caller left during the rating
+	}
 	o := Classify(Ending{
-		Cause: c.cause, Answered: true, Queued: c.rec.Queue != "", Agent: c.rec.Agent != "",
+		Cause: cause, Answered: true, Queued: c.rec.Queue != "", Agent: c.rec.Agent != "",
 		LeftByKey: c.leftByKey, Closed: c.closed, LegSide: side, LegCause: legCause, LegStatus: status,
 	})
 	c.rec.End = c.m.cfg.Clock.Now()
@@ -417,6 +439,8 @@ func discard(leg AgentLeg, s Stream, cause string) {
 func (c *Call) digit(d rune) {
 	switch {
 	case c.cause != nil || c.agent != nil:
+	case c.rating != nil:
+		c.ratingKey(d)
 	case c.q != nil:
 		c.queueDigit(d)
 	case c.ivr != nil:

@@ -27,6 +27,7 @@ type Queue struct {
 	AnnounceFrequency time.Duration // position and estimated wait every so often; 0 = never
 	ExitDigit         string        // a digit that leaves the queue; "" = none
 	ExitMenu          string        // the menu that digit leads to; "" = the call ends
+	Rating            bool          // post-call rating (话务"一次一评") after the agent hangs up
 }
 
 // Config wires a Manager.
@@ -82,6 +83,13 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	for name, q := range cfg.Queues {
+		if q.Rating {
+			for _, p := range []string{PromptRate, PromptRateThanks} {
+				if !HasPrompt(cfg.Prompts, cfg.Language, p) {
+					return nil, fmt.Errorf("queue %s has the post-call rating on, but prompt %q is missing", name, p)
+				}
+			}
+		}
 		if q.AnnounceFrequency <= 0 {
 			continue
 		}

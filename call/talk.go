@@ -105,9 +105,15 @@ const (
 	byeTimeout    = 10 * time.Second
 )
 
-// agentGone: the agent hung up or their RTP stopped; the caller's queue visit is over.
+// agentGone: the agent hung up or their RTP stopped; after the post-call rating (if the
+// queue has it) the caller's queue visit is over.
 func (c *Call) agentGone(cause error, byeCause string) {
+	a := c.agent
 	c.endTalk(sip.SideAgent, byeCause, byeCause != "")
+	c.agentEnd = true
+	if byeCause == "" && c.startRating(a.id, a.queue) { // the agent's BYE: the caller rates them
+		return
+	}
 	c.leaveQueue(cause)
 }
 

@@ -116,6 +116,9 @@ type Queue struct {
 	Weight            int            `yaml:"weight"`             // priority of this queue's callers for agents serving several queues
 	Escalations       []Escalation   `yaml:"escalations"`
 	VIPNumbers        map[string]int `yaml:"vip_numbers"` // caller number → priority (higher first)
+	// Rating: when the agent hangs up, the caller stays on to rate the service with one key
+	// (话务"一次一评": 1 satisfied, 2 basically satisfied, 3 dissatisfied); default true.
+	Rating *bool `yaml:"rating"`
 }
 
 // Escalation widens who may take a waiting caller, or moves the caller to another queue,

@@ -266,6 +266,7 @@ func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []
 		queues[name] = call.Queue{
 			Name: q.Name, MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt,
 			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit, ExitMenu: q.ExitMenu,
+			Rating: q.Rating == nil || *q.Rating,
 		}
 		strategy, _ := acd.ParseStrategy(q.Strategy)
 		aq := acd.QueueConfig{

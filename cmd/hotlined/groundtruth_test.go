@@ -69,6 +69,7 @@ func TestReportGroundTruth(t *testing.T) {
 		if agentHangsUp {
 			end = time.Now()
 			agentCall.Hangup(ctx)
+			citizen.Hangup(ctx) // during the post-call rating: not rated
 		} else {
 			end = time.Now()
 			citizen.Hangup(ctx)

@@ -93,6 +93,7 @@ paused|已暂停|yi3 zan4 ting2|Paused
 ready|已就绪|yi3 jiu4 xu4|Ready
 survey_intro|您好，这里是12345热线回访。请对我们的服务进行评价：满意请按1，基本满意请按2，不满意请按3。|nin2 hao3, zhe4 li3 shi4 yao1 er4 san1 si4 wu3 re4 xian4 hui2 fang3. qing3 dui4 wo3 men5 de5 fu2 wu4 jin4 xing2 ping2 jia4. man3 yi4 qing3 an4 yi1, ji1 ben3 man3 yi4 qing3 an4 er4, bu4 man3 yi4 qing3 an4 san1.|This is the 1 2 3 4 5 hotline follow-up. Please rate our service: satisfied press 1, fairly satisfied press 2, dissatisfied press 3.
 survey_thanks|感谢您的评价，再见。|gan3 xie4 nin2 de5 ping2 jia4, zai4 jian4.|Thank you for your feedback. Goodbye.
+rate_call|请您对刚才的服务进行评价：满意请按1，基本满意请按2，不满意请按3。|qing3 nin2 dui4 gang1 cai2 de5 fu2 wu4 jin4 xing2 ping2 jia4. man3 yi4 qing3 an4 yi1, ji1 ben3 man3 yi4 qing3 an4 er4, bu4 man3 yi4 qing3 an4 san1.|Please rate the service you just received: satisfied press 1, fairly satisfied press 2, dissatisfied press 3.
 EOF
 )
 
