@@ -22,7 +22,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, mgr *Manager) (*metrics, error) {
 	m := &metrics{
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "hotline_calls_active", Help: "Calls in progress by stage (setup, ivr, queued, ringing, talking, ending).",
+			Name: "hotline_calls_active", Help: "Calls in progress by stage (setup, ivr, queued, ringing, talking, rating, ending).",
 		}, []string{"stage"}),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hotline_calls_total", Help: "Calls ended, by direction and disposition.",
