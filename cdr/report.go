@@ -116,7 +116,7 @@ func (o *ReportOptions) threshold(queue string) time.Duration {
 //     TimedOut + NoAgent + ExitKey + Overflowed + OtherUnanswered. Talk,
 //     hold, wrap-up and transfers are those of the visit's agent
 //     (COMPLETECALLER, COMPLETEAGENT, TRANSFER, UNHOLD, WRAPUPEND);
-//     satisfaction is the rating of the calls whose first queue it is.
+//     the ratings are the RATING events of the visit's agent (see Ratings).
 type Summary struct {
 	Key string `json:"key,omitempty"` // group key: "2026-03-15 09:00", "2026-03-15", a queue or an agent
 
@@ -162,11 +162,9 @@ type Summary struct {
 	ServiceLevelAnswered float64 `json:"service_level_answered"`
 	AnsweredWithin15s    int     `json:"answered_within_15s"` // for GB/T 33358
 
-	Surveys            int     `json:"surveys"` // answered surveys: records with a Satisfaction
-	Satisfied          int     `json:"satisfied"`
-	BasicallySatisfied int     `json:"basically_satisfied"`
-	Dissatisfied       int     `json:"dissatisfied"`
-	Satisfaction       float64 `json:"satisfaction"` // (Satisfied + BasicallySatisfied) / Surveys; see Surveys before showing it
+	// Ratings: per call from the records (total, hours, days), per visit
+	// from the RATING events (queues); inline in JSON.
+	Ratings
 
 	// Wait-time distribution over Report.WaitBuckets (one more count for
 	// the longer waits): answered calls by their wait, abandoned calls by
@@ -179,9 +177,11 @@ type Summary struct {
 // that name the agent: Calls (CONNECT), Talk (COMPLETECALLER,
 // COMPLETEAGENT, TRANSFER), Hold (UNHOLD), WrapUp (WRAPUPEND), Transfers
 // (TRANSFER), RingNoAnswer (RINGNOANSWER), logged-in and paused time
-// (LOGIN, LOGOUT, PAUSE, UNPAUSE). A call transferred from one agent to
-// another credits each with their own part. Calls, talk, hold, wrap-up and
-// transfers count for the window of the queue visit the agent took.
+// (LOGIN, LOGOUT, PAUSE, UNPAUSE), Ratings (RATING: the caller's rating of
+// the agent after the agent hung up). A call transferred from one agent to
+// another credits each with their own part, and its rating the agent who
+// had it last. Calls, talk, hold, wrap-up, transfers and ratings count for
+// the window of the queue visit the agent took.
 // Occupancy = (Talk + Hold + WrapUp) / (LoggedIn - Paused), 0 if the events
 // show no logged-in time.
 type AgentStats struct {
@@ -196,6 +196,7 @@ type AgentStats struct {
 	LoggedIn     time.Duration `json:"logged_in_s"`
 	Paused       time.Duration `json:"paused_s"`
 	Occupancy    float64       `json:"occupancy"`
+	Ratings                    // inline in JSON
 }
 
 // GBT33358 states compliance with the national standard for government
@@ -257,7 +258,6 @@ type accumulator struct {
 	opts           ReportOptions
 	total          Summary
 	groups, hours  map[string]*Summary
-	surveys        map[string]*Summary // ratings by the call's first queue
 	minStart, maxT time.Time
 	keyCache       struct {
 		from, to  int64 // unix seconds of the cached hour
@@ -269,7 +269,7 @@ func newAccumulator(opts ReportOptions) *accumulator {
 	opts.defaults()
 	return &accumulator{
 		opts:   opts,
-		groups: map[string]*Summary{}, hours: map[string]*Summary{}, surveys: map[string]*Summary{},
+		groups: map[string]*Summary{}, hours: map[string]*Summary{},
 	}
 }
 
@@ -319,9 +319,6 @@ func (a *accumulator) add(r *Record) {
 	addCall(&a.total, &c, a.opts.WaitBuckets)
 	hour, day := a.bucketKeys(r.Start)
 	addCall(group(a.hours, hour), &c, a.opts.WaitBuckets)
-	if c.offered {
-		addSurvey(group(a.surveys, r.Queue), r.Satisfaction)
-	}
 	switch a.opts.By {
 	case ByHour:
 		addCall(group(a.groups, hour), &c, a.opts.WaitBuckets)
@@ -360,26 +357,11 @@ func bucket(bounds []time.Duration, d time.Duration) int {
 	return i
 }
 
-// addSurvey counts a call's rating.
-func addSurvey(s *Summary, satisfaction string) {
-	switch satisfaction {
-	case SatisfactionSatisfied:
-		s.Surveys++
-		s.Satisfied++
-	case SatisfactionBasicallySatisfied:
-		s.Surveys++
-		s.BasicallySatisfied++
-	case SatisfactionDissatisfied:
-		s.Surveys++
-		s.Dissatisfied++
-	}
-}
-
 func addCall(s *Summary, c *call, bounds []time.Duration) {
 	r := c.r
 	s.Calls++
 	s.hists(bounds)
-	addSurvey(s, r.Satisfaction)
+	s.Ratings.add(r.Satisfaction)
 	switch {
 	case r.Direction == DirectionCallback:
 		s.Callbacks++
@@ -478,10 +460,7 @@ func (s *Summary) merge(o *Summary) {
 	s.WrapUp += o.WrapUp
 	s.AnsweredWithinSL += o.AnsweredWithinSL
 	s.AnsweredWithin15s += o.AnsweredWithin15s
-	s.Surveys += o.Surveys
-	s.Satisfied += o.Satisfied
-	s.BasicallySatisfied += o.BasicallySatisfied
-	s.Dissatisfied += o.Dissatisfied
+	s.Ratings.merge(&o.Ratings)
 	if o.WaitHistAnswered != nil {
 		if s.WaitHistAnswered == nil {
 			s.WaitHistAnswered = make([]int, len(o.WaitHistAnswered))
@@ -497,7 +476,7 @@ func (s *Summary) merge(o *Summary) {
 // merge adds the records of o (a disjoint set, same options) into a.
 func (a *accumulator) merge(o *accumulator) {
 	a.total.merge(&o.total)
-	for _, p := range []struct{ dst, src map[string]*Summary }{{a.groups, o.groups}, {a.hours, o.hours}, {a.surveys, o.surveys}} {
+	for _, p := range []struct{ dst, src map[string]*Summary }{{a.groups, o.groups}, {a.hours, o.hours}} {
 		for k, s := range p.src {
 			group(p.dst, k).merge(s)
 		}
@@ -537,7 +516,27 @@ func (s *Summary) finalize() {
 	s.AvgWrapUp = mean(s.WrapUp, s.Answered)
 	s.ServiceLevelOffered = ratio(s.AnsweredWithinSL, s.Offered)
 	s.ServiceLevelAnswered = ratio(s.AnsweredWithinSL, s.Answered)
-	s.Satisfaction = ratio(s.Satisfied+s.BasicallySatisfied, s.Surveys)
+	s.Ratings.finalize()
+}
+
+// agentRatings gives the agent groups (keyed by the call's first agent)
+// the ratings of the agents' RATING events, as Report.Agents has them: a
+// rating is the rated agent's, not the first agent's. An agent rated but
+// first on no call gets a group of its own; the group of calls without an
+// agent keeps the ratings of its records (survey calls).
+func (a *accumulator) agentRatings(agents []AgentStats) {
+	for k, g := range a.groups {
+		if k != "" {
+			g.Ratings = Ratings{}
+		}
+	}
+	for i := range agents {
+		if ag := &agents[i]; ag.RatingsAsked > 0 {
+			g := group(a.groups, ag.Agent)
+			g.hists(a.opts.WaitBuckets)
+			g.Ratings.merge(&ag.Ratings)
+		}
+	}
 }
 
 func sortedSummaries(m map[string]*Summary) []Summary {
@@ -562,20 +561,9 @@ func (a *accumulator) finish(ev *eventAccumulator) Report {
 		to = a.maxT
 	}
 	queues := ev.finish()
-	for k, s := range a.surveys {
-		if s.Surveys == 0 {
-			continue
-		}
-		q := queues[k]
-		if q == nil {
-			q = &Summary{Key: k}
-			q.hists(o.WaitBuckets)
-			queues[k] = q
-		}
-		q.Surveys += s.Surveys
-		q.Satisfied += s.Satisfied
-		q.BasicallySatisfied += s.BasicallySatisfied
-		q.Dissatisfied += s.Dissatisfied
+	agents := ev.agentStats(from, to)
+	if o.By == ByAgent {
+		a.agentRatings(agents)
 	}
 
 	a.total.hists(o.WaitBuckets)
@@ -586,7 +574,7 @@ func (a *accumulator) finish(ev *eventAccumulator) Report {
 		Total:  a.total,
 		Hours:  sortedSummaries(a.hours),
 		Queues: sortedSummaries(queues),
-		Agents: ev.agentStats(from, to),
+		Agents: agents,
 	}
 	switch o.By {
 	case ByNone:

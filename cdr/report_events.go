@@ -64,7 +64,10 @@ type eventAccumulator struct {
 	open      map[visitKey]*visit // by call and queue: visits not ended yet
 	connected map[string]*visit   // by call: the visit whose agent has the call
 	wrapping  map[visitKey]*visit // by call and agent: talk over, wrap-up not ended
+	ended     map[string]ended    // by call: the visit whose agent's talk ended last, for a RATING
 	pending   []AgentEvent        // the events of the latest instant, to be ranked
+
+	endedSwept time.Time // when ended was last pruned
 }
 
 func newEventAccumulator(opts ReportOptions) *eventAccumulator {
@@ -72,6 +75,7 @@ func newEventAccumulator(opts ReportOptions) *eventAccumulator {
 	return &eventAccumulator{
 		opts: opts, queues: map[string]*Summary{}, agents: map[string]*AgentStats{}, states: map[string]*agentState{},
 		open: map[visitKey]*visit{}, connected: map[string]*visit{}, wrapping: map[visitKey]*visit{},
+		ended: map[string]ended{},
 	}
 }
 
@@ -190,6 +194,9 @@ func (a *eventAccumulator) apply(e *AgentEvent) {
 		}
 		agent := cmp.Or(e.AgentID, v.agent)
 		a.wrapping[visitKey{e.CallID, agent}] = v
+		if e.Event != EventTransfer {
+			a.talkEnded(e.CallID, v, e.Time)
+		}
 		if !v.counted {
 			return
 		}
@@ -213,6 +220,8 @@ func (a *eventAccumulator) apply(e *AgentEvent) {
 			a.queue(v.queue).WrapUp += d
 			a.agent(e.AgentID).WrapUp += d
 		}
+	case EventRating:
+		a.rating(e)
 	case EventRingNoAnswer:
 		if e.AgentID != "" && a.inWindow(e.Time) {
 			a.agent(e.AgentID).RingNoAnswer++
@@ -319,6 +328,7 @@ func (a *eventAccumulator) agentStats(from, to time.Time) []AgentStats {
 		if avail := ag.LoggedIn - ag.Paused; avail > 0 {
 			ag.Occupancy = float64(ag.Talk+ag.Hold+ag.WrapUp) / float64(avail)
 		}
+		ag.Ratings.finalize()
 		out = append(out, *ag)
 	}
 	slices.SortFunc(out, func(x, y AgentStats) int { return cmp.Compare(x.Agent, y.Agent) })

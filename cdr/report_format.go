@@ -41,6 +41,10 @@ func jsonValue(v reflect.Value) any {
 			if name == "-" || !f.IsExported() {
 				continue
 			}
+			if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct { // inline, as encoding/json does
+				m = append(m, jsonValue(v.Field(i)).(orderedMap)...)
+				continue
+			}
 			if name == "" {
 				name = f.Name
 			}
@@ -98,11 +102,15 @@ var csvHeader = []string{"kind", "key", "calls", "offered", "answered", "abandon
 	"answer_rate", "abandon_rate", "answer_rate_excl_short", "abandon_rate_excl_short",
 	"asa_s", "aht_s", "avg_talk_s", "avg_hold_s", "avg_wrap_up_s", "longest_wait_s",
 	"answered_within_sl", "service_level_offered", "service_level_answered", "answered_within_15s",
-	"surveys", "satisfaction", "logged_in_s", "paused_s", "occupancy", "ring_no_answer"}
+	"ratings_asked", "rated", "not_rated", "satisfied", "basically_satisfied", "dissatisfied",
+	"rated_share", "satisfied_rate", "basically_satisfied_rate", "dissatisfied_rate", "satisfaction",
+	"logged_in_s", "paused_s", "occupancy", "ring_no_answer"}
 
 // WriteCSV writes one row for the total and one per group (per queue if
 // the report has no grouping); with --by agent the agent columns
-// (logged-in, paused, occupancy, ring-no-answers) are filled in.
+// (logged-in, paused, occupancy, ring-no-answers) are filled in. A rate
+// whose denominator is 0 (rated_share: ratings_asked; the satisfaction
+// rates: rated) is an empty cell.
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write(csvHeader)
@@ -120,9 +128,12 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 		d := func(x time.Duration) string { return strconv.FormatFloat(x.Seconds(), 'f', 3, 64) }
 		i := strconv.Itoa
-		sat := "" // nothing rated
-		if s.Surveys > 0 {
-			sat = f(s.Satisfaction)
+		rt := &s.Ratings
+		rate := func(x float64, d int) string {
+			if d == 0 {
+				return ""
+			}
+			return f(x)
 		}
 		out := []string{kind, s.Key, i(s.Calls), i(s.Offered), i(s.Answered), i(s.Abandoned), i(s.ShortAbandoned), i(s.TimedOut),
 			i(s.NoAgent), i(s.ExitKey), i(s.CallbackRequests), i(s.Overflowed), i(s.OtherUnanswered), i(s.IVROnly), i(s.CallerCancelled), i(s.Failed),
@@ -130,7 +141,10 @@ func (r *Report) WriteCSV(w io.Writer) error {
 			f(s.AnswerRate), f(s.AbandonRate), f(s.AnswerRateExclShort), f(s.AbandonRateExclShort),
 			d(s.ASA), d(s.AHT), d(s.AvgTalk), d(s.AvgHold), d(s.AvgWrapUp), d(s.LongestWait),
 			i(s.AnsweredWithinSL), f(s.ServiceLevelOffered), f(s.ServiceLevelAnswered), i(s.AnsweredWithin15s),
-			i(s.Surveys), sat, "", "", "", ""}
+			i(rt.RatingsAsked), i(rt.Rated), i(rt.NotRated), i(rt.Satisfied), i(rt.BasicallySatisfied), i(rt.Dissatisfied),
+			rate(rt.RatedShare, rt.RatingsAsked), rate(rt.SatisfiedRate, rt.Rated), rate(rt.BasicallySatisfiedRate, rt.Rated),
+			rate(rt.DissatisfiedRate, rt.Rated), rate(rt.Satisfaction, rt.Rated),
+			"", "", "", ""}
 		if a, ok := agents[s.Key]; ok && kind == "agent" {
 			n := len(out)
 			out[n-4], out[n-3], out[n-2], out[n-1] = d(a.LoggedIn), d(a.Paused), f(a.Occupancy), i(a.RingNoAnswer)
@@ -149,16 +163,20 @@ func (r *Report) WriteCSV(w io.Writer) error {
 
 func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" }
 
-// noRating is what a satisfaction rate shows when nothing was rated.
+// noRating is what a rate shows when its denominator is 0 (nothing rated,
+// or nobody asked).
 const noRating = "—"
 
-// satisfaction is s's satisfaction rate, or noRating.
-func satisfaction(s *Summary) string {
-	if s.Surveys == 0 {
+// ratePct is x as a percentage, or noRating if its denominator d is 0.
+func ratePct(x float64, d int) string {
+	if d == 0 {
 		return noRating
 	}
-	return pct(s.Satisfaction)
+	return pct(x)
 }
+
+// satisfaction is r's satisfaction, or noRating.
+func satisfaction(r *Ratings) string { return ratePct(r.Satisfaction, r.Rated) }
 
 func secs(d time.Duration) string {
 	if d < time.Minute {
@@ -208,7 +226,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "ASA\t%s\tmean queue wait of answered calls; longest wait %s\n", secs(t.ASA), secs(t.LongestWait))
 	fmt.Fprintf(tw, "AHT\t%s\ttalk %s + hold %s + wrap-up %s; transfers %d\n", secs(t.AHT), secs(t.AvgTalk), secs(t.AvgHold), secs(t.AvgWrapUp), t.Transfers)
 	fmt.Fprintf(tw, "Service level (T=%s)\t%s\tanswered within T / offered; %s of answered\n", secs(r.ServiceLevel), pct(t.ServiceLevelOffered), pct(t.ServiceLevelAnswered))
-	fmt.Fprintf(tw, "Satisfaction\t%s\t(satisfied %d + basically satisfied %d) / %d answered surveys\n", satisfaction(t), t.Satisfied, t.BasicallySatisfied, t.Surveys)
+	rt := &t.Ratings
+	fmt.Fprintf(tw, "Satisfaction\t%s\t(satisfied %d + basically satisfied %d) / %d rated; 满意率 %s, 基本满意率 %s, 不满意率 %s\n",
+		satisfaction(rt), rt.Satisfied, rt.BasicallySatisfied, rt.Rated,
+		ratePct(rt.SatisfiedRate, rt.Rated), ratePct(rt.BasicallySatisfiedRate, rt.Rated), ratePct(rt.DissatisfiedRate, rt.Rated))
+	fmt.Fprintf(tw, "Rated\t%d\tof %d asked to rate (rated share %s); not rated %d (hung up or no key)\n",
+		rt.Rated, rt.RatingsAsked, ratePct(rt.RatedShare, rt.RatingsAsked), rt.NotRated)
 	tw.Flush()
 	g := r.GBT
 	fmt.Fprintf(&b, "\nGB/T 33358-2016: answered within 15 s %s of answered calls (target %s: %s); 24 h connection rate 接通率 %s (target %s: %s)\n",
@@ -229,7 +252,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", key, s.Offered, s.Answered, pct(s.AnswerRate),
 				s.Abandoned, s.ShortAbandoned, s.Overflowed, s.Transfers, secs(s.ASA), secs(s.AHT), pct(s.ServiceLevelOffered), pct(s.ServiceLevelAnswered),
-				secs(s.LongestWait), satisfaction(s))
+				secs(s.LongestWait), satisfaction(&s.Ratings))
 		}
 		tw.Flush()
 	}
@@ -251,6 +274,49 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		tw.Flush()
 	}
+	writeRatings(&b, r)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// ratingRow is a line of the satisfaction tables: a queue or an agent.
+type ratingRow struct {
+	Kind, Key string
+	R         Ratings
+}
+
+// ratingRows are the queues and then the agents that were asked to rate.
+func (r *Report) ratingRows() []ratingRow {
+	var out []ratingRow
+	for _, q := range r.Queues {
+		if q.RatingsAsked > 0 {
+			out = append(out, ratingRow{"queue", q.Key, q.Ratings})
+		}
+	}
+	for _, a := range r.Agents {
+		if a.RatingsAsked > 0 {
+			out = append(out, ratingRow{"agent", a.Agent, a.Ratings})
+		}
+	}
+	return out
+}
+
+// writeRatings writes the satisfaction of each queue and agent, if any
+// was asked to rate.
+func writeRatings(b *strings.Builder, r *Report) {
+	rows := r.ratingRows()
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("\nSatisfaction by queue and agent (post-call ratings 话务\"一次一评\"; rates over rated, rated share over asked)\n")
+	tw := tabwriter.NewWriter(b, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "\t\tasked\trated\trated%\tnot rated\tsatisfied\tbasically\tdissatisfied\tsatisfied%\tbasically%\tdissatisfied%\tsatisfaction\t\n")
+	for _, row := range rows {
+		rt := &row.R
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", row.Kind, row.Key, rt.RatingsAsked, rt.Rated,
+			ratePct(rt.RatedShare, rt.RatingsAsked), rt.NotRated, rt.Satisfied, rt.BasicallySatisfied, rt.Dissatisfied,
+			ratePct(rt.SatisfiedRate, rt.Rated), ratePct(rt.BasicallySatisfiedRate, rt.Rated), ratePct(rt.DissatisfiedRate, rt.Rated),
+			satisfaction(rt))
+	}
+	tw.Flush()
 }

@@ -21,6 +21,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		KPIs                       []kpi
 		Hourly, Waits, AHTByQueue  template.HTML
 		Generated, SL, ShortAbndon string
+		RatingRows                 []ratingRow
 	}{
 		R:     r,
 		Title: "12345 热线日报 Daily report " + r.From.In(loc).Format("2006-01-02"),
@@ -33,7 +34,9 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			{"平均应答", "ASA", secs(t.ASA), "最长等待 longest " + secs(t.LongestWait), ""},
 			{"平均处理时长", "AHT", secs(t.AHT), "通话+保持+话后 talk+hold+wrap", ""},
 			{"服务水平", "Service level", pct(t.ServiceLevelOffered), fmt.Sprintf("%s 内接通/呼入；/接通 %s", secs(r.ServiceLevel), pct(t.ServiceLevelAnswered)), ""},
-			{"满意率", "Satisfaction", satisfaction(&t), fmt.Sprintf("%d 份回访 surveys", t.Surveys), ""},
+			{"满意度", "Satisfaction", satisfaction(&t.Ratings), fmt.Sprintf("满意率 %s · 基本满意率 %s · 不满意率 %s；参评 rated %d / 邀评 asked %d，参评率 %s",
+				ratePct(t.SatisfiedRate, t.Rated), ratePct(t.BasicallySatisfiedRate, t.Rated), ratePct(t.DissatisfiedRate, t.Rated),
+				t.Rated, t.RatingsAsked, ratePct(t.RatedShare, t.RatingsAsked)), ""},
 			{"15秒接通率", "GB/T 33358 ≤15 s", pct(r.GBT.AnsweredWithin15s), met(r.GBT.Within15sMet), okClass(r.GBT.Within15sMet)},
 			{"24小时接通率", "GB/T 33358 connection", pct(r.GBT.ConnectionRate), "目标 target ≥" + pct(r.GBT.Target) + " " + met(r.GBT.ConnectionRateMet), okClass(r.GBT.ConnectionRateMet)},
 		},
@@ -43,6 +46,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Generated:   time.Now().In(loc).Format("2006-01-02 15:04:05"),
 		SL:          secs(r.ServiceLevel),
 		ShortAbndon: secs(r.ShortAbandon),
+		RatingRows:  r.ratingRows(),
 	}
 	return htmlReport.Execute(w, data)
 }
@@ -57,7 +61,8 @@ func okClass(ok bool) string {
 }
 
 var htmlReport = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": pct, "secs": secs, "satisfaction": func(s Summary) string { return satisfaction(&s) },
+	"pct": pct, "secs": secs, "satisfaction": func(r Ratings) string { return satisfaction(&r) },
+	"ratePct": ratePct,
 	"occ": func(a AgentStats) string {
 		if a.LoggedIn <= a.Paused {
 			return "-"
@@ -91,12 +96,17 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 <h2>各队列平均处理时长 AHT by queue</h2>
 <div class="chart">{{.AHTByQueue}}</div>
 <h2>队列 Queues</h2>
-<table><tr><th>队列 Queue</th><th>呼入 Offered</th><th>接通 Answered</th><th>接通率 Answer %</th><th>放弃 Abandoned</th><th>短时放弃 Short</th><th>溢出 Overflowed</th><th>转接 Transfers</th><th>ASA</th><th>AHT</th><th>服务水平 SL/offered</th><th>SL/answered</th><th>最长等待 Longest</th><th>满意率 Satisf.</th></tr>
-{{range .R.Queues}}<tr><td>{{.Key}}</td><td>{{.Offered}}</td><td>{{.Answered}}</td><td>{{pct .AnswerRate}}</td><td>{{.Abandoned}}</td><td>{{.ShortAbandoned}}</td><td>{{.Overflowed}}</td><td>{{.Transfers}}</td><td>{{secs .ASA}}</td><td>{{secs .AHT}}</td><td>{{pct .ServiceLevelOffered}}</td><td>{{pct .ServiceLevelAnswered}}</td><td>{{secs .LongestWait}}</td><td>{{satisfaction .}}</td></tr>
+<table><tr><th>队列 Queue</th><th>呼入 Offered</th><th>接通 Answered</th><th>接通率 Answer %</th><th>放弃 Abandoned</th><th>短时放弃 Short</th><th>溢出 Overflowed</th><th>转接 Transfers</th><th>ASA</th><th>AHT</th><th>服务水平 SL/offered</th><th>SL/answered</th><th>最长等待 Longest</th><th>满意度 Satisf.</th></tr>
+{{range .R.Queues}}<tr><td>{{.Key}}</td><td>{{.Offered}}</td><td>{{.Answered}}</td><td>{{pct .AnswerRate}}</td><td>{{.Abandoned}}</td><td>{{.ShortAbandoned}}</td><td>{{.Overflowed}}</td><td>{{.Transfers}}</td><td>{{secs .ASA}}</td><td>{{secs .AHT}}</td><td>{{pct .ServiceLevelOffered}}</td><td>{{pct .ServiceLevelAnswered}}</td><td>{{secs .LongestWait}}</td><td>{{satisfaction .Ratings}}</td></tr>
 {{end}}</table>
 <h2>坐席 Agents</h2>
 <table><tr><th>坐席 Agent</th><th>接听 Calls</th><th>通话 Talk</th><th>保持 Hold</th><th>话后 Wrap-up</th><th>AHT</th><th>转接 Transfers</th><th>未接 Ring-no-answer</th><th>签入 Logged in</th><th>小休 Paused</th><th>占用率 Occupancy</th></tr>
 {{range .R.Agents}}<tr><td>{{.Agent}}</td><td>{{.Calls}}</td><td>{{secs .Talk}}</td><td>{{secs .Hold}}</td><td>{{secs .WrapUp}}</td><td>{{secs .AHT}}</td><td>{{.Transfers}}</td><td>{{.RingNoAnswer}}</td><td>{{secs .LoggedIn}}</td><td>{{secs .Paused}}</td><td>{{occ .}}</td></tr>
+{{end}}</table>
+<h2>满意度 Satisfaction (话务“一次一评” post-call rating)</h2>
+<table><tr><th>队列/坐席 Queue/agent</th><th>邀评 Asked</th><th>参评 Rated</th><th>参评率 Rated %</th><th>未评价 Not rated</th><th>满意 Satisfied</th><th>基本满意 Basically</th><th>不满意 Dissatisfied</th><th>满意率</th><th>基本满意率</th><th>不满意率</th><th>满意度 Satisfaction</th></tr>
+{{with .R.Total.Ratings}}<tr><td>全部来电 all calls</td>{{template "ratings" .}}</tr>
+{{end}}{{range .RatingRows}}<tr><td>{{if eq .Kind "queue"}}队列 queue{{else}}坐席 agent{{end}} {{.Key}}</td>{{template "ratings" .R}}</tr>
 {{end}}</table>
 <h2>口径 Denominators</h2>
 <div class="note">
@@ -106,10 +116,12 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 队列表按进入队列次数统计 the queue table counts queue visits: 溢出、转入的来电计入目标队列的呼入 an overflow or a transfer is offered to its target queue too。
 服务水平 service level: {{.SL}} 内接通 / 呼入 (answered within T / offered) 与 / 接通 (/ answered)。
 GB/T 33358-2016: 15 秒内接通 / 接通 (answered within 15 s / answered)；24 小时接通率 = 接通 / 呼入，全天 24 h。
+满意度 satisfaction = (满意 + 基本满意) / 参评 (satisfied + basically satisfied) / rated；满意率、基本满意率、不满意率 = 各项 / 参评 (over rated)；参评率 rated share = 参评 / 邀评 (rated / asked)，邀评 = 参评 + 未评价 (挂机或未按键 hung up or no key)。
+全部来电按来电记录统计（含回访 survey calls），队列与坐席按评价事件统计：转接的来电计入最后接听的坐席及其队列 the total counts call records, queues and agents the ratings of the agent who had the call last。
 </div>
 <div class="note">生成时间 Generated {{.Generated}} · hotlined</div>
 </body></html>
-`))
+{{define "ratings"}}<td>{{.RatingsAsked}}</td><td>{{.Rated}}</td><td>{{ratePct .RatedShare .RatingsAsked}}</td><td>{{.NotRated}}</td><td>{{.Satisfied}}</td><td>{{.BasicallySatisfied}}</td><td>{{.Dissatisfied}}</td><td>{{ratePct .SatisfiedRate .Rated}}</td><td>{{ratePct .BasicallySatisfiedRate .Rated}}</td><td>{{ratePct .DissatisfiedRate .Rated}}</td><td>{{satisfaction .}}</td>{{end}}`))
 
 const svgFont = `font-family="sans-serif" font-size="11"`
 

@@ -12,7 +12,7 @@ import (
 // reportEvents are the events a report reads.
 var reportEvents = []string{EventLogin, EventLogout, EventPause, EventUnpause, EventRingNoAnswer,
 	EventEnterQueue, EventConnect, EventAbandon, EventExitWithTimeout, EventExitEmpty, EventExitWithKey, EventOverflow,
-	EventUnhold, EventCompleteCaller, EventCompleteAgent, EventTransfer, EventWrapUpEnd}
+	EventUnhold, EventCompleteCaller, EventCompleteAgent, EventTransfer, EventWrapUpEnd, EventRating}
 
 // ReportFromStore computes the report of the records and events in s,
 // with the same figures as Compute on the same data. Records are streamed

@@ -47,11 +47,18 @@ type visitLog struct {
 	talk, hold, wrap time.Duration
 	end              string // answered: COMPLETECALLER (default) or TRANSFER; else the exit event
 	target           string // of a TRANSFER or an OVERFLOW
+	// rating, if set, is the caller's post-call rating of the agent: the
+	// agent hangs up (COMPLETEAGENT) and RATING follows ratingDelay later.
+	rating string
 }
 
+// ratingDelay is when a scripted RATING comes after the agent's hang-up:
+// the question, then the caller's key (some wrap-ups end before it).
+const ratingDelay = 12 * sec
+
 // events returns the visit's events, as call/ writes them: ENTERQUEUE;
-// then CONNECT, HOLD and UNHOLD, COMPLETECALLER or TRANSFER, WRAPUPEND; or
-// the exit event.
+// then CONNECT, HOLD and UNHOLD, COMPLETECALLER or TRANSFER (or
+// COMPLETEAGENT and RATING), WRAPUPEND; or the exit event.
 func (v visitLog) events() []AgentEvent {
 	var out []AgentEvent
 	ev := func(t time.Time, name string, data ...string) {
@@ -83,9 +90,13 @@ func (v visitLog) events() []AgentEvent {
 		ev(left.Add(sec+v.hold), EventUnhold, fs(v.hold))
 	}
 	end := left.Add(v.talk + v.hold)
-	if v.end == EventTransfer {
+	switch {
+	case v.end == EventTransfer:
 		ev(end, EventTransfer, v.target, "", fs(v.wait), fs(v.talk), "1")
-	} else {
+	case v.rating != "":
+		ev(end, EventCompleteAgent, fs(v.wait), fs(v.talk), "1")
+		ev(end.Add(ratingDelay), EventRating, v.rating)
+	default:
 		ev(end, EventCompleteCaller, fs(v.wait), fs(v.talk), "1")
 	}
 	ev(end.Add(v.wrap), EventWrapUpEnd, fs(v.wrap))
@@ -95,7 +106,7 @@ func (v visitLog) events() []AgentEvent {
 // logOf is the queue log of a record made by queued (one visit).
 func logOf(r Record) []AgentEvent {
 	v := visitLog{call: r.ID, queue: r.Queue, enter: r.EnqueueTime, wait: r.Wait(), agent: r.Agent,
-		talk: r.Talk, hold: r.Hold, wrap: r.WrapUp, end: EventCompleteCaller}
+		talk: r.Talk, hold: r.Hold, wrap: r.WrapUp, end: EventCompleteCaller, rating: r.Satisfaction}
 	switch r.Disposition {
 	case DispositionAbandoned:
 		v.end = EventAbandon
@@ -115,14 +126,16 @@ func scenario() ([]Record, []AgentEvent) {
 	c2 := queued("c02", "consult", at(9, 5, 0), 14*sec, "1002", 200*sec, 0, 20*sec, DispositionAnswered)
 	c2.Satisfaction, c2.RingAttempts = SatisfactionBasicallySatisfied, 3                                 // 1003 did not answer twice
 	c3 := queued("c03", "consult", at(9, 10, 0), 15*sec, "1001", 60*sec, 0, 10*sec, DispositionAnswered) // exactly at T
+	c3.Satisfaction = SatisfactionNotRated                                                               // asked; the caller hung up (after 1001's wrap-up ended)
 	c4 := queued("c04", "complaint", at(9, 15, 0), 18*sec, "1003", 300*sec, 20*sec, 40*sec, DispositionAnswered)
 	c4.Satisfaction = SatisfactionDissatisfied
 	// c05: 1002 of consult talks 100 s and transfers the call to complaint,
 	// where it waits 10 s and 1004 talks 50 s. The record keeps the first
-	// queue and agent; talk and wrap-up are the call's (both agents').
+	// queue and agent; talk and wrap-up are the call's (both agents'). The
+	// caller rates 1004 (of complaint), who hung up last.
 	c5 := queued("c05", "consult", at(9, 20, 0), 40*sec, "1002", 150*sec, 0, 35*sec, DispositionAnswered)
 	c5.Transfers, c5.RingAttempts, c5.Visits = 1, 2, "consult/1002>complaint/1004"
-	c5.End = at(9, 23, 20)
+	c5.End, c5.Satisfaction = at(9, 23, 32), SatisfactionSatisfied
 	c6 := queued("c06", "consult", at(9, 30, 0), 25*sec, "", 0, 0, 0, DispositionAbandoned)
 	c7 := queued("c07", "consult", at(9, 31, 0), 3*sec, "", 0, 0, 0, DispositionAbandoned) // a short abandon
 	c8 := queued("c08", "complaint", at(9, 32, 0), 62*sec, "", 0, 0, 0, DispositionAbandoned)
@@ -141,6 +154,7 @@ func scenario() ([]Record, []AgentEvent) {
 	c14 := Record{ID: "c14", Direction: DirectionSurvey, Start: at(14, 30, 0), Answer: at(14, 30, 5), End: at(14, 31, 0),
 		Disposition: DispositionAnswered, SurveyAnswers: "1", Satisfaction: SatisfactionSatisfied}
 	c15 := queued("c15", "consult", at(9, 0, 0).AddDate(0, 0, -1), 5*sec, "1001", 60*sec, 0, 0, DispositionAnswered) // the day before
+	c15.Satisfaction = SatisfactionDissatisfied
 	c18 := Record{ID: "c18", Direction: DirectionInbound, Start: at(10, 30, 0), End: at(10, 30, 4), Disposition: DispositionCallerCancelled,
 		HangupSide: "caller", HangupCause: "CANCEL", SIPStatus: 487} // gave up while the IVR was being set up
 	recs := []Record{c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19}
@@ -152,7 +166,7 @@ func scenario() ([]Record, []AgentEvent) {
 	evs = append(evs, visitLog{call: "c05", queue: "consult", enter: at(9, 20, 0), wait: 40 * sec, agent: "1002",
 		talk: 100 * sec, wrap: 20 * sec, end: EventTransfer, target: "complaint"}.events()...)
 	evs = append(evs, visitLog{call: "c05", queue: "complaint", enter: at(9, 22, 20), wait: 10 * sec, agent: "1004",
-		talk: 50 * sec, wrap: 15 * sec}.events()...)
+		talk: 50 * sec, wrap: 15 * sec, rating: SatisfactionSatisfied}.events()...)
 	evs = append(evs, visitLog{call: "c17", queue: "complaint", enter: at(9, 45, 0), wait: 20 * sec,
 		end: EventOverflow, target: "business"}.events()...)
 	evs = append(evs, visitLog{call: "c17", queue: "business", enter: at(9, 45, 20), wait: sec, agent: "1006",
@@ -206,7 +220,10 @@ func TestReportGroundTruth(t *testing.T) {
 		// and c04 (18 s); not c05 (40 s) nor c17 (21 s).
 		AnsweredWithinSL: 4, ServiceLevelOffered: 4.0 / 12, ServiceLevelAnswered: 4.0 / 6,
 		AnsweredWithin15s: 3,
-		Surveys:           4, Satisfied: 2, BasicallySatisfied: 1, Dissatisfied: 1, Satisfaction: 0.75,
+		// Per call: c01 satisfied, c02 basically, c03 not rated, c04
+		// dissatisfied, c05 satisfied, c14 (a survey call) satisfied.
+		Ratings: Ratings{RatingsAsked: 6, Rated: 5, NotRated: 1, Satisfied: 3, BasicallySatisfied: 1, Dissatisfied: 1,
+			RatedShare: 5.0 / 6, SatisfiedRate: 0.6, BasicallySatisfiedRate: 0.2, DissatisfiedRate: 0.2, Satisfaction: 0.8},
 		//                  ≤5 ≤10 ≤15 ≤20 ≤30 ≤60 ≤120 ≤300 >300
 		WaitHistAnswered:  []int{0, 1, 2, 1, 1, 1, 0, 0, 0},
 		WaitHistAbandoned: []int{1, 0, 0, 0, 1, 0, 1, 0, 0},
@@ -233,14 +250,21 @@ func TestReportGroundTruth(t *testing.T) {
 			ASA: 14 * sec, AHT: 425 * sec / 2, AvgTalk: 175 * sec, AvgHold: 10 * sec, AvgWrapUp: 55 * sec / 2, LongestWait: 62 * sec,
 			WaitAnswered: 28 * sec, Talk: 350 * sec, Hold: 20 * sec, WrapUp: 55 * sec,
 			AnsweredWithinSL: 2, ServiceLevelOffered: 0.5, ServiceLevelAnswered: 1, AnsweredWithin15s: 1,
-			Surveys: 1, Dissatisfied: 1,
+			// c04 dissatisfied with 1003; c05 satisfied with 1004, who
+			// took it here after the transfer (its record's first queue
+			// is consult).
+			Ratings: Ratings{RatingsAsked: 2, Rated: 2, Satisfied: 1, Dissatisfied: 1,
+				RatedShare: 1, SatisfiedRate: 0.5, DissatisfiedRate: 0.5, Satisfaction: 0.5},
 			WaitHistAnswered: []int{0, 1, 0, 1, 0, 0, 0, 0, 0}, WaitHistAbandoned: []int{0, 0, 0, 0, 0, 0, 1, 0, 0}},
 		{Key: "consult", Calls: 9, Offered: 9, Answered: 4, Abandoned: 2, ShortAbandoned: 1, TimedOut: 1, ExitKey: 2, Transfers: 1,
 			AnswerRate: 4.0 / 9, AbandonRate: 2.0 / 9, AnswerRateExclShort: 0.5, AbandonRateExclShort: 1.0 / 8,
 			ASA: 77 * sec / 4, AHT: 570 * sec / 4, AvgTalk: 120 * sec, AvgHold: 10 * sec / 4, AvgWrapUp: 20 * sec, LongestWait: 300 * sec,
 			WaitAnswered: 77 * sec, Talk: 480 * sec, Hold: 10 * sec, WrapUp: 80 * sec,
 			AnsweredWithinSL: 3, ServiceLevelOffered: 3.0 / 9, ServiceLevelAnswered: 0.75, AnsweredWithin15s: 3,
-			Surveys: 2, Satisfied: 1, BasicallySatisfied: 1, Satisfaction: 1,
+			// c01 satisfied, c02 basically, c03 not rated; not c05 (rated
+			// in complaint), not c15 (the day before).
+			Ratings: Ratings{RatingsAsked: 3, Rated: 2, NotRated: 1, Satisfied: 1, BasicallySatisfied: 1,
+				RatedShare: 2.0 / 3, SatisfiedRate: 0.5, BasicallySatisfiedRate: 0.5, Satisfaction: 1},
 			WaitHistAnswered: []int{0, 1, 2, 0, 0, 1, 0, 0, 0}, WaitHistAbandoned: []int{1, 0, 0, 0, 1, 0, 0, 0, 0}},
 	}
 	if !reflect.DeepEqual(rep.Queues, queues) {
@@ -253,14 +277,20 @@ func TestReportGroundTruth(t *testing.T) {
 
 	h := func(d int) time.Duration { return time.Duration(d) * time.Hour }
 	agents := []AgentStats{
+		// 1001: c01 satisfied, c03 not rated (c15 is the day before).
 		{Agent: "1001", Calls: 2, Talk: 180 * sec, Hold: 10 * sec, WrapUp: 40 * sec, AHT: 115 * sec,
-			LoggedIn: h(9), Paused: h(1), Occupancy: 230.0 / (8 * 3600)},
-		// 1002 took c02 and c05; credited with its own part of c05.
+			LoggedIn: h(9), Paused: h(1), Occupancy: 230.0 / (8 * 3600),
+			Ratings: Ratings{RatingsAsked: 2, Rated: 1, NotRated: 1, Satisfied: 1, RatedShare: 0.5, SatisfiedRate: 1, Satisfaction: 1}},
+		// 1002 took c02 and c05; credited with its own part of c05, but
+		// not with c05's rating (the caller rated 1004).
 		{Agent: "1002", Calls: 2, Talk: 300 * sec, WrapUp: 40 * sec, AHT: 170 * sec, Transfers: 1,
-			LoggedIn: h(18), Occupancy: 340.0 / (18 * 3600)},
+			LoggedIn: h(18), Occupancy: 340.0 / (18 * 3600),
+			Ratings: Ratings{RatingsAsked: 1, Rated: 1, BasicallySatisfied: 1, RatedShare: 1, BasicallySatisfiedRate: 1, Satisfaction: 1}},
 		{Agent: "1003", Calls: 1, Talk: 300 * sec, Hold: 20 * sec, WrapUp: 40 * sec, AHT: 360 * sec, RingNoAnswer: 2,
-			LoggedIn: h(15) + h(1)/2, Paused: h(14), Occupancy: 360.0 / (1.5 * 3600)},
-		{Agent: "1004", Calls: 1, Talk: 50 * sec, WrapUp: 15 * sec, AHT: 65 * sec},
+			LoggedIn: h(15) + h(1)/2, Paused: h(14), Occupancy: 360.0 / (1.5 * 3600),
+			Ratings: Ratings{RatingsAsked: 1, Rated: 1, Dissatisfied: 1, RatedShare: 1, DissatisfiedRate: 1}},
+		{Agent: "1004", Calls: 1, Talk: 50 * sec, WrapUp: 15 * sec, AHT: 65 * sec,
+			Ratings: Ratings{RatingsAsked: 1, Rated: 1, Satisfied: 1, RatedShare: 1, SatisfiedRate: 1, Satisfaction: 1}},
 		{Agent: "1006", Calls: 1, Talk: 90 * sec, WrapUp: 10 * sec, AHT: 100 * sec},
 	}
 	if !reflect.DeepEqual(rep.Agents, agents) {
@@ -342,7 +372,17 @@ func TestReportOptions(t *testing.T) {
 			return ""
 		}},
 		{"by agent", func(o *ReportOptions) { o.By = ByAgent }, func(r Report) string {
-			if len(r.Groups) != 5 || r.Groups[0].Key != "" || r.Groups[1].Key != "1001" || r.Groups[1].Answered != 2 || r.Groups[1].AHT != 115*sec {
+			// Calls by their first agent, ratings by the agent rated: 1004
+			// (rated for c05, first on no call) has a group of ratings
+			// only; 1002's holds c02's and not c05's; the calls without an
+			// agent keep the survey call c14's.
+			g := map[string]Summary{}
+			for _, s := range r.Groups {
+				g[s.Key] = s
+			}
+			if len(r.Groups) != 6 || r.Groups[0].Key != "" || r.Groups[1].Key != "1001" || r.Groups[1].Answered != 2 || r.Groups[1].AHT != 115*sec ||
+				g["1004"].Calls != 0 || g["1004"].Ratings != r.Agents[3].Ratings || g["1002"].Ratings != r.Agents[1].Ratings ||
+				g["1001"].Ratings != r.Agents[0].Ratings || g[""].Rated != 1 || g[""].Satisfied != 1 {
 				return fmt.Sprintf("%+v", r.Groups)
 			}
 			return ""
@@ -456,7 +496,7 @@ func TestReportFromStore(t *testing.T) {
 func syntheticCalls(n int, day0 time.Time, seed uint64) []Record {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	queues := []string{"consult", "complaint", "business"}
-	sats := []string{SatisfactionSatisfied, SatisfactionBasicallySatisfied, SatisfactionDissatisfied, "", "", ""}
+	sats := []string{SatisfactionSatisfied, SatisfactionBasicallySatisfied, SatisfactionDissatisfied, SatisfactionNotRated, "", ""}
 	out := make([]Record, n)
 	for i := range out {
 		start := day0.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
@@ -524,4 +564,68 @@ func syntheticAgentEvents(day0 time.Time) []AgentEvent {
 		}
 	}
 	return out
+}
+
+// TestReportRatingWindow: a rating counts with the queue visit it rates,
+// as that visit's other figures do (entered in the window), not by its own
+// time; one whose visit is not in the log counts by its own time.
+func TestReportRatingWindow(t *testing.T) {
+	day0, day1 := at(0, 0, 0), at(0, 0, 0).AddDate(0, 0, 1)
+	// before: entered 40 s before the window, rated in it: not counted.
+	before := visitLog{call: "before", queue: "consult", enter: day0.Add(-40 * sec), wait: 5 * sec, agent: "1001",
+		talk: 30 * sec, wrap: 5 * sec, rating: SatisfactionDissatisfied}
+	// late: entered 30 s before the window ends, rated after it: counted.
+	late := visitLog{call: "late", queue: "consult", enter: day1.Add(-30 * sec), wait: 5 * sec, agent: "1002",
+		talk: 60 * sec, wrap: 5 * sec, rating: SatisfactionBasicallySatisfied}
+	evs := append(before.events(), late.events()...)
+	// orphan: a RATING whose visit began before the events read.
+	evs = append(evs, AgentEvent{ID: "orphan", Time: at(12, 0, 0), CallID: "orphan", Queue: "complaint", AgentID: "1003",
+		Event: EventRating, Data1: SatisfactionNotRated})
+	// Its own time outside the window: not counted.
+	evs = append(evs, AgentEvent{ID: "orphan2", Time: day1.Add(time.Hour), CallID: "orphan2", Queue: "complaint", AgentID: "1003",
+		Event: EventRating, Data1: SatisfactionSatisfied})
+	rep := Compute(nil, evs, scenarioOptions())
+	got := map[string]Ratings{}
+	for _, q := range rep.Queues {
+		got["queue "+q.Key] = q.Ratings
+	}
+	for _, a := range rep.Agents {
+		got["agent "+a.Agent] = a.Ratings
+	}
+	basically := Ratings{RatingsAsked: 1, Rated: 1, BasicallySatisfied: 1, RatedShare: 1, BasicallySatisfiedRate: 1, Satisfaction: 1}
+	notRated := Ratings{RatingsAsked: 1, NotRated: 1}
+	want := map[string]Ratings{
+		"queue consult": basically, "agent 1002": basically,
+		"queue complaint": notRated, "agent 1003": notRated,
+	} // no 1001: its visit is not in the window
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ratings:\n got  %+v\n want %+v", got, want)
+	}
+	// With a queue filter, the other queue's ratings do not count.
+	o := scenarioOptions()
+	o.Queue = "complaint"
+	rep = Compute(nil, evs, o)
+	if len(rep.Queues) != 1 || rep.Queues[0].Ratings != notRated || len(rep.Agents) != 1 || rep.Agents[0].Agent != "1003" {
+		t.Errorf("queue complaint: %+v %+v", rep.Queues, rep.Agents)
+	}
+}
+
+// TestReportRatingMemory: the visits kept for a RATING that never comes
+// (rating off, the caller hung up first) are forgotten after
+// ratingLookback, so a long report does not keep every call.
+func TestReportRatingMemory(t *testing.T) {
+	ev := newEventAccumulator(scenarioOptions())
+	var evs []AgentEvent
+	for i := range 1000 { // one answered call a minute
+		evs = append(evs, visitLog{call: fmt.Sprint("m", i), queue: "consult", enter: at(0, 0, 0).Add(time.Duration(i) * time.Minute),
+			wait: sec, agent: "1001", talk: 30 * sec, end: EventCompleteCaller}.events()...)
+	}
+	slices.SortFunc(evs, compareEvents)
+	for i := range evs {
+		ev.add(&evs[i])
+	}
+	ev.finish()
+	if n := len(ev.ended); n == 0 || n > int(2*ratingLookback/time.Minute)+1 {
+		t.Errorf("%d visits kept for a rating, want at most %d", n, 2*ratingLookback/time.Minute+1)
+	}
 }

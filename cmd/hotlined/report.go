@@ -24,6 +24,9 @@ const reportUsage = `usage: hotlined report [--data-dir DIR | --cdr-dsn DSN] [--
 Prints the hotline's KPIs (offered, answered, abandoned, answer and abandon
 rates, ASA, AHT, service level, satisfaction, per queue and per agent, and
 the GB/T 33358 line) for the calls that started in [--from, --to).
+Satisfaction comes with its denominators: asked to rate, rated, rated share,
+满意率, 基本满意率 and 不满意率 over rated; per call in the total, per queue
+and agent from the post-call ratings (a transferred call's is the last agent's).
 
 TIME is 2006-01-02, "2006-01-02 15:04", 2006-01-02T15:04:05 or RFC 3339, in
 --tz (default: the config's timezone:, else Asia/Shanghai) unless it has an

@@ -16,7 +16,8 @@ import (
 // seedReportDB writes a small known day into DIR/cdr.db: four offered
 // calls on 2026-03-15 (Beijing time): two answered after 10 s and 20 s, one
 // abandoned after 30 s, one short abandon after 2 s; one IVR-only call;
-// their queue events, and agent 1001 logged in 08:00-12:00.
+// their queue events, and agent 1001 logged in 08:00-12:00. The answered
+// callers were asked to rate: a rated 1001 satisfied, b did not rate 1002.
 func seedReportDB(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -45,6 +46,7 @@ func seedReportDB(t *testing.T) string {
 		mk("d", "consult", enq(11, 30), 2*time.Second, "", "abandoned-short"),
 		{ID: "e", Direction: "inbound", Start: enq(12, 0), End: enq(12, 1), Disposition: "ivr-hangup"},
 	}
+	recs[1].Satisfaction = cdr.SatisfactionNotRated
 	if err := s.Upsert(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,8 @@ func seedReportDB(t *testing.T) string {
 			continue
 		}
 		ev(r.Connect, cdr.EventConnect, r.Agent, cdr.FormatSeconds(r.Wait()))
-		ev(r.End, cdr.EventCompleteCaller, r.Agent, cdr.FormatSeconds(r.Wait()), cdr.FormatSeconds(r.Talk))
+		ev(r.End, cdr.EventCompleteAgent, r.Agent, cdr.FormatSeconds(r.Wait()), cdr.FormatSeconds(r.Talk))
+		ev(r.End.Add(9*time.Second), cdr.EventRating, r.Agent, r.Satisfaction)
 		ev(r.End.Add(r.WrapUp), cdr.EventWrapUpEnd, r.Agent, cdr.FormatSeconds(r.WrapUp))
 	}
 	if err := s.AppendEvents(context.Background(), evs); err != nil {
@@ -96,6 +99,10 @@ func TestReportCommandFormats(t *testing.T) {
 		"ended in the IVR 1, gave up before answer 0", "By queue",
 		"complaint        1         1   100.0%          0      0           0          0  20.0s  2m0s",
 		"consult        3         1    33.3%          2      1           0          0  10.0s  2m0s",
+		"Satisfaction                          100.0%  (satisfied 1 + basically satisfied 0) / 1 rated; 满意率 100.0%, 基本满意率 0.0%, 不满意率 0.0%",
+		"Rated                                 1       of 2 asked to rate (rated share 50.0%); not rated 1",
+		"queue  complaint      1      0    0.0%          1          0          0             0           —           —              —             —",
+		"agent       1001      1      1  100.0%          0          1          0             0      100.0%        0.0%           0.0%        100.0%",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report lacks %q:\n%s", want, out)
@@ -121,10 +128,16 @@ func TestReportCommandFormats(t *testing.T) {
 			ASA               float64 `json:"asa_s"`
 			AHT               float64 `json:"aht_s"`
 			SLOffered         float64 `json:"service_level_offered"`
+			Asked             int     `json:"ratings_asked"`
+			Rated             int     `json:"rated"`
+			NotRated          int     `json:"not_rated"`
+			RatedShare        float64 `json:"rated_share"`
 		}
 		Agents []struct {
-			Agent     string
-			Occupancy float64
+			Agent        string
+			Occupancy    float64
+			NotRated     int     `json:"not_rated"`
+			Satisfaction float64 `json:"satisfaction"`
 		}
 		Groups []struct{ Key string }
 	}
@@ -132,7 +145,9 @@ func TestReportCommandFormats(t *testing.T) {
 		t.Fatalf("json: %v\n%s", err, out)
 	}
 	if j.Total.Offered != 4 || j.Total.Answered != 2 || j.Total.ASA != 15 || j.Total.AHT != 120 || j.Total.SLOffered != 0.25 ||
-		len(j.Agents) != 2 || j.Agents[0].Occupancy != 120.0/(4*3600) || len(j.Groups) != 3 {
+		len(j.Agents) != 2 || j.Agents[0].Occupancy != 120.0/(4*3600) || len(j.Groups) != 3 ||
+		j.Total.Asked != 2 || j.Total.Rated != 1 || j.Total.NotRated != 1 || j.Total.RatedShare != 0.5 ||
+		j.Agents[0].Satisfaction != 1 || j.Agents[1].NotRated != 1 {
 		t.Errorf("json: %+v\n%s", j, out)
 	}
 
