@@ -17,10 +17,10 @@ func runEvents(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func TestEventsCommand(t *testing.T) {
 	dir := seedReportDB(t)
-	// The day in the config's zone (Asia/Shanghai): all 14 events.
+	// The day in the config's zone (Asia/Shanghai): all 16 events (2 of them RATING).
 	code, out, errOut := runEvents(t, "--data-dir", dir, "--from", "2026-03-15", "--to", "2026-03-15")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if code != 0 || len(lines) != 1+14 || !strings.HasPrefix(lines[0], "time") ||
+	if code != 0 || len(lines) != 1+16 || !strings.HasPrefix(lines[0], "time") ||
 		!strings.Contains(lines[1], "2026-03-15 08:00:00.000  LOGIN") || !strings.Contains(lines[1], "data1=sip:1001@127.0.0.1:5062") {
 		t.Fatalf("text: exit %d: %s\n%s", code, errOut, out)
 	}
