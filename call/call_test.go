@@ -47,17 +47,11 @@ func TestAnsweredCallerHangsUp(t *testing.T) {
 
 func TestAnsweredAgentHangsUp(t *testing.T) {
 	h := newHarness(t)
-	h.ready("1001")
-	leg := newLeg("c1")
-	done := h.dial(leg)
-	ag := h.answer(h.waitRing("1001"), "a1")
-	h.waitBridged(0)
-	h.clock.Advance(42 * time.Second)
-	ag.end(sip.SideAgent, "BYE", 0)
+	leg, done := talkThenAgentHangsUp(t, h)
 	rec := h.record(done)
 	want(t, "disposition", rec.Disposition, cdr.DispositionAnswered)
 	want(t, "side", rec.HangupSide, sip.SideAgent)
-	want(t, "talk", rec.Talk, 42*time.Second)
+	want(t, "talk", rec.Talk, 30*time.Second)
 	want(t, "caller hung up by us", leg.hungUpWith() != "", true)
 	// The actual wrap-up: 10 s by the queue's timer, credited to the call.
 	h.clock.Advance(10 * time.Second)
