@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -56,6 +57,9 @@ type Call struct {
 	endOnce                 sync.Once
 	answerErr               error // set before answered is closed
 	wg                      sync.WaitGroup
+	// answering: the 200 to an incoming INVITE is on its way; whatever ends the server
+	// dialog from then on (a BYE right after the ACK) is not a CANCEL.
+	answering atomic.Bool
 }
 
 func (p *Phone) newCall(outbound bool, callID, from, to string) (*Call, error) {

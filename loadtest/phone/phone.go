@@ -404,7 +404,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.goroutine(func() {
 		select {
 		case <-sess.Context().Done():
-			if !c.isAnswered() {
+			if !c.isAnswered() && !c.answering.Load() { // the answer path reports its own outcome
 				c.endAnswer(&StatusError{Code: 487, Reason: "Request Terminated"}, "cancelled by caller")
 			}
 		case <-c.answered:
@@ -422,6 +422,7 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.startMedia(offer.addr)
+	c.answering.Store(true)
 	if err := c.respond(200, func() error { return sess.RespondSDP(sdpBody) }); err != nil {
 		c.endAnswer(fmt.Errorf("answer: %w", err), "answer failed")
 		return
