@@ -259,6 +259,31 @@ func TestDrainWhileQueued(t *testing.T) {
 	want(t, "BYE cause", leg.hungUpWith(), "drain")
 }
 
+// A drain cancels the call's context, which also ends its RTP session: both are ready when
+// the loop looks (here: after a slow journal write); the cause is the drain, every time.
+func TestDrainWhileSessionEnds(t *testing.T) {
+	for i := range 20 {
+		h := newHarness(t)
+		gate := make(chan struct{})
+		h.recs.mu.Lock()
+		h.recs.gate = gate
+		h.recs.mu.Unlock()
+		leg := newLeg("c1")
+		done := h.dial(leg)
+		eventually(t, "answer journaled", func() bool { h.recs.mu.Lock(); defer h.recs.mu.Unlock(); return len(h.recs.begun) == 1 })
+		h.m.HangupAll(ErrDrain)
+		close(h.media.stream(0).done)
+		h.recs.mu.Lock()
+		h.recs.gate = nil
+		h.recs.mu.Unlock()
+		close(gate)
+		rec := h.record(done)
+		if rec.HangupCause != "drain" {
+			t.Fatalf("run %d: cause %q, want drain", i, rec.HangupCause)
+		}
+	}
+}
+
 func TestCallerCancelsBeforeAnswer(t *testing.T) {
 	h := newHarness(t)
 	leg := newLeg("c1")

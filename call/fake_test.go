@@ -345,6 +345,8 @@ func (p *fakePhones) rung() []string {
 
 // fakeRecords keeps what the call path writes.
 type fakeRecords struct {
+	gate chan struct{} // if set, Begin waits for it (under mu to set)
+
 	mu      sync.Mutex
 	begun   []cdr.Record
 	written []cdr.Record
@@ -354,7 +356,11 @@ type fakeRecords struct {
 func (r *fakeRecords) Begin(rec cdr.Record) {
 	r.mu.Lock()
 	r.begun = append(r.begun, rec)
+	gate := r.gate
 	r.mu.Unlock()
+	if gate != nil {
+		<-gate // a slow fsync
+	}
 }
 func (r *fakeRecords) Write(rec cdr.Record) {
 	r.mu.Lock()

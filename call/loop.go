@@ -217,6 +217,10 @@ func (c *Call) loop() {
 			c.stop(ErrCallerHangup)
 		case <-rtpDone:
 			rtpDone = nil
+			if c.ctx.Err() != nil { // the session ended with the call's context (drain): that is the cause
+				c.stop(context.Cause(c.ctx))
+				continue
+			}
 			c.log.Warn("caller's RTP stopped", "error", c.s.Err())
 			c.stop(ErrRTPTimeout)
 		case <-ctxDone:
