@@ -217,10 +217,6 @@ func (c *Call) loop() {
 			c.stop(ErrCallerHangup)
 		case <-rtpDone:
 			rtpDone = nil
-			if c.ctx.Err() != nil { // the session ended with the call's context (drain): that is the cause
-				c.stop(context.Cause(c.ctx))
-				continue
-			}
 			c.log.Warn("caller's RTP stopped", "error", c.s.Err())
 			c.stop(ErrRTPTimeout)
 		case <-ctxDone:
@@ -293,6 +289,11 @@ func (c *Call) handle(e any) {
 func (c *Call) stop(cause error) {
 	if c.cause != nil {
 		return
+	}
+	if c.ctx.Err() != nil {
+		// The manager ended the call (drain, shutdown): that is the cause, whatever ended with it
+		// (the RTP session and the IVR stop on the same context) and reached the loop first.
+		cause = context.Cause(c.ctx)
 	}
 	if cause == nil {
 		cause = ErrIVREnded
