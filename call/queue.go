@@ -43,10 +43,10 @@ func (c *Call) join(name string, reply chan error) {
 	c.visits = append(c.visits, name)
 	c.q = &visit{name: name, cfg: q, entered: now, reply: reply}
 	c.setStage(StageQueued)
-	c.snapshot()
 	if _, err := c.m.dist.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: now}); err != nil {
 		c.log.Info("queue refused the caller", "queue", name, "error", err)
 		c.exitQueue(ErrNoAgent)
+		c.snapshot()
 		return
 	}
 	c.q.playing = c.play(q.JoinPrompt)
@@ -54,6 +54,7 @@ func (c *Call) join(name string, reply chan error) {
 		c.startMOH()
 	}
 	c.armAnnouncement()
+	c.snapshot() // last: the caller is queued and hears the prompt while the journal syncs
 }
 
 // play starts prompts by name on the caller's stream; nil if there is nothing to play.
