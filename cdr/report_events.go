@@ -37,7 +37,8 @@ func compareEvents(x, y AgentEvent) int {
 type visit struct {
 	queue, agent string
 	enter        time.Time
-	counted      bool // entered within the window (and the queue filter): its figures count
+	counted      bool          // entered within the window (and the queue filter): its figures count
+	hold         time.Duration // UNHOLDs of the connected agent so far: the ACD's talk includes them
 }
 
 // visitKey names an open visit (call and queue) or a wrap-up (call and agent).
@@ -182,10 +183,13 @@ func (a *eventAccumulator) apply(e *AgentEvent) {
 			s.Overflowed++
 		}
 	case EventUnhold:
-		if v := a.connected[e.CallID]; v != nil && v.counted {
+		if v := a.connected[e.CallID]; v != nil {
 			d := seconds(e.Data1)
-			a.queue(v.queue).Hold += d
-			a.agent(cmp.Or(e.AgentID, v.agent)).Hold += d
+			v.hold += d
+			if v.counted {
+				a.queue(v.queue).Hold += d
+				a.agent(cmp.Or(e.AgentID, v.agent)).Hold += d
+			}
 		}
 	case EventCompleteCaller, EventCompleteAgent, EventTransfer:
 		v := take(a.connected, e.CallID)
@@ -206,6 +210,9 @@ func (a *eventAccumulator) apply(e *AgentEvent) {
 			a.queue(v.queue).Transfers++
 			a.agent(agent).Transfers++
 		}
+		// The ACD's talk runs from connect to the end (it does not see hold): take the
+		// hold out, so that talk + hold is the time with the caller, as in the records.
+		talk = max(talk-v.hold, 0)
 		a.queue(v.queue).Talk += talk
 		a.agent(agent).Talk += talk
 	case EventWrapUpEnd:

@@ -90,14 +90,16 @@ func (v visitLog) events() []AgentEvent {
 		ev(left.Add(sec+v.hold), EventUnhold, fs(v.hold))
 	}
 	end := left.Add(v.talk + v.hold)
+	// As the ACD writes them: its talk runs from connect to the end, hold included.
+	withHold := fs(v.talk + v.hold)
 	switch {
 	case v.end == EventTransfer:
-		ev(end, EventTransfer, v.target, "", fs(v.wait), fs(v.talk), "1")
+		ev(end, EventTransfer, v.target, "", fs(v.wait), withHold, "1")
 	case v.rating != "":
-		ev(end, EventCompleteAgent, fs(v.wait), fs(v.talk), "1")
+		ev(end, EventCompleteAgent, fs(v.wait), withHold, "1")
 		ev(end.Add(ratingDelay), EventRating, v.rating)
 	default:
-		ev(end, EventCompleteCaller, fs(v.wait), fs(v.talk), "1")
+		ev(end, EventCompleteCaller, fs(v.wait), withHold, "1")
 	}
 	ev(end.Add(v.wrap), EventWrapUpEnd, fs(v.wrap))
 	return out
