@@ -445,3 +445,50 @@ func TestOverflowVisits(t *testing.T) {
 	want(t, "queue (first)", rec.Queue, "complaint")
 	want(t, "wait (from the first queue)", rec.Wait(), 5*time.Second)
 }
+
+// A softphone that holds the caller before its REFER: the hold is closed with an UNHOLD for
+// the transferring agent, and the caller goes on hearing music in the target queue.
+func TestTransferWhileHeld(t *testing.T) {
+	h := newHarness(t)
+	h.ready("1001")
+	leg := newLeg("c1")
+	done := h.dial(leg)
+	ag := h.answer(h.waitRing("1001"), "a1")
+	br := h.waitBridged(0)
+	h.clock.Advance(10 * time.Second)
+	held := ag.media
+	held.Direction = sip.SendOnly
+	ag.updates <- held
+	eventually(t, "held", func() bool { return !br.on() })
+	h.clock.Advance(5 * time.Second)
+	refer := sip.NewRefer(sipgosip.Uri{User: "complaint", Host: "127.0.0.1"}, "1001")
+	ag.refers <- refer
+	eventually(t, "202", func() bool { return refer.Answer() == 202 })
+	eventually(t, "music of the target queue", func() bool { return h.media.stream(0).loop() == "zh/moh2" })
+	leg.end(sip.SideCaller, "BYE", 0)
+	rec := h.record(done)
+	want(t, "talk", rec.Talk, 10*time.Second)
+	want(t, "hold", rec.Hold, 5*time.Second)
+	if u := h.recs.eventsOf("UNHOLD"); len(u) != 1 || u[0].AgentID != "1001" || u[0].Data1 != "5.000" {
+		t.Errorf("UNHOLD events %+v, want one for 1001 of 5.000 s", u)
+	}
+}
+
+// The queue's maximum wait ran out and the caller hangs up during the exit prompt: still a
+// timeout, as the queue log says (EXITWITHTIMEOUT), not an abandon.
+func TestHangupDuringExitPrompt(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.ACDQueues[0].MaxWait = time.Minute })
+	leg := newLeg("c1")
+	done := h.dial(leg)
+	h.waitStage(StageQueued)
+	s := h.media.stream(0)
+	s.mu.Lock()
+	s.instant = false // prompts now play until they are stopped
+	s.mu.Unlock()
+	h.clock.Advance(time.Minute)
+	eventually(t, "exit prompt", func() bool { return slices.Contains(s.playedFlat(), "zh/exit") })
+	leg.end(sip.SideCaller, "BYE", 0)
+	rec := h.record(done)
+	want(t, "disposition", rec.Disposition, cdr.DispositionTimeout)
+	want(t, "side", rec.HangupSide, sip.SideCaller)
+}

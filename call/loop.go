@@ -76,6 +76,7 @@ type Call struct {
 	rating    *rating
 	agentEnd  bool // the agent ended the conversation (BYE), even if the caller hangs up later
 	leftByKey bool
+	queueExit error // the last queue took the caller out (max wait, no agent)
 	closed    bool  // the entry was the closed-hours menu
 	cause     error // set once the call is ending
 }
@@ -339,7 +340,7 @@ func (c *Call) finish() {
 	}
 	o := Classify(Ending{
 		Cause: cause, Answered: true, Queued: c.rec.Queue != "", Agent: c.rec.Agent != "",
-		LeftByKey: c.leftByKey, Closed: c.closed, LegSide: side, LegCause: legCause, LegStatus: status,
+		LeftByKey: c.leftByKey, QueueExit: c.queueExit, Closed: c.closed, LegSide: side, LegCause: legCause, LegStatus: status,
 	})
 	c.rec.End = c.m.cfg.Clock.Now()
 	c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause = o.Disposition, o.Side, o.Cause
@@ -479,51 +480,5 @@ func setRemote(s Stream, md sip.Media) {
 	s.SetRemote(md.Addr, media.Codec(md.PayloadType), md.DTMFType)
 	if md.RTPType != 0 {
 		s.SetAudioPayloadType(md.RTPType)
-	}
-}
-
-// mailbox is the loop's inbox: posting never blocks (the ACD may post from inside a call
-// the loop makes), and the loop takes everything queued at once.
-type mailbox struct {
-	mu     sync.Mutex
-	q      []any
-	closed bool
-	signal chan struct{}
-}
-
-func (b *mailbox) init() { b.signal = make(chan struct{}, 1) }
-
-func (b *mailbox) post(e any) bool {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return false
-	}
-	b.q = append(b.q, e)
-	b.mu.Unlock()
-	select {
-	case b.signal <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-func (b *mailbox) take() []any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	q := b.q
-	b.q = nil
-	return q
-}
-
-// close refuses further posts and hands what is left to f.
-func (b *mailbox) close(f func(any)) {
-	b.mu.Lock()
-	b.closed = true
-	q := b.q
-	b.q = nil
-	b.mu.Unlock()
-	for _, e := range q {
-		f(e)
 	}
 }

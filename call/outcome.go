@@ -45,6 +45,7 @@ type Ending struct {
 	Queued    bool   // it entered a queue
 	Agent     bool   // an agent took it
 	LeftByKey bool   // its last queue visit ended with the exit digit
+	QueueExit error  // the queue took the caller out (ErrMaxWait, ErrNoAgent), even if they hung up during the exit prompt
 	Closed    bool   // it reached the closed-hours menu
 	LegSide   string // from the caller leg's End, if it ended
 	LegCause  string
@@ -92,6 +93,10 @@ func Classify(e Ending) Outcome {
 		o.Disposition = cdr.DispositionAnswered
 	case e.Queued && e.LeftByKey:
 		o.Disposition = cdr.DispositionExitKey // hung up after leaving by the exit digit: not an abandon
+	case e.Queued && errors.Is(e.QueueExit, ErrMaxWait):
+		o.Disposition = cdr.DispositionTimeout // as the queue log says (EXITWITHTIMEOUT), whoever hung up after
+	case e.Queued && errors.Is(e.QueueExit, ErrNoAgent):
+		o.Disposition = cdr.DispositionNoAgent
 	case e.Queued && errors.Is(e.Cause, ErrNoAgent):
 		o.Disposition = cdr.DispositionNoAgent
 	case e.Queued && errors.Is(e.Cause, ErrMaxWait):

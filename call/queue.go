@@ -36,7 +36,7 @@ func (c *Call) join(name string, reply chan error) {
 		return
 	}
 	now := c.m.cfg.Clock.Now()
-	c.leftByKey = false
+	c.leftByKey, c.queueExit = false, nil
 	if c.rec.Queue == "" { // the record keeps the first queue; Visits has them all
 		c.rec.Queue, c.rec.EnqueueTime = name, now
 	}
@@ -140,7 +140,7 @@ func (c *Call) left(reason acd.ExitReason) {
 // exitQueue plays the queue's exit prompt, then leaves with err.
 func (c *Call) exitQueue(err error) {
 	v := c.q
-	v.exit = err
+	v.exit, c.queueExit = err, err
 	c.s.StopPlay()
 	v.moh = false
 	if v.playing = c.play(v.cfg.ExitPrompt); v.playing == nil {

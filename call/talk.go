@@ -67,7 +67,7 @@ func (c *Call) endTalk(side, cause string, bye bool) {
 	a := c.agent
 	now := c.m.cfg.Clock.Now()
 	if a.held {
-		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", cdr.FormatSeconds(now.Sub(a.since)))
+		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventUnhold, cdr.FormatSeconds(now.Sub(a.since)))
 	}
 	c.account(a, now)
 	a.bridge.Stop()
@@ -133,7 +133,7 @@ func (c *Call) agentMedia(md sip.Media) {
 		if p, ok := c.m.prompt(c.m.cfg.Queues[a.queue].MusicOnHold); ok {
 			c.s.Loop(p)
 		}
-		c.m.agentEvent(now, c.id, a.queue, a.id, "HOLD", "")
+		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventHold, "")
 		c.log.Info("agent put the caller on hold", "agent", a.id)
 	case !md.OnHold() && a.held:
 		held := now.Sub(a.since)
@@ -142,7 +142,7 @@ func (c *Call) agentMedia(md sip.Media) {
 		c.s.StopPlay()
 		a.s.SetInactivityTimeout(c.m.cfg.RTPTimeout)
 		a.bridge.Start()
-		c.m.agentEvent(now, c.id, a.queue, a.id, "UNHOLD", cdr.FormatSeconds(held))
+		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventUnhold, cdr.FormatSeconds(held))
 		c.log.Info("agent took the caller off hold", "agent", a.id)
 	}
 }
@@ -160,13 +160,22 @@ func (c *Call) transfer(r *sip.Refer) {
 		return
 	}
 	now := c.m.cfg.Clock.Now()
+	var heldFor time.Duration // softphones often hold the caller before they transfer
+	if a.held {
+		heldFor = now.Sub(a.since)
+	}
 	c.account(a, now)
 	a.bridge.Stop()
 	if _, err := c.m.dist.Transferred(c.id, a.id, target); err != nil {
 		c.log.Warn("transfer failed", "agent", a.id, "target", target, "error", err)
 		r.Reject(503)
-		a.bridge.Start()
+		if !a.held { // a held caller keeps hearing music on hold
+			a.bridge.Start()
+		}
 		return
+	}
+	if a.held {
+		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventUnhold, cdr.FormatSeconds(heldFor))
 	}
 	r.Accept() // returns once the 202 has left: no NOTIFY can overtake it
 	c.rec.Transfers++
