@@ -274,6 +274,7 @@ func (b *fakeBridge) on() bool {
 // fakePhones holds each ring until the test answers, declines or lets it be cancelled.
 type fakePhones struct {
 	gate chan struct{} // if set, answered rings wait for it to close before they return
+	slow chan struct{} // if set, a cancelled ring returns only once it closes (a slow CANCEL)
 
 	mu    sync.Mutex
 	rings map[string]*fakeRing
@@ -321,6 +322,9 @@ func (p *fakePhones) Ring(ctx context.Context, r RingRequest) (AgentLeg, error) 
 		}
 		return o.leg, nil
 	case <-ctx.Done():
+		if p.slow != nil {
+			<-p.slow
+		}
 		return nil, ErrRingCancelled
 	}
 }

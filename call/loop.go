@@ -108,8 +108,22 @@ func (m *Manager) run(leg InboundLeg) {
 	}
 	m.untrack(c, st)
 	c.box.close(c.orphan)
-	c.wg.Wait()
+	// Every goroutine of the call ends on its own timeouts; do not hold the handler forever
+	// if one does not (it is logged, and goleak catches it in tests).
+	waited := make(chan struct{})
+	go func() { c.wg.Wait(); close(waited) }()
+	t := time.NewTimer(callGrace)
+	defer t.Stop()
+	select {
+	case <-waited:
+	case <-t.C:
+		c.log.Error("a goroutine of the call has not ended; leaving it", "grace", callGrace)
+	}
 }
+
+// callGrace bounds how long an ended call waits for its goroutines (rings being cancelled,
+// agent legs being hung up: each has its own shorter timeout).
+const callGrace = 45 * time.Second
 
 // run answers the call, starts its IVR and runs the loop until the call is over.
 func (c *Call) run() {

@@ -191,7 +191,10 @@ func (c *Call) overflow(target string) {
 
 // offer rings an agent the ACD chose for this caller.
 func (c *Call) offer(of acd.Offer) {
-	if c.q == nil || c.q.exit != nil || c.agent != nil || c.cause != nil || c.rings[of.AgentID] != nil {
+	if r := c.rings[of.AgentID]; r != nil && r.ctx.Err() == nil {
+		return // already ringing this agent for this offer
+	}
+	if c.q == nil || c.q.exit != nil || c.agent != nil || c.cause != nil {
 		// Withdrawn already (the caller left, or another agent answered): the ACD has
 		// cancelled or will cancel this offer, and it needs no answer.
 		return
@@ -206,9 +209,16 @@ func (c *Call) offer(of acd.Offer) {
 // ringEnded takes a ring's outcome: the first agent to answer is bridged; a ring that
 // failed is reported to the ACD, which offers the caller to the next agent.
 func (c *Call) ringEnded(e evRing) {
-	if r := c.rings[e.offer.AgentID]; r != nil && r.offer == e.offer {
-		delete(c.rings, e.offer.AgentID)
+	r := c.rings[e.offer.AgentID]
+	if r == nil || r.offer != e.offer {
+		// An older ring of this agent, cancelled and since replaced by a new offer (a phone
+		// that is slow to take its CANCEL): the ACD is done with it.
+		if e.leg != nil {
+			c.spawn(func() { discard(e.leg, e.stream, "answered elsewhere") })
+		}
+		return
 	}
+	delete(c.rings, e.offer.AgentID)
 	defer func() {
 		if c.stage == StageRinging && len(c.rings) == 0 {
 			c.setStage(StageQueued)

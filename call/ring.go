@@ -74,6 +74,7 @@ func ringFailure(err error) acd.RingFailure {
 // the loop with evRing and touches nothing of the call.
 type ring struct {
 	offer  acd.Offer
+	ctx    context.Context // ends when the ring is cancelled
 	cancel context.CancelFunc
 }
 
@@ -81,7 +82,7 @@ type ring struct {
 // the outcome.
 func (c *Call) startRing(of acd.Offer) {
 	ctx, cancel := context.WithCancel(c.ctx)
-	c.rings[of.AgentID] = &ring{offer: of, cancel: cancel}
+	c.rings[of.AgentID] = &ring{offer: of, ctx: ctx, cancel: cancel}
 	caller := c.leg.Media().PayloadType
 	codecs := []uint8{caller, sip.PayloadPCMA}
 	if caller == sip.PayloadPCMA {
