@@ -482,6 +482,7 @@ func TestHangupDuringExitPrompt(t *testing.T) {
 	done := h.dial(leg)
 	h.waitStage(StageQueued)
 	s := h.media.stream(0)
+	eventually(t, "queued, music on hold", func() bool { return s.loop() == "zh/moh" }) // the max wait runs from here
 	s.mu.Lock()
 	s.instant = false // prompts now play until they are stopped
 	s.mu.Unlock()
