@@ -430,6 +430,7 @@ func TestOverflowVisits(t *testing.T) {
 	leg := newLeg("c1")
 	done := h.dial(leg)
 	h.waitStage(StageQueued)
+	eventually(t, "queued, music on hold", func() bool { return h.media.stream(0).loop() == "zh/moh2" }) // the escalation runs from here
 	h.clock.Advance(3 * time.Second)
 	eventually(t, "overflowed", func() bool { l := h.m.Live(); return len(l) == 1 && l[0].Queue == "consult" })
 	if b := h.recs.lastBegun(); b.Visits != "complaint>consult" || b.Queue != "complaint" {
