@@ -218,9 +218,10 @@ func TestBlindTransferToQueue(t *testing.T) {
 	h.waitStage(StageQueued)
 	eventually(t, "the final NOTIFY", func() bool { return slices.Equal(refer.Notified(), []int{200}) })
 
-	if b := h.recs.lastBegun(); b.Visits != "consult/1001>complaint" || b.Agent != "1001" || b.Transfers != 1 || b.IVRPath != "consult" {
-		t.Errorf("journaled snapshot after the transfer %+v", b)
-	}
+	eventually(t, "the snapshot journaled after the transfer", func() bool {
+		b := h.recs.lastBegun()
+		return b.Visits == "consult/1001>complaint" && b.Agent == "1001" && b.Transfers == 1 && b.IVRPath == "consult"
+	})
 	h.clock.Advance(8 * time.Second)
 	h.ready("1002")
 	h.answer(h.waitRing("1002"), "a2")
@@ -433,9 +434,10 @@ func TestOverflowVisits(t *testing.T) {
 	eventually(t, "queued, music on hold", func() bool { return h.media.stream(0).loop() == "zh/moh2" }) // the escalation runs from here
 	h.clock.Advance(3 * time.Second)
 	eventually(t, "overflowed", func() bool { l := h.m.Live(); return len(l) == 1 && l[0].Queue == "consult" })
-	if b := h.recs.lastBegun(); b.Visits != "complaint>consult" || b.Queue != "complaint" {
-		t.Errorf("journaled snapshot after the overflow %+v", b)
-	}
+	eventually(t, "the snapshot journaled after the overflow", func() bool {
+		b := h.recs.lastBegun()
+		return b.Visits == "complaint>consult" && b.Queue == "complaint"
+	})
 	h.clock.Advance(2 * time.Second)
 	h.ready("1006")
 	h.answer(h.waitRing("1006"), "a6")
