@@ -170,15 +170,9 @@ func TestRingAllTwoAnswersRace(t *testing.T) {
 
 func TestHoldAndUnhold(t *testing.T) {
 	h := newHarness(t)
-	h.ready("1001")
-	leg := newLeg("c1")
-	done := h.dial(leg)
-	ag := h.answer(h.waitRing("1001"), "a1")
-	br := h.waitBridged(0)
+	leg, ag, br, done := h.connected()
 	h.clock.Advance(10 * time.Second)
-	held := ag.media
-	held.Direction = sip.SendOnly
-	ag.updates <- held
+	hold(ag)
 	eventually(t, "hold: bridge stopped, music to the caller", func() bool { return !br.on() && h.media.stream(0).loop() == "zh/moh" })
 	h.clock.Advance(7 * time.Second)
 	ag.updates <- ag.media
@@ -453,15 +447,9 @@ func TestOverflowVisits(t *testing.T) {
 // the transferring agent, and the caller goes on hearing music in the target queue.
 func TestTransferWhileHeld(t *testing.T) {
 	h := newHarness(t)
-	h.ready("1001")
-	leg := newLeg("c1")
-	done := h.dial(leg)
-	ag := h.answer(h.waitRing("1001"), "a1")
-	br := h.waitBridged(0)
+	leg, ag, br, done := h.connected()
 	h.clock.Advance(10 * time.Second)
-	held := ag.media
-	held.Direction = sip.SendOnly
-	ag.updates <- held
+	hold(ag)
 	eventually(t, "held", func() bool { return !br.on() })
 	h.clock.Advance(5 * time.Second)
 	refer := sip.NewRefer(sipgosip.Uri{User: "complaint", Host: "127.0.0.1"}, "1001")

@@ -9,6 +9,7 @@ import (
 	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/ivr"
+	"github.com/hotline12345/hotline/sip"
 )
 
 // harness runs calls through a Manager whose outside world is all fakes, with the real ACD
@@ -143,4 +144,21 @@ func want[T comparable](t *testing.T, what string, got, want T) {
 	if got != want {
 		t.Errorf("%s = %v, want %v", what, got, want)
 	}
+}
+
+// connected dials a caller whom agent 1001 answers; it returns once they are bridged.
+func (h *harness) connected() (leg, ag *fakeLeg, br *fakeBridge, done chan struct{}) {
+	h.t.Helper()
+	h.ready("1001")
+	leg = newLeg("c1")
+	done = h.dial(leg)
+	ag = h.answer(h.waitRing("1001"), "a1")
+	return leg, ag, h.waitBridged(0), done
+}
+
+// hold is the agent's re-INVITE putting the caller on hold (sendonly).
+func hold(ag *fakeLeg) {
+	held := ag.media
+	held.Direction = sip.SendOnly
+	ag.updates <- held
 }

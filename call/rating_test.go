@@ -18,11 +18,7 @@ func ratingOn(c *Config) {
 // talkThenAgentHangsUp connects a caller to 1001 and has the agent hang up.
 func talkThenAgentHangsUp(t *testing.T, h *harness) (*fakeLeg, chan struct{}) {
 	t.Helper()
-	h.ready("1001")
-	leg := newLeg("c1")
-	done := h.dial(leg)
-	ag := h.answer(h.waitRing("1001"), "a1")
-	h.waitBridged(0)
+	leg, ag, _, done := h.connected()
 	h.clock.Advance(30 * time.Second)
 	ag.end(sip.SideAgent, "BYE", 0)
 	return leg, done
