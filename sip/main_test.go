@@ -12,7 +12,7 @@ import (
 
 // TestMain checks that no test leaves a goroutine behind.
 //
-// No goleak ignores are needed. sipgo v1.7.3 starts no package-level goroutines: its
+// One goleak ignore is needed (below). sipgo v1.7.3 starts no package-level goroutines: its
 // transport readers stop when Server.Serve closes the listeners and UserAgent.Close
 // clears the connection pools; transaction timers are time.AfterFunc, stopped on
 // terminate; ackSend goroutines end with their transaction. What does leak is the reader
@@ -27,5 +27,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("HOTLINE_SIP_TEST_LOG") == "" {
 		sipgosip.SetDefaultLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
-	goleak.VerifyTestMain(m)
+	// One narrow exception: the reader of a UDP connection sipgo's client opens by itself
+	// (createConnection → readUDPConnection). The registrar tests' plain sipgo client still
+	// sends from ephemeral sockets, and under load its refcount bug (above) left one behind
+	// in about 1 of 12 CI runs. Readers of sockets we serve (readListener) stay checked.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"))
 }
