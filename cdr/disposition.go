@@ -47,6 +47,16 @@ const (
 	// DispositionInterrupted: the process died while the call was up and it
 	// had not reached an agent; the writer sets it when it recovers.
 	DispositionInterrupted Disposition = "interrupted"
+
+	// Outbound calls (survey and callback directions). An answered outbound call is
+	// DispositionAnswered (the citizen picked up); one that failed is DispositionFailed.
+
+	// DispositionBusy: the citizen's line was busy or declined (486, 600).
+	DispositionBusy Disposition = "busy"
+	// DispositionNoAnswer: no answer within the ring timeout (or 408, 480).
+	DispositionNoAnswer Disposition = "no-answer"
+	// DispositionInvalidNumber: the number does not exist (404, 484, 604); never retried.
+	DispositionInvalidNumber Disposition = "invalid-number"
 )
 
 // Dispositions lists every disposition, for metrics (series exist from the
@@ -55,6 +65,7 @@ var Dispositions = []Disposition{
 	DispositionAnswered, DispositionAbandoned, DispositionTimeout, DispositionNoAgent,
 	DispositionExitKey, DispositionCallback, DispositionIVRHangup, DispositionClosedHours,
 	DispositionCallerCancelled, DispositionFailed, DispositionInterrupted,
+	DispositionBusy, DispositionNoAnswer, DispositionInvalidNumber,
 }
 
 // Valid reports whether d is one of Dispositions (or the report-only
