@@ -94,6 +94,13 @@ ready|已就绪|yi3 jiu4 xu4|Ready
 survey_intro|您好，这里是12345热线回访。请对我们的服务进行评价：满意请按1，基本满意请按2，不满意请按3。|nin2 hao3, zhe4 li3 shi4 yao1 er4 san1 si4 wu3 re4 xian4 hui2 fang3. qing3 dui4 wo3 men5 de5 fu2 wu4 jin4 xing2 ping2 jia4. man3 yi4 qing3 an4 yi1, ji1 ben3 man3 yi4 qing3 an4 er4, bu4 man3 yi4 qing3 an4 san1.|This is the 1 2 3 4 5 hotline follow-up. Please rate our service: satisfied press 1, fairly satisfied press 2, dissatisfied press 3.
 survey_thanks|感谢您的评价，再见。|gan3 xie4 nin2 de5 ping2 jia4, zai4 jian4.|Thank you for your feedback. Goodbye.
 rate_call|请您对刚才的服务进行评价：满意请按1，基本满意请按2，不满意请按3。|qing3 nin2 dui4 gang1 cai2 de5 fu2 wu4 jin4 xing2 ping2 jia4. man3 yi4 qing3 an4 yi1, ji1 ben3 man3 yi4 qing3 an4 er4, bu4 man3 yi4 qing3 an4 san1.|Please rate the service you just received: satisfied press 1, fairly satisfied press 2, dissatisfied press 3.
+survey_question|您对本次诉求的办理结果满意吗？满意请按1，基本满意请按2，不满意请按3，转人工请按0。|nin2 dui4 ben3 ci4 su4 qiu2 de5 ban4 li3 jie2 guo3 man3 yi4 ma5? man3 yi4 qing3 an4 yi1, ji1 ben3 man3 yi4 qing3 an4 er4, bu4 man3 yi4 qing3 an4 san1, zhuan3 ren2 gong1 qing3 an4 ling2.|Are you satisfied with how your request was handled? Press 1 for satisfied, 2 for basically satisfied, 3 for dissatisfied, or 0 for an agent.
+callback_offer|如需回电，请按1，我们将保留您的排队位置并给您回电。|ru2 xu1 hui2 dian4, qing3 an4 yi1, wo3 men5 jiang1 bao3 liu2 nin2 de5 pai2 dui4 wei4 zhi4 bing4 gei3 nin2 hui2 dian4.|To be called back instead of waiting, press 1; you keep your place in the queue.
+callback_confirm_pre|我们将回电至|wo3 men5 jiang1 hui2 dian4 zhi4|We will call you back at
+callback_confirm_post|确认请按1，重新输入号码请按2。|que4 ren4 qing3 an4 yi1, chong2 xin1 shu1 ru4 hao4 ma3 qing3 an4 er4.|Press 1 to confirm, or 2 to enter another number.
+callback_enter|请输入回电号码，以井号键结束。|qing3 shu1 ru4 hui2 dian4 hao4 ma3, yi3 jing3 hao4 jian4 jie2 shu4.|Please enter the number to call back, followed by the hash key.
+callback_booked|已为您登记回电，请挂机等候，再见。|yi3 wei4 nin2 deng1 ji4 hui2 dian4, qing3 gua4 ji1 deng3 hou4, zai4 jian4.|Your callback is booked. Please hang up; we will call you. Goodbye.
+task_whisper|回访任务，工单号|hui2 fang3 ren4 wu4, gong1 dan1 hao4|Callback task, case number
 EOF
 )
 
