@@ -61,6 +61,9 @@ func (c *Call) ivrDone(res ivr.Result, err error) {
 	if c.cause == nil {
 		if err == nil || errors.Is(err, context.Canceled) {
 			err = ErrIVREnded
+			if c.survey != nil {
+				err = ErrSurveyDone
+			}
 		}
 		c.stop(err)
 	}

@@ -50,13 +50,14 @@ type (
 	}
 )
 
-// Call is one inbound call. Everything below "owned by the loop" is read and written only by
-// the goroutine running loop; others talk to it through post.
+// Call is one call: an inbound call, an outbound survey, or a callback task. Everything
+// below "owned by the loop" is read and written only by the goroutine running loop; others
+// talk to it through post.
 type Call struct {
 	m      *Manager
 	id     string
 	log    *slog.Logger
-	leg    InboundLeg
+	in     InboundLeg // an inbound call's leg; nil for outbound calls
 	ctx    context.Context // the call's lifetime; ends with the call's cause
 	cancel context.CancelCauseFunc
 	box    mailbox
@@ -65,7 +66,11 @@ type Call struct {
 	wg     sync.WaitGroup           // goroutines the call started (IVR, rings, teardowns)
 
 	// owned by the loop
-	s         Stream
+	leg       Leg    // the citizen's leg: in, or the outbound leg once answered; nil before
+	s         Stream // the citizen's stream; nil while a callback task has no citizen leg
+	survey    *surveyState
+	task      *taskState
+	vh        *vhold // the caller is booking a callback
 	stage     string
 	rec       cdr.Record
 	visits    []string
@@ -86,21 +91,35 @@ func (m *Manager) HandleInbound(leg *sip.Inbound) { m.run(leg) }
 
 // run is HandleInbound for any InboundLeg (tests pass fakes).
 func (m *Manager) run(leg InboundLeg) {
-	c := &Call{m: m, id: newID(), leg: leg, rings: map[string]*ring{}}
+	c := m.newCall(cdr.Record{
+		SIPCallID: leg.SIPCallID(), Direction: cdr.DirectionInbound, Trunk: leg.Trunk(),
+		Caller: leg.Caller(), Called: leg.Called(), Start: leg.Received(),
+	}, "sip_call_id", leg.SIPCallID())
+	c.in, c.leg = leg, leg
+	m.runCall(c, c.run)
+}
+
+// newCall makes a call with its record; logAttrs go on every line it logs.
+func (m *Manager) newCall(rec cdr.Record, logAttrs ...any) *Call {
+	c := &Call{m: m, id: newID(), rings: map[string]*ring{}}
 	c.box.init()
-	c.log = m.log.With("call_id", c.id, "sip_call_id", leg.SIPCallID(), "from", leg.Caller(), "to", leg.Called())
-	c.rec = cdr.Record{
-		ID: c.id, SIPCallID: leg.SIPCallID(), Direction: cdr.DirectionInbound, Trunk: leg.Trunk(),
-		Caller: leg.Caller(), Called: leg.Called(), Start: leg.Received(), NodeID: m.cfg.NodeID,
-	}
+	c.log = m.log.With(append([]any{"call_id", c.id, "direction", rec.Direction, "from", rec.Caller, "to", rec.Called}, logAttrs...)...)
+	rec.ID, rec.NodeID = c.id, m.cfg.NodeID
+	c.rec = rec
+	return c
+}
+
+// runCall runs body as the call's life, tracked for the API and metrics, and returns when
+// the call and its goroutines are over.
+func (m *Manager) runCall(c *Call, body func()) {
 	c.ctx, c.cancel = context.WithCancelCause(m.base)
 	defer c.cancel(nil)
-	trunk := m.metrics.trunk.WithLabelValues(leg.Trunk())
+	trunk := m.metrics.trunk.WithLabelValues(c.rec.Trunk)
 	trunk.Inc()
 	defer trunk.Dec()
 	c.setStage(StageSetup)
 	m.track(c)
-	c.run()
+	body()
 	c.setStage("")
 	var st media.SessionStats
 	if c.s != nil {
@@ -119,6 +138,15 @@ func (m *Manager) run(leg InboundLeg) {
 	case <-t.C:
 		c.log.Error("a goroutine of the call has not ended; leaving it", "grace", callGrace)
 	}
+	if c.task != nil { // a citizen answered as the task ended
+		select {
+		case e := <-c.task.dialled:
+			if e.leg != nil {
+				discardTrunkLeg(e.leg, e.s)
+			}
+		default:
+		}
+	}
 }
 
 // callGrace bounds how long an ended call waits for its goroutines (rings being cancelled,
@@ -128,7 +156,7 @@ const callGrace = 45 * time.Second
 // run answers the call, starts its IVR and runs the loop until the call is over.
 func (c *Call) run() {
 	m := c.m
-	route := m.routes[c.leg.Called()]
+	route := m.routes[c.in.Called()]
 	if route == nil { // the trunk serves the number but no route does; config validation prevents it
 		c.refuse(404, "Not Found")
 		return
@@ -155,8 +183,8 @@ func (c *Call) run() {
 
 // answer rings for the trunk's answer delay, then answers with our RTP address.
 func (c *Call) answer() error {
-	if d := c.leg.AnswerDelay(); d > 0 {
-		c.leg.Ring()
+	if d := c.in.AnswerDelay(); d > 0 {
+		c.in.Ring()
 		t := c.m.cfg.Clock.NewTimer(d)
 		select {
 		case <-t.C():
@@ -170,7 +198,7 @@ func (c *Call) answer() error {
 		return ErrCallerHangup
 	default:
 	}
-	remote, err := c.leg.Answer(c.ctx, c.s.LocalAddr())
+	remote, err := c.in.Answer(c.ctx, c.s.LocalAddr())
 	if err != nil {
 		if side, _, _ := c.leg.End(); side == sip.SideCaller {
 			return ErrCallerHangup
@@ -179,7 +207,7 @@ func (c *Call) answer() error {
 	}
 	now := c.m.cfg.Clock.Now()
 	c.rec.Answer, c.rec.Codec, c.rec.SIPStatus = now, media.Codec(remote.PayloadType).String(), 200
-	c.m.metrics.setup.Observe(now.Sub(c.leg.Received()).Seconds())
+	c.m.metrics.setup.Observe(now.Sub(c.in.Received()).Seconds())
 	setRemote(c.s, remote)
 	c.s.Start(c.ctx)
 	c.applyMedia(remote)
@@ -189,7 +217,7 @@ func (c *Call) answer() error {
 
 // loop is the call's one select loop; it returns when the call is over and its IVR done.
 func (c *Call) loop() {
-	legDone, rtpDone, ctxDone := c.leg.Done(), c.s.Done(), c.ctx.Done()
+	ctxDone := c.ctx.Done()
 	var stuck <-chan time.Time // the IVR must return soon after the call is ending
 	for c.cause == nil || c.ivr != nil {
 		if c.cause != nil && stuck == nil {
@@ -198,7 +226,13 @@ func (c *Call) loop() {
 			stuck = t.C
 		}
 		var (
-			ag            *agentLeg
+			legDone, rtpDone             <-chan struct{}
+			legMedia                     <-chan sip.Media
+			legRefers                    <-chan *sip.Refer
+			legDigits, rtpDigits         <-chan rune
+			citizen                      <-chan evCitizen
+			whisper                      <-chan struct{}
+			ag                           *agentLeg
 			agDone, agRTP <-chan struct{}
 			agMedia       <-chan sip.Media
 			agRefers      <-chan *sip.Refer
@@ -212,6 +246,21 @@ func (c *Call) loop() {
 			if r.window != nil {
 				rateWindow = r.window.C()
 			}
+		}
+		if c.leg != nil {
+			legMedia, legRefers, legDigits = c.leg.MediaUpdates(), c.leg.Refers(), c.leg.Digits()
+			if c.cause == nil {
+				legDone = c.leg.Done()
+			}
+		}
+		if c.s != nil {
+			rtpDigits = c.s.Digits()
+			if c.cause == nil {
+				rtpDone = c.s.Done()
+			}
+		}
+		if c.task != nil {
+			citizen, whisper = c.task.dialled, c.task.whisper
 		}
 		if ag = c.agent; ag != nil {
 			agDone, agRTP, agMedia, agRefers = ag.leg.Done(), ag.s.Done(), ag.leg.MediaUpdates(), ag.leg.Refers()
@@ -228,22 +277,24 @@ func (c *Call) loop() {
 				c.handle(e)
 			}
 		case <-legDone:
-			legDone = nil
 			c.stop(ErrCallerHangup)
 		case <-rtpDone:
-			rtpDone = nil
 			c.log.Warn("caller's RTP stopped", "error", c.s.Err())
 			c.stop(ErrRTPTimeout)
+		case e := <-citizen:
+			c.citizenDialled(e)
+		case <-whisper:
+			c.whispered()
 		case <-ctxDone:
 			ctxDone = nil
 			c.stop(context.Cause(c.ctx))
-		case md := <-c.leg.MediaUpdates():
+		case md := <-legMedia:
 			c.applyMedia(md)
-		case r := <-c.leg.Refers():
+		case r := <-legRefers:
 			r.Reject(403) // callers (trunks) do not transfer
-		case d := <-c.leg.Digits():
+		case d := <-legDigits:
 			c.digit(d)
-		case d := <-c.s.Digits():
+		case d := <-rtpDigits:
 			c.digit(d)
 		case <-playing:
 			c.playDone()
@@ -296,6 +347,8 @@ func (c *Call) handle(e any) {
 		c.join(e.queue, e.reply)
 	case evIVRDone:
 		c.ivrDone(e.res, e.err)
+	case evSurvey:
+		c.surveyAnswered(e.res)
 	}
 }
 
@@ -332,6 +385,9 @@ func (c *Call) stop(cause error) {
 	for _, r := range c.rings {
 		r.cancel()
 	}
+	if c.task != nil && c.task.dialing != nil {
+		c.task.dialing()
+	}
 	if c.ivr != nil {
 		c.ivr.cancel(cause)
 	}
@@ -339,7 +395,7 @@ func (c *Call) stop(cause error) {
 
 // finish hangs up the caller if needed and writes the record.
 func (c *Call) finish() {
-	if !errors.Is(c.cause, ErrCallerHangup) {
+	if c.leg != nil && !errors.Is(c.cause, ErrCallerHangup) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), byeTimeout)
 		if err := c.leg.Hangup(ctx, causeText(c.cause)); err != nil {
 			c.log.Debug("BYE failed", "error", err)
@@ -347,19 +403,30 @@ func (c *Call) finish() {
 		cancel()
 	}
 	c.cancel(c.cause)
-	side, legCause, status := c.leg.End()
+	var side, legCause string
+	var status int
+	if c.leg != nil {
+		side, legCause, status = c.leg.End()
+	}
+	if c.task != nil {
+		c.finishTask(side, legCause, status)
+		return
+	}
 	cause := c.cause
 	if c.agentEnd && errors.Is(cause, ErrCallerHangup) {
 		cause = ErrAgentHangup // the agent ended the conversation; the caller left during the rating
 	}
 	o := Classify(Ending{
-		Cause: cause, Answered: true, Queued: c.rec.Queue != "", Agent: c.rec.Agent != "",
+		Cause: cause, Answered: true, Outbound: c.in == nil, Queued: c.rec.Queue != "", Agent: c.rec.Agent != "",
 		LeftByKey: c.leftByKey, QueueExit: c.queueExit, Closed: c.closed, LegSide: side, LegCause: legCause, LegStatus: status,
 	})
 	c.rec.End = c.m.cfg.Clock.Now()
 	c.rec.Disposition, c.rec.HangupSide, c.rec.HangupCause = o.Disposition, o.Side, o.Cause
 	c.rec.Visits = strings.Join(c.visits, cdr.VisitSeparator)
-	st := c.s.Stats()
+	var st media.SessionStats
+	if c.s != nil {
+		st = c.s.Stats()
+	}
 	c.log.Info("call ended", "disposition", o.Disposition, "hangup_side", o.Side, "cause", o.Cause,
 		"ivr_path", c.rec.IVRPath, "visits", c.rec.Visits, "duration", c.rec.End.Sub(c.rec.Start).Round(time.Millisecond),
 		"rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
@@ -375,7 +442,7 @@ func (c *Call) snapshot() {
 
 // refuse rejects the INVITE before answer and records it.
 func (c *Call) refuse(code int, reason string) {
-	c.leg.Reject(code, reason)
+	c.in.Reject(code, reason)
 	c.end(Ending{Cause: ErrRejected, LegSide: sip.SideSystem, LegCause: reason, LegStatus: code})
 }
 
@@ -401,98 +468,4 @@ func (c *Call) setStage(stage string) {
 	c.stage = stage
 	c.m.metrics.stage(old, stage)
 	c.publish()
-}
-
-// publish replaces the API's view of the call.
-func (c *Call) publish() {
-	v := LiveCall{
-		ID: c.id, SIPCallID: c.rec.SIPCallID, Trunk: c.rec.Trunk, Caller: c.rec.Caller, Called: c.rec.Called,
-		Stage: c.stage, Codec: c.rec.Codec, Start: c.rec.Start, Answer: c.rec.Answer,
-	}
-	if c.q != nil {
-		v.Queue = c.q.name
-	}
-	if c.agent != nil {
-		v.Agent, v.Queue = c.agent.id, c.agent.queue
-	}
-	c.view.Store(&v)
-}
-
-// spawn runs f on a goroutine the call waits for before HandleInbound returns.
-func (c *Call) spawn(f func()) {
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); f() }()
-}
-
-// post hands an event to the loop; it never blocks. After the call is over, events that
-// hold resources are released by orphan.
-func (c *Call) post(e any) {
-	if !c.box.post(e) {
-		c.orphan(e)
-	}
-}
-
-// orphan releases what an event holds when no loop will handle it.
-func (c *Call) orphan(e any) {
-	switch e := e.(type) {
-	case evRing:
-		if e.leg != nil {
-			c.log.Info("agent answered after the caller left", "agent", e.offer.AgentID)
-			discard(e.leg, e.stream, "caller gone")
-		}
-	case evJoin:
-		e.reply <- c.cause
-	}
-}
-
-// discard hangs up an agent leg nobody will use and frees its media.
-func discard(leg AgentLeg, s Stream, cause string) {
-	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
-	defer cancel()
-	leg.Hangup(ctx, cause)
-	leg.Release()
-	s.Close()
-}
-
-// digit handles a DTMF digit: the IVR's while it runs a menu, the queue's exit digit while
-// the caller waits; ignored while talking (RFC 4733 passes through the bridge).
-func (c *Call) digit(d rune) {
-	switch {
-	case c.cause != nil || c.agent != nil:
-	case c.rating != nil:
-		c.ratingKey(d)
-	case c.q != nil:
-		c.queueDigit(d)
-	case c.ivr != nil:
-		select {
-		case c.ivr.digits <- d:
-		default:
-			c.log.Debug("digit dropped: input buffer full", "digit", string(d))
-		}
-	}
-}
-
-// applyMedia follows hold/unhold and address changes from the caller.
-func (c *Call) applyMedia(md sip.Media) {
-	if addrOK(md) {
-		setRemote(c.s, md)
-	}
-	if md.OnHold() {
-		c.s.SetInactivityTimeout(-1) // a held caller sends no RTP; that is not a dead call
-	} else {
-		c.s.SetInactivityTimeout(c.m.cfg.RTPTimeout)
-	}
-}
-
-func addrOK(md sip.Media) bool {
-	return md.Addr.IsValid() && md.Addr.Port() != 0 && !md.Addr.Addr().IsUnspecified()
-}
-
-// setRemote points a stream at the negotiated media, with the codec's payload type as the
-// SDP gave it (a dynamic number for G.711 is rare but allowed).
-func setRemote(s Stream, md sip.Media) {
-	s.SetRemote(md.Addr, media.Codec(md.PayloadType), md.DTMFType)
-	if md.RTPType != 0 {
-		s.SetAudioPayloadType(md.RTPType)
-	}
 }

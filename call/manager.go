@@ -28,6 +28,8 @@ type Queue struct {
 	ExitDigit         string        // a digit that leaves the queue; "" = none
 	ExitMenu          string        // the menu that digit leads to; "" = the call ends
 	Rating            bool          // post-call rating (话务"一次一评") after the agent hangs up
+	CallbackAfter     time.Duration // virtual hold: offer a callback when the estimated wait exceeds this; 0 = never
+	CallbackDigit     string        // the digit that books it
 }
 
 // Config wires a Manager.
@@ -46,6 +48,10 @@ type Config struct {
 	Agents     []acd.AgentConfig
 	ACDClock   acd.Clock // nil: system clock
 	Records    Records
+	Trunks     Trunks                // outbound trunks for surveys and callbacks; nil = none
+	Surveys    map[string]ivr.Survey // survey scripts by name
+	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
+	CallbackTrunk string
 	Clock      Clock // nil: system clock
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

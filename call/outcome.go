@@ -22,6 +22,9 @@ var (
 	ErrNotAnswered  = errors.New("answer failed")     // our 200 OK was never acknowledged, or failed
 	ErrShutdown     = errors.New("shutdown")          // the manager stopped
 	ErrIVREnded     = errors.New("ivr ended")         // the IVR hung up (hangup or play action)
+	ErrSurveyDone   = errors.New("survey done")       // the survey ended; the server hung up after the thanks
+	ErrRingTimeout  = errors.New("ring-timeout")      // nobody answered our outbound INVITE in time (we cancelled)
+	ErrNotInPlan    = errors.New("not in dial plan")  // the trunk's dial plan refuses the number: nothing was sent
 	errTransfer     = errors.New("transferred")       // internal: the agent transferred the caller
 	errStale        = errors.New("answered too late") // internal: an agent answered after the offer was withdrawn
 
@@ -47,6 +50,8 @@ type Ending struct {
 	LeftByKey bool   // its last queue visit ended with the exit digit
 	QueueExit error  // the queue took the caller out (ErrMaxWait, ErrNoAgent), even if they hung up during the exit prompt
 	Closed    bool   // it reached the closed-hours menu
+	Outbound  bool   // a call we placed (survey, callback task): Answered means the citizen picked up
+	Callback  bool   // the caller booked a callback (virtual hold) and keeps their place
 	LegSide   string // from the caller leg's End, if it ended
 	LegCause  string
 	LegStatus int
@@ -63,6 +68,9 @@ type Outcome struct {
 // Classify is the one outcome taxonomy: every ending maps to exactly one disposition.
 func Classify(e Ending) Outcome {
 	o := Outcome{Side: side(e), Cause: causeText(e.Cause), Status: 200}
+	if e.Outbound {
+		return classifyOutbound(e, o)
+	}
 	if e.LegSide != "" && errors.Is(e.Cause, ErrCallerHangup) && e.LegCause != "" {
 		o.Cause = e.LegCause
 	}
@@ -89,6 +97,8 @@ func Classify(e Ending) Outcome {
 		return o
 	}
 	switch {
+	case e.Callback:
+		o.Disposition, o.Side, o.Cause = cdr.DispositionCallback, sip.SideSystem, "callback"
 	case e.Agent:
 		o.Disposition = cdr.DispositionAnswered
 	case e.Queued && e.LeftByKey:
@@ -113,6 +123,48 @@ func Classify(e Ending) Outcome {
 	return o
 }
 
+// classifyOutbound: a call we placed ends answered (the citizen picked up, whoever hung up
+// later, whatever the survey got) or by its INVITE's final response: 486/600/603 busy,
+// 408/480 and our ring timeout no-answer, 404/484/604 invalid-number, anything else failed.
+func classifyOutbound(e Ending, o Outcome) Outcome {
+	if e.Answered {
+		o.Disposition = cdr.DispositionAnswered
+		if errors.Is(e.Cause, ErrCallerHangup) && e.LegCause != "" {
+			o.Cause = e.LegCause
+		}
+		return o
+	}
+	o.Status, o.Side = e.LegStatus, sip.SideCaller
+	if e.LegCause != "" {
+		o.Cause = e.LegCause
+	}
+	switch {
+	case errors.Is(e.Cause, ErrRingTimeout):
+		o.Disposition, o.Side, o.Cause = cdr.DispositionNoAnswer, sip.SideSystem, "ring-timeout"
+		if o.Status == 0 {
+			o.Status = 487
+		}
+		return o
+	case errors.Is(e.Cause, ErrNotInPlan):
+		o.Disposition, o.Side, o.Cause = cdr.DispositionInvalidNumber, sip.SideSystem, "dial-plan"
+		return o
+	}
+	switch o.Status {
+	case 486, 600, 603:
+		o.Disposition = cdr.DispositionBusy
+	case 408, 480:
+		o.Disposition = cdr.DispositionNoAnswer
+	case 404, 484, 604:
+		o.Disposition = cdr.DispositionInvalidNumber
+	default:
+		o.Disposition, o.Side = cdr.DispositionFailed, sip.SideSystem
+		if errors.Is(e.Cause, ErrShutdown) || errors.Is(e.Cause, ErrDrain) || errors.Is(e.Cause, context.Canceled) {
+			o.Disposition, o.Cause = cdr.DispositionInterrupted, causeText(e.Cause)
+		}
+	}
+	return o
+}
+
 func side(e Ending) string {
 	switch {
 	case errors.Is(e.Cause, ErrCallerHangup):
@@ -131,7 +183,8 @@ func causeText(err error) string {
 	}{
 		{ErrCallerHangup, "BYE"}, {ErrAgentHangup, "BYE"}, {ErrRTPTimeout, "rtp-timeout"},
 		{ErrMaxWait, "max-wait"}, {ErrDrain, "drain"}, {ErrNoAgent, "no-agent"}, {ErrExitKey, "exit-key"},
-		{ErrIVREnded, "normal"}, {ErrShutdown, "shutdown"}, {context.Canceled, "shutdown"},
+		{ErrIVREnded, "normal"}, {ErrSurveyDone, "normal"}, {ErrShutdown, "shutdown"}, {context.Canceled, "shutdown"},
+		{ErrRingTimeout, "ring-timeout"}, {ErrNotInPlan, "dial-plan"},
 	} {
 		if errors.Is(err, c.err) {
 			return c.text

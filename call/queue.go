@@ -21,6 +21,7 @@ type visit struct {
 	announce ivr.Timer       // next position/wait announcement; nil = none
 	exit     error           // leaving without an agent once the exit prompt ends
 	answered bool            // an agent took the caller in this queue (its wait is observed)
+	offered  bool            // the caller heard the callback offer (virtual hold)
 }
 
 // join puts the caller in a queue (the IVR's "queue NAME").
@@ -43,13 +44,21 @@ func (c *Call) join(name string, reply chan error) {
 	c.visits = append(c.visits, name)
 	c.q = &visit{name: name, cfg: q, entered: now, reply: reply}
 	c.setStage(StageQueued)
-	if _, err := c.m.dist.Enqueue(acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: now}); err != nil {
+	caller := acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: now}
+	if c.task != nil {
+		caller.Number, caller.Priority = c.task.req.Number, c.task.req.Priority
+	}
+	if _, err := c.m.dist.Enqueue(caller); err != nil {
 		c.log.Info("queue refused the caller", "queue", name, "error", err)
 		c.exitQueue(ErrNoAgent)
 		c.snapshot()
 		return
 	}
-	c.q.playing = c.play(q.JoinPrompt)
+	join := []string{q.JoinPrompt}
+	if c.callbackDue() {
+		join, c.q.offered = append(join, PromptCallbackOffer), true
+	}
+	c.q.playing = c.play(join...)
 	if c.q.playing == nil {
 		c.startMOH()
 	}
@@ -59,6 +68,9 @@ func (c *Call) join(name string, reply chan error) {
 
 // play starts prompts by name on the caller's stream; nil if there is nothing to play.
 func (c *Call) play(names ...string) <-chan struct{} {
+	if c.s == nil { // a callback task: nobody listens yet
+		return nil
+	}
 	ps := c.m.prompts(c.log, names)
 	if len(ps) == 0 {
 		return nil
@@ -67,6 +79,9 @@ func (c *Call) play(names ...string) <-chan struct{} {
 }
 
 func (c *Call) startMOH() {
+	if c.s == nil {
+		return
+	}
 	if p, ok := c.m.prompt(c.q.cfg.MusicOnHold); ok {
 		c.s.Loop(p)
 		c.q.moh = true
@@ -78,7 +93,7 @@ func (c *Call) armAnnouncement() {
 		c.q.announce.Stop()
 		c.q.announce = nil
 	}
-	if f := c.q.cfg.AnnounceFrequency; f > 0 {
+	if f := c.q.cfg.AnnounceFrequency; f > 0 && c.s != nil {
 		c.q.announce = c.m.cfg.Clock.NewTimer(f)
 	}
 }
@@ -87,6 +102,10 @@ func (c *Call) armAnnouncement() {
 // prompt ended (the caller leaves).
 func (c *Call) playDone() {
 	v := c.q
+	if c.vh != nil {
+		c.vholdPlayed()
+		return
+	}
 	v.playing = nil
 	if v.exit != nil {
 		c.leaveQueue(v.exit)
@@ -98,12 +117,20 @@ func (c *Call) playDone() {
 // announce tells the caller their position and estimated wait, unless a prompt is playing.
 func (c *Call) announce() {
 	v := c.q
+	if c.vh != nil {
+		c.vholdTimeout()
+		return
+	}
 	c.armAnnouncement()
 	if v.playing != nil || v.exit != nil {
 		return
 	}
 	if pos, ewt, ok := c.m.dist.Position(c.id); ok {
-		if p := c.play(c.positionPrompts(pos, ewt)...); p != nil {
+		names := c.positionPrompts(pos, ewt)
+		if c.callbackDue() {
+			names, v.offered = append(names, PromptCallbackOffer), true
+		}
+		if p := c.play(names...); p != nil {
 			v.playing, v.moh = p, false
 		}
 	}
@@ -112,6 +139,9 @@ func (c *Call) announce() {
 // queueDigit: the exit digit takes the caller out of the queue (to a menu, or to the end).
 func (c *Call) queueDigit(d rune) {
 	v := c.q
+	if c.task == nil && c.callbackDigit(d) {
+		return
+	}
 	if v.cfg.ExitDigit == "" || string(d) != v.cfg.ExitDigit || v.exit != nil {
 		return
 	}
@@ -141,7 +171,9 @@ func (c *Call) left(reason acd.ExitReason) {
 func (c *Call) exitQueue(err error) {
 	v := c.q
 	v.exit, c.queueExit = err, err
-	c.s.StopPlay()
+	if c.s != nil {
+		c.s.StopPlay()
+	}
 	v.moh = false
 	if v.playing = c.play(v.cfg.ExitPrompt); v.playing == nil {
 		c.leaveQueue(err)
@@ -165,6 +197,10 @@ func (c *Call) leaveQueue(err error) {
 	}
 	c.q = nil
 	v.reply <- err
+	if c.task != nil { // a callback task has no IVR to go back to
+		c.stop(err)
+		return
+	}
 	if c.cause == nil {
 		c.setStage(StageIVR)
 	}
@@ -241,6 +277,10 @@ func (c *Call) ringEnded(e evRing) {
 		// Stale: the caller left, or another agent answered first.
 		log.Info("agent answered after the offer was withdrawn: hanging up", "error", errStale)
 		c.spawn(func() { discard(e.leg, e.stream, "answered elsewhere") })
+		return
+	}
+	if c.task != nil && c.leg == nil {
+		c.taskAgent(e)
 		return
 	}
 	c.connect(e)

@@ -83,12 +83,17 @@ type ring struct {
 func (c *Call) startRing(of acd.Offer) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.rings[of.AgentID] = &ring{offer: of, ctx: ctx, cancel: cancel}
-	caller := c.leg.Media().PayloadType
-	codecs := []uint8{caller, sip.PayloadPCMA}
-	if caller == sip.PayloadPCMA {
-		codecs[1] = sip.PayloadPCMU
+	codecs := []uint8{sip.PayloadPCMA, sip.PayloadPCMU}
+	if c.leg != nil {
+		if pt := c.leg.Media().PayloadType; pt != sip.PayloadPCMA {
+			codecs = []uint8{pt, sip.PayloadPCMA}
+		}
 	}
-	req := RingRequest{Agent: of.AgentID, Caller: c.rec.Caller, CallID: c.id, Queue: of.Queue, Codecs: codecs}
+	shown := c.rec.Caller
+	if c.task != nil {
+		shown = c.task.req.Number // the agent sees whom they will call back
+	}
+	req := RingRequest{Agent: of.AgentID, Caller: shown, CallID: c.id, Queue: of.Queue, Codecs: codecs}
 	log := c.log.With("agent", of.AgentID)
 	c.spawn(func() {
 		defer cancel()

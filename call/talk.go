@@ -70,7 +70,9 @@ func (c *Call) endTalk(side, cause string, bye bool) {
 		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventUnhold, cdr.FormatSeconds(now.Sub(a.since)))
 	}
 	c.account(a, now)
-	a.bridge.Stop()
+	if a.bridge != nil { // nil: a callback task's agent before the citizen answered
+		a.bridge.Stop()
+	}
 	c.agent = nil
 	c.m.dist.CallEnded(c.id, a.id, side)
 	c.spawn(func() { c.release(a, cause, bye, nil) })
@@ -111,6 +113,10 @@ func (c *Call) agentGone(cause error, byeCause string) {
 	a := c.agent
 	c.endTalk(sip.SideAgent, byeCause, byeCause != "")
 	c.agentEnd = true
+	if c.s == nil { // a callback task's agent left before the citizen answered
+		c.stop(cause)
+		return
+	}
 	if byeCause == "" && c.startRating(a.id, a.queue) { // the agent's BYE: the caller rates them
 		return
 	}
@@ -122,6 +128,9 @@ func (c *Call) agentMedia(md sip.Media) {
 	a := c.agent
 	if addrOK(md) {
 		setRemote(a.s, md)
+	}
+	if a.bridge == nil { // a callback task's agent before the citizen answered: nothing to hold
+		return
 	}
 	now := c.m.cfg.Clock.Now()
 	switch {
@@ -152,6 +161,10 @@ func (c *Call) agentMedia(md sip.Media) {
 // transferring phone leave off the loop, so a phone that stops answering holds up nobody.
 func (c *Call) transfer(r *sip.Refer) {
 	a := c.agent
+	if a.bridge == nil { // a callback task before the citizen answered: nobody to transfer
+		r.Reject(403)
+		return
+	}
 	target := r.Target.User
 	q, ok := c.m.cfg.Queues[target]
 	if !ok {
