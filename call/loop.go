@@ -57,7 +57,7 @@ type Call struct {
 	m      *Manager
 	id     string
 	log    *slog.Logger
-	in     InboundLeg // an inbound call's leg; nil for outbound calls
+	in     InboundLeg      // an inbound call's leg; nil for outbound calls
 	ctx    context.Context // the call's lifetime; ends with the call's cause
 	cancel context.CancelCauseFunc
 	box    mailbox
@@ -226,20 +226,20 @@ func (c *Call) loop() {
 			stuck = t.C
 		}
 		var (
-			legDone, rtpDone             <-chan struct{}
-			legMedia                     <-chan sip.Media
-			legRefers                    <-chan *sip.Refer
-			legDigits, rtpDigits         <-chan rune
-			citizen                      <-chan evCitizen
-			whisper                      <-chan struct{}
-			ag                           *agentLeg
-			agDone, agRTP <-chan struct{}
-			agMedia       <-chan sip.Media
-			agRefers      <-chan *sip.Refer
-			playing       <-chan struct{}
-			announceTick  <-chan time.Time
-			ratePlaying   <-chan struct{}
-			rateWindow    <-chan time.Time
+			legDone, rtpDone     <-chan struct{}
+			legMedia             <-chan sip.Media
+			legRefers            <-chan *sip.Refer
+			legDigits, rtpDigits <-chan rune
+			citizen              <-chan evCitizen
+			whisper              <-chan struct{}
+			ag                   *agentLeg
+			agDone, agRTP        <-chan struct{}
+			agMedia              <-chan sip.Media
+			agRefers             <-chan *sip.Refer
+			playing              <-chan struct{}
+			announceTick         <-chan time.Time
+			ratePlaying          <-chan struct{}
+			rateWindow           <-chan time.Time
 		)
 		if r := c.rating; r != nil {
 			ratePlaying = r.playing

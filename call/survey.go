@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/hotline12345/hotline/cdr"
