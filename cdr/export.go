@@ -20,6 +20,7 @@ var RecordCSVHeader = []string{
 	"ivr_path", "case_number", "queue", "enqueue", "agent", "connect", "disposition",
 	"hangup_side", "hangup_cause", "sip_status", "codec", "node_id",
 	"talk_s", "hold_s", "wrap_up_s", "ring_attempts", "transfers", "visits", "satisfaction",
+	"campaign", "attempt", "target", "parent",
 }
 
 // WriteRecordsCSV writes recs as CSV with RecordCSVHeader.
@@ -34,6 +35,7 @@ func WriteRecordsCSV(w io.Writer, recs []Record) error {
 			r.HangupSide, r.HangupCause, strconv.Itoa(r.SIPStatus), r.Codec, r.NodeID,
 			FormatSeconds(r.AgentTalk()), FormatSeconds(r.Hold), FormatSeconds(r.WrapUp),
 			strconv.Itoa(r.RingAttempts), strconv.Itoa(r.Transfers), r.Visits, r.Satisfaction,
+			r.Campaign, csvInt(r.Attempt), r.Target, r.Parent,
 		})
 	}
 	cw.Flush()
@@ -54,6 +56,14 @@ func WriteEventsCSV(w io.Writer, evs []AgentEvent) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvInt is n, or an empty cell for 0 (a field an inbound record has not).
+func csvInt(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
 }
 
 func csvTime(t time.Time) string {

@@ -70,6 +70,21 @@ type Record struct {
 	// it; "consult>business/1006" overflowed from consult to business. Queue
 	// and Agent are the first queue and the first agent.
 	Visits string `json:"visits,omitempty"`
+
+	// Outbound detail (schema version 4), set on survey and callback
+	// records (Direction survey or callback); empty on inbound calls.
+	//
+	// Campaign is the outbound campaign the call was made for; Target the
+	// case it calls back about (the campaign target's case id: CaseNumber
+	// may hold the same); Attempt the attempt number for that target, 1 on
+	// the first (machine attempts on survey records, human attempts on
+	// callback records). Parent is, on a callback that returns an in-queue
+	// callback request (virtual hold), the ID of the inbound call that
+	// asked for it (whose disposition is DispositionCallback).
+	Campaign string `json:"campaign,omitempty"`
+	Attempt  int    `json:"attempt,omitempty"`
+	Target   string `json:"target,omitempty"`
+	Parent   string `json:"parent,omitempty"`
 }
 
 // Visit is one element of Record.Visits.
@@ -121,12 +136,18 @@ func (r *Record) VisitedQueue(q string) bool {
 	return false
 }
 
-// Directions.
+// Directions. A record with no direction (written before directions were
+// set) is inbound.
 const (
 	DirectionInbound  = "inbound"
 	DirectionSurvey   = "survey"   // an outbound satisfaction survey call (云回访)
-	DirectionCallback = "callback" // an outbound call returning a callback request
+	DirectionCallback = "callback" // an outbound call returning a callback request, or a human callback task
 )
+
+// Inbound reports whether r is an inbound call (Direction inbound or empty).
+func (r *Record) Inbound() bool {
+	return r.Direction == DirectionInbound || r.Direction == ""
+}
 
 // Satisfaction values (Record.Satisfaction, the RATING event's Data1, survey
 // targets), as DESIGN.md spells them. Satisfaction = (satisfied + basically
@@ -187,14 +208,17 @@ func (r *Record) AgentTalk() time.Duration {
 }
 
 // Filter selects records for List. From (inclusive) and To (exclusive) apply
-// to Start; a zero bound is open. Empty strings match everything. Limit
-// defaults to DefaultListLimit and is capped at MaxListLimit.
+// to Start; a zero bound is open. Empty strings match everything. Direction
+// DirectionInbound also matches records with no direction (see
+// Record.Inbound). Limit defaults to DefaultListLimit and is capped at
+// MaxListLimit.
 type Filter struct {
 	From, To    time.Time
 	Queue       string
 	Disposition Disposition
 	Caller      string
 	Agent       string
+	Direction   string
 	Limit       int
 }
 

@@ -102,8 +102,10 @@ func (o *ReportOptions) threshold(queue string) time.Duration {
 //     its wait runs from its first enqueue to its first connect; it counts
 //     once however many queues it visited. Offered = Answered + Abandoned +
 //     TimedOut + NoAgent + ExitKey + CallbackRequests + OtherUnanswered.
-//     Calls never offered are IVROnly, CallerCancelled or Failed; callback
-//     and survey calls (outbound) are counted apart.
+//     Calls never offered are IVROnly, CallerCancelled or Failed. Only
+//     inbound records (Record.Inbound) count in these figures and in the
+//     ratings; callback and survey calls (outbound) are only counted apart
+//     (Calls, Callbacks, SurveyCalls), their figures in Report.Outbound.
 //   - Per queue visit, from the queue events (Report.Queues and the queue
 //     groups), as Asterisk's queue_log reporting and the live ACD
 //     (/api/v1/queues) count: ENTERQUEUE opens a visit and makes it
@@ -120,7 +122,7 @@ func (o *ReportOptions) threshold(queue string) time.Duration {
 type Summary struct {
 	Key string `json:"key,omitempty"` // group key: "2026-03-15 09:00", "2026-03-15", a queue or an agent
 
-	Calls            int `json:"calls"`             // every record (or visit) in the selection
+	Calls            int `json:"calls"`             // every record (or visit) in the selection, outbound ones included
 	Offered          int `json:"offered"`           // entered a queue
 	Answered         int `json:"answered"`          // connected to an agent
 	Abandoned        int `json:"abandoned"`         // hung up while queued, short abandons included
@@ -134,8 +136,8 @@ type Summary struct {
 	IVROnly          int `json:"ivr_only"`          // answered by the IVR, ended there (incl. closed hours)
 	CallerCancelled  int `json:"caller_cancelled"`  // the caller gave up before we answered
 	Failed           int `json:"failed"`            // we refused or could not answer
-	Callbacks        int `json:"callbacks"`         // outbound callback calls
-	SurveyCalls      int `json:"survey_calls"`      // outbound survey calls
+	Callbacks        int `json:"callbacks"`         // outbound callback calls (not in the figures above: see Report.Outbound)
+	SurveyCalls      int `json:"survey_calls"`      // outbound survey calls (idem)
 	Transfers        int `json:"transfers"`
 
 	AnswerRate           float64 `json:"answer_rate"`             // Answered / Offered
@@ -228,6 +230,9 @@ type Report struct {
 	Queues []Summary    `json:"queues"`           // always by queue
 	Agents []AgentStats `json:"agents"`           // ordered by agent
 	GBT    GBT33358     `json:"gbt33358"`
+	// Outbound: survey and callback calls, virtual hold, 回访率 (records
+	// only; see Outbound).
+	Outbound Outbound `json:"outbound"`
 
 	loc *time.Location // of Location, for rendering
 }
@@ -258,6 +263,7 @@ type accumulator struct {
 	opts           ReportOptions
 	total          Summary
 	groups, hours  map[string]*Summary
+	out            outboundAccumulator
 	minStart, maxT time.Time
 	keyCache       struct {
 		from, to  int64 // unix seconds of the cached hour
@@ -302,8 +308,9 @@ func (a *accumulator) add(r *Record) {
 	if r.End.After(a.maxT) {
 		a.maxT = r.End
 	}
+	a.out.add(r)
 	c := call{r: r}
-	c.offered = (r.Direction == DirectionInbound || r.Direction == "") && (r.Queue != "" || !r.EnqueueTime.IsZero())
+	c.offered = r.Inbound() && (r.Queue != "" || !r.EnqueueTime.IsZero())
 	if c.offered {
 		c.wait = r.Wait()
 		c.answered = !r.Connect.IsZero()
@@ -361,7 +368,9 @@ func addCall(s *Summary, c *call, bounds []time.Duration) {
 	r := c.r
 	s.Calls++
 	s.hists(bounds)
-	s.Ratings.add(r.Satisfaction)
+	if r.Inbound() { // survey answers are Report.Outbound's
+		s.Ratings.add(r.Satisfaction)
+	}
 	switch {
 	case r.Direction == DirectionCallback:
 		s.Callbacks++
@@ -476,6 +485,7 @@ func (s *Summary) merge(o *Summary) {
 // merge adds the records of o (a disjoint set, same options) into a.
 func (a *accumulator) merge(o *accumulator) {
 	a.total.merge(&o.total)
+	a.out.merge(&o.out)
 	for _, p := range []struct{ dst, src map[string]*Summary }{{a.groups, o.groups}, {a.hours, o.hours}} {
 		for k, s := range p.src {
 			group(p.dst, k).merge(s)
@@ -523,7 +533,7 @@ func (s *Summary) finalize() {
 // the ratings of the agents' RATING events, as Report.Agents has them: a
 // rating is the rated agent's, not the first agent's. An agent rated but
 // first on no call gets a group of its own; the group of calls without an
-// agent keeps the ratings of its records (survey calls).
+// agent keeps the ratings of its records.
 func (a *accumulator) agentRatings(agents []AgentStats) {
 	for k, g := range a.groups {
 		if k != "" {
@@ -571,10 +581,11 @@ func (a *accumulator) finish(ev *eventAccumulator) Report {
 	rep := Report{
 		From: from, To: to, Location: o.Location.String(), loc: o.Location, Queue: o.Queue, By: o.By,
 		ServiceLevel: o.ServiceLevel, ShortAbandon: o.ShortAbandon, WaitBuckets: o.WaitBuckets,
-		Total:  a.total,
-		Hours:  sortedSummaries(a.hours),
-		Queues: sortedSummaries(queues),
-		Agents: agents,
+		Total:    a.total,
+		Hours:    sortedSummaries(a.hours),
+		Queues:   sortedSummaries(queues),
+		Agents:   agents,
+		Outbound: a.out.finish(),
 	}
 	switch o.By {
 	case ByNone:

@@ -221,8 +221,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		t.Abandoned, pct(t.AbandonRate), secs(r.ShortAbandon), t.ShortAbandoned, pct(t.AbandonRateExclShort))
 	fmt.Fprintf(tw, "Other unanswered\t%d\ttimeout %d, no agent %d, exit key %d, callback requested %d, other %d\n",
 		t.TimedOut+t.NoAgent+t.ExitKey+t.CallbackRequests+t.OtherUnanswered, t.TimedOut, t.NoAgent, t.ExitKey, t.CallbackRequests, t.OtherUnanswered)
-	fmt.Fprintf(tw, "Not offered\t%d\tended in the IVR %d, gave up before answer %d, refused %d, outbound callbacks %d, survey calls %d\n",
-		t.IVROnly+t.CallerCancelled+t.Failed+t.Callbacks+t.SurveyCalls, t.IVROnly, t.CallerCancelled, t.Failed, t.Callbacks, t.SurveyCalls)
+	fmt.Fprintf(tw, "Not offered\t%d\tended in the IVR %d, gave up before answer %d, refused %d\n",
+		t.IVROnly+t.CallerCancelled+t.Failed, t.IVROnly, t.CallerCancelled, t.Failed)
 	fmt.Fprintf(tw, "ASA\t%s\tmean queue wait of answered calls; longest wait %s\n", secs(t.ASA), secs(t.LongestWait))
 	fmt.Fprintf(tw, "AHT\t%s\ttalk %s + hold %s + wrap-up %s; transfers %d\n", secs(t.AHT), secs(t.AvgTalk), secs(t.AvgHold), secs(t.AvgWrapUp), t.Transfers)
 	fmt.Fprintf(tw, "Service level (T=%s)\t%s\tanswered within T / offered; %s of answered\n", secs(r.ServiceLevel), pct(t.ServiceLevelOffered), pct(t.ServiceLevelAnswered))
@@ -275,6 +275,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		tw.Flush()
 	}
 	writeRatings(&b, r)
+	writeOutbound(&b, &r.Outbound)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -319,4 +320,40 @@ func writeRatings(b *strings.Builder, r *Report) {
 			satisfaction(rt))
 	}
 	tw.Flush()
+}
+
+// writeOutbound writes the outbound section (Report.Outbound), if the
+// window has outbound records.
+func writeOutbound(b *strings.Builder, o *Outbound) {
+	if o.Calls() == 0 {
+		return
+	}
+	s, c, v, cr := &o.Surveys, &o.Callbacks, &o.VirtualHold, &o.CallbackRate
+	b.WriteString("\nOutbound 外呼 (云回访; not in the inbound figures above)\n")
+	tw := tabwriter.NewWriter(b, 2, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "Survey calls 回访\t%d\tanswered %d; cases %d, reached %d; %s\n",
+		s.Dialled, s.Answered, s.Targets, s.TargetsReached, dispositionList(s.ByDisposition))
+	fmt.Fprintf(tw, "Survey satisfaction\t%s\t(satisfied %d + basically satisfied %d) / %d rated; 满意率 %s, 基本满意率 %s, 不满意率 %s; not rated %d of %d asked\n",
+		satisfaction(&s.Ratings), s.Satisfied, s.BasicallySatisfied, s.Rated,
+		ratePct(s.SatisfiedRate, s.Rated), ratePct(s.BasicallySatisfiedRate, s.Rated), ratePct(s.DissatisfiedRate, s.Rated),
+		s.NotRated, s.RatingsAsked)
+	fmt.Fprintf(tw, "Callback calls 回拨\t%d\treached (answered) %d; %s\n", c.Made, c.Reached, dispositionList(c.ByDisposition))
+	fmt.Fprintf(tw, "Virtual hold 预约回拨\t%d\trequested; callbacks made %d, reached %d\n", v.Requested, v.Made, v.Reached)
+	fmt.Fprintf(tw, "Callback rate 回访率\t%s\t%d of %d cases reached (by machine %d, by human %d); a human tried %d\n",
+		ratePct(cr.ReachedRate, cr.Cases), cr.Reached, cr.Cases, cr.ReachedByMachine, cr.ReachedByHuman, cr.HumanTried)
+	fmt.Fprintf(tw, "件件有回音\t%s\t%d of %d cases reached or tried by a human (deadlines: see the campaign)\n",
+		ratePct(cr.ReachedOrTriedRate, cr.Cases), cr.ReachedOrTried, cr.Cases)
+	tw.Flush()
+}
+
+// dispositionList is "answered 3, busy 1" (non-zero counts), or "none".
+func dispositionList(m map[Disposition]int) string {
+	var parts []string
+	for _, dc := range dispositionCounts(m) {
+		parts = append(parts, string(dc.D)+" "+strconv.Itoa(dc.N))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -26,9 +26,10 @@ func TestReportFormats(t *testing.T) {
 		sat  *regexp.Regexp // the satisfaction line of the text form
 		html string         // the satisfaction KPI of the HTML form
 	}{
-		{"rated", recs, regexp.MustCompile(`Satisfaction +80\.0% +\(satisfied 3 \+ basically satisfied 1\) / 5 rated; 满意率 60\.0%, 基本满意率 20\.0%, 不满意率 20\.0%\n` +
-			`Rated +5 +of 6 asked to rate \(rated share 83\.3%\); not rated 1 \(hung up or no key\)\n`),
-			`<div class="v">80.0%</div><div class="n">满意率 60.0% · 基本满意率 20.0% · 不满意率 20.0%；参评 rated 5 / 邀评 asked 6，参评率 83.3%</div>`},
+		// The inbound calls' ratings (not the survey call c14's).
+		{"rated", recs, regexp.MustCompile(`Satisfaction +75\.0% +\(satisfied 2 \+ basically satisfied 1\) / 4 rated; 满意率 50\.0%, 基本满意率 25\.0%, 不满意率 25\.0%\n` +
+			`Rated +4 +of 5 asked to rate \(rated share 80\.0%\); not rated 1 \(hung up or no key\)\n`),
+			`<div class="v">75.0%</div><div class="n">满意率 50.0% · 基本满意率 25.0% · 不满意率 25.0%；参评 rated 4 / 邀评 asked 5，参评率 80.0%</div>`},
 		{"unrated", unrated, regexp.MustCompile(`Satisfaction +— +\(satisfied 0 \+ basically satisfied 0\) / 0 rated; 满意率 —, 基本满意率 —, 不满意率 —\n` +
 			`Rated +0 +of 0 asked to rate \(rated share —\); not rated 0 `),
 			`<div class="v">—</div><div class="n">满意率 — · 基本满意率 — · 不满意率 —；参评 rated 0 / 邀评 asked 0，参评率 —</div>`},
@@ -46,7 +47,7 @@ func TestReportFormats(t *testing.T) {
 			// business: offered 1, answered 1, no overflow, no transfer;
 			// complaint overflowed 1; consult transferred 1.
 			for _, re := range []string{
-				`Not offered +6 +ended in the IVR 2, gave up before answer 1, refused 1, outbound callbacks 1, survey calls 1`,
+				`Not offered +4 +ended in the IVR 2, gave up before answer 1, refused 1\n`,
 				`Other unanswered +3 +timeout 1, no agent 0, exit key 1, callback requested 1, other 0`,
 				`business +1 +1 +100\.0% +0 +0 +0 +0 +1\.0s`, `complaint +4 +2 +50\.0% +1 +0 +1 +0 `, `consult +9 +4 +44\.4% +2 +1 +0 +1 `,
 				// The ratings of each queue and agent (from the RATING
@@ -123,8 +124,8 @@ func TestReportJSONRatings(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]float64{"ratings_asked": 6, "rated": 5, "not_rated": 1, "satisfied": 3, "basically_satisfied": 1, "dissatisfied": 1,
-		"rated_share": 5.0 / 6, "satisfied_rate": 0.6, "basically_satisfied_rate": 0.2, "dissatisfied_rate": 0.2, "satisfaction": 0.8}
+	want := map[string]float64{"ratings_asked": 5, "rated": 4, "not_rated": 1, "satisfied": 2, "basically_satisfied": 1, "dissatisfied": 1,
+		"rated_share": 0.8, "satisfied_rate": 0.5, "basically_satisfied_rate": 0.25, "dissatisfied_rate": 0.25, "satisfaction": 0.75}
 	for k, v := range want {
 		if m.Total[k] != v {
 			t.Errorf("total %s = %v, want %v", k, m.Total[k], v)

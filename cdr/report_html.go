@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,6 +23,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		Hourly, Waits, AHTByQueue  template.HTML
 		Generated, SL, ShortAbndon string
 		RatingRows                 []ratingRow
+		Outbound                   *outboundView // nil without outbound records
 	}{
 		R:     r,
 		Title: "12345 热线日报 Daily report " + r.From.In(loc).Format("2006-01-02"),
@@ -47,8 +49,57 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		SL:          secs(r.ServiceLevel),
 		ShortAbndon: secs(r.ShortAbandon),
 		RatingRows:  r.ratingRows(),
+		Outbound:    newOutboundView(&r.Outbound),
 	}
 	return htmlReport.Execute(w, data)
+}
+
+// outboundView is the outbound section of the HTML report.
+type outboundView struct {
+	KPIs   []kpi
+	Rows   []outboundRow
+	Survey Ratings
+}
+
+// outboundRow is a line of the outbound calls table: the calls and their
+// counts by outboundDispositions, then the other dispositions.
+type outboundRow struct {
+	Name   string
+	Calls  int
+	Counts []int
+}
+
+func newOutboundView(o *Outbound) *outboundView {
+	if o.Calls() == 0 {
+		return nil
+	}
+	s, c, v, cr := &o.Surveys, &o.Callbacks, &o.VirtualHold, &o.CallbackRate
+	row := func(name string, calls int, m map[Disposition]int) outboundRow {
+		counts := make([]int, len(outboundDispositions)+1)
+		for _, dc := range dispositionCounts(m) {
+			if i := slices.Index(outboundDispositions, dc.D); i >= 0 {
+				counts[i] = dc.N
+			} else {
+				counts[len(counts)-1] += dc.N
+			}
+		}
+		return outboundRow{name, calls, counts}
+	}
+	return &outboundView{
+		KPIs: []kpi{
+			{"回访率", "Callback rate", ratePct(cr.ReachedRate, cr.Cases), fmt.Sprintf("已接通案件 reached %d / 案件 cases %d；机器 by machine %d · 人工 by human %d",
+				cr.Reached, cr.Cases, cr.ReachedByMachine, cr.ReachedByHuman), ""},
+			{"件件有回音", "Every case answered", ratePct(cr.ReachedOrTriedRate, cr.Cases), fmt.Sprintf("已接通或人工已回访 reached or tried by a human %d / %d；人工回访 human tried %d",
+				cr.ReachedOrTried, cr.Cases, cr.HumanTried), ""},
+			{"回访满意度", "Survey satisfaction", satisfaction(&s.Ratings), fmt.Sprintf("满意率 %s · 基本满意率 %s · 不满意率 %s；参评 rated %d / 邀评 asked %d",
+				ratePct(s.SatisfiedRate, s.Rated), ratePct(s.BasicallySatisfiedRate, s.Rated), ratePct(s.DissatisfiedRate, s.Rated), s.Rated, s.RatingsAsked), ""},
+			{"回访呼出", "Survey calls", fmt.Sprint(s.Dialled), fmt.Sprintf("接通 answered %d；案件 cases %d，已接通 reached %d", s.Answered, s.Targets, s.TargetsReached), ""},
+			{"回拨", "Callback calls", fmt.Sprint(c.Made), fmt.Sprintf("接通 reached %d", c.Reached), ""},
+			{"预约回拨", "Virtual hold", fmt.Sprint(v.Requested), fmt.Sprintf("申请 requested；已回拨 made %d，接通 reached %d", v.Made, v.Reached), ""},
+		},
+		Rows:   []outboundRow{row("回访 Survey calls", s.Dialled, s.ByDisposition), row("回拨 Callback calls", c.Made, c.ByDisposition)},
+		Survey: s.Ratings,
+	}
 }
 
 type kpi struct{ Zh, En, Value, Note, Class string }
@@ -108,16 +159,25 @@ th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 {{with .R.Total.Ratings}}<tr><td>全部来电 all calls</td>{{template "ratings" .}}</tr>
 {{end}}{{range .RatingRows}}<tr><td>{{if eq .Kind "queue"}}队列 queue{{else}}坐席 agent{{end}} {{.Key}}</td>{{template "ratings" .R}}</tr>
 {{end}}</table>
-<h2>口径 Denominators</h2>
+{{with .Outbound}}<h2>外呼回访 Outbound (云回访，不计入呼入 not in the inbound figures)</h2>
+<div class="kpis">{{range .KPIs}}<div class="kpi {{.Class}}"><div class="l">{{.Zh}} {{.En}}</div><div class="v">{{.Value}}</div><div class="n">{{.Note}}</div></div>{{end}}</div>
+<table><tr><th>类型 Kind</th><th>呼出 Calls</th><th>接通 Answered</th><th>忙 Busy</th><th>无应答 No answer</th><th>空号 Invalid number</th><th>失败 Failed</th><th>中断 Interrupted</th><th>其他 Other</th></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Calls}}</td>{{range .Counts}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table>
+<table><tr><th>回访满意度 Survey</th><th>邀评 Asked</th><th>参评 Rated</th><th>参评率 Rated %</th><th>未评价 Not rated</th><th>满意 Satisfied</th><th>基本满意 Basically</th><th>不满意 Dissatisfied</th><th>满意率</th><th>基本满意率</th><th>不满意率</th><th>满意度 Satisfaction</th></tr>
+<tr><td>回访 survey calls</td>{{template "ratings" .Survey}}</tr>
+</table>
+<div class="note">案件 cases = 回访与回拨记录中的不同案件 distinct case ids of the survey and callback records；回访率 callback rate = 已接通的案件 / 案件 (机器回访或人工回拨接通 reached by the survey or by a human)；件件有回音 = (已接通 或 已交人工回访 reached, or tried by a human) / 案件。按时限的回访率（如结案后 24 小时内）见回访任务 deadlines: see the campaign (/api/v1/campaigns)。预约回拨 virtual hold: 申请 = 排队中按键预约回拨的来电 callers who asked in the queue；已回拨 = 回拨记录 callback calls made for them。</div>
+{{end}}<h2>口径 Denominators</h2>
 <div class="note">
 呼入 Offered = 进入队列的来电 calls that entered a queue (每通来电计一次 once per call)；接通率 answer rate = 接通/呼入，不含短时放弃 excluding short abandons (&lt; {{.ShortAbndon}}): {{pct .R.Total.AnswerRateExclShort}}。
-未进入队列 Not offered: IVR 自助结束 ended in the IVR {{.R.Total.IVROnly}}，接听前挂机 gave up before answer {{.R.Total.CallerCancelled}}，拒接 refused {{.R.Total.Failed}}，回拨 outbound callbacks {{.R.Total.Callbacks}}，回访 survey calls {{.R.Total.SurveyCalls}}；
+未进入队列 Not offered: IVR 自助结束 ended in the IVR {{.R.Total.IVROnly}}，接听前挂机 gave up before answer {{.R.Total.CallerCancelled}}，拒接 refused {{.R.Total.Failed}}；
 队列中超时 timeout {{.R.Total.TimedOut}}，无坐席 no agent {{.R.Total.NoAgent}}，按键退出 exit key {{.R.Total.ExitKey}}，预约回拨 callback requested {{.R.Total.CallbackRequests}}。
 队列表按进入队列次数统计 the queue table counts queue visits: 溢出、转入的来电计入目标队列的呼入 an overflow or a transfer is offered to its target queue too。
 服务水平 service level: {{.SL}} 内接通 / 呼入 (answered within T / offered) 与 / 接通 (/ answered)。
 GB/T 33358-2016: 15 秒内接通 / 接通 (answered within 15 s / answered)；24 小时接通率 = 接通 / 呼入，全天 24 h。
 满意度 satisfaction = (满意 + 基本满意) / 参评 (satisfied + basically satisfied) / rated；满意率、基本满意率、不满意率 = 各项 / 参评 (over rated)；参评率 rated share = 参评 / 邀评 (rated / asked)，邀评 = 参评 + 未评价 (挂机或未按键 hung up or no key)。
-全部来电按来电记录统计（含回访 survey calls），队列与坐席按评价事件统计：转接的来电计入最后接听的坐席及其队列 the total counts call records, queues and agents the ratings of the agent who had the call last。
+全部来电按呼入记录统计（回访的评价见外呼回访 survey answers: see the outbound section），队列与坐席按评价事件统计：转接的来电计入最后接听的坐席及其队列 the total counts call records, queues and agents the ratings of the agent who had the call last。
 </div>
 <div class="note">生成时间 Generated {{.Generated}} · hotlined</div>
 </body></html>

@@ -4,11 +4,12 @@ import "time"
 
 // Ratings are the satisfaction figures of a report line: the post-call
 // rating (话务"一次一评") and survey answers. Report.Total and the hour and
-// day groups count the calls (Record.Satisfaction: a call asked to rate has
-// one of the four Satisfaction values, one not asked none; survey calls
-// count too); the queues and agents (and the agent groups) count the
-// RATING events (Queue and AgentID the agent rated, Data1 the value), so a
-// transferred call's rating is the last agent's and their queue's.
+// day groups count the inbound calls (Record.Satisfaction: a call asked to
+// rate has one of the four Satisfaction values, one not asked none; the
+// survey calls' answers are Report.Outbound.Surveys' ratings); the queues
+// and agents (and the agent groups) count the RATING events (Queue and
+// AgentID the agent rated, Data1 the value), so a transferred call's rating
+// is the last agent's and their queue's.
 //
 // Denominators: RatingsAsked = Rated + NotRated; RatedShare = Rated /
 // RatingsAsked; the rates and Satisfaction are over Rated. A rate is 0 when

@@ -14,6 +14,14 @@ var reportEvents = []string{EventLogin, EventLogout, EventPause, EventUnpause, E
 	EventEnterQueue, EventConnect, EventAbandon, EventExitWithTimeout, EventExitEmpty, EventExitWithKey, EventOverflow,
 	EventUnhold, EventCompleteCaller, EventCompleteAgent, EventTransfer, EventWrapUpEnd, EventRating}
 
+// reportRecordScanner is an optional Store capability: Scan, filling only
+// the fields a report reads (times, queue, agent, direction, disposition,
+// durations, transfers, satisfaction, visits, and the outbound target and
+// parent), cheaply.
+type reportRecordScanner interface {
+	scanReport(ctx context.Context, f Filter, fn func(*Record) error) error
+}
+
 // ReportFromStore computes the report of the records and events in s,
 // with the same figures as Compute on the same data. Records are streamed
 // (Store.Scan), not loaded; when both From and To are set the window is
@@ -46,8 +54,8 @@ func ReportFromStore(ctx context.Context, s Store, opts ReportOptions) (Report, 
 				a.add(r)
 				return nil
 			}
-			if rs, ok := s.(reportScanner); ok {
-				return rs.scanForReport(gctx, f, add)
+			if rs, ok := s.(reportRecordScanner); ok {
+				return rs.scanReport(gctx, f, add)
 			}
 			return s.Scan(gctx, f, add)
 		})

@@ -222,10 +222,11 @@ func TestReportGroundTruth(t *testing.T) {
 		// and c04 (18 s); not c05 (40 s) nor c17 (21 s).
 		AnsweredWithinSL: 4, ServiceLevelOffered: 4.0 / 12, ServiceLevelAnswered: 4.0 / 6,
 		AnsweredWithin15s: 3,
-		// Per call: c01 satisfied, c02 basically, c03 not rated, c04
-		// dissatisfied, c05 satisfied, c14 (a survey call) satisfied.
-		Ratings: Ratings{RatingsAsked: 6, Rated: 5, NotRated: 1, Satisfied: 3, BasicallySatisfied: 1, Dissatisfied: 1,
-			RatedShare: 5.0 / 6, SatisfiedRate: 0.6, BasicallySatisfiedRate: 0.2, DissatisfiedRate: 0.2, Satisfaction: 0.8},
+		// Per inbound call: c01 satisfied, c02 basically, c03 not rated,
+		// c04 dissatisfied, c05 satisfied; not c14, a survey call (its
+		// answer is in Report.Outbound).
+		Ratings: Ratings{RatingsAsked: 5, Rated: 4, NotRated: 1, Satisfied: 2, BasicallySatisfied: 1, Dissatisfied: 1,
+			RatedShare: 0.8, SatisfiedRate: 0.5, BasicallySatisfiedRate: 0.25, DissatisfiedRate: 0.25, Satisfaction: 0.75},
 		//                  ≤5 ≤10 ≤15 ≤20 ≤30 ≤60 ≤120 ≤300 >300
 		WaitHistAnswered:  []int{0, 1, 2, 1, 1, 1, 0, 0, 0},
 		WaitHistAbandoned: []int{1, 0, 0, 0, 1, 0, 1, 0, 0},
@@ -377,14 +378,15 @@ func TestReportOptions(t *testing.T) {
 			// Calls by their first agent, ratings by the agent rated: 1004
 			// (rated for c05, first on no call) has a group of ratings
 			// only; 1002's holds c02's and not c05's; the calls without an
-			// agent keep the survey call c14's.
+			// agent have none (the survey call c14's answer is not an
+			// inbound rating: see Report.Outbound).
 			g := map[string]Summary{}
 			for _, s := range r.Groups {
 				g[s.Key] = s
 			}
 			if len(r.Groups) != 6 || r.Groups[0].Key != "" || r.Groups[1].Key != "1001" || r.Groups[1].Answered != 2 || r.Groups[1].AHT != 115*sec ||
 				g["1004"].Calls != 0 || g["1004"].Ratings != r.Agents[3].Ratings || g["1002"].Ratings != r.Agents[1].Ratings ||
-				g["1001"].Ratings != r.Agents[0].Ratings || g[""].Rated != 1 || g[""].Satisfied != 1 {
+				g["1001"].Ratings != r.Agents[0].Ratings || g[""].RatingsAsked != 0 || g[""].SurveyCalls != 1 {
 				return fmt.Sprintf("%+v", r.Groups)
 			}
 			return ""

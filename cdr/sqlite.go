@@ -203,7 +203,8 @@ func (s *SQLite) execEach(ctx context.Context, tx *sql.Tx, query string, n int, 
 const cdrColumns = `id, sip_call_id, direction, trunk, caller, called, start_us, answer_us, end_us,
 	ivr_path, case_number, queue, enqueue_us, agent, connect_us, disposition, hangup_side,
 	hangup_cause, sip_status, codec, node_id,
-	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, survey_answers, satisfaction, visits`
+	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, survey_answers, satisfaction, visits,
+	campaign, attempt, target, parent`
 
 // placeholders returns "?, ?, ..." with n marks.
 func placeholders(n int) string {
@@ -273,7 +274,8 @@ func recordArgs(r *Record) []any {
 		r.IVRPath, r.CaseNumber, r.Queue, micros(r.EnqueueTime), r.Agent, micros(r.Connect),
 		r.Disposition, r.HangupSide, r.HangupCause, r.SIPStatus, r.Codec, r.NodeID,
 		r.RingAttempts, r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
-		r.Transfers, r.RecordingFile, r.SurveyAnswers, r.Satisfaction, r.Visits}
+		r.Transfers, r.RecordingFile, r.SurveyAnswers, r.Satisfaction, r.Visits,
+		r.Campaign, r.Attempt, r.Target, r.Parent}
 }
 
 func scanRecord(rows *sql.Rows) (Record, error) {
@@ -289,7 +291,8 @@ func scanRecordInto(rows *sql.Rows, r *Record) error {
 		&start, &answer, &end,
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &r.SIPStatus, &r.Codec, &r.NodeID,
-		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction, &r.Visits)
+		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
+		&r.Campaign, &r.Attempt, &r.Target, &r.Parent)
 	r.Start, r.Answer, r.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	r.EnqueueTime, r.Connect = fromMicros(enqueue), fromMicros(connect)
 	r.Talk, r.Hold, r.WrapUp = time.Duration(talk)*time.Microsecond, time.Duration(hold)*time.Microsecond, time.Duration(wrap)*time.Microsecond
@@ -339,6 +342,13 @@ func recordWhere(f Filter) (string, []any) {
 			where, args = append(where, c.col+" = ?"), append(args, c.val)
 		}
 	}
+	switch f.Direction {
+	case "":
+	case DirectionInbound: // records without a direction are inbound
+		where, args = append(where, "direction IN (?, '')"), append(args, f.Direction)
+	default:
+		where, args = append(where, "direction = ?"), append(args, f.Direction)
+	}
 	if len(where) == 0 {
 		return "", nil
 	}
@@ -369,4 +379,56 @@ func (s *SQLite) List(ctx context.Context, f Filter) ([]Record, error) {
 		return nil, fmt.Errorf("cdr: database %s: %w", s.path, err)
 	}
 	return out, nil
+}
+
+var _ reportRecordScanner = (*SQLite)(nil)
+
+// scanReport reads the narrow projection a report needs (see
+// reportRecordScanner) with no allocation per row beyond the driver's own:
+// the text columns that take few values (queues, agents, dispositions) are
+// interned; visits, target and parent (nearly one value per call) are not.
+func (s *SQLite) scanReport(ctx context.Context, f Filter, fn func(*Record) error) error {
+	where, args := recordWhere(f)
+	rows, err := s.db.QueryContext(ctx, `SELECT start_us, end_us, enqueue_us, connect_us, talk_us, hold_us, wrap_us,
+		transfers, queue, agent, disposition, direction, satisfaction, visits, target, parent FROM cdr`+where, args...)
+	if err != nil {
+		return fmt.Errorf("cdr: database %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	intern := map[string]string{}
+	str := func(b sql.RawBytes) string {
+		if v, ok := intern[string(b)]; ok {
+			return v
+		}
+		v := string(b)
+		intern[v] = v
+		return v
+	}
+	var (
+		start, end, enqueue, connect sql.NullInt64
+		talk, hold, wrap, transfers  int64
+		queue, agent, disp, dir, sat sql.RawBytes
+		visits, target, parent       sql.RawBytes
+		r                            Record
+	)
+	for rows.Next() {
+		if err := rows.Scan(&start, &end, &enqueue, &connect, &talk, &hold, &wrap, &transfers,
+			&queue, &agent, &disp, &dir, &sat, &visits, &target, &parent); err != nil {
+			return fmt.Errorf("cdr: database %s: %w", s.path, err)
+		}
+		r = Record{
+			Start: fromMicros(start), End: fromMicros(end), EnqueueTime: fromMicros(enqueue), Connect: fromMicros(connect),
+			Talk: time.Duration(talk) * time.Microsecond, Hold: time.Duration(hold) * time.Microsecond,
+			WrapUp: time.Duration(wrap) * time.Microsecond, Transfers: int(transfers),
+			Queue: str(queue), Agent: str(agent), Disposition: Disposition(str(disp)), Direction: str(dir), Satisfaction: str(sat),
+			Visits: string(visits), Target: string(target), Parent: string(parent),
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("cdr: database %s: %w", s.path, err)
+	}
+	return nil
 }
