@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+	"github.com/icholy/digest"
 )
 
 // DialOptions describe an outbound leg: to an agent's softphone or through an outbound trunk.
@@ -25,7 +28,18 @@ type DialOptions struct {
 	Local       netip.AddrPort // our RTP address
 	Codecs      []uint8        // offered in this order (put the other leg's codec first to avoid transcoding)
 	Headers     []sip.Header   // extra headers (e.g. X-Hotline-Queue)
+	// Auth answers one digest challenge (401/407) of the INVITE; nil = none (agents' phones).
+	Auth *DigestCredentials
 }
+
+// DigestCredentials are what we answer a digest challenge with (an outbound trunk's
+// account). (Credentials is the registrar's password lookup.)
+type DigestCredentials struct {
+	Username, Password string
+}
+
+// reasonAuthFailed is the reason of the DialError that ends a dial the trunk keeps challenging.
+const reasonAuthFailed = "trunk authentication failed"
 
 // DialError is a final non-2xx answer to our INVITE.
 type DialError struct {
@@ -41,8 +55,9 @@ var ErrDialCanceled = errors.New("sip: dial cancelled")
 // Outbound is an outbound call leg (UAC). Its methods are safe for concurrent use.
 type Outbound struct {
 	dialog
-	invite   *sip.Request
-	tx       sip.ClientTransaction
+	invite   *sip.Request          // the INVITE of the current transaction (after a challenge: the retry)
+	tx       sip.ClientTransaction // owned by run once started
+	auth     *DigestCredentials
 	ringing  chan struct{}
 	answered chan struct{}
 	result   chan error
@@ -68,6 +83,7 @@ func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
 	o.callID = uuid.NewString()
 	o.localTag = uuid.NewString()
 	o.prefs = opt.Codecs
+	o.auth = opt.Auth
 	o.local = newLocalSDP(opt.Local)
 	o.transport = transport
 	o.log = s.log.With("sip_call_id", o.callID)
@@ -116,11 +132,15 @@ func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
 	return o, nil
 }
 
-// run follows the INVITE transaction: provisional, final, cancel.
+// run follows the INVITE transaction: provisional, final, cancel. A digest challenge,
+// when we have credentials, is answered once with a new INVITE whose transaction run
+// follows instead.
 func (o *Outbound) run(ctx context.Context) {
-	defer o.tx.Terminate()
+	defer func() { o.tx.Terminate() }()
 	cancelled := false
 	cancelSent := false
+	early := false // the current transaction had a provisional response: CANCEL may be sent
+	retried := false
 	var cancelTimeout <-chan time.Time
 	for {
 		var ctxDone <-chan struct{}
@@ -135,6 +155,7 @@ func (o *Outbound) run(ctx context.Context) {
 				if tag, ok := res.To().Params.Get("tag"); ok {
 					o.remoteHdr.Params.Add("tag", tag)
 				}
+				early = true
 				select {
 				case <-o.ringing:
 				default:
@@ -154,6 +175,25 @@ func (o *Outbound) run(ctx context.Context) {
 					o.result <- ErrDialCanceled
 					return
 				}
+				if (code == 401 || code == 407) && o.auth != nil {
+					if cancelled {
+						o.end(SideSystem, "CANCEL", 487)
+						o.result <- ErrDialCanceled
+						return
+					}
+					if !retried {
+						retried = true
+						err := o.authenticate(ctx, res)
+						if err == nil {
+							early = false
+							continue
+						}
+						o.log.Warn("cannot answer the digest challenge", "status", code, "error", err)
+					}
+					o.end(SideAgent, reasonAuthFailed, code)
+					o.result <- &DialError{Code: code, Reason: reasonAuthFailed}
+					return
+				}
 				o.end(SideAgent, res.Reason, code)
 				o.result <- &DialError{Code: code, Reason: res.Reason}
 				return
@@ -161,11 +201,10 @@ func (o *Outbound) run(ctx context.Context) {
 		case <-ctxDone:
 			cancelled = true
 			cancelTimeout = time.After(32 * time.Second)
-			select {
-			case <-o.ringing:
+			if early {
 				cancelSent = true
 				o.sendCancel()
-			default: // wait for a provisional response before cancelling
+			} else { // wait for a provisional response before cancelling
 				cancelTimeout = time.After(4 * time.Second)
 			}
 		case <-cancelTimeout:
@@ -185,6 +224,64 @@ func (o *Outbound) run(ctx context.Context) {
 		}
 	}
 }
+
+// authenticate answers a 401/407 challenge: the same INVITE (Call-ID, From tag, To, body)
+// with the next CSeq, a new Via branch and our credentials, in a new transaction that
+// replaces the challenged one (the transaction layer has ACKed the challenge).
+func (o *Outbound) authenticate(ctx context.Context, res *sip.Response) error {
+	challengeHdr, credHdr := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		challengeHdr, credHdr = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	chal, err := pickChallenge(res.GetHeaders(challengeHdr))
+	if err != nil {
+		return err
+	}
+	inv := o.invite.Clone()
+	inv.RemoveHeader("Via")
+	inv.RemoveHeader(credHdr)
+	inv.CSeq().SeqNo = o.cseq.Add(1)
+	body := inv.Body()
+	cred, err := digest.Digest(chal, digest.Options{
+		Method: string(sip.INVITE), URI: inv.Recipient.String(),
+		Username: o.auth.Username, Password: o.auth.Password, Count: 1,
+		GetBody: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	})
+	if err != nil {
+		return err
+	}
+	inv.AppendHeader(sip.NewHeader(credHdr, cred.String()))
+	// A tag from a provisional of the challenged transaction belongs to no dialog of ours.
+	o.remoteHdr.Params.Remove("tag")
+	tx, err := o.s.client.TransactionRequest(context.WithoutCancel(ctx), inv, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return fmt.Errorf("sip: send INVITE: %w", err)
+	}
+	o.tx.Terminate()
+	o.tx, o.invite = tx, inv
+	o.log.Debug("answered the digest challenge", "status", res.StatusCode, "realm", chal.Realm)
+	return nil
+}
+
+// pickChallenge returns the first Digest challenge among hdrs that we can answer.
+func pickChallenge(hdrs []sip.Header) (*digest.Challenge, error) {
+	for _, h := range hdrs {
+		c, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			continue
+		}
+		c.Algorithm = strings.ToUpper(c.Algorithm) // some carriers send "md5"
+		for i, q := range c.QOP {
+			c.QOP[i] = strings.TrimSpace(q)
+		}
+		if digest.CanDigest(c) {
+			return c, nil
+		}
+	}
+	return nil, errNoChallenge
+}
+
+var errNoChallenge = errors.New("sip: no digest challenge we can answer")
 
 func (o *Outbound) sendCancel() {
 	inv := o.invite

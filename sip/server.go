@@ -61,6 +61,13 @@ type Config struct {
 	// at the INVITE's source): feature codes such as *21, or a test call. Without it,
 	// such INVITEs are treated like any other.
 	OnAgentCall func(*Inbound)
+
+	// OutboundTrunks are the carrier gateways DialTrunk places calls through.
+	OutboundTrunks []OutboundTrunk
+	// TrunkClock is the clock of the outbound trunks' call-rate limits; nil = time.Now.
+	TrunkClock func() time.Time
+
+	outbound map[string]*trunkState // the server's outbound trunks by name, built at first use
 }
 
 // Rejection describes an INVITE we answered with a final error.
