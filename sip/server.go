@@ -66,8 +66,6 @@ type Config struct {
 	OutboundTrunks []OutboundTrunk
 	// TrunkClock is the clock of the outbound trunks' call-rate limits; nil = time.Now.
 	TrunkClock func() time.Time
-
-	outbound map[string]*trunkState // the server's outbound trunks by name, built at first use
 }
 
 // Rejection describes an INVITE we answered with a final error.
@@ -92,11 +90,12 @@ type Stats struct {
 
 // Server is our SIP user agent server for trunk calls.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	client *sipgo.Client
+	cfg      Config
+	log      *slog.Logger
+	outbound map[string]*trunkState // outbound trunks by name (read-only after NewServer)
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
 
 	udp  *net.UDPConn
 	tcp  *net.TCPListener
@@ -125,7 +124,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.OnCall == nil {
 		return nil, errors.New("sip: Config.OnCall is required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("caller", "sip")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("caller", "sip"), outbound: outboundTrunks(cfg.OutboundTrunks)}
 	s.dialogs.m = make(map[dialogKey]*dialog)
 	s.warnLimit.every = time.Second
 

@@ -84,24 +84,19 @@ type trunkState struct {
 	last   time.Time // when tokens was last refilled
 }
 
-// outboundInit guards the lazy build of Config.outbound (Server's own copy of Config).
-var outboundInit sync.Mutex
-
-// outboundTrunk returns the trunk named name, or nil.
-func (s *Server) outboundTrunk(name string) *trunkState {
-	outboundInit.Lock()
-	defer outboundInit.Unlock()
-	if s.cfg.outbound == nil {
-		m := make(map[string]*trunkState, len(s.cfg.OutboundTrunks))
-		for _, t := range s.cfg.OutboundTrunks {
-			if _, dup := m[t.Name]; !dup { // the first of a name wins
-				m[t.Name] = &trunkState{cfg: t, tokens: max(1, t.CPS)}
-			}
+// outboundTrunks builds the server's trunk states by name (the first of a name wins).
+func outboundTrunks(ts []OutboundTrunk) map[string]*trunkState {
+	m := make(map[string]*trunkState, len(ts))
+	for _, t := range ts {
+		if _, dup := m[t.Name]; !dup {
+			m[t.Name] = &trunkState{cfg: t, tokens: max(1, t.CPS)}
 		}
-		s.cfg.outbound = m
 	}
-	return s.cfg.outbound[name]
+	return m
 }
+
+// outboundTrunk returns the trunk named name, or nil. The map is read-only after NewServer.
+func (s *Server) outboundTrunk(name string) *trunkState { return s.outbound[name] }
 
 func (s *Server) trunkNow() time.Time {
 	if s.cfg.TrunkClock != nil {
