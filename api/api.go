@@ -59,6 +59,9 @@ type Config struct {
 	Health     Health
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
+
+	// Campaigns serves /api/v1/campaigns (campaigns.go); nil: those routes answer 404.
+	Campaigns Campaigns
 }
 
 // New returns the HTTP handler of the API.
@@ -96,6 +99,7 @@ func New(cfg Config) http.Handler {
 		mux.HandleFunc("POST /api/v1/agents/{id}/{action}", a.agentAction)
 		mux.HandleFunc("GET /api/v1/queues", a.queues)
 	}
+	a.campaignRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
