@@ -138,6 +138,7 @@ func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Queue, f.Disposition, f.Caller, f.Agent = q.Get("queue"), cdr.Disposition(q.Get("disposition")), q.Get("caller"), q.Get("agent")
+	f.Direction = q.Get("direction") // inbound, survey, callback
 	recs, err := a.cfg.Records.List(r.Context(), f)
 	writeList(a, w, "cdrs", format, recs, err, cdr.WriteRecordsCSV)
 }
