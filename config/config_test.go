@@ -145,7 +145,8 @@ func checkDefault(t *testing.T, c *Config) {
 		t.Errorf("main timeout = %s, want 5s", main.Timeout)
 	}
 
-	// Agents 1001–1010, password agent<id>, consult for all, complaint 1001–1005, business 1006–1010.
+	// Agents 1001–1010, password agent<id>, consult for all, complaint and callback 1001–1005,
+	// business 1006–1010.
 	if len(c.Agents) != 10 {
 		t.Errorf("%d agents, want 10", len(c.Agents))
 	}
@@ -161,7 +162,14 @@ func checkDefault(t *testing.T, c *Config) {
 		if i >= 5 {
 			extra, other = other, extra
 		}
-		if len(a.Skills) != 2 || a.Skills["consult"] < 1 || a.Skills[extra] < 1 || a.Skills[other] != 0 {
+		n := 2
+		if i < 5 {
+			n = 3
+			if a.Skills["callback"] < 1 {
+				t.Errorf("agent %s skills = %v, want callback too", a.ID, a.Skills)
+			}
+		}
+		if len(a.Skills) != n || a.Skills["consult"] < 1 || a.Skills[extra] < 1 || a.Skills[other] != 0 {
 			t.Errorf("agent %s skills = %v, want consult and %s", a.ID, a.Skills, extra)
 		}
 		for s, l := range a.Skills {
@@ -203,15 +211,19 @@ func checkDefault(t *testing.T, c *Config) {
 	if low, high, err := ParsePorts(c.RTP.Ports); err != nil || low != 10000 || high != 20000 {
 		t.Errorf("rtp.ports = %q → %d-%d, %v; want 10000-20000", c.RTP.Ports, low, high, err)
 	}
-	if want := []string{"business", "complaint", "consult"}; !slices.Equal(slices.Sorted(maps.Keys(c.Queues)), want) {
+	if want := []string{"business", "callback", "complaint", "consult"}; !slices.Equal(slices.Sorted(maps.Keys(c.Queues)), want) {
 		t.Errorf("queues = %v, want %v", slices.Sorted(maps.Keys(c.Queues)), want)
 	}
 	for qn, q := range c.Queues {
 		if q.ServiceLevel.D() != 15*time.Second || q.ServiceLevel.D() != DefaultServiceLevel {
 			t.Errorf("queue %s service_level = %s, want 15s", qn, q.ServiceLevel)
 		}
-		if q.MaxWait.D() != 10*time.Minute {
-			t.Errorf("queue %s max_wait = %s, want 10m", qn, q.MaxWait)
+		wantWait := 10 * time.Minute
+		if qn == "callback" {
+			wantWait = 24 * time.Hour // tasks wait for an agent up to the case's deadline
+		}
+		if q.MaxWait.D() != wantWait {
+			t.Errorf("queue %s max_wait = %s, want %s", qn, q.MaxWait, wantWait)
 		}
 		if q.MusicOnHold != DefaultMusicOnHold || q.JoinPrompt != DefaultJoinPrompt || q.ExitPrompt != DefaultExitPrompt {
 			t.Errorf("queue %s prompts = %q/%q/%q, want defaults", qn, q.MusicOnHold, q.JoinPrompt, q.ExitPrompt)
@@ -225,6 +237,97 @@ func checkDefault(t *testing.T, c *Config) {
 	}
 	if c.Prompts.Language != "zh" || c.Prompts.Dir != "" || c.DataDir != "./data" {
 		t.Errorf("prompts = %+v, data_dir = %q", c.Prompts, c.DataDir)
+	}
+	checkDefaultCallback(t, c)
+}
+
+// checkDefaultCallback checks the 云回访 contracts of the default config (DESIGN.md).
+func checkDefaultCallback(t *testing.T, c *Config) {
+	t.Helper()
+	// Outbound trunk loopback-out → sip:127.0.0.1:5090, caller id 12345, mainland mobiles only.
+	out, ok := c.OutboundTrunk("loopback-out")
+	if !ok || len(c.OutboundTrunks) != 1 {
+		t.Fatalf("outbound_trunks = %+v, want one named loopback-out", c.OutboundTrunks)
+	}
+	if g, err := out.ParsedGateway(); err != nil || g.HostPort() != "127.0.0.1:5090" || out.Gateway != "sip:127.0.0.1:5090" {
+		t.Errorf("loopback-out gateway %q → %+v, %v; want sip:127.0.0.1:5090", out.Gateway, g, err)
+	}
+	if out.CallerID != "12345" || out.Transport != "udp" || out.MaxChannels != 30 || out.MaxCPS != 10 || out.RingTimeout.D() != 30*time.Second {
+		t.Errorf("loopback-out = %+v", out)
+	}
+	plan := out.CompiledDialPlan()
+	for number, want := range map[string]bool{
+		"13900000001": true, "19912345678": true, "13000000000": true,
+		"12345": false, "12900000001": false, "1390000000": false, "139000000011": false,
+		"+8613900000001": false, "013900000001": false, "110": false, "": false, "1390000000a": false,
+	} {
+		if got := plan.Allows(number); got != want {
+			t.Errorf("loopback-out dial plan allows %q = %v, want %v", number, got, want)
+		}
+	}
+
+	// Survey satisfaction: 1 satisfied, 2 basically satisfied, 3 dissatisfied, 0 → callback.
+	sv, ok := c.Surveys["satisfaction"]
+	if !ok {
+		t.Fatalf("no survey satisfaction in %v", slices.Collect(maps.Keys(c.Surveys)))
+	}
+	want := map[string]string{"1": ivr.Satisfied, "2": ivr.BasicallySatisfied, "3": ivr.Dissatisfied}
+	if len(sv.Questions) != 1 || sv.Questions[0].Name != "service" || !maps.Equal(sv.Questions[0].Answers, want) ||
+		!slices.Equal(sv.Questions[0].Prompts, []string{"survey_question"}) {
+		t.Errorf("satisfaction questions = %+v", sv.Questions)
+	}
+	if sv.SatisfactionQuestion() != 0 || sv.AgentDigit != "0" || sv.AgentQueue != "callback" ||
+		!slices.Equal(sv.Intro, []string{"survey_intro"}) || !slices.Equal(sv.Thanks, []string{"survey_thanks"}) {
+		t.Errorf("satisfaction = %+v", sv)
+	}
+	if sv.Timeout.D() != ivr.DefaultSurveyTimeout || sv.MaxRetries != ivr.DefaultSurveyMaxRetries {
+		t.Errorf("satisfaction timeout/max_retries = %s/%d, want the defaults", sv.Timeout, sv.MaxRetries)
+	}
+
+	// The callback section writes out the defaults.
+	if c.Callback == nil {
+		t.Fatal("no callback section")
+	}
+	cb := c.CallbackSettings()
+	wantCB := defaultCallback()
+	wantCB.Trunk = "loopback-out"
+	if !reflect.DeepEqual(cb, wantCB) {
+		t.Errorf("callback = %+v\nwant %+v", cb, wantCB)
+	}
+	if q := c.Queues["callback"]; q.Name != "回访" || q.Callback != nil {
+		t.Errorf("queue callback = %+v, want 回访 without a callback offer", q)
+	}
+	// Queue consult offers a callback after 2 min of estimated wait, with key 1.
+	if qc := c.Queues["consult"].Callback; qc == nil || qc.After.D() != 2*time.Minute || qc.Digit != "1" {
+		t.Errorf("queue consult callback = %+v, want after 2m, digit 1", qc)
+	}
+	for _, qn := range []string{"complaint", "business"} {
+		if qc := c.Queues[qn].Callback; qc != nil {
+			t.Errorf("queue %s callback = %+v, want none", qn, qc)
+		}
+	}
+}
+
+// defaultCallback is the callback section made of the default constants.
+func defaultCallback() Callback {
+	yes := true
+	return Callback{
+		Queue:         DefaultCallbackQueue,
+		Deadline:      ivr.Duration(DefaultCallbackDeadline),
+		AtRisk:        ivr.Duration(DefaultCallbackAtRisk),
+		Window:        Window{From: DefaultCallbackWindowFrom, To: DefaultCallbackWindowTo},
+		MaxAttempts:   DefaultCallbackMaxAttempts,
+		RingTimeout:   ivr.Duration(DefaultCallbackRingTimeout),
+		MaxConcurrent: DefaultCallbackMaxConcurrent,
+		MaxCPS:        DefaultCallbackMaxCPS,
+		Retry: Retry{
+			Busy:        ivr.Duration(DefaultCallbackRetryBusy),
+			NoAnswer:    ivr.Duration(DefaultCallbackRetryNoAnswer),
+			Failed:      ivr.Duration(DefaultCallbackRetryFailed),
+			Interrupted: ivr.Duration(DefaultCallbackRetryInterrupted),
+		},
+		FallbackDissatisfied: &yes,
+		DoNotCall:            []string{},
 	}
 }
 
@@ -452,6 +555,7 @@ func errorCases(t testing.TB) []errCase {
 			{ln(base, "  consult:"), "queues.consult.music_on_hold", `unknown prompt "moh"`},
 			{ln(base, "  complaint:"), "queues.complaint.music_on_hold", `unknown prompt "moh"`},
 			{ln(base, "  business:"), "queues.business.music_on_hold", `unknown prompt "moh"`},
+			{ln(base, "  callback:  "), "queues.callback.music_on_hold", `unknown prompt "moh"`},
 		}})
 
 	d = ed("  timeout: 30s", "  timeout: -5s")
@@ -516,7 +620,7 @@ func errorCases(t testing.TB) []errCase {
 	add(errCase{desc: "top level is a list", doc: "- a\n- b\n", contains: true,
 		want: []want{{1, "", "want a mapping (key: value), got a list"}}})
 
-	return cs
+	return append(cs, callbackErrorCases(t, base)...)
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -942,3 +1046,374 @@ func FuzzLoad(f *testing.F) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// callbackErrorCases are the error cases of the 云回访 keys: outbound_trunks, surveys,
+// callback and the queues' callback offer.
+func callbackErrorCases(t testing.TB, base string) []errCase {
+	ed := func(pairs ...string) string {
+		d := base
+		for i := 0; i+1 < len(pairs); i += 2 {
+			d = edit(t, d, pairs[i], pairs[i+1])
+		}
+		return d
+	}
+	ln := func(doc, s string) int { return lineWith(t, doc, s, 1) }
+	var cs []errCase
+	add := func(c errCase) { cs = append(cs, c) }
+	zh := Known{Prompt: embeddedPrompt("zh")}
+
+	d := ed("    gateway: sip:127.0.0.1:5090", "    gateway: http://127.0.0.1:5090")
+	add(errCase{desc: "outbound gateway not a sip: URI", doc: d,
+		want: []want{{ln(d, "gateway:"), "outbound_trunks[0].gateway", `want a SIP URI such as sip:192.0.2.1:5060, got "http://127.0.0.1:5090" (it must start with sip:)`}}})
+	d = ed("    gateway: sip:127.0.0.1:5090", "    gateway: sip:127.0.0.1:5090;transport=tcp")
+	add(errCase{desc: "outbound gateway with a URI parameter", doc: d, contains: true,
+		want: []want{{ln(d, "gateway:"), "outbound_trunks[0].gateway", "set transport: for the transport"}}})
+	d = ed("    gateway: sip:127.0.0.1:5090 ", "    gateway: \"\" ")
+	add(errCase{desc: "outbound gateway missing", doc: d,
+		want: []want{{ln(d, "gateway:"), "outbound_trunks[0].gateway", "required (the carrier's SIP URI, e.g. sip:192.0.2.1:5060)"}}})
+	d = ed("    transport: udp ", "    transport: sctp ")
+	add(errCase{desc: "outbound transport sctp", doc: d,
+		want: []want{{ln(d, "transport: sctp"), "outbound_trunks[0].transport", `want udp or tcp, got "sctp"`}}})
+	d = ed("    # password: secret", "    password: secret")
+	add(errCase{desc: "outbound password without username", doc: d,
+		want: []want{{ln(d, "  - name: loopback-out"), "outbound_trunks[0].username", "required with password"}}})
+	d = ed(`    caller_id: "12345"`, `    caller_id: "hotline"`)
+	add(errCase{desc: "outbound caller id not a number", doc: d,
+		want: []want{{ln(d, "caller_id:"), "outbound_trunks[0].caller_id", `want a number, got "hotline"`}}})
+	d = ed("    max_cps: 10 ", "    max_cps: -1 ", "    max_channels: 30 ", "    max_channels: -30 ")
+	add(errCase{desc: "outbound negative limits", doc: d,
+		want: []want{
+			{ln(d, "max_channels:"), "outbound_trunks[0].max_channels", "must not be negative (0 = default 30)"},
+			{ln(d, "max_cps: -1"), "outbound_trunks[0].max_cps", "must not be negative (0 = default 10)"},
+		}})
+	d = ed(`dial_plan: ['1[3-9]\d{9}']`, `dial_plan: ['1[3-9]\d{9}', '1[3-9\d{9}', '']`)
+	add(errCase{desc: "bad dial plan patterns", doc: d,
+		want: []want{
+			{ln(d, "dial_plan:"), "outbound_trunks[0].dial_plan[1]", "bad regular expression \"1[3-9\\\\d{9}\": missing closing ]: `[3-9\\d{9}`"},
+			{ln(d, "dial_plan:"), "outbound_trunks[0].dial_plan[2]", "empty pattern"},
+		}})
+	d = ed(`dial_plan: ['1[3-9]\d{9}']`, `dial_plan: []`)
+	add(errCase{desc: "empty dial plan", doc: d, contains: true,
+		want: []want{{ln(d, "dial_plan:"), "outbound_trunks[0].dial_plan", "at least one number pattern is required"}}})
+	d = ed("  - name: loopback-out", "  - name: loopback", "  trunk: loopback-out ", "  trunk: loopback ")
+	add(errCase{desc: "outbound trunk named like an inbound trunk", doc: d,
+		want: []want{
+			{lineWith(t, d, "  - name: loopback", 2), "outbound_trunks[0].name", `"loopback" is already the name of an inbound trunk`},
+		}})
+	d = ed("    codecs: [PCMA, PCMU]\n\nsurveys:", "    codecs: [PCMA, PCMU]\n  - name: loopback-out\n    gateway: sip:192.0.2.1\n    dial_plan: ['1\\d{10}']\n\nsurveys:")
+	add(errCase{desc: "duplicate outbound trunk", doc: d,
+		want: []want{{lineWith(t, d, "name: loopback-out", 2), "outbound_trunks[1].name", `duplicate outbound trunk "loopback-out"`}}})
+	d = ed("    dial_plan:", "    dialplan:")
+	add(errCase{desc: "unknown key in an outbound trunk", doc: d, contains: true,
+		want: []want{{ln(d, "dialplan:"), "outbound_trunks[0].dialplan", `unknown field "dialplan"`}}})
+	d = ed("    ring_timeout: 30s           # unanswered", "    ring_timeout: soon          # unanswered")
+	add(errCase{desc: "bad outbound ring_timeout", doc: d, contains: true,
+		want: []want{{ln(d, "ring_timeout: soon"), "outbound_trunks[0].ring_timeout", `bad duration "soon"`}}})
+	d = ed("codecs: [PCMA, PCMU]\n\nsurveys:", "codecs: [PCMA, G729]\n\nsurveys:")
+	add(errCase{desc: "bad outbound codec", doc: d,
+		want: []want{{ln(d, "G729"), "outbound_trunks[0].codecs[1]", `unsupported codec "G729" (PCMA, PCMU)`}}})
+
+	d = ed(`answers: {"1": satisfied,`, `answers: {"0": satisfied,`)
+	add(errCase{desc: "survey answer on the agent digit", doc: d,
+		want: []want{{ln(d, `{"0": satisfied`), "surveys.satisfaction.questions[0].answers.0", `key "0" is the survey's agent_digit`}}})
+	d = ed(`"3": dissatisfied}`, `"3": dissatisfied, "10": other}`)
+	add(errCase{desc: "survey answer key 10", doc: d,
+		want: []want{{ln(d, `"10": other`), "surveys.satisfaction.questions[0].answers.10", `bad key "10" (want one of 0-9, * and #)`}}})
+	d = ed("    agent_queue: callback", "    agent_queue: nosuch")
+	add(errCase{desc: "survey agent queue unknown", doc: d,
+		want: []want{{ln(d, "agent_queue: nosuch"), "surveys.satisfaction.agent_queue", `unknown queue "nosuch"`}}})
+	d = ed("    agent_queue: callback", "    agent_queue: \"\"")
+	add(errCase{desc: "survey agent digit without a queue", doc: d, contains: true,
+		want: []want{{ln(d, "agent_queue:"), "surveys.satisfaction.agent_queue", "required with agent_digit"}}})
+	d = ed("        prompts: [survey_question]", "        prompts: [survey_question, nosuch]")
+	add(errCase{desc: "survey prompt unknown", doc: d, known: zh,
+		want: []want{{ln(d, "[survey_question, nosuch]"), "surveys.satisfaction.questions[0].prompts[1]", `unknown prompt "nosuch"`}}})
+	add(errCase{desc: "survey prompt unknown, no check without Known.Prompt", doc: d})
+	d = ed("    questions:\n      - name: service\n        prompts: [survey_question]  # a key stops the prompt (barge-in)\n        answers: {\"1\": satisfied, \"2\": basically_satisfied, \"3\": dissatisfied}\n",
+		"    questions: []\n")
+	add(errCase{desc: "survey without questions", doc: d,
+		want: []want{{ln(d, "questions: []"), "surveys.satisfaction.questions", "at least one question is required"}}})
+	d = ed("    timeout: 6s ", "    timeout: -6s ")
+	add(errCase{desc: "survey negative timeout", doc: d,
+		want: []want{{ln(d, "timeout: -6s"), "surveys.satisfaction.timeout", "must not be negative (0 = default 6s)"}}})
+	d = ed("    agent_digit: \"0\"", "    agent_digit: \"0\"\n    agnet_queue: x")
+	add(errCase{desc: "unknown key in a survey", doc: d, contains: true,
+		want: []want{{ln(d, "agnet_queue:"), "surveys.satisfaction.agnet_queue", `unknown field "agnet_queue"`}}})
+	d = ed("  satisfaction:\n", "  bad name:\n")
+	add(errCase{desc: "bad survey name", doc: d,
+		want: []want{{ln(d, "bad name:"), "surveys.bad name", `invalid survey name "bad name" (letters, digits, _ . -)`}}})
+
+	d = ed("  queue: callback ", "  queue: nosuch ")
+	add(errCase{desc: "callback queue unknown", doc: d,
+		want: []want{{ln(d, "queue: nosuch"), "callback.queue", `unknown queue "nosuch" (the human callback queue must be configured under queues)`}}})
+	d = ed("  trunk: loopback-out ", "  trunk: loopback ")
+	add(errCase{desc: "callback trunk unknown (an inbound trunk)", doc: d,
+		want: []want{{ln(d, "trunk: loopback "), "callback.trunk", `unknown outbound trunk "loopback"`}}})
+	d = ed("  at_risk: 2h ", "  at_risk: 24h ")
+	add(errCase{desc: "callback at_risk not below deadline", doc: d,
+		want: []want{{ln(d, "at_risk:"), "callback.at_risk", "24h0m0s is not less than deadline 24h0m0s (every target would be at risk at once)"}}})
+	d = ed(`    from: "09:00"`, `    from: "9am"`, `    to: "20:00"`, `    to: "25:00"`)
+	add(errCase{desc: "callback window bad times", doc: d,
+		want: []want{
+			{ln(d, "from:"), "callback.window.from", `bad time "9am" (want HH:MM, 00:00-23:59)`},
+			{ln(d, "to:"), "callback.window.to", `bad time "25:00" (want HH:MM, 00:00-23:59)`},
+		}})
+	d = ed(`    # days: [mon-sun]`, `    days: [mon-fri, sat-sunday]`, `    # holidays: ["2026-10-01"]  # no calls`, `    holidays: ["2026-10-32"]`,
+		`    # workdays: ["2026-10-11"]  # 调休: called like`, `    workdays: ["2026-10-12"]  #`)
+	add(errCase{desc: "callback window bad calendar", doc: d,
+		want: []want{
+			{ln(d, "sat-sunday"), "callback.window.days[1]", `bad day "sat-sunday" (want mon..sun or a range like mon-fri)`},
+			{ln(d, "2026-10-32"), "callback.window.holidays[0]", `bad date "2026-10-32" (want YYYY-MM-DD)`},
+			{ln(d, "2026-10-12"), "callback.window.workdays[0]", "2026-10-12 is a Monday; make-up working days are weekend dates"},
+		}})
+	d = ed("  max_attempts: 3 ", "  max_attempts: -1 ", "    no_answer: 30m", "    no_answer: -30m", "  max_cps: 5 ", "  max_cps: -5 ")
+	add(errCase{desc: "callback negative numbers", doc: d,
+		want: []want{
+			{ln(d, "max_attempts:"), "callback.max_attempts", "must not be negative (0 = default 3)"},
+			{ln(d, "no_answer:"), "callback.retry.no_answer", "must not be negative (0 = the default)"},
+			{ln(d, "max_cps: -5"), "callback.max_cps", "must not be negative (0 = default 5)"},
+		}})
+	d = ed("    busy: 10m", "    busy: [10m]")
+	add(errCase{desc: "callback retry not a duration", doc: d,
+		want: []want{{ln(d, "busy:"), "callback.retry.busy", "want a duration such as 30s, got a list"}}})
+	d = ed("  do_not_call: [] ", `  do_not_call: ["13900000001", "139-0000"] `)
+	add(errCase{desc: "callback do_not_call bad number", doc: d,
+		want: []want{{ln(d, "do_not_call:"), "callback.do_not_call[1]", `want a number, got "139-0000"`}}})
+	d = ed("  # after_call:  ", "  after_call:  ", "  #   queues: [consult, complaint, business]", "      queues: [consult, nosuch]",
+		"  #   delay: 30m", "      delay: -30m", "  #   script: satisfaction", "      script: other", "  #   trunk: loopback-out", "      trunk: none")
+	add(errCase{desc: "callback after_call problems", doc: d,
+		want: []want{
+			{ln(d, "queues: [consult, nosuch]"), "callback.after_call.queues[1]", `unknown queue "nosuch"`},
+			{ln(d, "delay: -30m"), "callback.after_call.delay", "must not be negative (0 = as soon as the call ends)"},
+			{ln(d, "script: other"), "callback.after_call.script", `unknown survey "other"`},
+			{ln(d, "trunk: none"), "callback.after_call.trunk", `unknown outbound trunk "none"`},
+		}})
+	d = ed("  # after_call:  ", "  after_call:  ", "  #   queues: [consult, complaint, business]", "      queues: [consult]",
+		"  #   delay: 30m", "      delay: 30m", "  #   script: satisfaction", "      script: satisfaction")
+	add(errCase{desc: "callback after_call valid", doc: d})
+	d = ed("  fallback_dissatisfied: true ", "  fallback_dissatisfied: maybe ")
+	add(errCase{desc: "callback fallback_dissatisfied not a bool", doc: d, contains: true,
+		want: []want{{ln(d, "fallback_dissatisfied:"), "callback.fallback_dissatisfied", "maybe"}}})
+
+	d = ed(`    # exit_digit: "0"`, `    exit_digit: "1"`)
+	add(errCase{desc: "queue callback digit is the exit digit", doc: d,
+		want: []want{{ln(d, `callback: {after: 2m`), "queues.consult.callback.digit", `"1" is also the queue's exit_digit`}}})
+	d = ed(`callback: {after: 2m, digit: "1"}`, `callback: {digit: "12"}`)
+	add(errCase{desc: "queue callback without after, bad digit", doc: d,
+		want: []want{
+			{ln(d, `callback: {digit`), "queues.consult.callback.after", "required and positive (the estimated wait above which callers are offered a callback)"},
+			{ln(d, `callback: {digit`), "queues.consult.callback.digit", `want one of 0-9 * #, got "12"`},
+		}})
+	d = ed(`callback: {after: 2m, digit: "1"}`, `callback: {after: 2m, digit: "1", key: "2"}`)
+	add(errCase{desc: "unknown key in a queue's callback", doc: d, contains: true,
+		want: []want{{ln(d, `key: "2"`), "queues.consult.callback.key", `unknown field "key"`}}})
+	noOffer := func(p string) bool { return p != "callback_offer" && p != "task_whisper" && embeddedPrompt("zh")(p) }
+	add(errCase{desc: "callback prompts missing", doc: base, known: Known{Prompt: noOffer},
+		want: []want{
+			{ln(base, `callback: {after: 2m`), "queues.consult.callback", `unknown prompt "callback_offer" (the callback offer needs it)`},
+			{ln(base, "  queue: callback "), "callback.queue", `unknown prompt "task_whisper" (callback tasks need it)`},
+		}})
+	return cs
+}
+
+// TestCallbackDefaultsApplied loads minimal 云回访 sections and checks every default.
+func TestCallbackDefaultsApplied(t *testing.T) {
+	doc := `
+trunks:
+  - {name: t, sources: [10.0.0.1], dids: ["12345"]}
+routes:
+  - {number: "12345", queue: q}
+queues:
+  q: {callback: {after: 1m}}
+  callback: {}
+outbound_trunks:
+  - {name: out, gateway: "sip:gw.example.com", dial_plan: ['1\d{10}']}
+  - {name: out2, gateway: "sip:carrier@[2001:db8::1]:5070", transport: tcp, username: u, password: p, dial_plan: ['\d+']}
+surveys:
+  s:
+    questions: [{name: q1, prompts: [p1], answers: {"1": yes}}]
+callback:
+  after_call: {queues: [q], script: s}
+`
+	c, err := Load(name, []byte(doc), Known{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := c.OutboundTrunks[0]
+	cb := c.CallbackSettings()
+	for _, d := range []struct {
+		field     string
+		got, want any
+	}{
+		{"outbound_trunks[0].transport", out.Transport, "udp"},
+		{"outbound_trunks[0].max_channels", out.MaxChannels, 30},
+		{"outbound_trunks[0].max_cps", out.MaxCPS, 10.0},
+		{"outbound_trunks[0].ring_timeout", out.RingTimeout.D(), 30 * time.Second},
+		{"outbound_trunks[1].transport", c.OutboundTrunks[1].Transport, "tcp"},
+		{"surveys.s.timeout", c.Surveys["s"].Timeout.D(), 6 * time.Second},
+		{"surveys.s.max_retries", c.Surveys["s"].MaxRetries, 2},
+		{"queues.q.callback.digit", c.Queues["q"].Callback.Digit, "1"},
+		{"queues.q.callback.after", c.Queues["q"].Callback.After.D(), time.Minute},
+		{"callback.queue", cb.Queue, "callback"},
+		{"callback.trunk", cb.Trunk, "out"},
+		{"callback.deadline", cb.Deadline.D(), 24 * time.Hour},
+		{"callback.at_risk", cb.AtRisk.D(), 2 * time.Hour},
+		{"callback.window.from", cb.Window.From, "09:00"},
+		{"callback.window.to", cb.Window.To, "20:00"},
+		{"callback.max_attempts", cb.MaxAttempts, 3},
+		{"callback.retry.busy", cb.Retry.Busy.D(), 10 * time.Minute},
+		{"callback.retry.no_answer", cb.Retry.NoAnswer.D(), 30 * time.Minute},
+		{"callback.retry.failed", cb.Retry.Failed.D(), 5 * time.Minute},
+		{"callback.retry.interrupted", cb.Retry.Interrupted.D(), 5 * time.Minute},
+		{"callback.ring_timeout", cb.RingTimeout.D(), 30 * time.Second},
+		{"callback.max_concurrent", cb.MaxConcurrent, 30},
+		{"callback.max_cps", cb.MaxCPS, 5.0},
+		{"callback.fallback_dissatisfied", *cb.FallbackDissatisfied, true},
+		{"callback.after_call.trunk", cb.AfterCall.Trunk, "out"},
+		{"callback.after_call.delay", cb.AfterCall.Delay.D(), time.Duration(0)},
+	} {
+		if d.got != d.want {
+			t.Errorf("%s = %v, want %v", d.field, d.got, d.want)
+		}
+	}
+	if g, err := c.OutboundTrunks[1].ParsedGateway(); err != nil || g != (Gateway{User: "carrier", Host: "2001:db8::1", Port: 5070}) {
+		t.Errorf("out2 gateway = %+v, %v", g, err)
+	}
+	if _, ok := c.OutboundTrunk("nosuch"); ok {
+		t.Error(`OutboundTrunk("nosuch") found`)
+	}
+
+	// Without a callback section: the defaults, no human queue, the first outbound trunk.
+	doc = edit(t, doc, "callback:\n  after_call: {queues: [q], script: s}\n", "")
+	if c, err = Load(name, []byte(doc), Known{}); err != nil {
+		t.Fatal(err)
+	}
+	want := defaultCallback()
+	want.Queue, want.Trunk, want.DoNotCall = "", "out", nil
+	if got := c.CallbackSettings(); c.Callback != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("CallbackSettings without a section = %+v\nwant %+v", got, want)
+	}
+	// A queue's callback offer needs an outbound trunk.
+	doc = edit(t, doc, "outbound_trunks:", "unused:")
+	doc = edit(t, doc, "unused:\n", "")
+	doc = edit(t, doc, "  - {name: out, gateway: \"sip:gw.example.com\", dial_plan: ['1\\d{10}']}\n", "")
+	doc = edit(t, doc, "  - {name: out2, gateway: \"sip:carrier@[2001:db8::1]:5070\", transport: tcp, username: u, password: p, dial_plan: ['\\d+']}\n", "")
+	_, err = Load(name, []byte(doc), Known{})
+	if want := fmt.Sprintf("%s:%d: queues.q.callback: needs an outbound trunk to call back through (add one under outbound_trunks)", name, lineWith(t, doc, "q: {callback", 1)); err == nil || err.Error() != want {
+		t.Errorf("queue callback without outbound trunks: %v, want %s", err, want)
+	}
+	doc = edit(t, doc, "  q: {callback: {after: 1m}}", "  q: {}") + "callback: {}\n"
+	_, err = Load(name, []byte(doc), Known{})
+	if want := fmt.Sprintf("%s:%d: callback.trunk: no outbound trunk to call through (add one under outbound_trunks)", name, lineWith(t, doc, "callback: {}", 2)); err == nil || err.Error() != want {
+		t.Errorf("callback without outbound trunks: %v, want %s", err, want)
+	}
+}
+
+func TestParseGateway(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Gateway
+		err  string // substring; "" = success
+	}{
+		{"sip:127.0.0.1:5090", Gateway{Host: "127.0.0.1", Port: 5090}, ""},
+		{"sip:127.0.0.1", Gateway{Host: "127.0.0.1", Port: 5060}, ""},
+		{"SIP:gw.example.com", Gateway{Host: "gw.example.com", Port: 5060}, ""},
+		{"sip:hotline@gw.example.com.:5061", Gateway{User: "hotline", Host: "gw.example.com.", Port: 5061}, ""},
+		{"sip:[::1]:5090", Gateway{Host: "::1", Port: 5090}, ""},
+		{"sip:[2001:db8::1]", Gateway{Host: "2001:db8::1", Port: 5060}, ""},
+		{"sips:127.0.0.1", Gateway{}, "it must start with sip:"},
+		{"127.0.0.1:5060", Gateway{}, "it must start with sip:"},
+		{"sip:", Gateway{}, "bad host"},
+		{"sip:127.0.0.1:0", Gateway{}, "port must be 1-65535"},
+		{"sip:127.0.0.1:65536", Gateway{}, "port must be 1-65535"},
+		{"sip:127.0.0.1:+5", Gateway{}, "port must be 1-65535"},
+		{"sip:127.0.0.1:x", Gateway{}, "port must be 1-65535"},
+		{"sip:127.0.0.1:5060:1", Gateway{}, "port must be 1-65535"},
+		{"sip:::1", Gateway{}, "bad host"},
+		{"sip:[::1", Gateway{}, "unclosed ["},
+		{"sip:[127.0.0.1]", Gateway{}, "bad IPv6 address"},
+		{"sip:[::1]x", Gateway{}, "junk after the address"},
+		{"sip:gw_1.example.com", Gateway{}, "bad host"},
+		{"sip:-gw.example.com", Gateway{}, "bad host"},
+		{"sip:gw.example.com;transport=tcp", Gateway{}, "no URI parameters"},
+		{"sip:gw.example.com?x=y", Gateway{}, "no URI parameters"},
+		{"sip:@gw.example.com", Gateway{}, "bad user part"},
+		{"sip:a b@gw.example.com", Gateway{}, "bad user part"},
+		{"sip: gw.example.com", Gateway{}, "bad host"},
+	} {
+		g, err := ParseGateway(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || g != tc.want):
+			t.Errorf("ParseGateway(%q) = %+v, %v; want %+v", tc.in, g, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseGateway(%q) = %+v, %v; want an error containing %q", tc.in, g, err, tc.err)
+		}
+	}
+	if hp := (Gateway{Host: "::1", Port: 5090}).HostPort(); hp != "[::1]:5090" {
+		t.Errorf("HostPort = %q", hp)
+	}
+}
+
+func TestDialPlan(t *testing.T) {
+	p, err := CompileDialPlan([]string{`1[3-9]\d{9}`, `0\d{2,3}\d{7,8}|12345`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for number, want := range map[string]bool{
+		"13900000001": true, "02012345678": true, "12345": true,
+		"123456": false, "x12345": false, "139000000012": false, "": false,
+	} {
+		if got := p.Allows(number); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", number, got, want)
+		}
+	}
+	if _, err := CompileDialPlan([]string{`1\d+`, `(`}); err == nil || !strings.Contains(err.Error(), `"("`) {
+		t.Errorf("CompileDialPlan with a bad pattern: %v", err)
+	}
+	if (DialPlan{}).Allows("13900000001") {
+		t.Error("an empty dial plan allows a number")
+	}
+	// A pattern that Load would refuse is left out, never allowing anything.
+	tr := OutboundTrunk{DialPlan: []string{`(`, `110`}}
+	if got := tr.CompiledDialPlan(); len(got) != 1 || !got.Allows("110") || got.Allows("(") {
+		t.Errorf("CompiledDialPlan = %v", got)
+	}
+}
+
+func TestWindowOpen(t *testing.T) {
+	sh := time.FixedZone("CST", 8*3600)
+	at := func(date, clock string) time.Time {
+		tm, err := time.ParseInLocation("2006-01-02 15:04", date+" "+clock, sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
+	}
+	day := Window{From: "09:00", To: "20:00", Days: []string{"mon-fri"}, Holidays: []string{"2026-10-01"}, Workdays: []string{"2026-10-10"}}
+	for _, tc := range []struct {
+		w     Window
+		t     time.Time
+		want  bool
+		label string
+	}{
+		{day, at("2026-09-30", "08:59"), false, "Wednesday before 09:00"},
+		{day, at("2026-09-30", "09:00"), true, "Wednesday 09:00"},
+		{day, at("2026-09-30", "19:59"), true, "Wednesday 19:59"},
+		{day, at("2026-09-30", "20:00"), false, "Wednesday 20:00"},
+		{day, at("2026-10-01", "10:00"), false, "holiday"},
+		{day, at("2026-10-03", "10:00"), false, "Saturday"},
+		{day, at("2026-10-10", "10:00"), true, "make-up working Saturday"},
+		{Window{From: "00:00", To: "24:00"}, at("2026-10-03", "00:00"), true, "all day at midnight"},
+		{Window{From: "00:00", To: "24:00"}, at("2026-10-03", "23:59"), true, "all day at 23:59"},
+		{Window{From: "20:00", To: "02:00"}, at("2026-10-03", "01:00"), true, "past midnight"},
+		{Window{From: "20:00", To: "02:00"}, at("2026-10-03", "03:00"), false, "after a past-midnight window"},
+	} {
+		if got := tc.w.Open(tc.t, "Asia/Shanghai"); got != tc.want {
+			t.Errorf("%s: Open(%s) = %v, want %v", tc.label, tc.t, got, tc.want)
+		}
+	}
+	// The zone matters: 09:30 in Shanghai is 01:30 UTC.
+	if !day.Open(at("2026-09-30", "09:30"), "Asia/Shanghai") || day.Open(at("2026-09-30", "09:30"), "UTC") {
+		t.Error("Open does not read the time in the given zone")
+	}
+}

@@ -17,6 +17,15 @@ var (
 	numberRe = regexp.MustCompile(`^\+?[0-9*#]+$`)
 )
 
+// Prompts that features play by fixed name; validation checks them (with Known.Prompt)
+// where the feature is configured.
+var (
+	// QueueCallbackPrompts: a queue's callback offer (virtual hold).
+	QueueCallbackPrompts = []string{"callback_offer", "callback_confirm_pre", "callback_confirm_post", "callback_enter", "callback_booked"}
+	// CallbackTaskPrompts: a human callback task, whispered to the agent with the case number.
+	CallbackTaskPrompts = []string{"task_whisper"}
+)
+
 // validate checks the whole document and returns every problem with its field path.
 func (c *Config) validate(known Known) []ivr.FieldError {
 	var errs []ivr.FieldError
@@ -52,6 +61,13 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 
 	hasQueue := func(q string) bool { _, ok := c.Queues[q]; return ok }
 	hasPrompt := func(p string) bool { return known.Prompt == nil || known.Prompt(p) }
+	codecs := func(p string, list []string) {
+		for j, codec := range list {
+			if !slices.Contains([]string{"PCMA", "PCMU", "G711A", "G711U"}, strings.ToUpper(codec)) {
+				add(fmt.Sprintf("%s.codecs[%d]", p, j), "unsupported codec %q (PCMA, PCMU)", codec)
+			}
+		}
+	}
 
 	if len(c.Trunks) == 0 {
 		add("trunks", "at least one trunk is needed to receive calls")
@@ -90,11 +106,73 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		if t.MaxCalls < 0 {
 			add(p+".max_calls", "must not be negative")
 		}
-		for j, codec := range t.Codecs {
-			if !slices.Contains([]string{"PCMA", "PCMU", "G711A", "G711U"}, strings.ToUpper(codec)) {
-				add(fmt.Sprintf("%s.codecs[%d]", p, j), "unsupported codec %q (PCMA, PCMU)", codec)
+		codecs(p, t.Codecs)
+	}
+
+	// Outbound trunks: names unique among all trunks, inbound included.
+	outNames := map[string]bool{}
+	for i, t := range c.OutboundTrunks {
+		p := fmt.Sprintf("outbound_trunks[%d]", i)
+		switch {
+		case t.Name == "":
+			add(p+".name", "required")
+		case !nameRe.MatchString(t.Name):
+			add(p+".name", "invalid name %q (letters, digits, _ . -)", t.Name)
+		case outNames[t.Name]:
+			add(p+".name", "duplicate outbound trunk %q", t.Name)
+		case trunkNames[t.Name]:
+			add(p+".name", "%q is already the name of an inbound trunk", t.Name)
+		}
+		outNames[t.Name] = true
+		if t.Gateway == "" {
+			add(p+".gateway", "required (the carrier's SIP URI, e.g. sip:192.0.2.1:5060)")
+		} else if _, err := ParseGateway(t.Gateway); err != nil {
+			add(p+".gateway", "%v", err)
+		}
+		if t.Transport != "udp" && t.Transport != "tcp" {
+			add(p+".transport", "want udp or tcp, got %q", t.Transport)
+		}
+		if t.Password != "" && t.Username == "" {
+			add(p+".username", "required with password")
+		}
+		if t.CallerID != "" && !numberRe.MatchString(t.CallerID) {
+			add(p+".caller_id", "want a number, got %q", t.CallerID)
+		}
+		if t.MaxChannels < 0 {
+			add(p+".max_channels", "must not be negative (0 = default %d)", DefaultOutboundMaxChannels)
+		}
+		if t.MaxCPS < 0 {
+			add(p+".max_cps", "must not be negative (0 = default %d)", DefaultOutboundMaxCPS)
+		}
+		if t.RingTimeout < 0 {
+			add(p+".ring_timeout", "must not be negative (0 = default %s)", DefaultOutboundRingTimeout)
+		}
+		if len(t.DialPlan) == 0 {
+			add(p+".dial_plan", "at least one number pattern is required (nothing outside the dial plan is dialled), e.g. '1[3-9]\\d{9}'")
+		}
+		for j, pat := range t.DialPlan {
+			if strings.TrimSpace(pat) == "" {
+				add(fmt.Sprintf("%s.dial_plan[%d]", p, j), "empty pattern")
+			} else if _, err := regexp.Compile(pat); err != nil { // the pattern as written, for the message
+				add(fmt.Sprintf("%s.dial_plan[%d]", p, j), "bad regular expression %q: %v", pat, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			}
 		}
+		codecs(p, t.Codecs)
+	}
+
+	for name, s := range c.Surveys {
+		p := "surveys." + name
+		if !nameRe.MatchString(name) {
+			add(p, "invalid survey name %q (letters, digits, _ . -)", name)
+		}
+		errs = append(errs, s.Validate(p, hasQueue)...)
+		if known.Prompt != nil {
+			errs = append(errs, s.ValidatePrompts(p, known.Prompt)...)
+		}
+	}
+
+	if cb := c.Callback; cb != nil {
+		errs = append(errs, cb.validate(c, hasQueue, hasPrompt, outNames)...)
 	}
 
 	routed := map[string]bool{}
@@ -164,6 +242,25 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 				add(p+".exit_menu", "needs exit_digit")
 			}
 		}
+		if qc := q.Callback; qc != nil {
+			switch {
+			case qc.After <= 0:
+				add(p+".callback.after", "required and positive (the estimated wait above which callers are offered a callback)")
+			case len(c.OutboundTrunks) == 0:
+				add(p+".callback", "needs an outbound trunk to call back through (add one under outbound_trunks)")
+			}
+			switch {
+			case len(qc.Digit) != 1 || !strings.Contains("0123456789*#", qc.Digit):
+				add(p+".callback.digit", "want one of 0-9 * #, got %q", qc.Digit)
+			case qc.Digit == q.ExitDigit:
+				add(p+".callback.digit", "%q is also the queue's exit_digit", qc.Digit)
+			}
+			for _, prompt := range QueueCallbackPrompts {
+				if !hasPrompt(prompt) {
+					add(p+".callback", "unknown prompt %q (the callback offer needs it)", prompt)
+				}
+			}
+		}
 		for i, e := range q.Escalations {
 			ep := fmt.Sprintf("%s.escalations[%d]", p, i)
 			switch {
@@ -211,5 +308,91 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		}
 		return strings.Compare(a.Problem, b.Problem)
 	})
+	return errs
+}
+
+// validate checks the callback section; cb has its defaults applied.
+func (cb *Callback) validate(c *Config, hasQueue, hasPrompt func(string) bool, outbound map[string]bool) []ivr.FieldError {
+	var errs []ivr.FieldError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, ivr.FieldError{Path: "callback." + path, Problem: fmt.Sprintf(format, args...)})
+	}
+	if !hasQueue(cb.Queue) {
+		add("queue", "unknown queue %q (the human callback queue must be configured under queues)", cb.Queue)
+	}
+	for _, prompt := range CallbackTaskPrompts {
+		if !hasPrompt(prompt) {
+			add("queue", "unknown prompt %q (callback tasks need it)", prompt)
+		}
+	}
+	trunk := func(field, name string) {
+		switch {
+		case name == "" && len(c.OutboundTrunks) == 0:
+			add(field, "no outbound trunk to call through (add one under outbound_trunks)")
+		case name != "" && !outbound[name]:
+			add(field, "unknown outbound trunk %q", name)
+		}
+	}
+	trunk("trunk", cb.Trunk)
+	if cb.Deadline < 0 {
+		add("deadline", "must not be negative (0 = default %s)", DefaultCallbackDeadline)
+	}
+	if cb.AtRisk < 0 {
+		add("at_risk", "must not be negative (0 = default %s)", DefaultCallbackAtRisk)
+	} else if cb.Deadline > 0 && cb.AtRisk >= cb.Deadline {
+		add("at_risk", "%s is not less than deadline %s (every target would be at risk at once)", cb.AtRisk, cb.Deadline)
+	}
+	window := cb.Window.route("")
+	for _, e := range window.Validate("", map[string]ivr.Menu{"closed": {}}, nil) {
+		path := e.Path
+		switch {
+		case path == "hours[0].open":
+			path = "from"
+		case path == "hours[0].close":
+			path = "to"
+		case strings.HasPrefix(path, "hours[0]."):
+			path = strings.TrimPrefix(path, "hours[0].")
+		}
+		add("window."+path, "%s", e.Problem)
+	}
+	if cb.MaxAttempts < 0 {
+		add("max_attempts", "must not be negative (0 = default %d)", DefaultCallbackMaxAttempts)
+	}
+	for field, d := range map[string]ivr.Duration{"retry.busy": cb.Retry.Busy, "retry.no_answer": cb.Retry.NoAnswer,
+		"retry.failed": cb.Retry.Failed, "retry.interrupted": cb.Retry.Interrupted, "ring_timeout": cb.RingTimeout} {
+		if d < 0 {
+			add(field, "must not be negative (0 = the default)")
+		}
+	}
+	if cb.MaxConcurrent < 0 {
+		add("max_concurrent", "must not be negative (0 = default %d)", DefaultCallbackMaxConcurrent)
+	}
+	if cb.MaxCPS < 0 {
+		add("max_cps", "must not be negative (0 = default %d)", DefaultCallbackMaxCPS)
+	}
+	for i, n := range cb.DoNotCall {
+		if !numberRe.MatchString(n) {
+			add(fmt.Sprintf("do_not_call[%d]", i), "want a number, got %q", n)
+		}
+	}
+	if a := cb.AfterCall; a != nil {
+		if len(a.Queues) == 0 {
+			add("after_call.queues", "at least one queue is required (calls answered in it get a survey)")
+		}
+		for i, q := range a.Queues {
+			if !hasQueue(q) {
+				add(fmt.Sprintf("after_call.queues[%d]", i), "unknown queue %q", q)
+			}
+		}
+		if a.Delay < 0 {
+			add("after_call.delay", "must not be negative (0 = as soon as the call ends)")
+		}
+		if a.Script == "" {
+			add("after_call.script", "required (a survey under surveys)")
+		} else if _, ok := c.Surveys[a.Script]; !ok {
+			add("after_call.script", "unknown survey %q", a.Script)
+		}
+		trunk("after_call.trunk", a.Trunk)
+	}
 	return errs
 }
