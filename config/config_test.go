@@ -277,7 +277,7 @@ func checkDefaultCallback(t *testing.T, c *Config) {
 		t.Errorf("satisfaction questions = %+v", sv.Questions)
 	}
 	if sv.SatisfactionQuestion() != 0 || sv.AgentDigit != "0" || sv.AgentQueue != "callback" ||
-		!slices.Equal(sv.Intro, []string{"survey_intro"}) || !slices.Equal(sv.Thanks, []string{"survey_thanks"}) {
+		!slices.Equal(sv.Intro, []string{"survey_greeting"}) || !slices.Equal(sv.Thanks, []string{"survey_thanks"}) {
 		t.Errorf("satisfaction = %+v", sv)
 	}
 	if sv.Timeout.D() != ivr.DefaultSurveyTimeout || sv.MaxRetries != ivr.DefaultSurveyMaxRetries {
