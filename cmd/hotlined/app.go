@@ -21,6 +21,7 @@ import (
 	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/api"
 	"github.com/hotline12345/hotline/call"
+	"github.com/hotline12345/hotline/callback"
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/config"
 	"github.com/hotline12345/hotline/configs"
@@ -49,10 +50,14 @@ type app struct {
 	writer    *cdr.Writer
 	calls     *call.Manager
 	registrar *sip.Registrar
-	sip       *sip.Server
-	http      *http.Server
-	httpLn    net.Listener
-	started   time.Time
+	campaigns callback.Store // beside the records; nil without outbound trunks
+	dialer    *callback.Dialer
+	// stopDialerFn stops the running dialer (set by runDialer).
+	stopDialerFn func()
+	sip          *sip.Server
+	http         *http.Server
+	httpLn       net.Listener
+	started      time.Time
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and
@@ -165,10 +170,21 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	a.sched = media.NewScheduler(2)
 
 	queues, acdQueues, agents := acdConfig(cfg)
+	tap := &recordsTap{Writer: a.writer}
+	outTrunks, err := sipOutboundTrunks(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var trunkDialer call.Trunks // set below, once the SIP server exists
+	lazyTrunks := &lateTrunks{}
+	if len(outTrunks) > 0 {
+		trunkDialer = lazyTrunks
+	}
 	if a.calls, err = call.NewManager(call.Config{
 		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
 		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
-		ACDQueues: acdQueues, Agents: agents, Records: a.writer, Logger: log, Registerer: a.reg,
+		ACDQueues: acdQueues, Agents: agents, Records: tap, Logger: log, Registerer: a.reg,
+		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk,
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -200,10 +216,11 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if a.sip, err = sip.NewServer(sip.Config{
 		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
 		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
-		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall,
+		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks,
 	}); err != nil {
 		return nil, err
 	}
+	lazyTrunks.Trunks = call.SIPTrunks(a.sip)
 	a.calls.SetSIP(a.registrar, a.sip)
 	a.reg.MustRegister(newSIPCollector(a.sip, a.registrar))
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
@@ -217,9 +234,19 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	for name, q := range cfg.Queues {
 		queueNames[name] = q.Name
 	}
+	openCtx, cancelOpen = context.WithTimeout(context.Background(), 15*time.Second)
+	err = a.newDialer(openCtx, dsn, loc, tap)
+	cancelOpen()
+	if err != nil {
+		return nil, err
+	}
+	var campaigns api.Campaigns // an untyped nil without a dialer
+	if a.dialer != nil {
+		campaigns = a.dialer
+	}
 	handler := api.New(api.Config{
 		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
-		Location: loc, QueueNames: queueNames,
+		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")
@@ -249,6 +276,7 @@ func (a *app) serve(ctx context.Context) {
 	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(),
 		"data_dir", a.cfg.DataDir, "rtp_ports", a.cfg.RTP.Ports, "node_id", a.cfg.NodeID)
 	go a.registrar.Start(ctx)
+	a.runDialer()
 	a.sip.Serve(ctx)
 }
 
@@ -297,6 +325,7 @@ func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []
 // shutdown drains: new calls get 503, live calls may run until ctx ends, then are hung up
 // with BYE; every record is flushed.
 func (a *app) shutdown(ctx context.Context) {
+	a.stopDialer() // first: no new outbound calls; those in flight end interrupted and are saved
 	a.sip.Drain()
 	a.log.Info("draining: refusing new calls", "live_calls", a.calls.Active())
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -324,6 +353,7 @@ func (a *app) close() {
 	} else if a.httpLn != nil {
 		a.httpLn.Close()
 	}
+	a.stopDialer()
 	if a.calls != nil {
 		a.calls.Close() // no more agent events after this point
 	}
@@ -341,6 +371,10 @@ func (a *app) close() {
 	if a.store != nil {
 		a.store.Close()
 		a.store = nil
+	}
+	if a.campaigns != nil {
+		a.campaigns.Close()
+		a.campaigns = nil
 	}
 	if a.sched != nil {
 		a.sched.Close()
