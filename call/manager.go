@@ -52,9 +52,11 @@ type Config struct {
 	Surveys    map[string]ivr.Survey // survey scripts by name
 	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
 	CallbackTrunk string
-	Clock         Clock // nil: system clock
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// CallerIDs is the number each outbound trunk presents (the records' caller).
+	CallerIDs  map[string]string
+	Clock      Clock // nil: system clock
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Manager runs calls and knows which are live.

@@ -85,7 +85,7 @@ var satisfaction = ivr.Survey{
 func newOutboundHarness(t *testing.T, edit ...func(*Config)) (*harness, *fakeTrunks) {
 	tr := &fakeTrunks{}
 	h := newHarness(t, append([]func(*Config){func(c *Config) {
-		c.Trunks, c.CallbackTrunk = tr, "loopback-out"
+		c.Trunks, c.CallbackTrunk, c.CallerIDs = tr, "loopback-out", map[string]string{"loopback-out": "12345"}
 		c.Surveys = map[string]ivr.Survey{"satisfaction": satisfaction}
 	}}, edit...)...)
 	return h, tr
@@ -144,6 +144,7 @@ func TestSurveySatisfied(t *testing.T) {
 	want(t, "target", rec.Target, "2026120700001")
 	want(t, "attempt", rec.Attempt, 1)
 	want(t, "called", rec.Called, "13900000001")
+	want(t, "caller", rec.Caller, "12345")
 	if rec.Answer.IsZero() || rec.ID != r.CallID {
 		t.Errorf("record %+v", rec)
 	}

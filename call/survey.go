@@ -54,7 +54,7 @@ type surveyState struct {
 // ctx ending hangs the call up (the dialer stopping): the call ends interrupted.
 func (m *Manager) Survey(ctx context.Context, r SurveyRequest) SurveyResult {
 	c := m.newCall(cdr.Record{
-		Direction: cdr.DirectionSurvey, Trunk: r.Trunk, Called: r.Number, Start: m.cfg.Clock.Now(),
+		Direction: cdr.DirectionSurvey, Trunk: r.Trunk, Caller: m.cfg.CallerIDs[r.Trunk], Called: r.Number, Start: m.cfg.Clock.Now(),
 		Campaign: r.Campaign, Target: r.CaseID, Attempt: r.Attempt, CaseNumber: r.CaseID,
 	}, "campaign", r.Campaign, "case", r.CaseID)
 	st := &surveyState{req: r}

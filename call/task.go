@@ -36,7 +36,7 @@ type taskState struct {
 // ctx ending ends the task (interrupted unless the citizen was reached).
 func (m *Manager) Task(ctx context.Context, r TaskRequest) TaskResult {
 	c := m.newCall(cdr.Record{
-		Direction: cdr.DirectionCallback, Trunk: r.Trunk, Called: r.Number, Start: m.cfg.Clock.Now(),
+		Direction: cdr.DirectionCallback, Trunk: r.Trunk, Caller: m.cfg.CallerIDs[r.Trunk], Called: r.Number, Start: m.cfg.Clock.Now(),
 		Campaign: r.Campaign, Target: r.CaseID, Attempt: r.Attempt, CaseNumber: r.CaseID,
 	}, "campaign", r.Campaign, "case", r.CaseID)
 	c.task = &taskState{req: r, dialled: make(chan evCitizen, 1)}

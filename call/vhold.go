@@ -202,7 +202,7 @@ func (c *Call) book() {
 		s.Close()
 	})
 	c.rec = cdr.Record{
-		ID: newID(), Parent: in.ID, Direction: cdr.DirectionCallback, Trunk: c.m.cfg.CallbackTrunk,
+		ID: newID(), Parent: in.ID, Direction: cdr.DirectionCallback, Trunk: c.m.cfg.CallbackTrunk, Caller: c.m.cfg.CallerIDs[c.m.cfg.CallbackTrunk],
 		Called: number, Start: now, NodeID: c.m.cfg.NodeID, Queue: v.name, EnqueueTime: in.EnqueueTime,
 		CaseNumber: in.CaseNumber, Target: in.CaseNumber,
 	}

@@ -184,7 +184,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
 		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Logger: log, Registerer: a.reg,
-		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk,
+		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

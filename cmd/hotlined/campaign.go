@@ -147,3 +147,12 @@ func (a *app) stopDialer() {
 // lateTrunks is call.Trunks before the SIP server exists (the manager is made first, as
 // the server's handlers are the manager's).
 type lateTrunks struct{ call.Trunks }
+
+// callerIDs maps each outbound trunk to the number it presents.
+func callerIDs(cfg *config.Config) map[string]string {
+	m := make(map[string]string, len(cfg.OutboundTrunks))
+	for _, t := range cfg.OutboundTrunks {
+		m[t.Name] = t.CallerID
+	}
+	return m
+}
