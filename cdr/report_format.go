@@ -209,7 +209,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	loc := r.location()
 	t := &r.Total
 	var b strings.Builder
-	fmt.Fprintf(&b, "hotline report %s – %s (%s)", r.From.In(loc).Format("2006-01-02 15:04"), r.To.In(loc).Format("2006-01-02 15:04"), r.Location)
+	if r.From.IsZero() && r.To.IsZero() { // every record, and there are none
+		fmt.Fprintf(&b, "hotline report: no records (%s)", r.Location)
+	} else {
+		fmt.Fprintf(&b, "hotline report %s – %s (%s)", r.From.In(loc).Format("2006-01-02 15:04"), r.To.In(loc).Format("2006-01-02 15:04"), r.Location)
+	}
 	if r.Queue != "" {
 		fmt.Fprintf(&b, ", queue %s", r.Queue)
 	}
