@@ -311,6 +311,15 @@ func (d *Dialer) Status(ctx context.Context, id string, limit int) (Status, erro
 	return Status{Campaign: c, Counts: n, Targets: ts}, nil
 }
 
+// Targets lists up to limit targets of campaign id in state ("" = all), earliest deadline
+// first, straight from the store (the API's ?state= filter).
+func (d *Dialer) Targets(ctx context.Context, id, state string, limit int) ([]Target, error) {
+	if _, err := d.store.Campaign(ctx, id); err != nil {
+		return nil, err
+	}
+	return d.store.Targets(ctx, id, state, limit)
+}
+
 // List returns every campaign, newest first, with its counts (no targets).
 func (d *Dialer) List(ctx context.Context) ([]Status, error) {
 	cs, err := d.store.Campaigns(ctx)
