@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"image/png"
 	"io"
 	"net/http"
@@ -118,5 +119,38 @@ func notBlank(t *testing.T, path string) {
 	}
 	if len(colors) < 8 {
 		t.Fatalf("%s looks blank: %d colours", filepath.Base(path), len(colors))
+	}
+}
+
+// The wallboard's callback panel (回访) shows a running campaign with its counts.
+func TestWallboardShowsCampaigns(t *testing.T) {
+	bin := chromium(t)
+	t.Parallel()
+	// The window is shut (today and tomorrow are holidays): the targets stay pending.
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	now := time.Now().In(sh)
+	s := startServer(t, testConfig(t, `    # holidays: ["2026-10-01"]  # no calls`,
+		`    holidays: ["`+now.Format(time.DateOnly)+`", "`+now.AddDate(0, 0, 1).Format(time.DateOnly)+`"]`))
+	body := `{"name": "十二月回访", "script": "satisfaction", "trunk": "loopback-out",
+		"targets": [{"case_id": "W1", "phone": "13900000001"}, {"case_id": "W2", "phone": "13900000002"}]}`
+	resp, err := http.Post("http://"+s.httpAddr()+"/api/v1/campaigns", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusCreated || created.ID == "" {
+		t.Fatalf("POST campaign: %d %v", resp.StatusCode, err)
+	}
+	dom := headless(t, bin, "http://"+s.httpAddr()+"/wallboard", "--dump-dom")
+	row := regexp.MustCompile(`(?s)<tr data-campaign="` + created.ID + `">(.*?)</tr>`).FindStringSubmatch(dom)
+	if row == nil || !strings.Contains(dom, "回访") || !strings.Contains(row[1], "十二月回访") || !strings.Contains(row[1], "进行中 running") {
+		t.Fatalf("wallboard lacks the campaign row: %q", row)
+	}
+	if strings.Contains(dom, `id="campaigns-panel" hidden`) {
+		t.Error("the campaigns panel is hidden with a running campaign")
 	}
 }
