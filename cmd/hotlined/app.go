@@ -52,12 +52,11 @@ type app struct {
 	registrar *sip.Registrar
 	campaigns callback.Store // beside the records; nil without outbound trunks
 	dialer    *callback.Dialer
-	// stopDialerFn stops the running dialer (set by runDialer).
-	stopDialerFn func()
-	sip          *sip.Server
-	http         *http.Server
-	httpLn       net.Listener
-	started      time.Time
+	dialerRun *dialerRun
+	sip       *sip.Server
+	http      *http.Server
+	httpLn    net.Listener
+	started   time.Time
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and
@@ -295,6 +294,11 @@ func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []
 			Name: q.Name, MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt,
 			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit, ExitMenu: q.ExitMenu,
 			Rating: q.Rating == nil || *q.Rating,
+		}
+		if cb := q.Callback; cb != nil { // virtual hold
+			qc := queues[name]
+			qc.CallbackAfter, qc.CallbackDigit = cb.After.D(), cb.Digit
+			queues[name] = qc
 		}
 		strategy, _ := acd.ParseStrategy(q.Strategy)
 		aq := acd.QueueConfig{

@@ -102,6 +102,9 @@ func (a *app) newDialer(ctx context.Context, dsn string, loc *time.Location, tap
 		return err
 	}
 	a.dialer = d
+	run := &dialerRun{done: make(chan struct{})}
+	run.ctx, run.cancel = context.WithCancel(context.Background())
+	a.dialerRun = run
 	if rule != nil {
 		f := d.AfterCall
 		tap.after.Store(&f)
@@ -109,24 +112,24 @@ func (a *app) newDialer(ctx context.Context, dsn string, loc *time.Location, tap
 	return nil
 }
 
+// dialerRun is the dialer's goroutine: made with the app, started by serve, stopped first by
+// shutdown (in either order: a stop before the start leaves Run nothing to do).
+type dialerRun struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started atomic.Bool
+}
+
 // runDialer runs the dialer until stopDialer.
 func (a *app) runDialer() {
-	if a.dialer == nil {
+	r := a.dialerRun
+	if r == nil || !r.started.CompareAndSwap(false, true) {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	a.stopDialerFn = func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(dialerStopTimeout):
-			a.log.Error("the campaign dialer did not stop in time", "timeout", dialerStopTimeout)
-		}
-	}
 	go func() {
-		defer close(done)
-		if err := a.dialer.Run(ctx); err != nil && ctx.Err() == nil {
+		defer close(r.done)
+		if err := a.dialer.Run(r.ctx); err != nil && r.ctx.Err() == nil {
 			a.log.Error("campaign dialer stopped", "error", err)
 		}
 	}()
@@ -138,9 +141,18 @@ const dialerStopTimeout = 20 * time.Second
 // stopDialer stops dialling: calls in flight end interrupted and are saved, to be retried
 // after the restart by the campaign's rules.
 func (a *app) stopDialer() {
-	if a.stopDialerFn != nil {
-		a.stopDialerFn()
-		a.stopDialerFn = nil
+	r := a.dialerRun
+	if r == nil {
+		return
+	}
+	r.cancel()
+	if !r.started.Load() {
+		return
+	}
+	select {
+	case <-r.done:
+	case <-time.After(dialerStopTimeout):
+		a.log.Error("the campaign dialer did not stop in time", "timeout", dialerStopTimeout)
 	}
 }
 

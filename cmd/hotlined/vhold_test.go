@@ -36,19 +36,13 @@ func TestVirtualHoldEndToEnd(t *testing.T) {
 		// rating has its own test (rating_test.go).
 		"    rating: true ", "    rating: false ",
 	)
-	// Known defect (reported): acdConfig (cmd/hotlined/app.go) builds each call.Queue
-	// without the queue's callback offer (CallbackAfter, CallbackDigit from config
-	// Queue.Callback), so the server never offers a callback and the '1' is ignored.
-	// Everything below needs the offer: skipped until the wiring is fixed, then it runs.
-	// Checked before the server starts (a server shut down at once trips another reported
-	// defect, the race on app.stopDialerFn).
+	// The queue's callback offer reaches the calls (call.Queue) from the config.
 	cfg, err := config.Load("vhold.yaml", []byte(yaml), config.Known{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if queues, _, _ := acdConfig(cfg); queues["consult"].CallbackAfter != time.Second || queues["consult"].CallbackDigit != "1" {
-		t.Skipf("known defect: cmd/hotlined/app.go acdConfig does not pass queue consult's callback {after: 1s, digit: 1} to call.Queue (got %v %q): virtual hold is never offered",
-			queues["consult"].CallbackAfter, queues["consult"].CallbackDigit)
+		t.Fatalf("consult's callback offer is not wired: after %v, digit %q", queues["consult"].CallbackAfter, queues["consult"].CallbackDigit)
 	}
 	s := startServer(t, yaml)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
