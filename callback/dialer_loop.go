@@ -365,6 +365,9 @@ func (d *Dialer) dial(c *camp, tr *trunkState, t Target, now time.Time) {
 		}
 		return
 	}
+	// Pace from the moment the claim is stored, just before the call starts: a slow claim
+	// (a busy disk) must not let the next dial follow this one at once.
+	now = d.clock.Now()
 	c.pace.take(now)
 	tr.pace.take(now)
 	c.active++
