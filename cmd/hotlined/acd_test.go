@@ -247,6 +247,7 @@ func TestRingNoAnswerMovesToNextAgentAndPauses(t *testing.T) {
 		t.Fatal("the next agent was not rung")
 	}
 	<-answered.Answered()
+	waitLiveStage(t, s, "talking") // the server has the 200 OK and bridged: the call is answered
 	if state, reason := agentState(t, s, "1001"); state != "paused" || reason != "no-answer" {
 		t.Fatalf("agent 1001 is %s (%s), want paused (no-answer)", state, reason)
 	}
