@@ -30,6 +30,7 @@ type loopState struct {
 	inflight map[tkey]bool // targets in a call or a task
 	unsaved  []write       // target writes that failed, retried each tick
 	stopping bool
+	lead     claimLead // how long claims take: dials are prepared that much before their slot
 	base     context.Context // Run's context without its cancellation: store writes
 	callCtx  context.Context // Run's context: calls and tasks
 }
@@ -103,8 +104,20 @@ func gapFor(cps float64) time.Duration {
 	return time.Duration(math.Ceil(float64(time.Second) / cps))
 }
 
-func (p *pacer) ready(now time.Time) bool { return p.gap == 0 || !now.Before(p.next) }
-func (p *pacer) take(now time.Time)       { p.next = now.Add(p.gap) }
+// ready: a dial may be prepared now (its claim stored) to go out at p.next; lead is how
+// long a claim takes, so that the call starts on its slot rather than a claim late.
+func (p *pacer) ready(now time.Time, lead time.Duration) bool {
+	return p.gap == 0 || !now.Before(p.next.Add(-lead))
+}
+func (p *pacer) take(at time.Time) { p.next = at.Add(p.gap) }
+
+// claimLead is the store's claim time as the loop has seen it (a moving average), at most
+// maxLead: the dialer prepares the next dial that much before its slot.
+type claimLead struct{ avg time.Duration }
+
+const maxLead = 20 * time.Millisecond
+
+func (c *claimLead) observe(d time.Duration) { c.avg = min(maxLead, (7*c.avg+max(d, 0))/8) }
 
 func batchFor(cps float64) int {
 	if cps <= 0 {
@@ -277,10 +290,10 @@ func (d *Dialer) serve(c *camp) time.Time {
 		switch {
 		case now.Before(c.idleUntil):
 			return earliest(wake, c.idleUntil)
-		case !c.pace.ready(now):
-			return earliest(wake, c.pace.next)
-		case !tr.pace.ready(now):
-			return earliest(wake, tr.pace.next)
+		case !c.pace.ready(now, d.loop.lead.avg):
+			return earliest(wake, c.pace.next.Add(-d.loop.lead.avg))
+		case !tr.pace.ready(now, d.loop.lead.avg):
+			return earliest(wake, tr.pace.next.Add(-d.loop.lead.avg))
 		}
 		t, ok := d.nextTarget(c, tr, now)
 		if !ok {
@@ -365,11 +378,19 @@ func (d *Dialer) dial(c *camp, tr *trunkState, t Target, now time.Time) {
 		}
 		return
 	}
-	// Pace from the moment the claim is stored, just before the call starts: a slow claim
-	// (a busy disk) must not let the next dial follow this one at once.
-	now = d.clock.Now()
-	c.pace.take(now)
-	tr.pace.take(now)
+	// The call starts on its slot (the later of the campaign's and the trunk's), or as soon as
+	// the claim is stored if that took longer: a slow claim (a busy disk) never lets the next
+	// dial follow this one closer than the pace, and a fast one costs the rate nothing.
+	claimed := d.clock.Now()
+	l.lead.observe(claimed.Sub(now))
+	launch := claimed
+	for _, next := range []time.Time{c.pace.next, tr.pace.next} {
+		if next.After(launch) {
+			launch = next
+		}
+	}
+	c.pace.take(launch)
+	tr.pace.take(launch)
 	c.active++
 	tr.active++
 	l.inflight[key(t)] = true
@@ -378,8 +399,16 @@ func (d *Dialer) dial(c *camp, tr *trunkState, t Target, now time.Time) {
 	req := call.SurveyRequest{Trunk: c.c.Trunk, Number: t.Phone, Script: c.c.Script, Campaign: c.c.ID,
 		CaseID: t.CaseID, Attempt: t.Attempts, RingTimeout: c.c.RingTimeout}
 	log.Debug("dialling", "attempt", t.Attempts)
-	calls, callCtx := d.cfg.Calls, l.callCtx
+	calls, callCtx, clock := d.cfg.Calls, l.callCtx, d.clock
 	go func() {
+		if wait := launch.Sub(claimed); wait > 0 {
+			t := clock.NewTimer(wait)
+			select {
+			case <-t.C():
+			case <-callCtx.Done(): // the call still runs, and ends interrupted at once
+			}
+			t.Stop()
+		}
 		r := calls.Survey(callCtx, req)
 		d.results <- result{target: t, survey: r}
 	}()
