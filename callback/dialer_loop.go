@@ -30,7 +30,7 @@ type loopState struct {
 	inflight map[tkey]bool // targets in a call or a task
 	unsaved  []write       // target writes that failed, retried each tick
 	stopping bool
-	lead     claimLead // how long claims take: dials are prepared that much before their slot
+	lead     claimLead       // how long claims take: dials are prepared that much before their slot
 	base     context.Context // Run's context without its cancellation: store writes
 	callCtx  context.Context // Run's context: calls and tasks
 }
