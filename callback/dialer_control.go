@@ -186,22 +186,41 @@ func (d *Dialer) checkDone() {
 			continue
 		}
 		ctx, cancel := d.sctx()
-		n, err := d.store.Counts(ctx, c.c.ID, d.clock.Now(), d.cfg.AtRisk)
+		open, err := d.unfinished(ctx, c.c.ID)
 		cancel()
 		if err != nil {
-			d.log.Warn("campaign counts", "campaign", c.c.ID, "err", err)
+			d.log.Warn("campaign progress", "campaign", c.c.ID, "err", err)
 			continue
 		}
 		c.dirty = false
-		if n.Pending == 0 && n.InProgress == 0 {
+		if !open {
 			if err := d.setState(c, CampaignDone); err != nil {
 				c.dirty = true
 				d.log.Warn("campaign done", "campaign", c.c.ID, "err", err)
 				continue
 			}
+			ctx, cancel := d.sctx()
+			n, _ := d.store.Counts(ctx, c.c.ID, d.clock.Now(), d.cfg.AtRisk) // once, for the log
+			cancel()
 			d.log.Info("campaign done", "campaign", c.c.ID, "done", n.Done, "failed", n.Failed, "cancelled", n.Cancelled)
 		}
 	}
+}
+
+// unfinished reports whether campaign id still has a target pending, dialling or with a
+// human: three index probes, not a count of the whole campaign (which the loop cannot afford
+// after every result of a million-target campaign).
+func (d *Dialer) unfinished(ctx context.Context, id string) (bool, error) {
+	for _, st := range []string{TargetPending, TargetDialing, TargetHuman} {
+		ts, err := d.store.Targets(ctx, id, st, 1)
+		if err != nil {
+			return false, err
+		}
+		if len(ts) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (d *Dialer) setState(c *camp, state string) error {
