@@ -63,6 +63,18 @@ var csvTimeLayouts = []string{
 // file as a whole: no header, a header without case id or phone columns,
 // or a read error.
 func ReadCSV(r io.Reader, allows func(number string) bool, deadline time.Duration, loc *time.Location) (targets []Target, bad []TargetError, err error) {
+	bad, err = ScanCSV(r, allows, deadline, loc, 0, func(ts []Target) error { targets = append(targets, ts...); return nil })
+	if err != nil {
+		return nil, nil, err
+	}
+	return targets, bad, nil
+}
+
+// ScanCSV is ReadCSV handing the good targets to emit in batches of batch (0: one batch at
+// the end) as it reads, so that a caller can send them on while the rest is read. An error
+// from emit stops the scan and is returned.
+func ScanCSV(r io.Reader, allows func(number string) bool, deadline time.Duration, loc *time.Location, batch int, emit func([]Target) error) (bad []TargetError, err error) {
+	var targets []Target
 	if loc == nil {
 		loc = time.Local
 	}
@@ -75,13 +87,13 @@ func ReadCSV(r io.Reader, allows func(number string) bool, deadline time.Duratio
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("callback: CSV: %w: empty file, a header row is required", ErrBadTarget)
+		return nil, fmt.Errorf("callback: CSV: %w: empty file, a header row is required", ErrBadTarget)
 	} else if err != nil {
-		return nil, nil, fmt.Errorf("callback: CSV header: %w", err)
+		return nil, fmt.Errorf("callback: CSV header: %w", err)
 	}
 	idx, err := csvHeader(header)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	seen := make(map[string]int) // case id → first line
 	for {
@@ -95,7 +107,7 @@ func ReadCSV(r io.Reader, allows func(number string) bool, deadline time.Duratio
 				bad = append(bad, TargetError{Index: pe.StartLine, Err: fmt.Sprintf("%v: malformed CSV: %v", ErrBadTarget, pe.Err)})
 				continue
 			}
-			return nil, nil, fmt.Errorf("callback: CSV: %w", err)
+			return nil, fmt.Errorf("callback: CSV: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
 		var f [numCols]string
@@ -124,8 +136,19 @@ func ReadCSV(r io.Reader, allows func(number string) bool, deadline time.Duratio
 			continue
 		}
 		targets = append(targets, t)
+		if batch > 0 && len(targets) >= batch {
+			if err := emit(targets); err != nil {
+				return bad, err
+			}
+			targets = make([]Target, 0, batch)
+		}
 	}
-	return targets, bad, nil
+	if len(targets) > 0 || batch == 0 {
+		if err := emit(targets); err != nil {
+			return bad, err
+		}
+	}
+	return bad, nil
 }
 
 // csvHeader maps each column kind to its index in header (-1 if absent).

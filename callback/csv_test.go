@@ -155,3 +155,22 @@ func BenchmarkReadCSV(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// ScanCSV hands the good rows on in batches as it reads, the bad ones reported by line.
+func TestScanCSVBatches(t *testing.T) {
+	data := append(benchCSV(25), "\nX1,110,consult,1001,2026-12-07 10:00\n"...)
+	var sizes []int
+	total := 0
+	bad, err := ScanCSV(bytes.NewReader(data), mainlandMobile, time.Hour, shanghai, 10, func(ts []Target) error {
+		sizes = append(sizes, len(ts))
+		total += len(ts)
+		return nil
+	})
+	if err != nil || fmt.Sprint(sizes) != "[10 10 5]" || total != 25 || len(bad) != 1 || bad[0].CaseID != "X1" {
+		t.Fatalf("batches %v, total %d, bad %+v, err %v", sizes, total, bad, err)
+	}
+	stop := errors.New("stop")
+	if _, err := ScanCSV(bytes.NewReader(data), mainlandMobile, time.Hour, shanghai, 10, func([]Target) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("emit's error: %v", err)
+	}
+}

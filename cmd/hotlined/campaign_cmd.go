@@ -96,7 +96,34 @@ func campaignMain(args []string, stdout, stderr io.Writer) int {
 	}
 	defer f.Close()
 	start := time.Now()
-	targets, bad, err := callback.ReadCSV(f, ot.CompiledDialPlan().Allows, cb.Deadline.D(), loc)
+	// The file is read while the chunks read so far are posted: one goroutine posts, in order.
+	imp := importer{api: strings.TrimSuffix(*apiURL, "/"), client: &http.Client{Timeout: 2 * time.Minute}, id: *id}
+	chunks := make(chan []callback.Target, 2)
+	type outcome struct {
+		added   int
+		refused []importRefusal
+		err     error
+	}
+	posted := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		for ts := range chunks {
+			if o.err != nil {
+				continue // drain: the reader stops at its next chunk
+			}
+			n, refused, err := imp.post1(*name, *script, *trunk, ts)
+			o.added, o.refused, o.err = o.added+n, append(o.refused, refused...), err
+		}
+		posted <- o
+	}()
+	rows := 0
+	bad, err := callback.ScanCSV(f, ot.CompiledDialPlan().Allows, cb.Deadline.D(), loc, importChunk, func(ts []callback.Target) error {
+		rows += len(ts)
+		chunks <- ts
+		return nil
+	})
+	close(chunks)
+	o := <-posted
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *file, err)
 		return 1
@@ -104,19 +131,22 @@ func campaignMain(args []string, stdout, stderr io.Writer) int {
 	for _, b := range bad {
 		fmt.Fprintf(stderr, "%s:%d: %s\n", *file, b.Index, b.Err)
 	}
-	imp := importer{api: strings.TrimSuffix(*apiURL, "/"), client: &http.Client{Timeout: 2 * time.Minute}}
-	added, refused, err := imp.run(*id, *name, *script, *trunk, targets)
-	for _, r := range refused {
+	for _, r := range o.refused {
 		fmt.Fprintf(stderr, "%s: case %s: %s\n", *file, r.CaseID, r.Err)
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "hotlined campaign import:", err)
+	if o.err != nil {
+		fmt.Fprintln(stderr, "hotlined campaign import:", o.err)
 		return 1
 	}
+	if rows == 0 && imp.id == "" {
+		fmt.Fprintf(stderr, "%s: no good row: no campaign created\n", *file)
+		return 1
+	}
+	added, refused := o.added, o.refused
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "campaign %s: %d imported, %d refused (%d bad rows, %d by the server) in %s (%.0f rows/s)\n",
 		imp.id, added, len(bad)+len(refused), len(bad), len(refused), elapsed.Round(time.Millisecond),
-		float64(len(targets)+len(bad))/max(elapsed.Seconds(), 1e-9))
+		float64(rows+len(bad))/max(elapsed.Seconds(), 1e-9))
 	if len(bad)+len(refused) > 0 {
 		return 1
 	}
@@ -151,42 +181,28 @@ type importRefusal struct {
 	Err    string `json:"error"`
 }
 
-func (im *importer) run(id string, name, script, trunk string, ts []callback.Target) (int, []importRefusal, error) {
-	im.id = id
-	added := 0
-	var refused []importRefusal
-	for off := 0; off == 0 || off < len(ts); off += importChunk {
-		chunk := ts[off:min(off+importChunk, len(ts))]
-		body := make([]importTarget, len(chunk))
-		for i, t := range chunk {
-			body[i] = importTarget{CaseID: t.CaseID, Phone: t.Phone, Queue: t.Queue, Agent: t.Agent}
-			if !t.ClosedAt.IsZero() {
-				body[i].ClosedAt = t.ClosedAt.Format(time.RFC3339)
-			}
-		}
-		var res struct {
-			ID      string          `json:"id"`
-			Added   int             `json:"added"`
-			Refused []importRefusal `json:"refused"`
-			Error   string          `json:"error"`
-		}
-		var err error
-		if im.id == "" {
-			err = im.post("/api/v1/campaigns", map[string]any{"name": name, "script": script, "trunk": trunk, "targets": body}, http.StatusCreated, &res)
-			im.id = res.ID
-		} else {
-			err = im.post("/api/v1/campaigns/"+im.id+"/targets", map[string]any{"targets": body}, http.StatusOK, &res)
-		}
-		if err != nil {
-			return added, refused, err
-		}
-		added += res.Added
-		refused = append(refused, res.Refused...)
-		if len(ts) == 0 {
-			break
+// post1 posts one chunk: the first creates the campaign unless one was named.
+func (im *importer) post1(name, script, trunk string, chunk []callback.Target) (int, []importRefusal, error) {
+	body := make([]importTarget, len(chunk))
+	for i, t := range chunk {
+		body[i] = importTarget{CaseID: t.CaseID, Phone: t.Phone, Queue: t.Queue, Agent: t.Agent}
+		if !t.ClosedAt.IsZero() {
+			body[i].ClosedAt = t.ClosedAt.Format(time.RFC3339)
 		}
 	}
-	return added, refused, nil
+	var res struct {
+		ID      string          `json:"id"`
+		Added   int             `json:"added"`
+		Refused []importRefusal `json:"refused"`
+	}
+	var err error
+	if im.id == "" {
+		err = im.post("/api/v1/campaigns", map[string]any{"name": name, "script": script, "trunk": trunk, "targets": body}, http.StatusCreated, &res)
+		im.id = res.ID
+	} else {
+		err = im.post("/api/v1/campaigns/"+im.id+"/targets", map[string]any{"targets": body}, http.StatusOK, &res)
+	}
+	return res.Added, res.Refused, err
 }
 
 func (im *importer) post(path string, body any, want int, out any) error {
