@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hotline12345/hotline/callback"
@@ -106,14 +107,39 @@ func campaignMain(args []string, stdout, stderr io.Writer) int {
 	}
 	posted := make(chan outcome, 1)
 	go func() {
-		var o outcome
-		for ts := range chunks {
-			if o.err != nil {
-				continue // drain: the reader stops at its next chunk
+		// The first chunk creates the campaign (its id is needed); then two chunks are in
+		// flight, so that the server decodes one while it stores the other.
+		var (
+			mu sync.Mutex
+			o  outcome
+		)
+		add := func(n int, refused []importRefusal, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			o.added, o.refused = o.added+n, append(o.refused, refused...)
+			if o.err == nil {
+				o.err = err
 			}
-			n, refused, err := imp.post1(*name, *script, *trunk, ts)
-			o.added, o.refused, o.err = o.added+n, append(o.refused, refused...), err
 		}
+		failed := func() bool { mu.Lock(); defer mu.Unlock(); return o.err != nil }
+		if imp.id == "" {
+			if ts, ok := <-chunks; ok {
+				add(imp.post1(*name, *script, *trunk, ts))
+			}
+		}
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ts := range chunks {
+					if !failed() { // after a failure, drain: the reader stops at the end
+						add(imp.post1(*name, *script, *trunk, ts))
+					}
+				}
+			}()
+		}
+		wg.Wait()
 		posted <- o
 	}()
 	rows := 0
