@@ -134,16 +134,17 @@ type campaignJSON struct {
 
 // countsJSON are callback.Counts (pending, in_progress, done, failed,
 // cancelled, outcomes, satisfaction, at_risk) with derived figures:
-// reached = targets done by an answered call, by the survey or a human
-// (done less those on the do-not-call list); reached_share = reached /
-// (every target less cancelled and do-not-call ones); rated = satisfied +
+// reached = targets reached at least once, by the survey or a human;
+// reached_in_time = those reached by their deadline; reached_share = reached /
+// (every target less cancelled and do-not-call ones) and callback_rate (回访率)
+// = reached_in_time / the same; rated = satisfied +
 // basically satisfied + dissatisfied; satisfaction_rate = (satisfied +
 // basically satisfied) / rated. A share is null when its denominator is 0.
 type countsJSON struct {
 	callback.Counts
 	Total            int      `json:"total"`
-	Reached          int      `json:"reached"`
 	ReachedShare     *float64 `json:"reached_share"`
+	CallbackRate     *float64 `json:"callback_rate"`
 	Rated            int      `json:"rated"`
 	SatisfactionRate *float64 `json:"satisfaction_rate"`
 }
@@ -204,8 +205,8 @@ func toCountsJSON(n callback.Counts) countsJSON {
 	}
 	out := countsJSON{Counts: n, Total: n.Pending + n.InProgress + n.Done + n.Failed + n.Cancelled}
 	dnc := n.Outcomes[callback.OutcomeDNC]
-	out.Reached = max(n.Done-dnc, 0)
-	out.ReachedShare = share(out.Reached, out.Total-n.Cancelled-dnc)
+	out.ReachedShare = share(n.Reached, out.Total-n.Cancelled-dnc)
+	out.CallbackRate = share(n.InTime, out.Total-n.Cancelled-dnc)
 	good := n.Satisfied[cdr.SatisfactionSatisfied] + n.Satisfied[cdr.SatisfactionBasicallySatisfied]
 	out.Rated = good + n.Satisfied[cdr.SatisfactionDissatisfied]
 	out.SatisfactionRate = share(good, out.Rated)

@@ -80,7 +80,8 @@ var (
 		RingTimeout: 30 * time.Second, Deadline: 24 * time.Hour, State: callback.CampaignRunning, Created: created}
 	counts1 = callback.Counts{Pending: 3, InProgress: 1, Done: 5, Failed: 1,
 		Outcomes:  map[string]int{"answered": 4, "busy": 2, "dnc": 1},
-		Satisfied: map[string]int{"satisfied": 2, "basically_satisfied": 1, "dissatisfied": 1, "not_rated": 0}, AtRisk: 2}
+		Satisfied: map[string]int{"satisfied": 2, "basically_satisfied": 1, "dissatisfied": 1, "not_rated": 0}, AtRisk: 2,
+		Reached: 4, InTime: 3}
 	targets1 = []callback.Target{
 		{Campaign: "c1", CaseID: "A1", Phone: "13900000001", State: callback.TargetDone, Outcome: "answered", Attempts: 1, Satisfaction: "satisfied"},
 		{Campaign: "c1", CaseID: "A2", Phone: "13900000002", State: callback.TargetPending},
@@ -275,9 +276,9 @@ func TestListCampaigns(t *testing.T) {
 	}
 	c := cs[0].(map[string]any)
 	n := c["counts"].(map[string]any)
-	// total 10; reached = done 5 - dnc 1 = 4 of 10 - 1 dnc; rated 4, 3 good.
+	// total 10; reached 4 (3 by their deadline) of 10 - 1 dnc; rated 4, 3 good.
 	for k, want := range map[string]any{"pending": 3.0, "in_progress": 1.0, "done": 5.0, "failed": 1.0, "cancelled": 0.0, "at_risk": 2.0,
-		"total": 10.0, "reached": 4.0, "reached_share": 4.0 / 9, "rated": 4.0, "satisfaction_rate": 0.75} {
+		"total": 10.0, "reached": 4.0, "reached_in_time": 3.0, "reached_share": 4.0 / 9, "callback_rate": 3.0 / 9, "rated": 4.0, "satisfaction_rate": 0.75} {
 		if n[k] != want {
 			t.Errorf("counts[%s] = %v, want %v", k, n[k], want)
 		}

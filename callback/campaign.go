@@ -124,9 +124,11 @@ type Counts struct {
 	Done       int            `json:"done"`
 	Failed     int            `json:"failed"`
 	Cancelled  int            `json:"cancelled"`
-	Outcomes   map[string]int `json:"outcomes"`     // last outcome → targets
-	Satisfied  map[string]int `json:"satisfaction"` // satisfaction → targets
-	AtRisk     int            `json:"at_risk"`      // not final and deadline within the at-risk horizon (or past)
+	Outcomes   map[string]int `json:"outcomes"`        // last outcome → targets
+	Satisfied  map[string]int `json:"satisfaction"`    // satisfaction → targets
+	AtRisk     int            `json:"at_risk"`         // not final and deadline within the at-risk horizon (or past)
+	Reached    int            `json:"reached"`         // reached at least once, by the machine or a human
+	InTime     int            `json:"reached_in_time"` // reached by their deadline (回访率's numerator)
 }
 
 // Errors.

@@ -211,6 +211,12 @@ func (s *memStore) Counts(_ context.Context, campaign string, now time.Time, atR
 		if t.Outcome != "" {
 			n.Outcomes[t.Outcome]++
 		}
+		if !t.ReachedAt.IsZero() {
+			n.Reached++
+			if t.Deadline.IsZero() || !t.ReachedAt.After(t.Deadline) {
+				n.InTime++
+			}
+		}
 		if t.Satisfaction != "" {
 			n.Satisfied[t.Satisfaction]++
 		}

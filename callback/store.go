@@ -233,7 +233,7 @@ func mergeRefused(a, b []TargetError) []TargetError {
 // countRow is one group of Counts' query.
 type countRow struct {
 	state, outcome, satisfaction string
-	n, atRisk                    int
+	n, atRisk, reached, inTime   int
 }
 
 func (c *Counts) add(r countRow) {
@@ -256,6 +256,8 @@ func (c *Counts) add(r countRow) {
 		c.Satisfied[r.satisfaction] += r.n
 	}
 	c.AtRisk += r.atRisk
+	c.Reached += r.reached
+	c.InTime += r.inTime
 }
 
 func newCounts() Counts {

@@ -394,7 +394,9 @@ func (p *pgStore) Counts(ctx context.Context, campaign string, now time.Time, at
 		return Counts{}, err
 	}
 	rows, err := p.pool.Query(ctx, `SELECT state, outcome, satisfaction, COUNT(*),
-		COUNT(*) FILTER (WHERE state = ANY($1) AND deadline_at IS NOT NULL AND deadline_at < $2)
+		COUNT(*) FILTER (WHERE state = ANY($1) AND deadline_at IS NOT NULL AND deadline_at < $2),
+		COUNT(*) FILTER (WHERE reached_at IS NOT NULL),
+		COUNT(*) FILTER (WHERE reached_at IS NOT NULL AND (deadline_at IS NULL OR reached_at <= deadline_at))
 		FROM campaign_targets WHERE campaign = $3 GROUP BY state, outcome, satisfaction`,
 		nonFinal, usTime(now.Add(atRisk)), campaign)
 	if err != nil {
@@ -404,11 +406,11 @@ func (p *pgStore) Counts(ctx context.Context, campaign string, now time.Time, at
 	c := newCounts()
 	for rows.Next() {
 		var r countRow
-		var n, risk int64
-		if err := rows.Scan(&r.state, &r.outcome, &r.satisfaction, &n, &risk); err != nil {
+		var n, risk, reached, inTime int64
+		if err := rows.Scan(&r.state, &r.outcome, &r.satisfaction, &n, &risk, &reached, &inTime); err != nil {
 			return Counts{}, p.errf(err)
 		}
-		r.n, r.atRisk = int(n), int(risk)
+		r.n, r.atRisk, r.reached, r.inTime = int(n), int(risk), int(reached), int(inTime)
 		c.add(r)
 	}
 	if err := rows.Err(); err != nil {

@@ -490,7 +490,9 @@ func (s *sqliteStore) Counts(ctx context.Context, campaign string, now time.Time
 		return Counts{}, err
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT state, outcome, satisfaction, COUNT(*),
-		SUM(CASE WHEN state IN (?, ?, ?) AND deadline_us IS NOT NULL AND deadline_us < ? THEN 1 ELSE 0 END)
+		SUM(CASE WHEN state IN (?, ?, ?) AND deadline_us IS NOT NULL AND deadline_us < ? THEN 1 ELSE 0 END),
+		SUM(CASE WHEN reached_us IS NOT NULL THEN 1 ELSE 0 END),
+		SUM(CASE WHEN reached_us IS NOT NULL AND (deadline_us IS NULL OR reached_us <= deadline_us) THEN 1 ELSE 0 END)
 		FROM campaign_targets WHERE campaign = ? GROUP BY state, outcome, satisfaction`,
 		nonFinal[0], nonFinal[1], nonFinal[2], usTime(now.Add(atRisk)).UnixMicro(), campaign)
 	if err != nil {
@@ -500,7 +502,7 @@ func (s *sqliteStore) Counts(ctx context.Context, campaign string, now time.Time
 	c := newCounts()
 	for rows.Next() {
 		var r countRow
-		if err := rows.Scan(&r.state, &r.outcome, &r.satisfaction, &r.n, &r.atRisk); err != nil {
+		if err := rows.Scan(&r.state, &r.outcome, &r.satisfaction, &r.n, &r.atRisk, &r.reached, &r.inTime); err != nil {
 			return Counts{}, s.errf(err)
 		}
 		c.add(r)

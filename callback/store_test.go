@@ -407,8 +407,8 @@ func TestStoreCountsAndInState(t *testing.T) {
 			{CaseID: "p-none", Phone: "1"},                          // pending, no deadline
 			{CaseID: "dial", Phone: "1", State: TargetDialing, Deadline: t0.Add(h), Outcome: OutcomeBusy},
 			{CaseID: "human", Phone: "1", State: TargetHuman, Deadline: t0.Add(5 * h), Outcome: OutcomeNoAnswer},
-			{CaseID: "done1", Phone: "1", State: TargetDone, Deadline: t0, Outcome: OutcomeAnswered, Satisfaction: "satisfied"},
-			{CaseID: "done2", Phone: "1", State: TargetDone, Outcome: OutcomeAnswered, Satisfaction: "dissatisfied"},
+			{CaseID: "done1", Phone: "1", State: TargetDone, Deadline: t0, Outcome: OutcomeAnswered, Satisfaction: "satisfied", ReachedAt: t0.Add(h)}, // reached after its deadline
+			{CaseID: "done2", Phone: "1", State: TargetDone, Outcome: OutcomeAnswered, Satisfaction: "dissatisfied", ReachedAt: t0},                   // no deadline: in time
 			{CaseID: "done3", Phone: "1", State: TargetDone, Outcome: OutcomeAnswered, Satisfaction: "satisfied"},
 			{CaseID: "fail", Phone: "1", State: TargetFailed, Deadline: t0, Outcome: OutcomeNoAnswer},
 			{CaseID: "dnc", Phone: "1", State: TargetCancelled, Outcome: OutcomeDNC},
@@ -424,7 +424,7 @@ func TestStoreCountsAndInState(t *testing.T) {
 		want := Counts{Pending: 4, InProgress: 2, Done: 3, Failed: 1, Cancelled: 1,
 			Outcomes:  map[string]int{OutcomeBusy: 1, OutcomeNoAnswer: 2, OutcomeAnswered: 3, OutcomeDNC: 1},
 			Satisfied: map[string]int{"satisfied": 2, "dissatisfied": 1},
-			AtRisk:    3}
+			AtRisk:    3, Reached: 2, InTime: 1}
 		if fmt.Sprint(c) != fmt.Sprint(want) {
 			t.Errorf("Counts:\n got %+v\nwant %+v", c, want)
 		}
