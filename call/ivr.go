@@ -30,7 +30,7 @@ func (c *Call) startIVR(entry ivr.Action, noGreeting bool) {
 	c.setStage(StageIVR)
 	iq := &ivrQueue{c: c}
 	runner := ivr.Runner{
-		Menus: c.m.cfg.Menus, Media: ivrMedia{c: c, digits: t.digits}, Queue: iq,
+		Menus: c.m.cfg.Menus, Media: ivrMedia{c: c, s: c.s, digits: t.digits}, Queue: iq,
 		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting,
 		OnQueue: func(res ivr.Result) { iq.path, iq.caseNumber = res.PathString(), res.Vars["case_number"] },
 	}
@@ -69,17 +69,19 @@ func (c *Call) ivrDone(res ivr.Result, err error) {
 	}
 }
 
-// ivrMedia is ivr.Media over the call's stream; digits come from the loop.
+// ivrMedia is ivr.Media over the call's stream as it was when the IVR started (the loop may
+// let it go later: a caller who booked a callback); digits come from the loop.
 type ivrMedia struct {
 	c      *Call
+	s      Stream
 	digits chan rune
 }
 
 func (im ivrMedia) Play(names []string) <-chan struct{} {
-	return im.c.s.Play(im.c.m.prompts(im.c.log, names)...)
+	return im.s.Play(im.c.m.prompts(im.c.log, names)...)
 }
 
-func (im ivrMedia) StopPlay()           { im.c.s.StopPlay() }
+func (im ivrMedia) StopPlay()           { im.s.StopPlay() }
 func (im ivrMedia) Digits() <-chan rune { return im.digits }
 
 // ivrQueue is ivr.Queue: the loop runs the queue visit; Join waits for its end. Its

@@ -172,7 +172,7 @@ func (c *Call) startSurvey() {
 	c.setStage(StageSurvey)
 	script := c.survey.script
 	iq := &ivrQueue{c: c}
-	media := ivrMedia{c: c, digits: t.digits}
+	media := ivrMedia{c: c, s: c.s, digits: t.digits}
 	c.spawn(func() {
 		res, err := ivr.RunSurvey(ctx, script, media, c.log, ivr.WithClock(c.m.cfg.Clock))
 		c.post(evSurvey{res: res})
