@@ -34,6 +34,7 @@ func (c *Call) connect(e evRing) {
 	}
 	c.s.StopPlay()
 	v.playing, v.moh = nil, false
+	c.vh = nil // an agent came while the caller was booking a callback: no need for one
 	a.bridge = c.m.media.Bridge(c.s, a.s)
 	a.bridge.Start()
 	c.agent = a
