@@ -22,6 +22,22 @@ type agentLeg struct {
 
 // connect bridges the caller with the agent who answered.
 func (c *Call) connect(e evRing) {
+	v := c.q
+	c.s.StopPlay()
+	v.playing, v.moh = nil, false
+	c.vh = nil // an agent came while the caller was booking a callback: no need for one
+	a, now := c.takeAgent(e)
+	a.bridge = c.m.media.Bridge(c.s, a.s)
+	a.bridge.Start()
+	c.setStage(StageTalking)
+	c.snapshot()
+	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))
+}
+
+// takeAgent makes the answered agent leg the call's agent: their stream starts, the queue
+// visit is answered (announcements stop, the wait is observed), the record and visits name
+// them. The caller is bridged to them (connect) or, for a callback task, not yet (taskAgent).
+func (c *Call) takeAgent(e evRing) (*agentLeg, time.Time) {
 	now := c.m.cfg.Clock.Now()
 	v := c.q
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
@@ -32,11 +48,6 @@ func (c *Call) connect(e evRing) {
 		v.announce.Stop()
 		v.announce = nil
 	}
-	c.s.StopPlay()
-	v.playing, v.moh = nil, false
-	c.vh = nil // an agent came while the caller was booking a callback: no need for one
-	a.bridge = c.m.media.Bridge(c.s, a.s)
-	a.bridge.Start()
 	c.agent = a
 	if c.rec.Agent == "" { // the record keeps the first agent; Visits has them all
 		c.rec.Agent, c.rec.Connect = a.id, now
@@ -47,9 +58,7 @@ func (c *Call) connect(e evRing) {
 	c.visits[len(c.visits)-1] += "/" + a.id
 	c.m.metrics.queueLeave(a.queue, now.Sub(v.entered))
 	v.answered = true
-	c.setStage(StageTalking)
-	c.snapshot()
-	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))
+	return a, now
 }
 
 // account adds the period since a.since to talk or hold time.

@@ -53,26 +53,7 @@ func (m *Manager) Task(ctx context.Context, r TaskRequest) TaskResult {
 // taskAgent: the agent for a callback task answered. They are on the call from now (talk
 // time runs), hear the whisper, and then the citizen is dialled.
 func (c *Call) taskAgent(e evRing) {
-	now := c.m.cfg.Clock.Now()
-	v := c.q
-	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
-	a := &agentLeg{id: e.offer.AgentID, queue: e.offer.Queue, leg: e.leg, s: e.stream, cancel: cancel, since: now}
-	setRemote(a.s, a.leg.Media())
-	a.s.Start(ctx)
-	if v.announce != nil {
-		v.announce.Stop()
-		v.announce = nil
-	}
-	c.agent = a
-	if c.rec.Agent == "" {
-		c.rec.Agent, c.rec.Connect = a.id, now
-	}
-	if a.queue != "" && a.queue != v.name {
-		c.visits = append(c.visits, a.queue)
-	}
-	c.visits[len(c.visits)-1] += "/" + a.id
-	c.m.metrics.queueLeave(a.queue, now.Sub(v.entered))
-	v.answered = true
+	a, _ := c.takeAgent(e)
 	c.setStage(StageDialing)
 	c.snapshot()
 	c.log.Info("agent took the callback task; whispering", "agent", a.id)
