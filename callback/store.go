@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
-	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hotline12345/hotline/cdr"
 )
 
 // The Store lives in the call records' database: OpenStore takes the same
@@ -33,51 +32,16 @@ func OpenStore(ctx context.Context, dsnOrPath string) (Store, error) {
 // schemaTable records the applied migrations of this package.
 const schemaTable = "callback_schema_version"
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the NNNN_description.sql files of dir in fsys,
-// ordered by version and numbered 1..n.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("callback: bad migration file name %q", e.Name())
-		}
-		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("callback: migrations must be numbered 1..n without gaps, found %s", m.name)
-		}
-	}
-	return ms, nil
-}
-
 // migrateSchema applies the migrations of ms newer than cur, through exec
 // inside the caller's transaction; record stores an applied one.
-func migrateSchema(ctx context.Context, name string, ms []migration, cur int,
-	exec func(ctx context.Context, q string) error, record func(ctx context.Context, m migration) error) error {
+func migrateSchema(ctx context.Context, name string, ms []cdr.Migration, cur int,
+	exec func(ctx context.Context, q string) error, record func(ctx context.Context, m cdr.Migration) error) error {
 	if cur > len(ms) {
 		return fmt.Errorf("callback: database %s: campaign schema version %d is newer than this build (%d); upgrade hotlined", name, cur, len(ms))
 	}
 	for _, m := range ms[cur:] {
-		if err := exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("callback: database %s: migration %s: %w", name, m.name, err)
+		if err := exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("callback: database %s: migration %s: %w", name, m.Name, err)
 		}
 		if err := record(ctx, m); err != nil {
 			return fmt.Errorf("callback: database %s: %w", name, err)

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/hotline12345/hotline/cdr"
 )
 
 //go:embed migrations/postgres/*.sql
@@ -65,7 +67,7 @@ func (p *pgStore) errf(err error) error {
 // migrate applies the missing migrations in one transaction, under an
 // advisory lock per schema so that concurrent openers take turns.
 func (p *pgStore) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(postgresMigrationFS, "migrations/postgres")
+	ms, err := cdr.LoadMigrations(postgresMigrationFS, "migrations/postgres")
 	if err != nil {
 		return err
 	}
@@ -85,9 +87,9 @@ func (p *pgStore) migrate(ctx context.Context) error {
 		}
 		return migrateSchema(ctx, p.name, ms, cur,
 			func(ctx context.Context, q string) error { _, err := tx.Exec(ctx, q); return err },
-			func(ctx context.Context, m migration) error {
+			func(ctx context.Context, m cdr.Migration) error {
 				_, err := tx.Exec(ctx, `INSERT INTO `+schemaTable+` (version, name, applied_at) VALUES ($1, $2, $3)`,
-					m.version, m.name, time.Now().UTC())
+					m.Version, m.Name, time.Now().UTC())
 				return err
 			})
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
+
+	"github.com/hotline12345/hotline/cdr"
 )
 
 //go:embed migrations/sqlite/*.sql
@@ -67,7 +69,7 @@ func (s *sqliteStore) errf(err error) error {
 }
 
 func (s *sqliteStore) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(sqliteMigrationFS, "migrations/sqlite")
+	ms, err := cdr.LoadMigrations(sqliteMigrationFS, "migrations/sqlite")
 	if err != nil {
 		return err
 	}
@@ -84,9 +86,9 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 		}
 		return migrateSchema(ctx, s.path, ms, cur,
 			func(ctx context.Context, q string) error { _, err := tx.ExecContext(ctx, q); return err },
-			func(ctx context.Context, m migration) error {
+			func(ctx context.Context, m cdr.Migration) error {
 				_, err := tx.ExecContext(ctx, `INSERT INTO `+schemaTable+` (version, name, applied_at) VALUES (?, ?, ?)`,
-					m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano))
+					m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano))
 				return err
 			})
 	})

@@ -48,7 +48,7 @@ func isPostgresDSN(s string) bool {
 
 // PostgresSchemaVersion is the schema version this build creates and knows.
 func PostgresSchemaVersion() int {
-	ms, err := loadMigrations(postgresMigrationFS, "migrations/postgres")
+	ms, err := LoadMigrations(postgresMigrationFS, "migrations/postgres")
 	if err != nil {
 		return 0
 	}
@@ -122,7 +122,7 @@ func (p *Postgres) Close() error {
 // migrate applies the missing migrations in one transaction, under an
 // advisory lock per schema so that concurrent openers take turns.
 func (p *Postgres) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(postgresMigrationFS, "migrations/postgres")
+	ms, err := LoadMigrations(postgresMigrationFS, "migrations/postgres")
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 }
 
 // migrateTo applies the migrations of ms the schema lacks.
-func (p *Postgres) migrateTo(ctx context.Context, ms []migration) error {
+func (p *Postgres) migrateTo(ctx context.Context, ms []Migration) error {
 	return p.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('hotline-cdr-migrate:' || current_schema()))`); err != nil {
 			return fmt.Errorf("cdr: database %s: %w", p.name, err)

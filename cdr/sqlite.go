@@ -85,41 +85,44 @@ func (s *SQLite) Path() string { return s.path }
 // Close closes the database.
 func (s *SQLite) Close() error { return s.db.Close() }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
+// Migration is one schema migration: the file NNNN_description.sql (Version NNNN), its SQL.
+// The campaign store (callback) keeps its own migrations the same way.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
 }
 
 // sqliteMigrations returns the embedded migrations, ordered by version. A
 // migration file is named NNNN_description.sql.
-func sqliteMigrations() ([]migration, error) {
-	return loadMigrations(sqliteMigrationFS, "migrations/sqlite")
+func sqliteMigrations() ([]Migration, error) {
+	return LoadMigrations(sqliteMigrationFS, "migrations/sqlite")
 }
 
-// loadMigrations reads the NNNN_description.sql files of dir in fsys.
-func loadMigrations(fsys fs.FS, dir string) ([]migration, error) {
+// LoadMigrations reads the NNNN_description.sql files of dir in fsys, ordered by version,
+// which must run 1..n without gaps.
+func LoadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
-	var ms []migration
+	var ms []Migration
 	for _, e := range entries {
 		num, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("cdr: bad migration file name %q", e.Name())
+			return nil, fmt.Errorf("migrations: bad file name %q in %s", e.Name(), dir)
 		}
 		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, err
 		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+		ms = append(ms, Migration{Version: v, Name: e.Name(), SQL: string(b)})
 	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	slices.SortFunc(ms, func(a, b Migration) int { return a.Version - b.Version })
 	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("cdr: migrations must be numbered 1..n without gaps, found %s", m.name)
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("migrations in %s must be numbered 1..n without gaps, found %s", dir, m.Name)
 		}
 	}
 	return ms, nil
@@ -145,7 +148,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 }
 
 // migrateTo applies the migrations of ms the schema lacks.
-func (s *SQLite) migrateTo(ctx context.Context, ms []migration) error {
+func (s *SQLite) migrateTo(ctx context.Context, ms []Migration) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		return migrateSchema(ctx, s.path, ms, migrationTx{
 			exec: func(ctx context.Context, q string, args ...any) error {

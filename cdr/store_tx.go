@@ -49,7 +49,7 @@ type migrationTx struct {
 // migrateSchema creates the schema_version table if needed and applies the
 // migrations of ms the schema lacks, in order. It fails with ErrSchemaTooNew
 // if the schema is newer than ms.
-func migrateSchema(ctx context.Context, name string, ms []migration, tx migrationTx) error {
+func migrateSchema(ctx context.Context, name string, ms []Migration, tx migrationTx) error {
 	if err := tx.exec(ctx, tx.create); err != nil {
 		return fmt.Errorf("cdr: database %s: %w", name, err)
 	}
@@ -61,10 +61,10 @@ func migrateSchema(ctx context.Context, name string, ms []migration, tx migratio
 		return fmt.Errorf("%s: schema version %d is newer than this build (%d); upgrade hotlined: %w", name, cur, len(ms), ErrSchemaTooNew)
 	}
 	for _, m := range ms[cur:] {
-		if err := tx.exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("cdr: database %s: migration %s: %w", name, m.name, err)
+		if err := tx.exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("cdr: database %s: migration %s: %w", name, m.Name, err)
 		}
-		if err := tx.exec(ctx, tx.insert, m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+		if err := tx.exec(ctx, tx.insert, m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 			return fmt.Errorf("cdr: database %s: %w", name, err)
 		}
 	}

@@ -160,7 +160,7 @@ func TestStoreMigrateFromV2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms, err := loadMigrations(postgresMigrationFS, "migrations/postgres")
+		ms, err := LoadMigrations(postgresMigrationFS, "migrations/postgres")
 		if err != nil {
 			t.Fatal(err)
 		}
