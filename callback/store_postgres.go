@@ -27,25 +27,9 @@ type pgStore struct {
 var _ Store = (*pgStore)(nil)
 
 func openPostgres(ctx context.Context, dsn string) (*pgStore, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	pool, name, err := cdr.OpenPool(ctx, dsn)
 	if err != nil {
-		// The parse error may quote the DSN, password included.
-		return nil, errors.New("callback: PostgreSQL DSN is not valid")
-	}
-	cc := cfg.ConnConfig
-	name := fmt.Sprintf("postgres %s:%d/%s", cc.Host, cc.Port, cc.Database)
-	if sp := cc.RuntimeParams["search_path"]; sp != "" {
-		name += " (search_path " + sp + ")"
-	}
-	if cfg.MaxConns < 8 {
-		cfg.MaxConns = 8
-	}
-	if cc.ConnectTimeout == 0 {
-		cc.ConnectTimeout = 10 * time.Second
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("callback: database %s: %w", name, err)
+		return nil, fmt.Errorf("campaign store: %w", err)
 	}
 	p := &pgStore{pool: pool, name: name}
 	if err := p.migrate(ctx); err != nil {

@@ -61,10 +61,26 @@ func PostgresSchemaVersion() int {
 // migrated by a newer build, and with a clear error naming host and
 // database (never the password) if the server does not answer.
 func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
+	pool, name, err := OpenPool(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	p := &Postgres{pool: pool, name: name}
+	if err := p.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// OpenPool opens a connection pool on dsn (at least 8 connections, a 10 s connect timeout)
+// and names it for errors and logs by host, port, database and search_path, never the
+// password. The campaign store shares the records' database through it.
+func OpenPool(ctx context.Context, dsn string) (*pgxpool.Pool, string, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error may quote the DSN; do not repeat a password.
-		return nil, fmt.Errorf("cdr: PostgreSQL DSN is not valid: %w", redactErr(err, dsn))
+		return nil, "", fmt.Errorf("cdr: PostgreSQL DSN is not valid: %w", redactErr(err, dsn))
 	}
 	cc := cfg.ConnConfig
 	name := fmt.Sprintf("postgres %s:%d/%s", cc.Host, cc.Port, cc.Database)
@@ -79,14 +95,9 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cdr: database %s: %w", name, err)
+		return nil, "", fmt.Errorf("cdr: database %s: %w", name, err)
 	}
-	p := &Postgres{pool: pool, name: name}
-	if err := p.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return p, nil
+	return pool, name, nil
 }
 
 func redactErr(err error, dsn string) error {
