@@ -174,3 +174,24 @@ func TestScanCSVBatches(t *testing.T) {
 		t.Fatalf("emit's error: %v", err)
 	}
 }
+
+// Whatever the file, ReadCSV does not panic, keeps only targets with a case id and a number
+// the dial plan allows, and never the same case id twice.
+func FuzzReadCSV(f *testing.F) {
+	f.Add([]byte("case_id,phone\nA1,13900000001\nA1,13900000002\n"))
+	f.Add([]byte("\ufeff工单号,电话,办结时间\nB1,139 0000 0001,2026-12-07 10:00\nB2,110,x\n"))
+	f.Add([]byte("phone\n\"unterminated\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ts, bad, err := ReadCSV(bytes.NewReader(data), mainlandMobile, time.Hour, shanghai)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, tg := range ts {
+			if tg.CaseID == "" || !mainlandMobile(tg.Phone) || seen[tg.CaseID] {
+				t.Fatalf("target %+v (bad %d)", tg, len(bad))
+			}
+			seen[tg.CaseID] = true
+		}
+	})
+}
