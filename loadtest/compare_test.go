@@ -17,13 +17,13 @@ import (
 	"github.com/hotline12345/hotline/cdr"
 )
 
-var dayStart = time.Date(2026, 3, 15, 1, 0, 0, 0, time.UTC)
+var cmpDayStart = time.Date(2026, 3, 15, 1, 0, 0, 0, time.UTC)
 
 // scriptedDay is a small day whose server records agree with its truth:
 // three answered calls (rated satisfied, dissatisfied, not rated), an
 // abandon, an IVR hang-up and a refused call.
 func scriptedDay() (*Truth, []cdr.Record) {
-	t := &Truth{Scenario: "day", Target: "127.0.0.1:5060", Started: dayStart, Ended: dayStart.Add(60 * time.Second)}
+	t := &Truth{Scenario: "day", Target: "127.0.0.1:5060", Started: cmpDayStart, Ended: cmpDayStart.Add(60 * time.Second)}
 	var recs []cdr.Record
 	type spec struct {
 		outcome, disp, agent, rating string
@@ -39,7 +39,7 @@ func scriptedDay() (*Truth, []cdr.Record) {
 	}
 	for i, s := range specs {
 		id := "sim-" + string(rune('a'+i)) + "@127.0.0.1"
-		invite := dayStart.Add(time.Duration(i)*2*time.Second + 100*time.Millisecond)
+		invite := cmpDayStart.Add(time.Duration(i)*2*time.Second + 100*time.Millisecond)
 		tc := TruthCall{SIPCallID: id, Caller: "1380000000" + string(rune('0'+i)), Invite: invite, Outcome: s.outcome,
 			Agent: s.agent, Rating: s.rating, HungUpBy: "caller"}
 		r := cdr.Record{ID: "call-" + string(rune('a'+i)), SIPCallID: id, Direction: cdr.DirectionInbound, Caller: tc.Caller,
@@ -134,7 +134,7 @@ func serveFake(t *testing.T, f *fakeAPI) string {
 	return s.URL
 }
 
-func fields(c *Comparison) []string {
+func mismatchFields(c *Comparison) []string {
 	var out []string
 	for _, m := range c.Mismatches {
 		out = append(out, m.Field)
@@ -147,7 +147,7 @@ func TestCompareMatchingDay(t *testing.T) {
 	truth, recs := scriptedDay()
 	// Another run's record, 30 s before this one: fetched in the margin, not compared.
 	other := recs[4]
-	other.ID, other.SIPCallID, other.Start = "other", "other-run@127.0.0.1", dayStart.Add(-30*time.Second)
+	other.ID, other.SIPCallID, other.Start = "other", "other-run@127.0.0.1", cmpDayStart.Add(-30*time.Second)
 	f := &fakeAPI{recs: append(recs, other)}
 	c, err := Compare(context.Background(), truth, serveFake(t, f)+"/")
 	if err != nil {
@@ -228,7 +228,7 @@ func TestCompareMismatches(t *testing.T) {
 			}
 			var out strings.Builder
 			c.WriteText(&out)
-			if got := fields(c); !slices.Equal(got, tc.want) || c.OK() {
+			if got := mismatchFields(c); !slices.Equal(got, tc.want) || c.OK() {
 				t.Fatalf("mismatches %v, want %v:\n%s", got, tc.want, out.String())
 			}
 			if n := strings.Count(out.String(), "\n"); n != len(tc.want)+1 || !strings.HasSuffix(out.String(), ": FAIL\n") {
@@ -321,8 +321,8 @@ func TestCompareRealAPI(t *testing.T) {
 	}
 	defer store.Close()
 	// An outbound survey call in the window is not an inbound record: not compared.
-	survey := cdr.Record{ID: "survey-1", SIPCallID: "survey@127.0.0.1", Direction: cdr.DirectionSurvey, Start: dayStart.Add(5 * time.Second),
-		End: dayStart.Add(9 * time.Second), Disposition: cdr.DispositionAnswered}
+	survey := cdr.Record{ID: "survey-1", SIPCallID: "survey@127.0.0.1", Direction: cdr.DirectionSurvey, Start: cmpDayStart.Add(5 * time.Second),
+		End: cmpDayStart.Add(9 * time.Second), Disposition: cdr.DispositionAnswered}
 	if err := store.Upsert(context.Background(), append(slices.Clone(recs), survey)); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestCompareRealAPI(t *testing.T) {
 	if err := store.Upsert(context.Background(), recs[1:2]); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = Compare(context.Background(), truth, s.URL); err != nil || !slices.Equal(fields(c), []string{FieldTalk}) {
+	if c, err = Compare(context.Background(), truth, s.URL); err != nil || !slices.Equal(mismatchFields(c), []string{FieldTalk}) {
 		t.Fatalf("err %v, mismatches %+v", err, c)
 	}
 }

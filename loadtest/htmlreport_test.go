@@ -18,9 +18,9 @@ import (
 	"time"
 )
 
-// testSamples is a run of n seconds: a ramp of calls, setups in most
+// htmlTestSamples is a run of n seconds: a ramp of calls, setups in most
 // seconds (none every 7th), callers connected from a queue in some.
-func testSamples(n int) []Sample {
+func htmlTestSamples(n int) []Sample {
 	ss := make([]Sample, n)
 	for i := range ss {
 		s := &ss[i]
@@ -55,9 +55,9 @@ type svgPlot struct {
 
 var svgBlock = regexp.MustCompile(`(?s)<svg .*?</svg>`)
 
-// parseReport checks that page is well-formed XML and returns its plots,
+// parseHTMLReport checks that page is well-formed XML and returns its plots,
 // each <svg> parsed on its own too.
-func parseReport(t *testing.T, page string) []svgPlot {
+func parseHTMLReport(t *testing.T, page string) []svgPlot {
 	t.Helper()
 	d := xml.NewDecoder(strings.NewReader(page))
 	for {
@@ -78,11 +78,11 @@ func parseReport(t *testing.T, page string) []svgPlot {
 	return plots
 }
 
-type xy struct{ x, y float64 }
+type svgXY struct{ x, y float64 }
 
-func parsePoints(t *testing.T, s string) []xy {
+func parseSVGPoints(t *testing.T, s string) []svgXY {
 	t.Helper()
-	var out []xy
+	var out []svgXY
 	for f := range strings.FieldsSeq(s) {
 		a, b, ok := strings.Cut(f, ",")
 		x, err1 := strconv.ParseFloat(a, 64)
@@ -90,12 +90,12 @@ func parsePoints(t *testing.T, s string) []xy {
 		if !ok || err1 != nil || err2 != nil {
 			t.Fatalf("point %q", f)
 		}
-		out = append(out, xy{x, y})
+		out = append(out, svgXY{x, y})
 	}
 	return out
 }
 
-func writeReport(t *testing.T, r HTMLReport) string {
+func renderHTMLReport(t *testing.T, r HTMLReport) string {
 	t.Helper()
 	var b bytes.Buffer
 	if err := WriteHTMLReport(&b, r); err != nil {
@@ -105,11 +105,11 @@ func writeReport(t *testing.T, r HTMLReport) string {
 }
 
 func TestHTMLReportPlots(t *testing.T) {
-	ss := testSamples(120)
-	page := writeReport(t, HTMLReport{Title: "12345 压测 day run", Scenario: "day", Target: "127.0.0.1:5060",
+	ss := htmlTestSamples(120)
+	page := renderHTMLReport(t, HTMLReport{Title: "12345 压测 day run", Scenario: "day", Target: "127.0.0.1:5060",
 		Started: time.Date(2026, 3, 15, 9, 0, 0, 0, time.UTC), Samples: ss,
 		Summary: [][2]string{{"呼叫 Calls", "360"}, {"失败 Failed", "9"}}, Notes: []string{"agents: 8"}})
-	plots := parseReport(t, page)
+	plots := parseHTMLReport(t, page)
 	count := func(f func(*Sample) bool) int {
 		n := 0
 		for i := range ss {
@@ -135,7 +135,7 @@ func TestHTMLReportPlots(t *testing.T) {
 	for i, p := range plots {
 		got := map[string]int{}
 		for _, pl := range p.Polylines {
-			pts := parsePoints(t, pl.Points)
+			pts := parseSVGPoints(t, pl.Points)
 			got[pl.Series] = len(pts)
 			for j, pt := range pts {
 				if pt.x < plotLeft || pt.x > plotW-plotRight || pt.y < plotTop || pt.y > plotH-plotBottom || j > 0 && pt.x <= pts[j-1].x {
@@ -186,9 +186,9 @@ func TestHTMLReportPlots(t *testing.T) {
 }
 
 func TestHTMLReportEscapes(t *testing.T) {
-	page := writeReport(t, HTMLReport{Title: `<script>alert(1)</script> & "x"`, Scenario: "<i>day</i>", Target: "a'b",
-		Samples: testSamples(3), Summary: [][2]string{{"<b>calls</b>", "1 < 2"}}, Notes: []string{`<img src=x onerror=alert(1)>`}})
-	parseReport(t, page)
+	page := renderHTMLReport(t, HTMLReport{Title: `<script>alert(1)</script> & "x"`, Scenario: "<i>day</i>", Target: "a'b",
+		Samples: htmlTestSamples(3), Summary: [][2]string{{"<b>calls</b>", "1 < 2"}}, Notes: []string{`<img src=x onerror=alert(1)>`}})
+	parseHTMLReport(t, page)
 	for _, bad := range []string{"<script", "<i>", "<b>", "<img", "1 < 2"} {
 		if strings.Contains(page, bad) {
 			t.Errorf("page has unescaped %q", bad)
@@ -202,8 +202,8 @@ func TestHTMLReportEscapes(t *testing.T) {
 }
 
 func TestHTMLReportEmpty(t *testing.T) {
-	page := writeReport(t, HTMLReport{})
-	plots := parseReport(t, page)
+	page := renderHTMLReport(t, HTMLReport{})
+	plots := parseHTMLReport(t, page)
 	if len(plots) != len(htmlPlots) || strings.Count(page, "<polyline") != 0 || strings.Count(page, "无数据 no data") != len(htmlPlots) {
 		t.Errorf("empty run: %d plots, %d polylines, %d 'no data'", len(plots), strings.Count(page, "<polyline"), strings.Count(page, "无数据 no data"))
 	}
@@ -220,10 +220,10 @@ func TestHTMLReportLongRun(t *testing.T) {
 		ss[i] = Sample{At: Dur(time.Duration(i+1) * time.Second), Active: 100, Setups: 2 + i%2}
 	}
 	ss[2345].Active = 999
-	plots := parseReport(t, writeReport(t, HTMLReport{Samples: ss}))
+	plots := parseHTMLReport(t, renderHTMLReport(t, HTMLReport{Samples: ss}))
 	every := (len(ss) + HTMLPlotMaxPoints - 1) / HTMLPlotMaxPoints
 	wantN := (len(ss) + every - 1) / every
-	active := parsePoints(t, plots[0].Polylines[0].Points)
+	active := parseSVGPoints(t, plots[0].Polylines[0].Points)
 	if len(active) != wantN || wantN > HTMLPlotMaxPoints {
 		t.Fatalf("%d points, want %d (≤ %d)", len(active), wantN, HTMLPlotMaxPoints)
 	}
@@ -238,7 +238,7 @@ func TestHTMLReportLongRun(t *testing.T) {
 	if texts := strings.Join(plots[1].Texts, "|"); !strings.HasPrefix(texts, "0.0|0.5|1.0|1.5|2.0|2.5|") {
 		t.Errorf("setups y ticks %s: want 0 to 2.5", texts)
 	}
-	for _, p := range parsePoints(t, plots[1].Polylines[0].Points) {
+	for _, p := range parseSVGPoints(t, plots[1].Polylines[0].Points) {
 		if p.y != plotTop {
 			t.Fatalf("setups point %v: want y %d (2.5)", p, plotTop)
 		}
@@ -314,8 +314,8 @@ func htmlHeadless(t *testing.T, bin, url string, extra ...string) string {
 func TestHTMLReportInChromium(t *testing.T) {
 	bin := htmlChromium(t)
 	path := filepath.Join(t.TempDir(), "report.html")
-	page := writeReport(t, HTMLReport{Title: "压测 Load test", Scenario: "day", Target: "127.0.0.1:5060", Started: time.Now(),
-		Samples: testSamples(300), Summary: [][2]string{{"呼叫 Calls", "900"}}})
+	page := renderHTMLReport(t, HTMLReport{Title: "压测 Load test", Scenario: "day", Target: "127.0.0.1:5060", Started: time.Now(),
+		Samples: htmlTestSamples(300), Summary: [][2]string{{"呼叫 Calls", "900"}}})
 	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
 		t.Fatal(err)
 	}
