@@ -130,11 +130,25 @@ func Compare(ctx context.Context, t *Truth, api string) (*Comparison, error) {
 	var list struct {
 		CDRs []cdr.Record `json:"cdrs"`
 	}
-	if err := getJSON(ctx, base+"/api/v1/cdrs?"+q.Encode(), &list); err != nil {
-		return nil, err
-	}
-	if len(list.CDRs) >= cdr.MaxListLimit {
-		return nil, fmt.Errorf("%w: %d records from %s to %s", ErrCDRsTruncated, len(list.CDRs), q.Get("from"), q.Get("to"))
+	// A call the simulator saw end may still be in the server's hands for a moment (its
+	// last prompt, the record writer's batch): fetch again until every truth call has its
+	// record, or RecordsSettle has passed.
+	settle := time.Now().Add(RecordsSettle)
+	for {
+		if err := getJSON(ctx, base+"/api/v1/cdrs?"+q.Encode(), &list); err != nil {
+			return nil, err
+		}
+		if len(list.CDRs) >= cdr.MaxListLimit {
+			return nil, fmt.Errorf("%w: %d records from %s to %s", ErrCDRsTruncated, len(list.CDRs), q.Get("from"), q.Get("to"))
+		}
+		if allRecorded(t, list.CDRs) || time.Now().After(settle) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	c := compareCalls(t, list.CDRs)
 	var sum reportSummary
@@ -144,6 +158,23 @@ func Compare(ctx context.Context, t *Truth, api string) (*Comparison, error) {
 	}
 	c.compareTotals(t, &sum.Total)
 	return c, nil
+}
+
+// RecordsSettle is how long Compare waits for the records of calls that just ended.
+var RecordsSettle = 15 * time.Second
+
+// allRecorded reports whether every truth call has a record among recs.
+func allRecorded(t *Truth, recs []cdr.Record) bool {
+	have := make(map[string]bool, len(recs))
+	for i := range recs {
+		have[recs[i].SIPCallID] = true
+	}
+	for _, c := range t.Calls {
+		if !have[c.SIPCallID] {
+			return false
+		}
+	}
+	return true
 }
 
 // reportSummary is the part of /api/v1/reports/summary that Compare reads.

@@ -6,6 +6,10 @@
 //	hotline-loadtest setup --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics
 //	                       (--rate R --duration 30s | --ramp 200,400,800) [--json]
 //
+//	hotline-loadtest day   --target 127.0.0.1:5060 --api http://127.0.0.1:8080 --agents 20 --rate 5
+//	                       --duration 60s [--truth day.json] [--html day.html] [--json]
+//	hotline-loadtest compare --truth day.json --api http://127.0.0.1:8080
+//
 // ivr holds N simulated citizens (the Go test phone for SIP, a shared RTP
 // meter for media) and reports loss, jitter and setup times with the
 // server's send lateness, CPU and memory per call. setup drives SIPp
@@ -38,10 +42,13 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: hotline-loadtest ivr|setup [flags]   (loopback targets only)
+const usage = `usage: hotline-loadtest ivr|setup|day|compare [flags]   (loopback targets only)
 
-  ivr    concurrent IVR calls: RTP loss, jitter, setup time, server lateness, CPU, RSS per call
-  setup  call setups per second with SIPp, ramped until failures pass --max-fail
+  ivr      concurrent IVR calls: RTP loss, jitter, setup time, server lateness, CPU, RSS per call
+  setup    call setups per second with SIPp, ramped until failures pass --max-fail
+  day      citizens and agents together through the IVR and the ACD: answer rate, waits, audio
+           both ways, ratings; --truth FILE (every call), --html FILE (plots)
+  compare  --truth FILE --api URL: the truth against the server's records and report
 
 Run "hotline-loadtest ivr -h" or "hotline-loadtest setup -h" for the flags.
 `
@@ -58,6 +65,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runIVR(ctx, args[1:], stdout, stderr)
 	case "setup":
 		return runSetup(ctx, args[1:], stdout, stderr)
+	case "day":
+		return runDay(ctx, args[1:], stdout, stderr)
+	case "compare":
+		return runCompare(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

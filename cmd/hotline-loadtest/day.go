@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hotline12345/hotline/loadtest"
+)
+
+// Safety limits a run must name explicitly to go above: a typo in --rate or --duration
+// must not flood a production SBC.
+const (
+	defaultMaxRate  = 20.0
+	defaultMaxCalls = 1000
+)
+
+// runDay is `hotline-loadtest day`: simulated citizens and agents together through the real
+// IVR and ACD, with ground truth, a final table, JSON and an HTML report.
+func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("day", flag.ContinueOnError)
+	target := fs.String("target", "127.0.0.1:5060", "the server's SIP address (loopback only)")
+	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API (agents go ready through it)")
+	agents := fs.Int("agents", 10, "simulated agents (ids from --agent-start, password agent<id>)")
+	agentStart := fs.String("agent-start", loadtest.DefaultAgentStart, "first agent id")
+	rate := fs.Float64("rate", 1, "new citizens per second (Poisson arrivals)")
+	duration := fs.Duration("duration", 60*time.Second, "arrivals stop after this; the run ends when every call ended")
+	maxRate := fs.Float64("max-rate", defaultMaxRate, "refuse a --rate above this (raise it on purpose for a big run)")
+	maxCalls := fs.Int("max-calls", defaultMaxCalls, "refuse a run expecting more citizens than this (rate × duration)")
+	talk := fs.Duration("talk", 20*time.Second, "mean talk time (lognormal; the seed figure is 232 s)")
+	ringDelay := fs.Duration("ring-delay", loadtest.DefaultRingDelay, "agents answer after this")
+	patience := fs.Duration("patience", 0, "mean wait before a citizen abandons (0: never)")
+	mix := fs.String("mix", "1=0.7,2=0.3", "menu digits and their weights")
+	infoShare := fs.Float64("info-share", 0.2, "share of citizens pressing keys by SIP INFO (the rest RFC 4733)")
+	noAnswer := fs.Float64("no-answer-share", 0, "share of rings an agent lets go unanswered")
+	rateShare := fs.Float64("rate-share", 0.8, "share of citizens who rate the agent after the call")
+	agentHangup := fs.Float64("agent-hangup-share", 0.7, "share of calls the agent ends")
+	seed := fs.Uint64("seed", 1, "random seed (the same seed, the same day)")
+	truthFile := fs.String("truth", "", "write the ground truth (every simulated call) to this JSON file")
+	htmlFile := fs.String("html", "", "write an HTML report with plots to this file")
+	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	weights, err := parseMix(*mix)
+	if err != nil {
+		return fail(stderr, "day", err)
+	}
+	expected := int(*rate*duration.Seconds() + 0.5)
+	switch {
+	case *rate > *maxRate:
+		return fail(stderr, "day", fmt.Errorf("%w: --rate %g is above --max-rate %g; raise --max-rate if you mean it", loadtest.ErrConfig, *rate, *maxRate))
+	case expected > *maxCalls:
+		return fail(stderr, "day", fmt.Errorf("%w: about %d citizens (--rate × --duration) is above --max-calls %d; raise --max-calls if you mean it", loadtest.ErrConfig, expected, *maxCalls))
+	}
+	cfg := loadtest.DayConfig{
+		Target: *target, API: strings.TrimSuffix(*apiURL, "/"), Agents: *agents, AgentStart: *agentStart,
+		Rate: *rate, Duration: *duration, MaxCalls: *maxCalls, Mix: weights, InfoShare: *infoShare,
+		NoAnswerShare: *noAnswer, RateShare: *rateShare, HangupByAgentShare: *agentHangup,
+		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed,
+	}
+	bar := newProgress(stderr, expected, *quiet)
+	rep, truth, err := loadtest.RunDay(ctx, cfg, bar.update)
+	bar.finish()
+	if rep == nil {
+		return fail(stderr, "day", err)
+	}
+	if *truthFile != "" && truth != nil {
+		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
+			fmt.Fprintf(stderr, "hotline-loadtest day: truth: %v\n", werr)
+		}
+	}
+	if *htmlFile != "" {
+		if werr := writeDayHTML(*htmlFile, rep); werr != nil {
+			fmt.Fprintf(stderr, "hotline-loadtest day: html: %v\n", werr)
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		rep.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hotline-loadtest day: %v (partial results above)\n", err)
+		return 1
+	}
+	if !rep.Passed() {
+		return 1
+	}
+	return 0
+}
+
+// parseMix reads "1=0.7,2=0.3".
+func parseMix(s string) (map[string]float64, error) {
+	m := map[string]float64{}
+	for part := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		w, err := strconv.ParseFloat(v, 64)
+		if !ok || k == "" || err != nil || w < 0 {
+			return nil, fmt.Errorf("%w: --mix %q: want DIGIT=WEIGHT,...", loadtest.ErrConfig, s)
+		}
+		m[k] = w
+	}
+	return m, nil
+}
+
+// writeDayHTML writes the run's HTML report: the final table's rows and the plots.
+func writeDayHTML(path string, rep *loadtest.DayReport) error {
+	var table bytes.Buffer
+	rep.WriteText(&table)
+	var rows [][2]string
+	for line := range strings.SplitSeq(strings.TrimRight(table.String(), "\n"), "\n") {
+		k, v, _ := strings.Cut(line, "  ")
+		rows = append(rows, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
+	}
+	var b bytes.Buffer
+	if err := loadtest.WriteHTMLReport(&b, loadtest.HTMLReport{
+		Title: "hotline-loadtest day", Scenario: "day", Target: rep.Target, Started: rep.Started,
+		Samples: rep.Samples, Summary: rows,
+	}); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// runCompare is `hotline-loadtest compare`: the ground truth against the server's records
+// and report; every mismatch is printed and the exit status is 1 if there is any.
+func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	truthFile := fs.String("truth", "", "the ground truth written by `day --truth` (required)")
+	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	if *truthFile == "" {
+		return fail(stderr, "compare", fmt.Errorf("%w: --truth is required", loadtest.ErrConfig))
+	}
+	t, err := loadtest.ReadTruth(*truthFile)
+	if err != nil {
+		return fail(stderr, "compare", err)
+	}
+	c, err := loadtest.Compare(ctx, t, strings.TrimSuffix(*apiURL, "/"))
+	if err != nil {
+		return fail(stderr, "compare", err)
+	}
+	c.WriteText(stdout)
+	if !c.OK() {
+		return 1
+	}
+	return 0
+}
