@@ -1,6 +1,8 @@
 // Package loadtest measures what one hotline node carries, on loopback only.
 //
-// Two runs exist, each bounded in calls and time and stopping by itself:
+// Three runs exist, each bounded in calls and time and stopping by itself (RunDay is
+// described in day.go: simulated citizens and agents together through the IVR and the ACD,
+// with the ground truth that Compare holds against the server's records and report):
 //
 //   - RunIVR places N concurrent citizen calls to the IVR at a given rate with
 //     the Go test phone (package phone) for signalling, holds them all together
