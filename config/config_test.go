@@ -145,10 +145,10 @@ func checkDefault(t *testing.T, c *Config) {
 		t.Errorf("main timeout = %s, want 5s", main.Timeout)
 	}
 
-	// Agents 1001–1010, password agent<id>, consult for all, complaint and callback 1001–1005,
-	// business 1006–1010.
-	if len(c.Agents) != 10 {
-		t.Errorf("%d agents, want 10", len(c.Agents))
+	// Agents 1001–1020, password agent<id>, consult for all, complaint and callback 1001–1005,
+	// business 1006–1010, complaint 1011–1020.
+	if len(c.Agents) != 20 {
+		t.Errorf("%d agents, want 20", len(c.Agents))
 	}
 	for i, a := range c.Agents {
 		id := fmt.Sprint(1001 + i)
@@ -159,7 +159,7 @@ func checkDefault(t *testing.T, c *Config) {
 			t.Errorf("agent %s password = %q, want agent%s", a.ID, a.Password, id)
 		}
 		extra, other := "complaint", "business"
-		if i >= 5 {
+		if i >= 5 && i < 10 {
 			extra, other = other, extra
 		}
 		n := 2

@@ -142,7 +142,7 @@ func TestMetricsAfterACall(t *testing.T) {
 	for _, want := range []string{
 		`hotline_calls_total{direction="inbound",disposition="abandoned"} 1`,
 		`hotline_call_setup_seconds_count 1`,
-		`hotline_agents{state="logged_out"} 10`,
+		`hotline_agents{state="logged_out"} 20`,
 		`hotline_agents{state="ready"} 0`,
 		`hotline_queue_callers{queue="complaint"} 0`,
 		`hotline_queue_longest_wait_seconds{queue="consult"} 0`,
