@@ -36,7 +36,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	maxCalls := fs.Int("max-calls", defaultMaxCalls, "refuse a run expecting more citizens than this (rate × duration)")
 	talk := fs.Duration("talk", 20*time.Second, "mean talk time (lognormal; the seed figure is 232 s)")
 	ringDelay := fs.Duration("ring-delay", loadtest.DefaultRingDelay, "agents answer after this")
-	patience := fs.Duration("patience", 0, "mean wait before a citizen abandons (0: never)")
+	patience := fs.Duration("patience", 60*time.Second, "mean wait before a citizen abandons (exponential; 0: never)")
 	mix := fs.String("mix", "1=0.7,2=0.3", "menu digits and their weights")
 	infoShare := fs.Float64("info-share", 0.2, "share of citizens pressing keys by SIP INFO (the rest RFC 4733)")
 	noAnswer := fs.Float64("no-answer-share", 0, "share of rings an agent lets go unanswered")
