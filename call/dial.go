@@ -1,7 +1,6 @@
 package call
 
 import (
-	"context"
 	"time"
 
 	"github.com/hotline12345/hotline/cdr"
@@ -52,5 +51,3 @@ type TaskResult struct {
 	Status      int
 	Err         error
 }
-
-var _ = context.Background

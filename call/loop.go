@@ -142,7 +142,7 @@ func (m *Manager) runCall(c *Call, body func()) {
 		select {
 		case e := <-c.task.dialled:
 			if e.leg != nil {
-				discardTrunkLeg(e.leg, e.s)
+				discard(e.leg, e.s, "task over")
 			}
 		default:
 		}

@@ -109,7 +109,7 @@ func (c *Call) citizenDialled(e evCitizen) {
 	t.dialing = nil
 	if c.cause != nil || c.agent == nil {
 		if e.leg != nil {
-			c.spawn(func() { discardTrunkLeg(e.leg, e.s) })
+			c.spawn(func() { discard(e.leg, e.s, "task over") })
 		}
 		return
 	}
@@ -140,9 +140,6 @@ func (c *Call) finishTask(side, legCause string, status int) {
 	e := Ending{Outbound: true, Answered: !c.rec.Answer.IsZero(), Cause: c.cause, LegSide: side, LegCause: legCause, LegStatus: status}
 	if !e.Answered {
 		e = dialEnding(c.cause)
-		if c.agent == nil && c.rec.Agent == "" && t.err == nil { // no agent took it: our side ended it
-			e.Cause = c.cause
-		}
 	}
 	if t.status == 0 && !e.Answered {
 		t.status = e.LegStatus
@@ -162,9 +159,4 @@ func dialEnding(err error) Ending {
 		e.LegCause, e.LegStatus = "local-failure", 500
 	}
 	return e
-}
-
-// discardTrunkLeg hangs up a citizen leg nobody will use.
-func discardTrunkLeg(leg TrunkLeg, s Stream) {
-	discard(leg, s, "task over")
 }

@@ -86,20 +86,9 @@ func (w Window) Next(now time.Time, loc *time.Location) time.Time {
 // Validate checks the window's times, days and dates; problems name the
 // window's fields ("from", "days[1]", "holidays[0]").
 func (w Window) Validate() error {
-	r := ivr.Route{Number: "window", Queue: "window", ClosedMenu: "window",
-		Hours: w.route().Hours, Holidays: w.Holidays, Workdays: w.Workdays}
 	var probs []string
-	for _, e := range r.Validate("", map[string]ivr.Menu{"window": {}}, nil) {
-		p := e.Path
-		switch {
-		case p == "hours[0].open":
-			p = "from"
-		case p == "hours[0].close":
-			p = "to"
-		case strings.HasPrefix(p, "hours[0]."):
-			p = strings.TrimPrefix(p, "hours[0].")
-		}
-		probs = append(probs, p+": "+e.Problem)
+	for _, e := range ivr.WindowProblems(w.From, w.To, w.Days, w.Holidays, w.Workdays) {
+		probs = append(probs, e.Path+": "+e.Problem)
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%w: window: %s", ErrBadCampaign, strings.Join(probs, "; "))

@@ -342,18 +342,9 @@ func (cb *Callback) validate(c *Config, hasQueue, hasPrompt func(string) bool, o
 	} else if cb.Deadline > 0 && cb.AtRisk >= cb.Deadline {
 		add("at_risk", "%s is not less than deadline %s (every target would be at risk at once)", cb.AtRisk, cb.Deadline)
 	}
-	window := cb.Window.route("")
-	for _, e := range window.Validate("", map[string]ivr.Menu{"closed": {}}, nil) {
-		path := e.Path
-		switch {
-		case path == "hours[0].open":
-			path = "from"
-		case path == "hours[0].close":
-			path = "to"
-		case strings.HasPrefix(path, "hours[0]."):
-			path = strings.TrimPrefix(path, "hours[0].")
-		}
-		add("window."+path, "%s", e.Problem)
+	w := cb.Window
+	for _, e := range ivr.WindowProblems(w.From, w.To, w.Days, w.Holidays, w.Workdays) {
+		add("window."+e.Path, "%s", e.Problem)
 	}
 	if cb.MaxAttempts < 0 {
 		add("max_attempts", "must not be negative (0 = default %d)", DefaultCallbackMaxAttempts)
