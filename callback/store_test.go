@@ -2,11 +2,8 @@ package callback
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,7 +13,8 @@ import (
 	"time"
 
 	"github.com/hotline12345/hotline/cdr"
-	"github.com/jackc/pgx/v5"
+
+	"github.com/hotline12345/hotline/internal/pgtest"
 )
 
 // Every store test runs against SQLite and PostgreSQL. PostgreSQL comes
@@ -25,79 +23,13 @@ import (
 // server the PostgreSQL variants skip, saying why, except under CI=true,
 // where they fail.
 
-const defaultTestPGDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+// The PostgreSQL helpers are internal/pgtest's (one per test: a fresh schema).
 
-func testPGDSN() string {
-	if d := os.Getenv("HOTLINE_TEST_PG_DSN"); d != "" {
-		return d
-	}
-	return defaultTestPGDSN
-}
-
-var (
-	pgProbeOnce sync.Once
-	pgProbeErr  error
-)
-
-func requirePostgres(t testing.TB) {
-	t.Helper()
-	pgProbeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, testPGDSN())
-		if err == nil {
-			err = c.Ping(ctx)
-			c.Close(ctx)
-		}
-		pgProbeErr = err
-	})
-	if pgProbeErr == nil {
-		return
-	}
-	msg := fmt.Sprintf("PostgreSQL at %s does not answer (%v); set HOTLINE_TEST_PG_DSN to test the PostgreSQL store", testPGDSN(), pgProbeErr)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: failing instead of skipping)")
-	}
-	t.Skip(msg)
-}
-
-// newPGSchema creates a fresh schema, dropped at cleanup, and returns a DSN
-// whose search_path is that schema.
-func newPGSchema(t testing.TB) string {
-	t.Helper()
-	requirePostgres(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	schema := "hotline_test_" + strings.ToLower(rand.Text()[:12])
-	c, err := pgx.Connect(ctx, testPGDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, testPGDSN())
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(testPGDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+func testPGDSN() string               { return pgtest.DSN() }
+func requirePostgres(t testing.TB)    { t.Helper(); pgtest.Require(t) }
+func newPGSchema(t testing.TB) string { t.Helper(); return pgtest.Schema(t) }
+func withSearchPath(t testing.TB, dsn, schema string) string {
+	return pgtest.WithSearchPath(t, dsn, schema)
 }
 
 // openTestStore opens the store at dsnOrPath, closed at cleanup.
