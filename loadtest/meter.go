@@ -3,6 +3,7 @@ package loadtest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/hotline12345/hotline/media"
 	"github.com/pion/rtp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // RTP of the caller audio the meter sends: G.711 in 20 ms frames.
@@ -24,6 +27,12 @@ const (
 	DefaultMeterSockets = 4
 	meterReadBuffer     = 4 << 20 // capped by net.core.rmem_max
 	meterWriteBuffer    = 1 << 20
+	// meterBatch is how many datagrams one recvmmsg or sendmmsg system call moves at most.
+	meterBatch = 64
+	// toneLevel is the peak of the tone a stream sends, as a fraction of full scale (−10 dBFS).
+	toneLevel = 0.316
+	// toneMatch is the media.ToneRatio above which a received frame counts as the tone.
+	toneMatch = 0.5
 )
 
 // RTPStats is what one call received (server → citizen) and sent.
@@ -39,16 +48,21 @@ type RTPStats struct {
 	MaxJitter    time.Duration `json:"max_jitter_ns"` // highest value the jitter estimate reached
 	Sent         int64         `json:"sent"`          // RTP packets the citizen sent
 	SendErrors   int64         `json:"send_errors"`
+	ToneFrames   int64         `json:"tone_frames,omitempty"` // audio frames carrying StreamOptions.Hear
 }
 
 // Expected returns received plus lost packets, the denominator of the loss ratio.
 func (s RTPStats) Expected() int64 { return s.Packets + s.Lost }
 
 // Meter sends and receives the RTP of many calls over a few shared UDP
-// sockets: one reader goroutine per socket demultiplexes by the sender's
-// address, and a media.Scheduler (the server's pacing wheel, one shard) sends
-// every stream's packet on drift-free deadlines (t0 + n·20 ms), streams spread
-// over 1 ms slots.
+// sockets: one reader goroutine per socket takes up to 64 datagrams per
+// system call (recvmmsg), stamped by the kernel on arrival (SO_TIMESTAMPNS, so
+// that the reader's own delay does not count as jitter), and demultiplexes them
+// by the sender's address; a media.Scheduler (the server's pacing wheel, one
+// shard) ticks every stream on drift-free deadlines (t0 + n·20 ms), streams
+// spread over 1 ms slots, and each slot's packets leave together, one sendmmsg
+// per socket. This is what makes the load tester cheaper than the server it
+// measures.
 type Meter struct {
 	ip    netip.Addr
 	epoch time.Time
@@ -62,10 +76,24 @@ type Meter struct {
 
 type meterSocket struct {
 	conn      *net.UDPConn
+	pc        batchConn
 	mu        sync.RWMutex // guards streams; held for reading while a packet is accounted
 	streams   map[netip.AddrPort]*Stream
 	strangers atomic.Uint64
 	garbage   atomic.Uint64
+
+	// The packets this slot's ticks queued; owned by the scheduler's one shard goroutine.
+	out    [meterBatch]ipv4.Message
+	outBy  [meterBatch]*Stream
+	outBuf [meterBatch][rtpHeaderLen + frameSamples]byte
+	queued int
+}
+
+// batchConn is what the meter uses of golang.org/x/net's ipv4 and ipv6 PacketConn:
+// recvmmsg and sendmmsg on Linux, one datagram per call elsewhere.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
 // Stream is one call's RTP on a Meter.
@@ -73,6 +101,7 @@ type Stream struct {
 	m      *Meter
 	sock   *meterSocket
 	remote netip.AddrPort
+	raddr  *net.UDPAddr // remote, for sendmmsg
 	codec  uint8
 	dtmfPT uint8
 	gone   atomic.Bool
@@ -93,9 +122,8 @@ type txState struct {
 	first     time.Time
 	haveFirst bool
 	spurt     bool // next audio packet starts a talkspurt (marker)
-	silence   [frameSamples]byte
+	frame     [frameSamples]byte // silence, or StreamOptions.Tone
 	event     [media.DTMFPayloadSize]byte
-	buf       [rtpHeaderLen + frameSamples]byte
 	sent      atomic.Int64
 	errors    atomic.Int64
 }
@@ -109,6 +137,10 @@ type rxState struct {
 	baseTS      uint32
 	transit     int64   // ns
 	jitter      float64 // ns
+
+	hear      float64            // StreamOptions.Hear
+	hearFrame [frameSamples]byte // the tone as the far end sends it in our codec
+	pcm       [frameSamples]int16
 }
 
 // NewMeter opens sockets shared UDP sockets on ip (0 = DefaultMeterSockets)
@@ -117,7 +149,9 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 	if sockets <= 0 {
 		sockets = DefaultMeterSockets
 	}
+	// One shard: the sockets' send queues are owned by its goroutine.
 	m := &Meter{ip: ip, epoch: time.Now(), sched: media.NewScheduler(1)}
+	m.sched.AfterSlot(m.flush)
 	for range sockets {
 		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
@@ -127,6 +161,15 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 		_ = conn.SetReadBuffer(meterReadBuffer) // best effort: capped by the kernel
 		_ = conn.SetWriteBuffer(meterWriteBuffer)
 		s := &meterSocket{conn: conn, streams: map[netip.AddrPort]*Stream{}}
+		if ip.Is4() {
+			s.pc = ipv4.NewPacketConn(conn)
+		} else {
+			s.pc = ipv6.NewPacketConn(conn)
+		}
+		stampArrivals(conn)
+		for i := range s.out {
+			s.out[i].Buffers = make([][]byte, 1)
+		}
 		m.socks = append(m.socks, s)
 		m.wg.Add(1)
 		go func() {
@@ -148,22 +191,72 @@ func (m *Meter) Close() {
 	m.wg.Wait()
 }
 
-// Add starts a stream to remote (the server's RTP address from its SDP
+// StreamOptions is a stream's audio beyond silence, and the socket it uses.
+type StreamOptions struct {
+	// Local is the meter socket to send from and receive on (one NextAddr gave, named in
+	// the call's SDP); zero: the next socket in turn.
+	Local netip.AddrPort
+	// Tone (Hz) is sent in every frame instead of silence. A multiple of 50 Hz, so that
+	// every 20 ms frame is the same and they join without a click.
+	Tone float64
+	// Hear (Hz) is the tone expected from the far end: received audio frames carrying it
+	// are counted in RTPStats.ToneFrames.
+	Hear float64
+}
+
+// NextAddr returns the address of the next meter socket in turn, for a call's SDP
+// (phone.Config.MediaAddr); pass it back as StreamOptions.Local.
+func (m *Meter) NextAddr() netip.AddrPort {
+	return m.socks[m.next.Add(1)%uint64(len(m.socks))].localAddr()
+}
+
+func (s *meterSocket) localAddr() netip.AddrPort {
+	a := s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// Add starts a stream of silence to remote (the server's RTP address from its SDP
 // answer) in codec 0 (PCMU) or 8 (PCMA); dtmfPT is the negotiated
 // telephone-event payload type, 0 if none. Its first packet goes out within
 // 20 ms, which makes the server latch its sending to this meter.
 func (m *Meter) Add(remote netip.AddrPort, codec, dtmfPT uint8) (*Stream, error) {
+	return m.AddStream(remote, codec, dtmfPT, StreamOptions{})
+}
+
+// AddStream is Add with options: the socket, a tone to send, a tone to listen for.
+func (m *Meter) AddStream(remote netip.AddrPort, codec, dtmfPT uint8, o StreamOptions) (*Stream, error) {
 	if codec != pcmuPT && codec != pcmaPT {
 		return nil, fmt.Errorf("%w: codec %d", ErrConfig, codec)
 	}
+	for _, f := range []float64{o.Tone, o.Hear} {
+		if f < 0 || f >= media.ClockRate/2 || math.Mod(f, 50) != 0 {
+			return nil, fmt.Errorf("%w: tone %g Hz: want a multiple of 50 Hz below 4000", ErrConfig, f)
+		}
+	}
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
-	sock := m.socks[m.next.Add(1)%uint64(len(m.socks))]
-	s := &Stream{m: m, sock: sock, remote: remote, codec: codec, dtmfPT: dtmfPT}
+	var sock *meterSocket
+	if o.Local.IsValid() {
+		for _, c := range m.socks {
+			if c.localAddr() == o.Local {
+				sock = c
+			}
+		}
+		if sock == nil {
+			return nil, fmt.Errorf("%w: %s is not one of the meter's sockets", ErrConfig, o.Local)
+		}
+	} else {
+		sock = m.socks[m.next.Add(1)%uint64(len(m.socks))]
+	}
+	s := &Stream{m: m, sock: sock, remote: remote, raddr: net.UDPAddrFromAddrPort(remote), codec: codec, dtmfPT: dtmfPT}
 	s.tx.ssrc = rand.Uint32()
 	s.tx.seq = uint16(rand.Uint32())
 	s.tx.ts0 = rand.Uint32()
 	s.tx.spurt = true
-	media.Codec(codec).Encode(s.tx.silence[:], make([]int16, frameSamples))
+	media.Codec(codec).Encode(s.tx.frame[:], toneFrame(o.Tone))
+	if o.Hear > 0 {
+		s.rx.hear = o.Hear
+		media.Codec(codec).Encode(s.rx.hearFrame[:], toneFrame(o.Hear))
+	}
 	sock.mu.Lock()
 	if _, dup := sock.streams[remote]; dup {
 		sock.mu.Unlock()
@@ -249,8 +342,20 @@ type streamTicker Stream
 // Tick implements media.Stream.
 func (t *streamTicker) Tick(deadline time.Time) { (*Stream)(t).tick(deadline) }
 
-// tick sends the stream's packet for this 20 ms deadline: the next RFC 4733
-// packet if digits are queued, else a frame of silence.
+// toneFrame returns one 20 ms frame of a sine at freq (a multiple of 50 Hz starts and
+// ends each frame in phase); 0 gives silence.
+func toneFrame(freq float64) []int16 {
+	pcm := make([]int16, frameSamples)
+	if freq > 0 {
+		for i := range pcm {
+			pcm[i] = int16(math.Round(toneLevel * math.MaxInt16 * math.Sin(2*math.Pi*freq*float64(i)/media.ClockRate)))
+		}
+	}
+	return pcm
+}
+
+// tick queues the stream's packet for this 20 ms deadline on its socket: the next
+// RFC 4733 packet if digits are queued, else a frame of silence or of its tone.
 func (s *Stream) tick(deadline time.Time) {
 	tx := &s.tx
 	if !tx.haveFirst {
@@ -258,7 +363,7 @@ func (s *Stream) tick(deadline time.Time) {
 	}
 	ts := tx.ts0 + uint32(int64(deadline.Sub(tx.first)/media.FrameDuration)*frameSamples)
 	h := rtp.Header{Version: 2, PayloadType: s.codec, SequenceNumber: tx.seq, Timestamp: ts, SSRC: tx.ssrc}
-	payload := tx.silence[:]
+	payload := tx.frame[:]
 	s.dtmfMu.Lock()
 	if s.dtmfDone != nil {
 		if evTS, marker, ok := s.dtmf.Tick(tx.event[:], ts); ok {
@@ -274,58 +379,110 @@ func (s *Stream) tick(deadline time.Time) {
 	if h.PayloadType == s.codec {
 		h.Marker, tx.spurt = tx.spurt, false
 	}
-	n, err := (&rtp.Packet{Header: h, Payload: payload}).MarshalTo(tx.buf[:])
-	if err == nil {
-		tx.seq++
-		_, err = s.sock.conn.WriteToUDPAddrPort(tx.buf[:n], s.remote)
-	}
+	sock := s.sock
+	i := sock.queued
+	n, err := (&rtp.Packet{Header: h, Payload: payload}).MarshalTo(sock.outBuf[i][:])
 	if err != nil {
 		tx.errors.Add(1)
 		return
 	}
-	tx.sent.Add(1)
+	tx.seq++
+	sock.out[i].Buffers[0], sock.out[i].Addr = sock.outBuf[i][:n], s.raddr
+	sock.outBy[i] = s
+	if sock.queued++; sock.queued == meterBatch {
+		sock.flush()
+	}
 }
 
-// read is a socket's reader loop; it accounts each datagram to the stream
-// whose remote address sent it, without allocating.
+// flush sends every socket's queued packets (the scheduler's AfterSlot).
+func (m *Meter) flush() {
+	for _, s := range m.socks {
+		s.flush()
+	}
+}
+
+// flush sends the queued packets, one sendmmsg per up to meterBatch; a packet the
+// kernel refuses counts as its stream's send error and the rest still go.
+func (s *meterSocket) flush() {
+	for i := 0; i < s.queued; {
+		n, err := s.pc.WriteBatch(s.out[i:s.queued], 0)
+		for _, st := range s.outBy[i : i+max(n, 0)] {
+			st.tx.sent.Add(1)
+		}
+		i += max(n, 0)
+		if err != nil && i < s.queued {
+			s.outBy[i].tx.errors.Add(1)
+			i++
+		}
+	}
+	clear(s.outBy[:s.queued]) // do not keep removed streams alive
+	for j := range s.queued {
+		s.out[j].Addr = nil
+	}
+	s.queued = 0
+}
+
+// read is a socket's reader loop: up to meterBatch datagrams per system call, each
+// accounted to the stream whose remote address sent it at its kernel arrival time.
 func (m *Meter) read(sock *meterSocket) {
-	buf := make([]byte, 2048)
+	var msgs [meterBatch]ipv4.Message
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, 2048)}
+		msgs[i].OOB = make([]byte, stampOOBLen)
+	}
 	var h rtp.Header // reused: parsing allocates nothing
 	for {
-		n, from, err := sock.conn.ReadFromUDPAddrPort(buf)
+		n, err := sock.pc.ReadBatch(msgs[:], 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		arrival := time.Since(m.epoch)
-		// Reject what is plainly not RTP before pion/rtp, whose errors allocate.
-		if n < rtpHeaderLen || buf[0]>>6 != 2 {
-			sock.garbage.Add(1)
-			continue
+		now := time.Since(m.epoch)
+		for i := range msgs[:n] {
+			msg := &msgs[i]
+			arrival := now
+			if at, ok := arrivalStamp(msg.OOB[:msg.NN]); ok {
+				arrival = at.Sub(m.epoch)
+			}
+			ua, _ := msg.Addr.(*net.UDPAddr)
+			if ua == nil {
+				continue
+			}
+			from := ua.AddrPort()
+			sock.account(&h, msg.Buffers[0][:msg.N], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
 		}
-		if _, err := h.Unmarshal(buf[:n]); err != nil {
-			sock.garbage.Add(1)
-			continue
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		sock.mu.RLock()
-		s := sock.streams[from]
-		if s != nil {
-			s.rx.receive(&h, arrival, s.codec)
-		}
-		sock.mu.RUnlock()
-		if s == nil {
-			sock.strangers.Add(1)
-		}
+	}
+}
+
+// account takes one datagram from from.
+func (sock *meterSocket) account(h *rtp.Header, pkt []byte, from netip.AddrPort, arrival time.Duration) {
+	// Reject what is plainly not RTP before pion/rtp, whose errors allocate.
+	if len(pkt) < rtpHeaderLen || pkt[0]>>6 != 2 {
+		sock.garbage.Add(1)
+		return
+	}
+	hn, err := h.Unmarshal(pkt)
+	if err != nil {
+		sock.garbage.Add(1)
+		return
+	}
+	sock.mu.RLock()
+	s := sock.streams[from]
+	if s != nil {
+		s.rx.receive(h, pkt[hn:], arrival, s.codec)
+	}
+	sock.mu.RUnlock()
+	if s == nil {
+		sock.strangers.Add(1)
 	}
 }
 
 // receive accounts one RTP packet: sequence gaps, duplicates and late
 // arrivals, and the RFC 3550 §6.4.1 jitter estimate over the audio packets
 // (J += (|D| − J)/16, D the change in transit time), kept in nanoseconds.
-func (r *rxState) receive(h *rtp.Header, arrival time.Duration, codec uint8) {
+func (r *rxState) receive(h *rtp.Header, payload []byte, arrival time.Duration, codec uint8) {
 	pt, seq, ts, ssrc := h.PayloadType, h.SequenceNumber, h.Timestamp, h.SSRC
 	st := &r.st
 	st.Packets++
@@ -356,6 +513,18 @@ func (r *rxState) receive(h *rtp.Header, arrival time.Duration, codec uint8) {
 	}
 	if pt != codec {
 		return
+	}
+	if r.hear > 0 && len(payload) == frameSamples {
+		// The far end's tone arrives byte for byte when the server relays it unconverted;
+		// otherwise (law conversion, a prompt) the Goertzel filter decides.
+		if string(payload) == string(r.hearFrame[:]) {
+			st.ToneFrames++
+		} else {
+			media.Codec(codec).Decode(r.pcm[:], payload)
+			if media.ToneRatio(r.pcm[:], r.hear) > toneMatch {
+				st.ToneFrames++
+			}
+		}
 	}
 	if !r.haveTransit {
 		r.baseTS = ts

@@ -50,7 +50,7 @@ func TestReceiveSequence(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var r rxState
 			for i, p := range tc.pkts {
-				r.receive(rtpHeader(pcmaPT, p.seq, uint32(i*frameSamples), p.ssrc), time.Duration(i)*media.FrameDuration, pcmaPT)
+				r.receive(rtpHeader(pcmaPT, p.seq, uint32(i*frameSamples), p.ssrc), nil, time.Duration(i)*media.FrameDuration, pcmaPT)
 			}
 			st := r.st
 			if st.Packets != int64(len(tc.pkts)) || st.Lost != tc.lost || st.Late != tc.late || st.Duplicates != tc.dup || st.SSRCChanges != tc.ssrcChgs {
@@ -65,7 +65,7 @@ func TestReceiveSequence(t *testing.T) {
 func TestReceiveJitter(t *testing.T) {
 	var even rxState
 	for i := range 100 {
-		even.receive(rtpHeader(pcmaPT, uint16(i), uint32(1000+i*frameSamples), 1), time.Second+time.Duration(i)*media.FrameDuration, pcmaPT)
+		even.receive(rtpHeader(pcmaPT, uint16(i), uint32(1000+i*frameSamples), 1), nil, time.Second+time.Duration(i)*media.FrameDuration, pcmaPT)
 	}
 	if even.jitter != 0 {
 		t.Fatalf("paced packets: jitter %v, want 0", time.Duration(even.jitter))
@@ -77,7 +77,7 @@ func TestReceiveJitter(t *testing.T) {
 		if i%2 == 1 {
 			arrival += 4 * time.Millisecond
 		}
-		alt.receive(rtpHeader(pcmaPT, uint16(i), uint32(i*frameSamples), 1), arrival, pcmaPT)
+		alt.receive(rtpHeader(pcmaPT, uint16(i), uint32(i*frameSamples), 1), nil, arrival, pcmaPT)
 		if i > 0 {
 			want += (float64(4*time.Millisecond) - want) / 16
 		}
@@ -91,7 +91,7 @@ func TestReceiveJitter(t *testing.T) {
 	}
 	// Telephone-event packets do not enter the jitter estimate.
 	before := alt.jitter
-	alt.receive(rtpHeader(101, 200, 0, 1), time.Hour, pcmaPT)
+	alt.receive(rtpHeader(101, 200, 0, 1), nil, time.Hour, pcmaPT)
 	if alt.jitter != before || alt.st.OtherPackets != 1 {
 		t.Fatalf("a telephone-event packet changed jitter or was not counted: %+v", alt.st)
 	}

@@ -85,6 +85,8 @@ type Scheduler struct {
 	quit   chan struct{}
 	once   sync.Once
 
+	afterSlot atomic.Pointer[func()]
+
 	streams  atomic.Int64
 	ticks    atomic.Uint64
 	skipped  atomic.Uint64
@@ -174,6 +176,19 @@ func (s *Scheduler) Add(st Stream) (remove func()) {
 	}
 }
 
+// AfterSlot makes every shard call f once it has ticked a slot's streams (a slot with at
+// least one stream), on the shard's goroutine, before the lateness of the slot is measured.
+// A sender whose Tick only queues its packet sends the slot's packets together there, in
+// one system call (sendmmsg). f must not block and must be safe for concurrent use when
+// the scheduler has more than one shard. Nil removes it.
+func (s *Scheduler) AfterSlot(f func()) {
+	if f == nil {
+		s.afterSlot.Store(nil)
+		return
+	}
+	s.afterSlot.Store(&f)
+}
+
 // Close stops the shard goroutines and waits for them. Streams are not told.
 func (s *Scheduler) Close() {
 	s.once.Do(func() { close(s.quit) })
@@ -255,6 +270,9 @@ func (sh *shard) run() {
 				if !e.removed.Load() {
 					e.st.Tick(deadline)
 				}
+			}
+			if f := sh.s.afterSlot.Load(); f != nil {
+				(*f)()
 			}
 			sh.s.ticks.Add(uint64(len(scratch)))
 			sh.s.observe(time.Since(deadline))

@@ -148,3 +148,58 @@ func TestLatenessQuantile(t *testing.T) {
 		t.Error("empty stats quantile != 0")
 	}
 }
+
+// TestSchedulerAfterSlot: the hook runs after each served slot, once its streams were
+// ticked, on the shard's goroutine — what a batching sender (sendmmsg) relies on.
+func TestSchedulerAfterSlot(t *testing.T) {
+	s := NewScheduler(1)
+	defer s.Close()
+	var mu sync.Mutex
+	pending, flushed, slots := 0, 0, 0
+	s.AfterSlot(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		flushed += pending
+		pending = 0
+		slots++
+	})
+	for range 30 {
+		s.Add(funcStream(func(time.Time) {
+			mu.Lock()
+			pending++
+			mu.Unlock()
+		}))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		f, n := flushed, slots
+		mu.Unlock()
+		if f >= 300 {
+			if n < 20 || n > f {
+				t.Fatalf("%d slots flushed %d ticks: want the 30 streams spread over the wheel's 20 slots", n, f)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ticks flushed in 10 s", f)
+		}
+	}
+	s.AfterSlot(nil)
+	mu.Lock()
+	before := slots
+	mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		p, n := pending, slots
+		mu.Unlock()
+		if p >= 60 { // ticks go on, the hook does not
+			if n > before+1 { // one call may have been under way
+				t.Fatalf("hook called %d times after removal", n-before)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no ticks after removing the hook")
+		}
+	}
+}

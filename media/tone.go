@@ -53,3 +53,27 @@ func samplesFor(dur time.Duration) int {
 	}
 	return int((dur*ClockRate + time.Second - 1) / time.Second)
 }
+
+// ToneRatio returns the power of freq (Hz) in the samples x relative to their whole power,
+// by the Goertzel algorithm: about 1 for a pure tone at freq, about 0 when freq is absent
+// or x is silent. Twenty milliseconds (160 samples) tell a 1000 Hz tone from a 1400 Hz one.
+func ToneRatio[T int16 | float64](x []T, freq float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	w := 2 * math.Pi * freq / ClockRate
+	coeff := 2 * math.Cos(w)
+	var s1, s2, energy float64
+	for _, s := range x {
+		v := float64(s)
+		s0 := v + coeff*s1 - s2
+		s2, s1 = s1, s0
+		energy += v * v
+	}
+	if energy == 0 {
+		return 0
+	}
+	power := s1*s1 + s2*s2 - coeff*s1*s2
+	// A sine of amplitude A over N samples gives power (A·N/2)² and energy A²·N/2.
+	return power / (energy * float64(len(x)) / 2)
+}

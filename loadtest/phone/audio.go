@@ -24,24 +24,5 @@ func dBFS(meanSquare float64) float64 {
 	return math.Max(SilenceDBFS, 10*math.Log10(meanSquare))
 }
 
-// goertzel returns the power of freq in x relative to the power of x:
-// about 1 for a pure tone at freq, about 0 when freq is absent or x is silent.
-func goertzel(x []float64, freq float64) float64 {
-	if len(x) == 0 {
-		return 0
-	}
-	w := 2 * math.Pi * freq / media.ClockRate
-	coeff := 2 * math.Cos(w)
-	var s1, s2, energy float64
-	for _, v := range x {
-		s0 := v + coeff*s1 - s2
-		s2, s1 = s1, s0
-		energy += v * v
-	}
-	if energy == 0 {
-		return 0
-	}
-	power := s1*s1 + s2*s2 - coeff*s1*s2
-	// A sine of amplitude A over N samples gives power (A·N/2)² and energy A²·N/2.
-	return power / (energy * float64(len(x)) / 2)
-}
+// goertzel returns the power of freq in x relative to the power of x (media.ToneRatio).
+func goertzel(x []float64, freq float64) float64 { return media.ToneRatio(x, freq) }

@@ -27,7 +27,8 @@ type Call struct {
 	outbound bool
 	callID   string
 	from, to string
-	conn     *net.UDPConn // RTP socket
+	conn     *net.UDPConn   // RTP socket; nil with Config.MediaAddr
+	media    netip.AddrPort // the RTP address in the call's SDP
 	sessID   uint64
 	digits   chan rune
 	notifies chan string // sipfrag bodies of NOTIFYs (transfer progress)
@@ -45,6 +46,7 @@ type Call struct {
 	dtmf   bool
 	dtmfPT uint8
 	m      *rtpStream
+	remote netip.AddrPort // the peer's RTP address, with Config.MediaAddr
 	reason string
 	over   bool // end has run: no media may start
 
@@ -63,13 +65,21 @@ type Call struct {
 }
 
 func (p *Phone) newCall(outbound bool, callID, from, to string) (*Call, error) {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: p.cfg.LocalIP.AsSlice()})
-	if err != nil {
-		return nil, fmt.Errorf("phone: rtp socket: %w", err)
+	var conn *net.UDPConn
+	var addr netip.AddrPort
+	if p.cfg.MediaAddr != nil {
+		addr = p.cfg.MediaAddr()
+	} else {
+		var err error
+		conn, err = net.ListenUDP("udp", &net.UDPAddr{IP: p.cfg.LocalIP.AsSlice()})
+		if err != nil {
+			return nil, fmt.Errorf("phone: rtp socket: %w", err)
+		}
+		addr = netip.AddrPortFrom(p.cfg.LocalIP, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 	}
 	c := &Call{
 		p: p, outbound: outbound, callID: callID, from: from, to: to,
-		conn:     conn,
+		conn: conn, media: addr,
 		sessID:   uint64(rand.Uint32()),
 		digits:   make(chan rune, 64),
 		notifies: make(chan string, 8),
@@ -91,10 +101,8 @@ func (c *Call) goroutine(f func()) {
 	})
 }
 
-func (c *Call) localPort() uint16 { return c.conn.LocalAddr().(*net.UDPAddr).AddrPort().Port() }
-
 func (c *Call) localSDP(codecs []uint8, dtmf bool, dtmfPT uint8) ([]byte, error) {
-	return buildSDP(c.p.cfg.LocalIP, c.localPort(), c.sessID, codecs, dtmf, dtmfPT)
+	return buildSDP(c.media.Addr(), c.media.Port(), c.sessID, codecs, dtmf, dtmfPT)
 }
 
 // DialAsync sends an INVITE with an SDP offer to target (e.g.
@@ -253,6 +261,10 @@ func (c *Call) startMedia(remote netip.AddrPort) {
 	if c.over {
 		return
 	}
+	if c.conn == nil { // Config.MediaAddr: the media is the caller's
+		c.remote = remote
+		return
+	}
 	m := newRTPStream(c.conn, c.log, remote, c.codec, c.dtmf, c.dtmfPT, c.p.silent, c.digits)
 	m.remove = c.p.sched.Add(m)
 	c.m = m
@@ -293,7 +305,9 @@ func (c *Call) end(reason string) {
 			c.dialCancel(ErrCallEnded)
 		}
 		c.cancel(ErrCallEnded)
-		c.conn.Close()
+		if c.conn != nil {
+			c.conn.Close()
+		}
 		c.p.unregister(c)
 		close(c.done)
 		c.log.Debug("call ended", "reason", reason)
@@ -435,16 +449,21 @@ func (c *Call) RemoteRTP() netip.AddrPort {
 	if m := c.mediaOrNil(); m != nil {
 		return m.remote
 	}
+	c.mu.Lock()
+	remote := c.remote
+	c.mu.Unlock()
+	if remote.IsValid() {
+		return remote
+	}
 	if !c.outbound {
 		return c.offer.addr
 	}
 	return netip.AddrPort{}
 }
 
-// LocalRTP returns the address of the call's RTP socket.
-func (c *Call) LocalRTP() netip.AddrPort {
-	return netip.AddrPortFrom(c.p.cfg.LocalIP, c.localPort())
-}
+// LocalRTP returns the RTP address the call's SDP names: its own socket's, or the
+// one Config.MediaAddr gave.
+func (c *Call) LocalRTP() netip.AddrPort { return c.media }
 
 func (c *Call) activeMedia() (*rtpStream, error) {
 	select {

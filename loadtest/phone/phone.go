@@ -46,6 +46,13 @@ type Config struct {
 	// timer does not fire. Nil means true.
 	SendSilence *bool
 
+	// MediaAddr, if set, gives each new call the RTP address its SDP names, and the
+	// phone opens no RTP socket and runs no media for its calls: the caller carries
+	// the media elsewhere (the load tester's shared, batched sockets), reading
+	// Call.RemoteRTP and Call.LocalRTP once the call is answered. SendDTMF, SendTone
+	// and the audio checks of such a call return ErrNotAnswered.
+	MediaAddr func() netip.AddrPort
+
 	// OnInvite, if set, is called for each new incoming INVITE after the phone
 	// has sent 180 Ringing; return true to answer (200 OK with SDP), false to
 	// reject with 486 Busy Here. It runs on the INVITE's goroutine and may
