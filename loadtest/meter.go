@@ -121,7 +121,7 @@ type txState struct {
 	ts0       uint32
 	first     time.Time
 	haveFirst bool
-	spurt     bool // next audio packet starts a talkspurt (marker)
+	spurt     bool               // next audio packet starts a talkspurt (marker)
 	frame     [frameSamples]byte // silence, or StreamOptions.Tone
 	event     [media.DTMFPayloadSize]byte
 	sent      atomic.Int64
