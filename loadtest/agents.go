@@ -66,7 +66,11 @@ func startAgents(ctx context.Context, d *day, sched *media.Scheduler) (*agentPoo
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	for i, id := range cfg.agentIDs() {
 		a := &simAgent{pool: p, id: id, password: cfg.password(id), rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
-		ph, err := phone.New(phone.Config{LocalIP: cfg.LocalIP, Logger: cfg.Logger, Scheduler: sched, OnInvite: a.onInvite})
+		pcfg := phone.Config{LocalIP: cfg.LocalIP, Logger: cfg.Logger, Scheduler: sched, OnInvite: a.onInvite}
+		if d.bridge != nil {
+			pcfg.MediaAddr, pcfg.OnInvite = d.bridge.meter.NextAddr, a.bridgeInvite
+		}
+		ph, err := phone.New(pcfg)
 		if err != nil {
 			p.stop(ctx)
 			return nil, portError("agent "+id+" phone", err)

@@ -240,7 +240,8 @@ type day struct {
 	cfg    DayConfig
 	log    *slog.Logger
 	meter  *dayMeter
-	target string // the called URI
+	target string  // the called URI
+	bridge *bridge // set in a bridge run: agents answer at once and carry media on its meter
 
 	mu      sync.Mutex
 	byCall  map[string]*dayCall // by caller number, for the agents

@@ -180,7 +180,7 @@ type dayMeter struct {
 	active, waiting int
 	setups, waits   []time.Duration // of this second
 	failures        int             // of this second
-	live            map[*phone.Call]bool
+	live            map[audioSource]bool // → counts as an active citizen
 	endedPkts       int
 	endedLost       int
 	lastPkts        int
@@ -189,7 +189,7 @@ type dayMeter struct {
 }
 
 func newDayMeter(start time.Time) *dayMeter {
-	return &dayMeter{start: start, live: map[*phone.Call]bool{}}
+	return &dayMeter{start: start, live: map[audioSource]bool{}}
 }
 
 func (m *dayMeter) setup(d time.Duration) {
@@ -216,40 +216,62 @@ func (m *dayMeter) connected(wait time.Duration) {
 	m.waits = append(m.waits, wait)
 }
 
+// audioSource is what the dayMeter reads a call's received RTP from: the test phone's
+// own media, or a meter Stream.
+type audioSource interface {
+	received() (pkts, lost int)
+}
+
+type phoneAudio struct{ c *phone.Call }
+
+func (a phoneAudio) received() (pkts, lost int) {
+	s := a.c.Audio()
+	return s.Packets, s.Lost
+}
+
+func (s *Stream) received() (pkts, lost int) {
+	st := s.Stats()
+	return int(st.Packets), int(st.Lost)
+}
+
 // addLive counts a call's received RTP from now on; citizen calls count as active.
-func (m *dayMeter) addLive(c *phone.Call, citizen bool) {
+func (m *dayMeter) addLive(c *phone.Call, citizen bool) { m.add(phoneAudio{c}, citizen) }
+
+// endLive folds an ended call's final RTP counts in.
+func (m *dayMeter) endLive(c *phone.Call) { m.end(phoneAudio{c}) }
+
+func (m *dayMeter) add(src audioSource, citizen bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.live[c] = citizen
+	m.live[src] = citizen
 	if citizen {
 		m.active++
 	}
 }
 
-// endLive folds an ended call's final RTP counts in.
-func (m *dayMeter) endLive(c *phone.Call) {
-	a := c.Audio()
+func (m *dayMeter) end(src audioSource) {
+	pkts, lost := src.received()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	citizen, ok := m.live[c]
+	citizen, ok := m.live[src]
 	if !ok {
 		return
 	}
-	delete(m.live, c)
+	delete(m.live, src)
 	if citizen {
 		m.active--
 	}
-	m.endedPkts += a.Packets
-	m.endedLost += a.Lost
+	m.endedPkts += pkts
+	m.endedLost += lost
 }
 
 // totals returns the RTP received and lost so far by all calls (m.mu held).
 func (m *dayMeter) totals() (pkts, lost int) {
 	pkts, lost = m.endedPkts, m.endedLost
-	for c := range m.live {
-		a := c.Audio()
-		pkts += a.Packets
-		lost += a.Lost
+	for src := range m.live {
+		p, l := src.received()
+		pkts += p
+		lost += l
 	}
 	return pkts, lost
 }

@@ -1,0 +1,100 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A bridge run against the real server: 16 citizens through the menu to 16 agents, all
+// pairs held together with each side's tone checked at the other; no loss on loopback,
+// and the ground truth agrees with the server's records.
+func TestRunBridgeAgainstServer(t *testing.T) {
+	t.Parallel()
+	h := startDayServer(t, "58000-59998")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound: RunBridge stops by itself
+	defer cancel()
+	var mu sync.Mutex
+	var progress []Sample
+	rep, truth, err := RunBridge(ctx, BridgeConfig{
+		Target: h.SIP, API: "http://" + h.HTTP, Metrics: h.MetricsURL(),
+		Pairs: 16, Rate: 16, Hold: 3 * time.Second, Seed: 3,
+	}, func(s Sample) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress = append(progress, s)
+	})
+	if err != nil {
+		t.Fatalf("RunBridge: %v", err)
+	}
+	var out bytes.Buffer
+	rep.WriteText(&out)
+	t.Logf("report:\n%s", out.String())
+	if rep.Bridged != 16 || rep.PeakBridged != 16 || rep.Failed != 0 || rep.AudioPassed != 16 {
+		t.Fatalf("bridged %d, %d up together, failed %d %v, audio passed %d: want all 16", rep.Bridged, rep.PeakBridged, rep.Failed, rep.FailReasons, rep.AudioPassed)
+	}
+	if rep.HeldFor < Dur(3*time.Second) || rep.TesterCores <= 0 || rep.ServerCores <= 0 || rep.ServerRSS <= 0 {
+		t.Errorf("held %s, tester %.3f cores, server %.3f cores, RSS %d: want the hold and both CPUs measured", rep.HeldFor, rep.TesterCores, rep.ServerCores, rep.ServerRSS)
+	}
+	// Each leg carried at least the hold's worth of packets: 3 s at 50 packets/s, 32 legs.
+	if rep.RTPPackets < 32*150 || rep.LossPercent > 0.1 {
+		t.Errorf("%d RTP packets, %.3f%% lost", rep.RTPPackets, rep.LossPercent)
+	}
+	if !rep.Passed() {
+		t.Errorf("the report did not pass:\n%s", out.String())
+	}
+	agents := map[string]bool{}
+	for _, c := range truth.Calls {
+		if c.Outcome != OutcomeAnswered || c.AudioOK == nil || !*c.AudioOK || c.Agent == "" || c.HungUpBy != ByCaller || c.Talk < Dur(3*time.Second) {
+			t.Errorf("call %+v: want answered by an agent, audio both ways, hung up by the caller after the hold", c)
+		}
+		if agents[c.Agent] {
+			t.Errorf("agent %s answered two calls", c.Agent)
+		}
+		agents[c.Agent] = true
+	}
+	recs := serverRecords(t, h, truth)
+	for _, c := range truth.Calls {
+		if r := recs[c.SIPCallID]; r.Disposition != OutcomeAnswered || r.Agent != c.Agent || r.Caller != c.Caller {
+			t.Errorf("call %s: the server has %s by %q from %s; the truth answered by %q from %s", c.SIPCallID, r.Disposition, r.Agent, r.Caller, c.Agent, c.Caller)
+		}
+	}
+	cmp, err := Compare(context.Background(), truth, "http://"+h.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	cmp.WriteText(&b)
+	for _, m := range cmp.Mismatches {
+		if m.Field != FieldWait && m.Field != FieldTalk { // times: logged only, as in the day test
+			t.Errorf("compare: %+v\n%s", m, b.String())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(progress) < 3 || len(progress) != len(rep.Samples) {
+		t.Errorf("%d progress samples, %d in the report", len(progress), len(rep.Samples))
+	}
+}
+
+// A bridge run needs no server to check its settings.
+func TestBridgeConfigRefusals(t *testing.T) {
+	for name, cfg := range map[string]BridgeConfig{
+		"no pairs":     {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Rate: 1},
+		"no rate":      {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Pairs: 1},
+		"no API":       {Target: "127.0.0.1:5060", Pairs: 1, Rate: 1},
+		"codec":        {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1, Codec: "G729"},
+		"loss":         {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1, MaxLoss: 2},
+		"bad target":   {Target: "somewhere", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1},
+		"remote":       {Target: "192.0.2.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1},
+		"remote stats": {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Metrics: "http://192.0.2.1/metrics", Pairs: 1, Rate: 1},
+	} {
+		_, _, err := RunBridge(context.Background(), cfg, nil)
+		if !errors.Is(err, ErrConfig) && !errors.Is(err, ErrNotLoopback) {
+			t.Errorf("%s: %v, want ErrConfig or ErrNotLoopback", name, err)
+		}
+	}
+}
