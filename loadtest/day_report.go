@@ -178,8 +178,8 @@ type dayMeter struct {
 
 	mu              sync.Mutex
 	active, waiting int
-	setups, waits   []time.Duration // of this second
-	failures        int             // of this second
+	setups, waits   []time.Duration      // of this second
+	failures        int                  // of this second
 	live            map[audioSource]bool // → counts as an active citizen
 	endedPkts       int
 	endedLost       int
