@@ -14,7 +14,7 @@ import (
 // and the ground truth agrees with the server's records.
 func TestRunBridgeAgainstServer(t *testing.T) {
 	t.Parallel()
-	h := startDayServer(t, "58000-59998")
+	h := startDayServer(t, "60000-61998")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound: RunBridge stops by itself
 	defer cancel()
 	var mu sync.Mutex

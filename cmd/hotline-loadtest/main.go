@@ -42,12 +42,14 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: hotline-loadtest ivr|setup|day|compare [flags]   (loopback targets only)
+const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare [flags]   (loopback targets only)
 
   ivr      concurrent IVR calls: RTP loss, jitter, setup time, server lateness, CPU, RSS per call
   setup    call setups per second with SIPp, ramped until failures pass --max-fail
   day      citizens and agents together through the IVR and the ACD: answer rate, waits, audio
            both ways, ratings; --truth FILE (every call), --html FILE (plots)
+  bridge   N caller↔agent pairs through the IVR and the ACD, all held together, audio checked
+           both ways on every pair: end-to-end bridged capacity, loss, jitter, CPU of both sides
   compare  --truth FILE --api URL: the truth against the server's records and report
 
 Run "hotline-loadtest ivr -h" or "hotline-loadtest setup -h" for the flags.
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runSetup(ctx, args[1:], stdout, stderr)
 	case "day":
 		return runDay(ctx, args[1:], stdout, stderr)
+	case "bridge":
+		return runBridge(ctx, args[1:], stdout, stderr)
 	case "compare":
 		return runCompare(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hotline12345/hotline/loadtest"
+)
+
+// runBridge is `hotline-loadtest bridge`: N caller↔agent pairs through the real IVR and
+// ACD, all held together with audio checked both ways on every pair.
+func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
+	target := fs.String("target", "127.0.0.1:5060", "the server's SIP address")
+	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API (agents go ready through it)")
+	metrics := fs.String("metrics", "", "the server's /metrics URL for its CPU and RSS while held (default: --api + /metrics; \"-\": none)")
+	localIP := fs.String("local-ip", "127.0.0.1", "the tester's address (its SDP and SIP Contact); a non-loopback address allows a non-loopback target")
+	agents := fs.Int("agents", 10, "pairs: simulated agents (ids from --agent-start, password agent<id>) and as many citizens")
+	agentStart := fs.String("agent-start", loadtest.DefaultAgentStart, "first agent id")
+	rate := fs.Float64("rate", 10, "new citizens per second, evenly spaced")
+	hold := fs.Duration("duration", loadtest.DefaultBridgeHold, "how long all pairs are held together once the last is bridged")
+	digit := fs.String("digit", "1", "the menu key to the agents' queue")
+	codec := fs.String("codec", "PCMA", "PCMA or PCMU")
+	maxLoss := fs.Float64("max-loss", loadtest.DefaultMaxLoss, "the highest RTP loss ratio that passes (0.001 = 0.1%)")
+	sockets := fs.Int("sockets", loadtest.DefaultMeterSockets, "the tester's shared RTP sockets")
+	maxRate := fs.Float64("max-rate", defaultMaxRate, "refuse a --rate above this (raise it on purpose for a big run)")
+	maxCalls := fs.Int("max-calls", defaultMaxCalls, "refuse more pairs than this (raise it on purpose for a big run)")
+	seed := fs.Uint64("seed", 1, "random seed (the callers' numbers)")
+	truthFile := fs.String("truth", "", "write the ground truth (every simulated call) to this JSON file")
+	htmlFile := fs.String("html", "", "write an HTML report with plots to this file")
+	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the load tester to this file")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	switch {
+	case *rate > *maxRate:
+		return fail(stderr, "bridge", fmt.Errorf("%w: --rate %g is above --max-rate %g; raise --max-rate if you mean it", loadtest.ErrConfig, *rate, *maxRate))
+	case *agents > *maxCalls:
+		return fail(stderr, "bridge", fmt.Errorf("%w: --agents %d pairs is above --max-calls %d; raise --max-calls if you mean it", loadtest.ErrConfig, *agents, *maxCalls))
+	}
+	lip, err := netip.ParseAddr(*localIP)
+	if err != nil {
+		return fail(stderr, "bridge", fmt.Errorf("%w: --local-ip %q: want an IP address", loadtest.ErrConfig, *localIP))
+	}
+	api := strings.TrimSuffix(*apiURL, "/")
+	switch *metrics {
+	case "":
+		*metrics = api + "/metrics"
+	case "-":
+		*metrics = ""
+	}
+	stopProfile, err := startProfile(*cpuprofile)
+	if err != nil {
+		return fail(stderr, "bridge", err)
+	}
+	cfg := loadtest.BridgeConfig{
+		Target: *target, API: api, Metrics: *metrics, LocalIP: lip, AllowRemote: !lip.IsLoopback(),
+		Pairs: *agents, AgentStart: *agentStart, Digit: *digit, Codec: strings.ToUpper(*codec),
+		Rate: *rate, Hold: *hold, MaxLoss: *maxLoss, MeterSockets: *sockets, Seed: *seed,
+	}
+	bar := newProgress(stderr, *agents, *quiet)
+	rep, truth, err := loadtest.RunBridge(ctx, cfg, bar.update)
+	bar.finish()
+	stopProfile()
+	if rep == nil {
+		return fail(stderr, "bridge", err)
+	}
+	if *truthFile != "" && truth != nil {
+		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
+			fmt.Fprintf(stderr, "hotline-loadtest bridge: truth: %v\n", werr)
+		}
+	}
+	if *htmlFile != "" {
+		if werr := writeHTML(*htmlFile, "hotline-loadtest bridge", "bridge", rep.Target, rep.Started, rep.Samples, rep.WriteText); werr != nil {
+			fmt.Fprintf(stderr, "hotline-loadtest bridge: html: %v\n", werr)
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		rep.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hotline-loadtest bridge: %v (partial results above)\n", err)
+		return 1
+	}
+	if !rep.Passed() {
+		return 1
+	}
+	return 0
+}
+
+// writeHTML writes a run's HTML report: the final table's rows and the plots of its samples.
+func writeHTML(path, title, scenario, target string, started time.Time, samples []loadtest.Sample, table func(io.Writer) error) error {
+	var t bytes.Buffer
+	if err := table(&t); err != nil {
+		return err
+	}
+	var rows [][2]string
+	for line := range strings.SplitSeq(strings.TrimRight(t.String(), "\n"), "\n") {
+		k, v, _ := strings.Cut(line, "  ")
+		rows = append(rows, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
+	}
+	var b bytes.Buffer
+	if err := loadtest.WriteHTMLReport(&b, loadtest.HTMLReport{
+		Title: title, Scenario: scenario, Target: target, Started: started, Samples: samples, Summary: rows,
+	}); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}

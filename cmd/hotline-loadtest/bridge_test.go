@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotline12345/hotline/loadtest"
+)
+
+// The bridge command against a real server: every pair bridged with audio both ways, the
+// JSON report, the truth and the HTML report written, and compare agreeing.
+func TestBridgeCommandThenCompare(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin, err := loadtest.BuildHotlined(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join("..", "..", "configs", "hotline.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.NewReplacer("    wrap_up: 10s ", "    wrap_up: 1s ", "announce_frequency: 60s", "announce_frequency: 0s").Replace(string(conf))
+	h, err := loadtest.StartHotlined(bin, yaml, dir, "62000-63998", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	truth, html := filepath.Join(dir, "bridge.json"), filepath.Join(dir, "bridge.html")
+	code, stdout, stderr := runCmd("bridge", "--target", h.SIP, "--api", "http://"+h.HTTP, "--agents", "8",
+		"--rate", "8", "--duration", "2s", "--truth", truth, "--html", html, "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("bridge: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var rep loadtest.BridgeReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("JSON report: %v\n%s", err, stdout)
+	}
+	if rep.Bridged != 8 || rep.PeakBridged != 8 || rep.AudioPassed != 8 || rep.ServerCores <= 0 {
+		t.Errorf("report %+v: want 8 pairs up together with audio both ways, server CPU from /metrics", rep)
+	}
+	page, err := os.ReadFile(html)
+	if err != nil || strings.Count(string(page), "<svg") < 4 || !strings.Contains(string(page), "bridged") {
+		t.Fatalf("HTML report: %v, %d plots", err, strings.Count(string(page), "<svg"))
+	}
+	code, stdout, stderr = runCmd("compare", "--truth", truth, "--api", "http://"+h.HTTP)
+	if code == 2 || !strings.Contains(stdout, "compare: ") {
+		t.Fatalf("compare: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for line := range strings.SplitSeq(stdout, "\n") {
+		if f := strings.Fields(line); strings.HasPrefix(line, "MISMATCH") && !(len(f) >= 3 && (f[2] == "wait:" || f[2] == "talk:")) {
+			t.Errorf("compare: %s", line)
+		}
+	}
+
+	// Above the safety limits nothing is dialled.
+	for _, args := range [][]string{
+		{"bridge", "--target", h.SIP, "--agents", "2000"},
+		{"bridge", "--target", h.SIP, "--rate", "500"},
+		{"bridge", "--target", h.SIP, "--codec", "G729"},
+		{"bridge", "--target", "192.0.2.1:5060"},
+	} {
+		if code, _, stderr := runCmd(args...); code != 2 || stderr == "" {
+			t.Errorf("%v: exit %d, %q; want 2 with a message", args, code, stderr)
+		}
+	}
+}
