@@ -54,8 +54,17 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "day", err)
 	}
+	// Checked here, not only by RunDay, so that the message names the flag.
+	if _, err := loadtest.LoopbackAddrPort(*target); err != nil {
+		return fail(stderr, "day", fmt.Errorf("--target: %w", err))
+	}
+	if _, err := strconv.ParseUint(*agentStart, 10, 32); err != nil {
+		return fail(stderr, "day", fmt.Errorf("%w: --agent-start %q: want a number", loadtest.ErrConfig, *agentStart))
+	}
 	expected := int(*rate*duration.Seconds() + 0.5)
 	switch {
+	case *maxCalls < 1 || *maxCalls > loadtest.MaxCalls:
+		return fail(stderr, "day", fmt.Errorf("%w: --max-calls %d: want 1-%d", loadtest.ErrConfig, *maxCalls, loadtest.MaxCalls))
 	case *rate > *maxRate:
 		return fail(stderr, "day", fmt.Errorf("%w: --rate %g is above --max-rate %g; raise --max-rate if you mean it", loadtest.ErrConfig, *rate, *maxRate))
 	case expected > *maxCalls:
@@ -69,10 +78,10 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	bar := newProgress(stderr, expected, *quiet)
 	rep, truth, err := loadtest.RunDay(ctx, cfg, bar.update)
-	bar.finish()
-	if rep == nil {
+	if rep == nil { // an invalid configuration: no run, and no bar drawn
 		return fail(stderr, "day", err)
 	}
+	bar.finish()
 	if *truthFile != "" && truth != nil {
 		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
 			fmt.Fprintf(stderr, "hotline-loadtest day: truth: %v\n", werr)

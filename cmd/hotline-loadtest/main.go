@@ -94,13 +94,19 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the load tester (client side only) to this file")
 }
 
-// parse parses the flags and reports usage errors on stderr.
+// parse parses the flags and reports usage errors on stderr in one line (the flag
+// list, which would bury the error, only for -h).
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, 0
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stderr, "usage of hotline-loadtest %s:\n", fs.Name())
+		fs.PrintDefaults()
+		return false, 0
+	case err != nil:
+		fmt.Fprintf(stderr, "hotline-loadtest %s: %v (-h lists the flags)\n", fs.Name(), err)
 		return false, 2
 	}
 	if fs.NArg() > 0 {
