@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hotline12345/hotline/media"
@@ -55,13 +56,15 @@ type RTPStats struct {
 func (s RTPStats) Expected() int64 { return s.Packets + s.Lost }
 
 // Meter sends and receives the RTP of many calls over a few shared UDP
-// sockets: one reader goroutine per socket takes up to 64 datagrams per
-// system call (recvmmsg), stamped by the kernel on arrival (SO_TIMESTAMPNS, so
-// that the reader's own delay does not count as jitter), and demultiplexes them
-// by the sender's address; a media.Scheduler (the server's pacing wheel, one
-// shard) ticks every stream on drift-free deadlines (t0 + n·20 ms), streams
-// spread over 1 ms slots, and each slot's packets leave together, one sendmmsg
-// per socket. This is what makes the load tester cheaper than the server it
+// sockets, all on one goroutine: a media.Scheduler (the server's pacing wheel,
+// one shard) ticks every stream on drift-free deadlines (t0 + n·20 ms), streams
+// spread over 1 ms slots; after each slot its packets leave together, one
+// sendmmsg per socket, and then whatever the sockets received is taken without
+// waiting, up to 64 datagrams per recvmmsg, and demultiplexed by the sender's
+// address. Each datagram carries the kernel's arrival stamp (SO_TIMESTAMPNS),
+// so reading it up to a millisecond later does not count as jitter. No reader
+// goroutines and no wake-up per packet: at most a thousand wake-ups a second
+// whatever the load, which is what keeps the tester cheaper than the server it
 // measures.
 type Meter struct {
 	ip    netip.Addr
@@ -71,7 +74,6 @@ type Meter struct {
 	sched *media.Scheduler
 
 	closeMu sync.Once
-	wg      sync.WaitGroup
 }
 
 type meterSocket struct {
@@ -82,7 +84,9 @@ type meterSocket struct {
 	strangers atomic.Uint64
 	garbage   atomic.Uint64
 
-	// The packets this slot's ticks queued; owned by the scheduler's one shard goroutine.
+	// The packets this slot's ticks queued, and the receive buffers; owned by the
+	// scheduler's one shard goroutine.
+	in     [meterBatch]ipv4.Message
 	out    [meterBatch]ipv4.Message
 	outBy  [meterBatch]*Stream
 	outBuf [meterBatch][rtpHeaderLen + frameSamples]byte
@@ -169,18 +173,15 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 		stampArrivals(conn)
 		for i := range s.out {
 			s.out[i].Buffers = make([][]byte, 1)
+			s.in[i].Buffers = [][]byte{make([]byte, 2048)}
+			s.in[i].OOB = make([]byte, stampOOBLen)
 		}
 		m.socks = append(m.socks, s)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.read(s)
-		}()
 	}
 	return m, nil
 }
 
-// Close stops the pacer and the readers and closes the sockets.
+// Close stops the pacer and closes the sockets.
 func (m *Meter) Close() {
 	m.closeMu.Do(func() {
 		m.sched.Close()
@@ -188,7 +189,6 @@ func (m *Meter) Close() {
 			s.conn.Close()
 		}
 	})
-	m.wg.Wait()
 }
 
 // StreamOptions is a stream's audio beyond silence, and the socket it uses.
@@ -394,10 +394,14 @@ func (s *Stream) tick(deadline time.Time) {
 	}
 }
 
-// flush sends every socket's queued packets (the scheduler's AfterSlot).
+// flush sends every socket's queued packets, then takes what they received (the
+// scheduler's AfterSlot, after every slot with streams).
 func (m *Meter) flush() {
 	for _, s := range m.socks {
 		s.flush()
+	}
+	for _, s := range m.socks {
+		m.drain(s)
 	}
 }
 
@@ -422,26 +426,22 @@ func (s *meterSocket) flush() {
 	s.queued = 0
 }
 
-// read is a socket's reader loop: up to meterBatch datagrams per system call, each
-// accounted to the stream whose remote address sent it at its kernel arrival time.
-func (m *Meter) read(sock *meterSocket) {
-	var msgs [meterBatch]ipv4.Message
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{make([]byte, 2048)}
-		msgs[i].OOB = make([]byte, stampOOBLen)
-	}
-	var h rtp.Header // reused: parsing allocates nothing
+// drain accounts every datagram waiting on the socket, up to meterBatch per system call,
+// without blocking, each to the stream whose remote address sent it at its kernel
+// arrival time.
+func (m *Meter) drain(sock *meterSocket) {
+	var h rtp.Header // parsing into it allocates nothing
+	now := time.Duration(-1)
 	for {
-		n, err := sock.pc.ReadBatch(msgs[:], 0)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+		n, err := sock.pc.ReadBatch(sock.in[:], syscall.MSG_DONTWAIT)
+		if err != nil || n == 0 {
+			return // EAGAIN: nothing more; a closed socket: the meter is closing
 		}
-		now := time.Since(m.epoch)
-		for i := range msgs[:n] {
-			msg := &msgs[i]
+		if now < 0 {
+			now = time.Since(m.epoch)
+		}
+		for i := range sock.in[:n] {
+			msg := &sock.in[i]
 			arrival := now
 			if at, ok := arrivalStamp(msg.OOB[:msg.NN]); ok {
 				arrival = at.Sub(m.epoch)
@@ -452,6 +452,9 @@ func (m *Meter) read(sock *meterSocket) {
 			}
 			from := ua.AddrPort()
 			sock.account(&h, msg.Buffers[0][:msg.N], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), arrival)
+		}
+		if n < meterBatch {
+			return
 		}
 	}
 }
