@@ -379,6 +379,7 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	defer dcancel()
 	c, err := p.DialAsync(dctx, d.target, dc.plan.caller)
 	if err != nil {
+		tc.Ended = time.Now().UTC()
 		fail(ByCaller, "dial: "+err.Error())
 		if isPortExhausted(err) {
 			return portError("citizen call", err)

@@ -175,6 +175,7 @@ func (d *day) citizen(ctx context.Context, p *phone.Phone, dc *dayCall) error {
 	defer dcancel()
 	c, err := p.DialAsync(dctx, d.target, plan.caller)
 	if err != nil {
+		tc.Ended = time.Now().UTC()
 		d.failed(tc, ByCaller, "dial: "+err.Error())
 		if isPortExhausted(err) {
 			return portError("citizen call", err)

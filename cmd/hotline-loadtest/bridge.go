@@ -34,6 +34,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	maxRate := fs.Float64("max-rate", defaultMaxRate, "refuse a --rate above this (raise it on purpose for a big run)")
 	maxCalls := fs.Int("max-calls", defaultMaxCalls, "refuse more pairs than this (raise it on purpose for a big run)")
 	seed := fs.Uint64("seed", 1, "random seed (the callers' numbers)")
+	setupTimeout := fs.Duration("setup-timeout", loadtest.DefaultSetupTimeout, "the longest wait for an answer to an INVITE or REGISTER, or the API")
 	truthFile := fs.String("truth", "", "write the ground truth (every simulated call) to this JSON file")
 	htmlFile := fs.String("html", "", "write an HTML report with plots to this file")
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
@@ -66,11 +67,11 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cfg := loadtest.BridgeConfig{
 		Target: *target, API: api, Metrics: *metrics, LocalIP: lip, AllowRemote: !lip.IsLoopback(),
 		Pairs: *agents, AgentStart: *agentStart, Digit: *digit, Codec: strings.ToUpper(*codec),
-		Rate: *rate, Hold: *hold, MaxLoss: *maxLoss, MeterSockets: *sockets, Seed: *seed,
+		Rate: *rate, Hold: *hold, MaxLoss: *maxLoss, MeterSockets: *sockets, Seed: *seed, SetupTimeout: *setupTimeout,
 	}
 	bar := newProgress(stderr, *agents, *quiet)
 	rep, truth, err := loadtest.RunBridge(ctx, cfg, bar.update)
-	bar.finish()
+	bar.end(err)
 	stopProfile()
 	if rep == nil {
 		return fail(stderr, "bridge", err)

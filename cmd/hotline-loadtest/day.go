@@ -43,6 +43,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rateShare := fs.Float64("rate-share", 0.8, "share of citizens who rate the agent after the call")
 	agentHangup := fs.Float64("agent-hangup-share", 0.7, "share of calls the agent ends")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed, the same day)")
+	setupTimeout := fs.Duration("setup-timeout", loadtest.DefaultSetupTimeout, "the longest wait for an answer to an INVITE or REGISTER, or the API")
 	truthFile := fs.String("truth", "", "write the ground truth (every simulated call) to this JSON file")
 	htmlFile := fs.String("html", "", "write an HTML report with plots to this file")
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
@@ -74,14 +75,14 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Target: *target, API: strings.TrimSuffix(*apiURL, "/"), Agents: *agents, AgentStart: *agentStart,
 		Rate: *rate, Duration: *duration, MaxCalls: *maxCalls, Mix: weights, InfoShare: *infoShare,
 		NoAnswerShare: *noAnswer, RateShare: *rateShare, HangupByAgentShare: *agentHangup,
-		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed,
+		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed, SetupTimeout: *setupTimeout,
 	}
 	bar := newProgress(stderr, expected, *quiet)
 	rep, truth, err := loadtest.RunDay(ctx, cfg, bar.update)
 	if rep == nil { // an invalid configuration: no run, and no bar drawn
 		return fail(stderr, "day", err)
 	}
-	bar.finish()
+	bar.end(err)
 	if *truthFile != "" && truth != nil {
 		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
 			fmt.Fprintf(stderr, "hotline-loadtest day: truth: %v\n", werr)

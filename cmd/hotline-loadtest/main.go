@@ -50,6 +50,9 @@ const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare [flag
            both ways, ratings; --truth FILE (every call), --html FILE (plots)
   bridge   N caller↔agent pairs through the IVR and the ACD, all held together, audio checked
            both ways on every pair: end-to-end bridged capacity, loss, jitter, CPU of both sides
+  survey   the citizens at the far end of an outbound trunk (云回访): busy, no answer, answers with
+           keys by RFC 4733 or INFO; --targets N runs a campaign through --api and checks its counts
+           and records against the truth, --duration D just takes calls; --truth FILE
   compare  --truth FILE --api URL: the truth against the server's records and report
 
 Run "hotline-loadtest ivr -h" or "hotline-loadtest setup -h" for the flags.
@@ -71,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDay(ctx, args[1:], stdout, stderr)
 	case "bridge":
 		return runBridge(ctx, args[1:], stdout, stderr)
+	case "survey":
+		return runSurvey(ctx, args[1:], stdout, stderr)
 	case "compare":
 		return runCompare(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

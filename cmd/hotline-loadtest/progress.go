@@ -52,9 +52,20 @@ func describe(s loadtest.Sample, failures int) string {
 		s.Active, s.Waiting, failures, s.LossPercent, s.SetupP99)
 }
 
-// finish closes the bar.
+// finish closes the bar, filled.
 func (p *progress) finish() {
 	if p.bar != nil {
 		p.bar.Finish()
+	}
+}
+
+// end closes the bar: filled when the run completed (err nil), else left where it stopped.
+func (p *progress) end(err error) {
+	switch {
+	case p.bar == nil:
+	case err == nil:
+		p.bar.Finish()
+	default:
+		p.bar.Exit()
 	}
 }
