@@ -438,7 +438,7 @@ func (m *Meter) drain(sock *meterSocket) {
 			return // EAGAIN: nothing more; a closed socket: the meter is closing
 		}
 		if now < 0 {
-			now = time.Since(m.epoch)
+			now = time.Now().Round(0).Sub(m.epoch) // wall clock, as the kernel stamps are
 		}
 		for i := range sock.in[:n] {
 			msg := &sock.in[i]

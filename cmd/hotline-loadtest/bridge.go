@@ -40,7 +40,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the load tester to this file")
-	if ok, code := parse(fs, args, stderr); !ok {
+	if ok, code := parseWithScenario(fs, args, stderr); !ok {
 		return code
 	}
 	switch {

@@ -59,6 +59,17 @@ func TestBridgeCommandThenCompare(t *testing.T) {
 		}
 	}
 
+	// The same run from a scenario file (hotline-loadtest run FILE), a flag overriding it.
+	sc := filepath.Join(dir, "bridge.yaml")
+	if err := os.WriteFile(sc, []byte("scenario: bridge\ntarget: "+h.SIP+"\napi: http://"+h.HTTP+"\nagents: 4\nrate: 8\nduration: 1s\nquiet: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCmd("run", sc, "--json", "--agents", "3")
+	rep = loadtest.BridgeReport{}
+	if err := json.Unmarshal([]byte(stdout), &rep); code != 0 || err != nil || rep.Bridged != 3 || rep.Hold != loadtest.Dur(time.Second) {
+		t.Errorf("run %s --agents 3: exit %d, %v, report %+v\n%s", sc, code, err, rep, stderr)
+	}
+
 	// Above the safety limits nothing is dialled.
 	for _, args := range [][]string{
 		{"bridge", "--target", h.SIP, "--agents", "2000"},

@@ -48,7 +48,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	htmlFile := fs.String("html", "", "write an HTML report with plots to this file")
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if ok, code := parse(fs, args, stderr); !ok {
+	if ok, code := parseWithScenario(fs, args, stderr); !ok {
 		return code
 	}
 	weights, err := parseMix(*mix)

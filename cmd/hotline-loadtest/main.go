@@ -42,7 +42,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare [flags]   (loopback targets only)
+const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare|run [flags]   (loopback targets only)
 
   ivr      concurrent IVR calls: RTP loss, jitter, setup time, server lateness, CPU, RSS per call
   setup    call setups per second with SIPp, ramped until failures pass --max-fail
@@ -54,6 +54,8 @@ const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare [flag
            keys by RFC 4733 or INFO; --targets N runs a campaign through --api and checks its counts
            and records against the truth, --duration D just takes calls; --truth FILE
   compare  --truth FILE --api URL: the truth against the server's records and report
+  run      FILE [flags]: the day, bridge or survey run a YAML scenario file describes (its keys
+           are the command's flags; flags given here override it); --scenario FILE does the same
 
 Run "hotline-loadtest ivr -h" or "hotline-loadtest setup -h" for the flags.
 `
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBridge(ctx, args[1:], stdout, stderr)
 	case "survey":
 		return runSurvey(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runScenario(ctx, args[1:], stdout, stderr)
 	case "compare":
 		return runCompare(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

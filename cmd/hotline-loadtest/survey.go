@@ -42,7 +42,7 @@ func runSurvey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	truthFile := fs.String("truth", "", "write the ground truth (every call taken) to this JSON file")
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress line")
-	if ok, code := parse(fs, args, stderr); !ok {
+	if ok, code := parseWithScenario(fs, args, stderr); !ok {
 		return code
 	}
 	mix, err := parseMix(*ratingMix)
