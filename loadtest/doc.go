@@ -1,29 +1,32 @@
-// Package loadtest measures what one hotline node carries, on loopback only.
+// Package loadtest measures what one hotline node carries. Every run is bounded in calls
+// and time and stops by itself.
 //
-// Three runs exist, each bounded in calls and time and stopping by itself (RunDay is
-// described in day.go: simulated citizens and agents together through the IVR and the ACD,
-// with the ground truth that Compare holds against the server's records and report):
+//   - RunDay (day.go): a simulated call-center day, citizens and agents together through the
+//     IVR and the ACD, with abandons, ratings and the ground truth that Compare holds against
+//     the server's records and report.
+//   - RunBridge (bridge.go): end-to-end bridged capacity: N citizens through the menu to N
+//     agents, all pairs held together, each side's tone checked at the other on every pair.
+//   - RunSurvey (survey.go): the citizens at the far end of an outbound trunk for the
+//     server's survey campaigns (云回访): busy, no answer, keypad answers, checked against the
+//     campaign's counts and records.
+//   - RunIVR (ivr.go): N concurrent citizens in the IVR, RTP loss, jitter and setup times,
+//     with the server's send lateness, CPU and memory from its /metrics.
+//   - RunSetup (setup.go): call setups per second with SIPp (testdata/sipp/load_setup.xml),
+//     ramped until failures pass a threshold.
 //
-//   - RunIVR places N concurrent citizen calls to the IVR at a given rate with
-//     the Go test phone (package phone) for signalling, holds them all together
-//     for a while, optionally presses digits, and measures what each citizen
-//     hears: RTP packets, loss from sequence gaps and RFC 3550 interarrival
-//     jitter, plus call-setup times. It scrapes the server's /metrics before,
-//     at and after full load for its own view: send lateness, CPU and memory.
-//   - RunSetup drives SIPp (testdata/sipp/load_setup.xml) at one or more call
-//     rates (INVITE → 200 → ACK → BYE) until failures pass a threshold, and
-//     reports achieved rate, failures and INVITE→200 percentiles.
+// The Go test phone (package phone) does the signalling. Media of the ivr and bridge runs
+// is carried by a Meter rather than by a socket per call: a few shared UDP sockets named in
+// every call's SDP (phone.Config.MediaAddr) and one goroutine, the server's own pacing wheel
+// (media.Scheduler), that sends every stream's 20 ms frame on drift-free deadlines, all of a
+// 1 ms slot in one sendmmsg per socket, and then takes what arrived with recvmmsg without
+// waiting, each datagram stamped by the kernel on arrival (SO_TIMESTAMPNS) so that loss and
+// RFC 3550 jitter are the network's and the server's, not the tester's. At most a thousand
+// wake-ups a second at any load: the tester stays cheaper than the server it measures on the
+// same machine. The day run keeps the phone's own media per call (it listens for prompts).
 //
-// Media is measured by a Meter rather than by the phone's own per-call RTP
-// sockets: a few shared UDP sockets, one reader each, and one pacing goroutine
-// (a media.Scheduler, the server's own pacing wheel) that sends every call's
-// caller audio (G.711 silence, RFC 4733 digits by media.DTMFSender) on
-// drift-free 20 ms deadlines. The server does symmetric RTP (it latches to the
-// source of the caller's first packet, as it must behind NAT), so it sends each
-// call's audio to the meter. This keeps the load tester's own cost per call
-// small on the same machine as the server: no socket and no reader goroutine
-// per call.
-//
-// Every address involved must be a loopback address (127.0.0.0/8 or ::1):
-// the load tester refuses any other target.
+// Targets, APIs and local addresses must be loopback (127.0.0.0/8 or ::1) unless the run
+// allows a remote target explicitly (DayConfig.AllowRemote, BridgeConfig.AllowRemote: the
+// command line allows it when --local-ip is not loopback); the command line also refuses a
+// rate or a call count above --max-rate and --max-calls, so that a typo cannot flood a
+// production SBC.
 package loadtest

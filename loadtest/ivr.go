@@ -215,11 +215,11 @@ func RunIVR(ctx context.Context, cfg IVRConfig) (*IVRReport, error) {
 		phoneSched.Close()
 	}()
 	for range nPhones {
-		// The phone does the signalling; the meter carries the media, so the
-		// phone sends no RTP of its own (SendSilence false) and no digits.
+		// The phone does the signalling; the meter carries the media: the SDP names a
+		// meter socket and the phone opens no RTP socket of its own (MediaAddr).
 		p, err := phone.New(phone.Config{
 			LocalIP: cfg.LocalIP, Codecs: []uint8{codec}, SendSilence: phone.Bool(false), Logger: cfg.Logger,
-			Scheduler: phoneSched,
+			Scheduler: phoneSched, MediaAddr: meter.NextAddr,
 		})
 		if err != nil {
 			return nil, err
@@ -400,7 +400,7 @@ func runCitizen(ctx context.Context, r *citizen, a citizenArgs) {
 	if !ok {
 		pt = 0
 	}
-	s, err := a.meter.Add(c.RemoteRTP(), c.Codec(), pt)
+	s, err := a.meter.AddStream(c.RemoteRTP(), c.Codec(), pt, StreamOptions{Local: c.LocalRTP()})
 	if err != nil {
 		r.err = err
 		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), hangupTimeout)
