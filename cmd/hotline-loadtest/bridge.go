@@ -49,9 +49,9 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case *agents > *maxCalls:
 		return fail(stderr, "bridge", fmt.Errorf("%w: --agents %d pairs is above --max-calls %d; raise --max-calls if you mean it", loadtest.ErrConfig, *agents, *maxCalls))
 	}
-	lip, err := netip.ParseAddr(*localIP)
+	lip, err := checkTarget(*target, *localIP)
 	if err != nil {
-		return fail(stderr, "bridge", fmt.Errorf("%w: --local-ip %q: want an IP address", loadtest.ErrConfig, *localIP))
+		return fail(stderr, "bridge", err)
 	}
 	api := strings.TrimSuffix(*apiURL, "/")
 	switch *metrics {
@@ -121,4 +121,24 @@ func writeHTML(path, title, scenario, target string, started time.Time, samples 
 		return err
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// checkTarget checks --local-ip and --target: a target off loopback only from a local
+// address off loopback, that is from a tester deliberately placed on a network (a second
+// machine facing the server), never by a typo in --target alone.
+func checkTarget(target, localIP string) (netip.Addr, error) {
+	lip, err := netip.ParseAddr(localIP)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%w: --local-ip %q: want an IP address", loadtest.ErrConfig, localIP)
+	}
+	if lip.IsLoopback() {
+		if _, err := loadtest.LoopbackAddrPort(target); err != nil {
+			return netip.Addr{}, fmt.Errorf("--target: %w (a target off loopback needs --local-ip, the tester's address on that network)", err)
+		}
+		return lip, nil
+	}
+	if ap, err := netip.ParseAddrPort(target); err != nil || ap.Port() == 0 {
+		return netip.Addr{}, fmt.Errorf("%w: --target %q: want IP:PORT", loadtest.ErrConfig, target)
+	}
+	return lip, nil
 }

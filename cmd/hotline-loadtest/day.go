@@ -26,7 +26,8 @@ const (
 // IVR and ACD, with ground truth, a final table, JSON and an HTML report.
 func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("day", flag.ContinueOnError)
-	target := fs.String("target", "127.0.0.1:5060", "the server's SIP address (loopback only)")
+	target := fs.String("target", "127.0.0.1:5060", "the server's SIP address")
+	localIP := fs.String("local-ip", "127.0.0.1", "the tester's address (its SDP and SIP Contact); a non-loopback address allows a non-loopback target")
 	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API (agents go ready through it)")
 	agents := fs.Int("agents", 10, "simulated agents (ids from --agent-start, password agent<id>)")
 	agentStart := fs.String("agent-start", loadtest.DefaultAgentStart, "first agent id")
@@ -56,8 +57,9 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "day", err)
 	}
 	// Checked here, not only by RunDay, so that the message names the flag.
-	if _, err := loadtest.LoopbackAddrPort(*target); err != nil {
-		return fail(stderr, "day", fmt.Errorf("--target: %w", err))
+	lip, err := checkTarget(*target, *localIP)
+	if err != nil {
+		return fail(stderr, "day", err)
 	}
 	if _, err := strconv.ParseUint(*agentStart, 10, 32); err != nil {
 		return fail(stderr, "day", fmt.Errorf("%w: --agent-start %q: want a number", loadtest.ErrConfig, *agentStart))
@@ -73,6 +75,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := loadtest.DayConfig{
 		Target: *target, API: strings.TrimSuffix(*apiURL, "/"), Agents: *agents, AgentStart: *agentStart,
+		LocalIP: lip, AllowRemote: !lip.IsLoopback(),
 		Rate: *rate, Duration: *duration, MaxCalls: *maxCalls, Mix: weights, InfoShare: *infoShare,
 		NoAnswerShare: *noAnswer, RateShare: *rateShare, HangupByAgentShare: *agentHangup,
 		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed, SetupTimeout: *setupTimeout,
