@@ -245,11 +245,13 @@ func (p *agentPool) stop(ctx context.Context) {
 	p.http.CloseIdleConnections()
 }
 
-// noAnswer draws whether the agent lets this ring go unanswered.
-func (a *simAgent) noAnswer() bool {
+// ringPlan draws whether the agent lets this ring go unanswered, or declines it (486).
+func (a *simAgent) ringPlan() (noAnswer, busy bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.rng.Float64() < a.pool.d.cfg.NoAnswerShare
+	x := a.rng.Float64()
+	cfg := &a.pool.d.cfg
+	return x < cfg.NoAnswerShare, x >= cfg.NoAnswerShare && x < cfg.NoAnswerShare+cfg.BusyShare
 }
 
 // onInvite is the agent's phone ringing (phone.Config.OnInvite): answer after the ring
@@ -262,7 +264,7 @@ func (a *simAgent) onInvite(c *phone.Call) bool {
 	defer p.untrack()
 	cfg := &p.d.cfg
 	dc := p.d.lookup(c.From())
-	letRing := a.noAnswer()
+	letRing, busy := a.ringPlan()
 	t := time.NewTimer(cfg.RingDelay)
 	defer t.Stop()
 	select {
@@ -272,6 +274,9 @@ func (a *simAgent) onInvite(c *phone.Call) bool {
 		return false
 	case <-p.ctx.Done():
 		return false
+	}
+	if busy {
+		return false // 486 Busy Here: the ACD rests the agent (shown ready) and offers the caller again
 	}
 	if letRing || (dc != nil && !dc.commit()) {
 		// Ring on until the server gives up (ring timeout: the ACD pauses the agent before it

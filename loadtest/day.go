@@ -85,6 +85,7 @@ type DayConfig struct {
 	Talk               time.Duration      // mean talk time (lognormal, sigma TalkSigma); default DefaultDayTalk
 	RingDelay          time.Duration      // agents answer this long after the ring; default DefaultRingDelay
 	NoAnswerShare      float64            // share of rings agents let go unanswered (they go ready again after)
+	BusyShare          float64            // share of rings agents decline with 486 Busy Here (the ACD rests them a moment)
 	Patience           time.Duration      // mean (exponential) wait after which a queued citizen hangs up; 0: never
 	RateShare          float64            // share of citizens who rate when the agent hangs up first
 	RatingMix          map[string]float64 // rating key → weight; default {"1": 0.8, "2": 0.15, "3": 0.05}
@@ -154,13 +155,13 @@ func (c *DayConfig) validate() error {
 	case c.MaxDuration < 0 || c.Talk < 0 || c.RingDelay < 0 || c.Patience < 0 || c.SetupTimeout < 0 || c.ToneTimeout < 0 || c.CallsPerPhone < 0:
 		return fmt.Errorf("%w: negative setting", ErrConfig)
 	}
-	for name, v := range map[string]float64{"info share": c.InfoShare, "no-answer share": c.NoAnswerShare, "rate share": c.RateShare, "hang-up-by-agent share": c.HangupByAgentShare} {
+	for name, v := range map[string]float64{"info share": c.InfoShare, "no-answer share": c.NoAnswerShare, "busy share": c.BusyShare, "rate share": c.RateShare, "hang-up-by-agent share": c.HangupByAgentShare} {
 		if !(v >= 0 && v <= 1) {
 			return fmt.Errorf("%w: %s %g: want 0-1", ErrConfig, name, v)
 		}
 	}
-	if c.NoAnswerShare == 1 && c.Agents > 0 {
-		return fmt.Errorf("%w: no-answer share 1: no agent would ever answer", ErrConfig)
+	if c.NoAnswerShare+c.BusyShare >= 1 && c.Agents > 0 {
+		return fmt.Errorf("%w: no-answer share %g + busy share %g: no agent would ever answer", ErrConfig, c.NoAnswerShare, c.BusyShare)
 	}
 	if c.Mix == nil {
 		c.Mix = map[string]float64{"1": 1}

@@ -133,7 +133,7 @@ func TestRunDayAgainstServer(t *testing.T) {
 		Target: h.SIP, API: "http://" + h.HTTP, Agents: 4,
 		Rate: 2, Duration: time.Minute, MaxCalls: 20, MaxDuration: 90 * time.Second,
 		Mix: map[string]float64{"1": 0.7, "2": 0.3}, InfoShare: 0.3,
-		Talk: 1500 * time.Millisecond, RingDelay: 200 * time.Millisecond, NoAnswerShare: 0.1,
+		Talk: 1500 * time.Millisecond, RingDelay: 200 * time.Millisecond, NoAnswerShare: 0.1, BusyShare: 0.15,
 		Patience: 20 * time.Second, RateShare: 0.7, HangupByAgentShare: 0.5, Seed: 7,
 	}, func(s Sample) {
 		mu.Lock()
@@ -230,6 +230,24 @@ func TestRunDayAgainstServer(t *testing.T) {
 	}
 	if len(samples) < 10 || len(samples) != len(rep.Samples) || active == 0 || setups != 20 {
 		t.Errorf("%d progress samples (%d in the report), peak active %d, %d setups: want one a second, all 20 setups", len(samples), len(rep.Samples), active, setups)
+	}
+	// The agents' unanswered rings reached the ACD as such: let ring (no-answer) and
+	// declined with 486 (rejected). Events are written behind the calls: poll.
+	reasons := map[string]int{}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var evs struct{ Events []struct{ Data2 string } }
+		dayGetJSON(t, "http://"+h.HTTP+"/api/v1/events?event=RINGNOANSWER&limit=1000", &evs)
+		clear(reasons)
+		for _, e := range evs.Events {
+			reasons[e.Data2]++
+		}
+		if reasons["rejected"] > 0 && reasons["no-answer"] > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("RINGNOANSWER reasons %v: want rejections (busy share) and no-answers", reasons)
+			break
+		}
 	}
 	for id, st := range agentStates(t, h) {
 		if id >= "1001" && id <= "1004" && st != "logged_out" {

@@ -41,6 +41,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	mix := fs.String("mix", "1=0.7,2=0.3", "menu digits and their weights")
 	infoShare := fs.Float64("info-share", 0.2, "share of citizens pressing keys by SIP INFO (the rest RFC 4733)")
 	noAnswer := fs.Float64("no-answer-share", 0, "share of rings an agent lets go unanswered")
+	busyShare := fs.Float64("busy-share", 0, "share of rings an agent declines with 486 Busy Here")
 	rateShare := fs.Float64("rate-share", 0.8, "share of citizens who rate the agent after the call")
 	agentHangup := fs.Float64("agent-hangup-share", 0.7, "share of calls the agent ends")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed, the same day)")
@@ -77,7 +78,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Target: *target, API: strings.TrimSuffix(*apiURL, "/"), Agents: *agents, AgentStart: *agentStart,
 		LocalIP: lip, AllowRemote: !lip.IsLoopback(),
 		Rate: *rate, Duration: *duration, MaxCalls: *maxCalls, Mix: weights, InfoShare: *infoShare,
-		NoAnswerShare: *noAnswer, RateShare: *rateShare, HangupByAgentShare: *agentHangup,
+		NoAnswerShare: *noAnswer, BusyShare: *busyShare, RateShare: *rateShare, HangupByAgentShare: *agentHangup,
 		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed, SetupTimeout: *setupTimeout,
 	}
 	bar := newProgress(stderr, expected, *quiet)
