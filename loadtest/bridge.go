@@ -217,7 +217,7 @@ func RunBridge(ctx context.Context, cfg BridgeConfig, progress func(Sample)) (*B
 		return rep, truth, runErr
 	}
 
-	agents, err := startAgents(runCtx, d, meter.sched)
+	agents, err := startAgents(runCtx, d, nil) // their media is on the meter
 	if err != nil {
 		d.stopped = "agents"
 		return finish(err)

@@ -71,7 +71,9 @@ type Meter struct {
 	epoch time.Time
 	socks []*meterSocket
 	next  atomic.Uint64 // round-robin socket choice
-	sched *media.Scheduler
+	// pacers: one media.Scheduler (one shard, one goroutine) per socketsPerPacer
+	// sockets, which it alone sends on and drains.
+	pacers []*media.Scheduler
 
 	closeMu sync.Once
 }
@@ -79,6 +81,7 @@ type Meter struct {
 type meterSocket struct {
 	conn      *net.UDPConn
 	pc        batchConn
+	pacer     *media.Scheduler
 	mu        sync.RWMutex // guards streams; held for reading while a packet is accounted
 	streams   map[netip.AddrPort]*Stream
 	strangers atomic.Uint64
@@ -147,16 +150,26 @@ type rxState struct {
 	pcm       [frameSamples]int16
 }
 
+// socketsPerPacer is how many sockets one pacing goroutine serves: two pacers for the
+// default four sockets, so that a big run's sends and receives (most of it the kernel's
+// work for each datagram) are not bound to one core.
+const socketsPerPacer = 2
+
 // NewMeter opens sockets shared UDP sockets on ip (0 = DefaultMeterSockets)
-// and starts their readers and the pacing scheduler. Close it when done.
+// and starts their pacers. Close it when done.
 func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 	if sockets <= 0 {
 		sockets = DefaultMeterSockets
 	}
-	// One shard: the sockets' send queues are owned by its goroutine.
-	m := &Meter{ip: ip, epoch: time.Now(), sched: media.NewScheduler(1)}
-	m.sched.AfterSlot(m.flush)
-	for range sockets {
+	m := &Meter{ip: ip, epoch: time.Now()}
+	for i := range sockets {
+		if i%socketsPerPacer == 0 {
+			// One shard each: its sockets' send queues are owned by its goroutine.
+			p := media.NewScheduler(1)
+			first := i
+			p.AfterSlot(func() { m.flush(m.socks[first:min(first+socketsPerPacer, len(m.socks))]) })
+			m.pacers = append(m.pacers, p)
+		}
 		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
 			m.Close()
@@ -164,7 +177,7 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 		}
 		_ = conn.SetReadBuffer(meterReadBuffer) // best effort: capped by the kernel
 		_ = conn.SetWriteBuffer(meterWriteBuffer)
-		s := &meterSocket{conn: conn, streams: map[netip.AddrPort]*Stream{}}
+		s := &meterSocket{conn: conn, pacer: m.pacers[len(m.pacers)-1], streams: map[netip.AddrPort]*Stream{}}
 		if ip.Is4() {
 			s.pc = ipv4.NewPacketConn(conn)
 		} else {
@@ -184,7 +197,9 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 // Close stops the pacer and closes the sockets.
 func (m *Meter) Close() {
 	m.closeMu.Do(func() {
-		m.sched.Close()
+		for _, p := range m.pacers {
+			p.Close()
+		}
 		for _, s := range m.socks {
 			s.conn.Close()
 		}
@@ -264,7 +279,7 @@ func (m *Meter) AddStream(remote netip.AddrPort, codec, dtmfPT uint8, o StreamOp
 	}
 	sock.streams[remote] = s
 	sock.mu.Unlock()
-	s.remove = m.sched.Add((*streamTicker)(s))
+	s.remove = sock.pacer.Add((*streamTicker)(s))
 	return s, nil
 }
 
@@ -394,13 +409,13 @@ func (s *Stream) tick(deadline time.Time) {
 	}
 }
 
-// flush sends every socket's queued packets, then takes what they received (the
-// scheduler's AfterSlot, after every slot with streams).
-func (m *Meter) flush() {
-	for _, s := range m.socks {
+// flush sends a pacer's sockets' queued packets, then takes what they received (the
+// pacer's AfterSlot, after every slot with streams).
+func (m *Meter) flush(socks []*meterSocket) {
+	for _, s := range socks {
 		s.flush()
 	}
-	for _, s := range m.socks {
+	for _, s := range socks {
 		m.drain(s)
 	}
 }
@@ -560,15 +575,16 @@ type MeterStats struct {
 
 // Stats returns the meter's own counters.
 func (m *Meter) Stats() MeterStats {
-	ps := m.sched.Stats()
-	st := MeterStats{
-		PacerSlots:   ps.Measured,
-		PacerMaxLate: ps.MaxLateness,
-		PacerSkipped: ps.Skipped,
-	}
-	for i, n := range ps.Buckets {
-		if b := media.BucketBound(i); b < 0 || b > 2*time.Millisecond {
-			st.PacerLate += n
+	var st MeterStats
+	for _, p := range m.pacers {
+		ps := p.Stats()
+		st.PacerSlots += ps.Measured
+		st.PacerMaxLate = max(st.PacerMaxLate, ps.MaxLateness)
+		st.PacerSkipped += ps.Skipped
+		for i, n := range ps.Buckets {
+			if b := media.BucketBound(i); b < 0 || b > 2*time.Millisecond {
+				st.PacerLate += n
+			}
 		}
 	}
 	for _, s := range m.socks {

@@ -142,7 +142,7 @@ func New(cfg Config) (*Phone, error) {
 		return nil, err
 	}
 	p.ua = ua
-	if p.sched == nil {
+	if p.sched == nil && cfg.MediaAddr == nil { // with MediaAddr its calls send nothing
 		p.sched = media.NewScheduler(1)
 	}
 	fail := func(err error) (*Phone, error) {
@@ -303,7 +303,7 @@ func (p *Phone) Close() error {
 
 // closeScheduler stops the scheduler if the phone started it.
 func (p *Phone) closeScheduler() {
-	if p.cfg.Scheduler == nil {
+	if p.cfg.Scheduler == nil && p.sched != nil {
 		p.sched.Close()
 	}
 }
