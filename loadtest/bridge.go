@@ -120,7 +120,7 @@ type bridge struct {
 	peak     atomic.Int64
 	allIn    chan struct{} // closed when every pair is resolved
 	allOnce  sync.Once
-	release  chan struct{} // closed when the hold is over: citizens hang up
+	release  chan struct{} // closed when the hold is over: citizens hang up, in arrival order at the rate
 	relOnce  sync.Once
 
 	mu    sync.Mutex
@@ -335,7 +335,7 @@ func (b *bridge) arrive(ctx context.Context, fail context.CancelCauseFunc, d *da
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := b.citizen(ctx, d, phones[i%len(phones)], dc); err != nil {
+			if err := b.citizen(ctx, d, phones[i%len(phones)], dc, i); err != nil {
 				fail(err)
 			}
 		}()
@@ -360,7 +360,7 @@ func (b *bridge) abandonRest(n int) {
 
 // citizen is one citizen of a bridge run: dial, press the key when the menu plays, wait
 // for the agent's tone, hold until the release, hang up. It writes the call's truth.
-func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCall) (runErr error) {
+func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCall, i int) (runErr error) {
 	cfg := &b.cfg
 	tc := &dc.tc
 	pr := b.pair(dc.plan.caller)
@@ -496,12 +496,28 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	resolved()
 	defer b.up(-1)
 
-	select {
-	case <-b.release:
-	case <-c.Done():
+	serverBye := func() error {
 		tc.Ended, tc.Talk, tc.HungUpBy = time.Now().UTC(), Dur(time.Since(at)), ByServer
 		tc.Error = "the server hung up during the hold: " + c.ByeReason()
 		return nil
+	}
+	select {
+	case <-b.release:
+	case <-c.Done():
+		return serverBye()
+	}
+	// Hang up in arrival order at the arrival rate: a burst of BYEs would measure the
+	// tester's burst, not the server.
+	if ctx.Err() == nil {
+		t := time.NewTimer(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
+		select {
+		case <-t.C:
+		case <-c.Done():
+			t.Stop()
+			return serverBye()
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	tc.Talk = Dur(time.Since(at))
 	hangup(ByCaller)
