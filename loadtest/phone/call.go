@@ -59,8 +59,9 @@ type Call struct {
 	endOnce                 sync.Once
 	answerErr               error // set before answered is closed
 	wg                      sync.WaitGroup
-	// answering: the 200 to an incoming INVITE is on its way; whatever ends the server
-	// dialog from then on (a BYE right after the ACK) is not a CANCEL.
+	// answering: our final response to an incoming INVITE (the 200, or Reject's) is on its
+	// way; whatever ends the server dialog from then on (a BYE right after the ACK, the end
+	// of a rejected dialog) is not a CANCEL.
 	answering atomic.Bool
 }
 
@@ -623,6 +624,38 @@ func (c *Call) ReceivedDigits() string {
 		return string(m.digitLog)
 	}
 	return ""
+}
+
+// Reject refuses an incoming call that is not answered yet with the final response code
+// (300-699) and reason, then ends the call: its Err is a *StatusError with the code, its
+// ByeReason "rejected". Call it from Config.OnInvite, which then returns false (the 486 is
+// not sent after it). A code outside 300-699 is an ErrConfig error and leaves the call as
+// it was; an outgoing call, or one that already got a final response (answered, cancelled,
+// rejected), is refused with an error.
+func (c *Call) Reject(code int, reason string) error {
+	if c.outbound {
+		return errors.New("phone: Reject on an outgoing call")
+	}
+	if code < 300 || code > 699 {
+		return fmt.Errorf("%w: reject status %d: want 300-699", ErrConfig, code)
+	}
+	if c.ended() {
+		return ErrCallEnded
+	}
+	err := c.respond(code, func() error {
+		c.answering.Store(true) // the dialog's end that follows is ours, not a CANCEL
+		return c.ss.Respond(code, reason, nil)
+	})
+	switch {
+	case errors.Is(err, ErrCallEnded): // a final response went first
+		return fmt.Errorf("phone: reject: a final response was already sent: %w", err)
+	case err != nil: // e.g. a CANCEL crossed it: nothing more can be sent
+		err = fmt.Errorf("phone: reject %d: %w", code, err)
+		c.endAnswer(err, "reject failed")
+		return err
+	}
+	c.endAnswer(&StatusError{Code: code, Reason: reason}, "rejected")
+	return nil
 }
 
 // respond sends a response to the incoming INVITE unless a final one was already sent, so
