@@ -27,9 +27,10 @@ import (
 )
 
 // The survey scenario (云回访): the citizens at the far end of an outbound trunk. The server
-// dials; the far end answers, is busy or lets it ring, and the citizens who answer listen for
-// the survey's prompt before they press their key, as people do. With an API and targets it
-// runs a whole campaign and holds the campaign's counts and records against its own truth.
+// dials; the far end answers, is busy, declines, is no number at all or lets it ring, and the
+// citizens who answer listen for the survey's prompt before they press their key, as people
+// do. With an API and targets it runs a whole campaign and holds the campaign's counts and
+// records against its own truth.
 //
 // In the survey truth, TruthCall.Caller is the citizen's number (the number the server
 // dialled: the record's called); a call's attempt is its rank among the calls to that number
@@ -43,10 +44,12 @@ var (
 	ErrMaxCalls = errors.New("loadtest: the far end reached its maximum number of calls")
 )
 
-// Outcomes of an unanswered survey call in the truth (the server's dispositions).
+// Outcomes of an unanswered survey call in the truth (the server's dispositions): busy is
+// 486 Busy Here or 603 Decline, invalid-number 404 Not Found (never retried).
 const (
-	OutcomeBusy     = "busy"
-	OutcomeNoAnswer = "no-answer"
+	OutcomeBusy          = "busy"
+	OutcomeNoAnswer      = "no-answer"
+	OutcomeInvalidNumber = "invalid-number"
 )
 
 // Defaults and bounds of a survey run.
@@ -90,10 +93,14 @@ type SurveyConfig struct {
 	MaxCalls    int           // calls taken at most (later ones get 480); default DefaultSurveyMaxCalls
 
 	// What each call meets, drawn per attempt from Seed, the number and the attempt (the
-	// same seed, the same day): busy (486), no answer (it rings until the server cancels),
-	// else an answer after AnswerDelay.
+	// same seed, the same day): busy (486 Busy Here), no answer (it rings until the server
+	// cancels), rejected (603 Decline, which the server counts as busy and retries), an
+	// invalid number (404 Not Found, which the server records as invalid-number and does not
+	// retry), else an answer after AnswerDelay. The four shares add up to at most 1.
 	BusyShare     float64
 	NoAnswerShare float64
+	RejectShare   float64
+	InvalidShare  float64
 	AnswerDelay   time.Duration
 	// Who answers: HangupShare hang up as soon as the survey's first prompt plays (pressing
 	// nothing); the others press one key drawn from RatingMix (default 1: 0.8, 2: 0.15,
@@ -160,13 +167,15 @@ func (c *SurveyConfig) validate() error {
 	for _, s := range []struct {
 		name string
 		v    float64
-	}{{"busy share", c.BusyShare}, {"no-answer share", c.NoAnswerShare}, {"hang-up share", c.HangupShare}, {"info share", c.InfoShare}} {
+	}{{"busy share", c.BusyShare}, {"no-answer share", c.NoAnswerShare}, {"reject share", c.RejectShare}, {"invalid share", c.InvalidShare},
+		{"hang-up share", c.HangupShare}, {"info share", c.InfoShare}} {
 		if !(s.v >= 0 && s.v <= 1) {
 			return fmt.Errorf("%w: %s %g: want 0-1", ErrConfig, s.name, s.v)
 		}
 	}
-	if c.BusyShare+c.NoAnswerShare > 1+1e-9 {
-		return fmt.Errorf("%w: busy share %g + no-answer share %g: above 1 (the rest answer)", ErrConfig, c.BusyShare, c.NoAnswerShare)
+	if sum := c.BusyShare + c.NoAnswerShare + c.RejectShare + c.InvalidShare; sum > 1+1e-9 {
+		return fmt.Errorf("%w: busy %g + no-answer %g + reject %g + invalid %g shares: %.3g, above 1 (the rest answer)",
+			ErrConfig, c.BusyShare, c.NoAnswerShare, c.RejectShare, c.InvalidShare, sum)
 	}
 	if c.RatingMix == nil {
 		c.RatingMix = map[string]float64{"1": 0.8, "2": 0.15, "3": 0.05}
@@ -201,24 +210,30 @@ func surveyCaseID(i int) string { return fmt.Sprintf("LT%04d", i) }
 // surveyPlan is what the far end does with one call, drawn from the seed, the number and the
 // attempt.
 type surveyPlan struct {
-	action string // OutcomeAnswered, OutcomeBusy or OutcomeNoAnswer
+	action string // OutcomeAnswered, OutcomeBusy, OutcomeNoAnswer or OutcomeInvalidNumber
+	status int    // the far end's final response to a call it refuses: 486, 603 or 404; else 0
 	info   bool   // the key by SIP INFO, else RFC 4733
 	hangup bool   // hangs up when the first prompt plays
 	key    rune
 }
 
 // drawSurveyPlan draws every value in a fixed order, so that each depends only on the seed,
-// the number and the attempt.
+// the number and the attempt. The reject and invalid shares come after the others, so that
+// with none of them a seed draws what it drew before they existed.
 func drawSurveyPlan(cfg *SurveyConfig, number string, attempt int) surveyPlan {
 	h := fnv.New64a()
 	h.Write([]byte(number))
 	rng := rand.New(rand.NewPCG(cfg.Seed^h.Sum64(), uint64(attempt)))
 	p := surveyPlan{action: OutcomeAnswered}
-	switch x := rng.Float64(); {
-	case x < cfg.BusyShare:
-		p.action = OutcomeBusy
-	case x < cfg.BusyShare+cfg.NoAnswerShare:
+	switch x, busy, noAnswer := rng.Float64(), cfg.BusyShare, cfg.BusyShare+cfg.NoAnswerShare; {
+	case x < busy:
+		p.action, p.status = OutcomeBusy, 486
+	case x < noAnswer:
 		p.action = OutcomeNoAnswer
+	case x < noAnswer+cfg.RejectShare:
+		p.action, p.status = OutcomeBusy, 603
+	case x < noAnswer+cfg.RejectShare+cfg.InvalidShare:
+		p.action, p.status = OutcomeInvalidNumber, 404
 	}
 	p.info = rng.Float64() < cfg.InfoShare
 	p.hangup = rng.Float64() < cfg.HangupShare
@@ -324,8 +339,11 @@ func (f *farEnd) fail(tc *TruthCall, why string) {
 	f.meter.failure()
 }
 
-// onInvite is the far end's phone ringing (phone.Config.OnInvite; 180 is sent): busy, ring
-// until the server cancels, or answer after the delay.
+// surveyReasons are the reason phrases of the far end's refusals.
+var surveyReasons = map[int]string{486: "Busy Here", 603: "Decline", 404: "Not Found"}
+
+// onInvite is the far end's phone ringing (phone.Config.OnInvite; 180 is sent): refuse (busy,
+// decline, not found), ring until the server cancels, or answer after the delay.
 func (f *farEnd) onInvite(c *phone.Call) bool {
 	sc := f.admit(c.To())
 	if sc == nil {
@@ -335,10 +353,14 @@ func (f *farEnd) onInvite(c *phone.Call) bool {
 	invite := time.Now()
 	tc := &sc.tc
 	tc.SIPCallID, tc.Caller, tc.Invite = c.SIPCallID(), c.To(), invite.UTC()
-	if sc.plan.action == OutcomeBusy {
-		tc.Outcome, tc.HungUpBy, tc.Ended = OutcomeBusy, ByCaller, time.Now().UTC()
+	if sc.plan.status != 0 {
+		tc.Outcome, tc.HungUpBy, tc.SIPStatus = sc.plan.action, ByCaller, sc.plan.status
+		if err := c.Reject(sc.plan.status, surveyReasons[sc.plan.status]); err != nil {
+			f.fail(tc, "refusing the call: "+err.Error())
+		}
+		tc.Ended = time.Now().UTC()
 		f.done()
-		return false // 486 Busy Here
+		return false // the phone sends nothing more
 	}
 	f.meter.queued(1)
 	var answer <-chan time.Time // nil: ring until the server cancels
@@ -350,13 +372,13 @@ func (f *farEnd) onInvite(c *phone.Call) bool {
 	select {
 	case <-answer:
 	case <-c.Done(): // the server's CANCEL (its ring timeout)
-		tc.Outcome, tc.HungUpBy = OutcomeNoAnswer, ByServer
+		tc.Outcome, tc.HungUpBy, tc.SIPStatus = OutcomeNoAnswer, ByServer, 487
 		if sc.plan.action == OutcomeAnswered {
 			f.fail(tc, "the server cancelled before the answer delay")
 		}
 	case <-f.ctx.Done():
 		hangup(f.ctx, c) // 480
-		tc.Outcome, tc.HungUpBy, tc.Error = OutcomeNoAnswer, ByCaller, runStopped
+		tc.Outcome, tc.HungUpBy, tc.SIPStatus, tc.Error = OutcomeNoAnswer, ByCaller, 480, runStopped
 	}
 	f.meter.queued(-1)
 	if tc.Outcome != "" {
@@ -385,7 +407,7 @@ func (f *farEnd) inCall(c *phone.Call, sc *surveyCall, invite time.Time) {
 		var se *phone.StatusError
 		switch {
 		case errors.As(err, &se) && se.Code == 487: // the CANCEL crossed the answer delay's end
-			tc.Outcome, tc.HungUpBy = OutcomeNoAnswer, ByServer
+			tc.Outcome, tc.HungUpBy, tc.SIPStatus = OutcomeNoAnswer, ByServer, 487
 			f.fail(tc, "the server cancelled before the answer delay")
 		case ctx.Err() != nil:
 			tc.Outcome, tc.HungUpBy, tc.Error = OutcomeFailed, ByCaller, runStopped
@@ -396,7 +418,7 @@ func (f *farEnd) inCall(c *phone.Call, sc *surveyCall, invite time.Time) {
 		return
 	}
 	answered := time.Now()
-	tc.Outcome, tc.Answered, tc.Rating = OutcomeAnswered, answered.UTC(), RatingNotRated
+	tc.Outcome, tc.SIPStatus, tc.Answered, tc.Rating = OutcomeAnswered, 200, answered.UTC(), RatingNotRated
 	f.meter.setup(answered.Sub(invite))
 	f.meter.addLive(c, true)
 	defer f.meter.endLive(c)
@@ -461,11 +483,11 @@ func (f *farEnd) inCall(c *phone.Call, sc *surveyCall, invite time.Time) {
 // API and Targets it creates a campaign calling Targets generated numbers, waits until no
 // target waits for the machine (each is done, failed, cancelled or handed to a human), and
 // compares the campaign's targets, counts and survey records with its truth (the report's
-// Mismatches); without, it takes calls for cfg.Duration. Each call taken is busy, rings
-// until the server cancels, or is answered: the citizen listens for the first prompt, then
-// hangs up or presses a key and waits for the server to hang up. progress, if not nil, gets
-// a Sample every second (Active: answered calls up; Setups: calls answered; Waiting: calls
-// ringing).
+// Mismatches); without, it takes calls for cfg.Duration. Each call taken is refused (486
+// Busy Here, 603 Decline or 404 Not Found), rings until the server cancels, or is answered:
+// the citizen listens for the first prompt, then hangs up or presses a key and waits for the
+// server to hang up. progress, if not nil, gets a Sample every second (Active: answered calls
+// up; Setups: calls answered; Waiting: calls ringing).
 //
 // It returns the report, the ground truth (one TruthCall per call taken) and an error:
 // ctx's error when ctx was cancelled (calls up are hung up, a campaign it created is
@@ -781,8 +803,9 @@ func recordSide(by string) string {
 // compareSurvey holds the far end's calls against the campaign's targets and counts and
 // its survey records, and returns every difference. Each target was dialled as often as the
 // far end was called at its number and ended with the last call's outcome (and, answered,
-// its satisfaction); the counts of outcomes and satisfaction agree; each (number, attempt)
-// has exactly one record, with the call's disposition and, answered, its answers,
+// its satisfaction); no number was dialled again after an invalid-number (404); the counts
+// of outcomes and satisfaction agree; each (number, attempt) has exactly one record, with
+// the call's disposition, the SIP status the far end answered and, answered, its answers,
 // satisfaction and hang-up side.
 func compareSurvey(calls []TruthCall, v *surveyCampaignView, recs []cdr.Record) []string {
 	var out []string
@@ -815,8 +838,14 @@ func compareSurvey(calls []TruthCall, v *surveyCampaignView, recs []cdr.Record) 
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(byNumber)) {
+		cs := byNumber[n]
 		if !targets[n] {
-			add("%s: the far end took %d calls to a number not in the campaign", n, len(byNumber[n]))
+			add("%s: the far end took %d calls to a number not in the campaign", n, len(cs))
+		}
+		for i, c := range cs[:len(cs)-1] {
+			if c.Outcome == OutcomeInvalidNumber {
+				add("%s: dialled again after attempt %d found an invalid number", n, i+1)
+			}
 		}
 	}
 	for _, c := range []struct {
@@ -858,6 +887,9 @@ func compareSurvey(calls []TruthCall, v *surveyCampaignView, recs []cdr.Record) 
 		}
 		if r.SIPCallID != "" && r.SIPCallID != c.SIPCallID {
 			add("%s: sip_call_id %q, the far end's %q", what, r.SIPCallID, c.SIPCallID)
+		}
+		if c.SIPStatus != 0 && r.SIPStatus != c.SIPStatus {
+			add("%s: sip_status %d, the far end's %d", what, r.SIPStatus, c.SIPStatus)
 		}
 		if c.Outcome != OutcomeAnswered {
 			continue
@@ -910,6 +942,8 @@ type SurveyReport struct {
 	Refused     int                    `json:"refused"`   // calls after the run stopped taking them (480)
 	Answered    int                    `json:"answered"`  //
 	Busy        int                    `json:"busy"`      // 486
+	Declined    int                    `json:"declined"`  // 603 (the server's busy too)
+	Invalid     int                    `json:"invalid"`   // 404 (the server's invalid-number)
 	NoAnswer    int                    `json:"no_answer"` // rang until the server cancelled
 	Other       int                    `json:"other"`     // failed answers, calls the run's end cut
 	ByAttempt   map[int]map[string]int `json:"by_attempt"`
@@ -969,7 +1003,13 @@ func buildSurveyReport(cfg *SurveyConfig, t *Truth, samples []Sample, pkts, lost
 			r.Answered++
 			r.Ratings[c.Rating]++
 		case OutcomeBusy:
-			r.Busy++
+			if c.SIPStatus == 603 {
+				r.Declined++
+			} else {
+				r.Busy++
+			}
+		case OutcomeInvalidNumber:
+			r.Invalid++
 		case OutcomeNoAnswer:
 			r.NoAnswer++
 		default:
@@ -1002,7 +1042,8 @@ func (r *SurveyReport) WriteText(w io.Writer) error {
 	}
 	row("run", "far end on %s, %s, seed %d, %s in all", r.Listen, run, r.Seed, r.Elapsed)
 	row("stopped", "%s%s", r.Stopped, errNote(r.Error))
-	row("calls", "%d taken: %d answered, %d busy, %d no answer, %d other; %d refused after the end", r.Calls, r.Answered, r.Busy, r.NoAnswer, r.Other, r.Refused)
+	row("calls", "%d taken: %d answered, %d busy (486), %d declined (603), %d invalid number (404), %d no answer, %d other; %d refused after the end",
+		r.Calls, r.Answered, r.Busy, r.Declined, r.Invalid, r.NoAnswer, r.Other, r.Refused)
 	for _, a := range slices.Sorted(maps.Keys(r.ByAttempt)) {
 		row(fmt.Sprintf("attempt %d", a), "%s", counts(r.ByAttempt[a]))
 	}

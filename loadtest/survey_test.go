@@ -55,6 +55,11 @@ func TestSurveyConfigValidate(t *testing.T) {
 		{"busy share above 1", func(c *SurveyConfig) { c.BusyShare = 1.5 }, ErrConfig, "busy share"},
 		{"NaN share", func(c *SurveyConfig) { c.InfoShare = math.NaN() }, ErrConfig, "info share"},
 		{"shares above 1 together", func(c *SurveyConfig) { c.BusyShare, c.NoAnswerShare = 0.6, 0.5 }, ErrConfig, "above 1"},
+		{"reject share above 1", func(c *SurveyConfig) { c.RejectShare = 1.01 }, ErrConfig, "reject share 1.01"},
+		{"negative invalid share", func(c *SurveyConfig) { c.InvalidShare = -0.1 }, ErrConfig, "invalid share -0.1"},
+		{"four shares above 1", func(c *SurveyConfig) {
+			c.BusyShare, c.NoAnswerShare, c.RejectShare, c.InvalidShare = 0.3, 0.3, 0.3, 0.2
+		}, ErrConfig, "1.1, above 1"},
 		{"rating key 0", func(c *SurveyConfig) { c.RatingMix = map[string]float64{"0": 1} }, ErrConfig, "rating mix"},
 		{"rating weights zero", func(c *SurveyConfig) { c.RatingMix = map[string]float64{"1": 0} }, ErrConfig, "positive weight"},
 		{"negative answer delay", func(c *SurveyConfig) { c.AnswerDelay = -time.Second }, ErrConfig, "negative"},
@@ -101,8 +106,8 @@ func TestSurveyNumbers(t *testing.T) {
 // A plan depends only on the seed, the number and the attempt; over many draws each share
 // comes out near its setting, and attempts of one number are drawn independently.
 func TestSurveyPlanDraw(t *testing.T) {
-	cfg := SurveyConfig{Duration: time.Second, BusyShare: 0.2, NoAnswerShare: 0.3, HangupShare: 0.1, InfoShare: 0.4,
-		RatingMix: map[string]float64{"1": 0.6, "2": 0.3, "3": 0.1}, Seed: 42}
+	cfg := SurveyConfig{Duration: time.Second, BusyShare: 0.2, NoAnswerShare: 0.3, RejectShare: 0.1, InvalidShare: 0.05, HangupShare: 0.1,
+		InfoShare: 0.4, RatingMix: map[string]float64{"1": 0.6, "2": 0.3, "3": 0.1}, Seed: 42}
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,14 +116,29 @@ func TestSurveyPlanDraw(t *testing.T) {
 	}
 	other := cfg
 	other.Seed = 43
+	// Without the reject and invalid shares, a seed draws the same busy lines and rings.
+	older := cfg
+	older.RejectShare, older.InvalidShare = 0, 0
+	valid := map[[2]any]bool{{OutcomeAnswered, 0}: true, {OutcomeNoAnswer, 0}: true, {OutcomeBusy, 486}: true, {OutcomeBusy, 603}: true, {OutcomeInvalidNumber, 404}: true}
 	const n = 20000
-	actions, keys := map[string]int{}, map[rune]int{}
+	actions, statuses, keys := map[string]int{}, map[int]int{}, map[rune]int{}
 	info, hang, sameAsNext, sameOtherSeed := 0, 0, 0, 0
 	for i := range n {
 		num := SurveyNumber(i % MaxSurveyTargets)
 		p := drawSurveyPlan(&cfg, num, 1+i/MaxSurveyTargets)
 		actions[p.action]++
+		statuses[p.status]++
 		keys[p.key]++
+		if !valid[[2]any{p.action, p.status}] {
+			t.Fatalf("plan %+v: action and status disagree", p)
+		}
+		if o := drawSurveyPlan(&older, num, 1+i/MaxSurveyTargets); p.status == 486 || p.action == OutcomeNoAnswer {
+			if o != p {
+				t.Fatalf("%s attempt %d: %+v with the reject and invalid shares, %+v without", num, 1+i/MaxSurveyTargets, p, o)
+			}
+		} else if o.action != OutcomeAnswered {
+			t.Fatalf("%s attempt %d: %+v without the reject and invalid shares, %+v with: only answers may turn into them", num, 1+i/MaxSurveyTargets, o, p)
+		}
 		if p.info {
 			info++
 		}
@@ -137,9 +157,12 @@ func TestSurveyPlanDraw(t *testing.T) {
 			t.Errorf("%s: %.3f of the draws, want %.2f", what, f, want)
 		}
 	}
-	near("busy", actions[OutcomeBusy], 0.2)
+	near("busy (486)", statuses[486], 0.2)
 	near("no-answer", actions[OutcomeNoAnswer], 0.3)
-	near("answer", actions[OutcomeAnswered], 0.5)
+	near("declined (603)", statuses[603], 0.1)
+	near("busy in all", actions[OutcomeBusy], 0.3)
+	near("invalid (404)", actions[OutcomeInvalidNumber], 0.05)
+	near("answer", actions[OutcomeAnswered], 0.35)
 	near("info", info, 0.4)
 	near("hang-up", hang, 0.1)
 	near("key 1", keys['1'], 0.6)
@@ -163,24 +186,30 @@ func TestSurveyAttempts(t *testing.T) {
 // difference where they do not.
 func TestCompareSurvey(t *testing.T) {
 	calls := []TruthCall{
-		{SIPCallID: "c1", Caller: "13900000000", Outcome: OutcomeBusy, HungUpBy: ByCaller},
-		{SIPCallID: "c2", Caller: "13900000001", Outcome: OutcomeAnswered, Digits: "2", Rating: "basically_satisfied", HungUpBy: ByServer},
-		{SIPCallID: "c3", Caller: "13900000000", Outcome: OutcomeAnswered, Rating: RatingNotRated, HungUpBy: ByCaller},
+		{SIPCallID: "c1", Caller: "13900000000", Outcome: OutcomeBusy, SIPStatus: 486, HungUpBy: ByCaller},
+		{SIPCallID: "c2", Caller: "13900000001", Outcome: OutcomeAnswered, SIPStatus: 200, Digits: "2", Rating: "basically_satisfied", HungUpBy: ByServer},
+		{SIPCallID: "c3", Caller: "13900000000", Outcome: OutcomeAnswered, SIPStatus: 200, Rating: RatingNotRated, HungUpBy: ByCaller},
+		{SIPCallID: "c4", Caller: "13900000002", Outcome: OutcomeBusy, SIPStatus: 603, HungUpBy: ByCaller},
+		{SIPCallID: "c5", Caller: "13900000003", Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller},
 	}
 	view := func() *surveyCampaignView {
 		v := &surveyCampaignView{ID: "k", State: "done", Targets: []surveyTarget{
 			{CaseID: "LT0000", Phone: "13900000000", State: "done", Outcome: "answered", Attempts: 2, Satisfaction: "not_rated"},
 			{CaseID: "LT0001", Phone: "13900000001", State: "done", Outcome: "answered", Attempts: 1, Satisfaction: "basically_satisfied"},
+			{CaseID: "LT0002", Phone: "13900000002", State: "human", Outcome: "busy", Attempts: 1},
+			{CaseID: "LT0003", Phone: "13900000003", State: "failed", Outcome: "invalid-number", Attempts: 1},
 		}}
-		v.Counts.Outcomes = map[string]int{"answered": 2}
+		v.Counts.Outcomes = map[string]int{"answered": 2, "busy": 1, "invalid-number": 1}
 		v.Counts.Satisfaction = map[string]int{"not_rated": 1, "basically_satisfied": 1}
 		return v
 	}
 	records := func() []cdr.Record {
 		return []cdr.Record{
 			{ID: "r1", SIPCallID: "", Called: "13900000000", Attempt: 1, Disposition: "busy", HangupSide: "caller", SIPStatus: 486},
-			{ID: "r2", SIPCallID: "c2", Called: "13900000001", Attempt: 1, Disposition: "answered", SurveyAnswers: "2", Satisfaction: "basically_satisfied", HangupSide: "system"},
-			{ID: "r3", SIPCallID: "c3", Called: "13900000000", Attempt: 2, Disposition: "answered", Satisfaction: "not_rated", HangupSide: "caller"},
+			{ID: "r2", SIPCallID: "c2", Called: "13900000001", Attempt: 1, Disposition: "answered", SurveyAnswers: "2", Satisfaction: "basically_satisfied", HangupSide: "system", SIPStatus: 200},
+			{ID: "r3", SIPCallID: "c3", Called: "13900000000", Attempt: 2, Disposition: "answered", Satisfaction: "not_rated", HangupSide: "caller", SIPStatus: 200},
+			{ID: "r4", SIPCallID: "c4", Called: "13900000002", Attempt: 1, Disposition: "busy", HangupSide: "caller", SIPStatus: 603},
+			{ID: "r5", SIPCallID: "c5", Called: "13900000003", Attempt: 1, Disposition: "invalid-number", HangupSide: "caller", SIPStatus: 404},
 		}
 	}
 	if m := compareSurvey(calls, view(), records()); len(m) != 0 {
@@ -197,7 +226,7 @@ func TestCompareSurvey(t *testing.T) {
 			v.Targets[1].Satisfaction = "satisfied"
 			return r
 		}, `satisfaction "satisfied", the far end's "basically_satisfied"`},
-		{"counts", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { v.Counts.Outcomes["busy"] = 1; return r }, "counts: outcome busy: server 1, truth 0"},
+		{"counts", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { v.Counts.Outcomes["no-answer"] = 1; return r }, "counts: outcome no-answer: server 1, truth 0"},
 		{"satisfaction counts", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record {
 			delete(v.Counts.Satisfaction, "not_rated")
 			return r
@@ -213,6 +242,13 @@ func TestCompareSurvey(t *testing.T) {
 		{"answers", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { r[1].SurveyAnswers = ""; return r }, `survey answers "", the far end pressed "2"`},
 		{"record satisfaction", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { r[2].Satisfaction = "satisfied"; return r }, `satisfaction "satisfied", the far end's "not_rated"`},
 		{"hangup side", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { r[1].HangupSide = "caller"; return r }, `hangup side "caller", the far end's "system"`},
+		{"decline status", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { r[3].SIPStatus = 486; return r }, "record r4 (13900000002 attempt 1): sip_status 486, the far end's 603"},
+		{"decline counted", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record {
+			v.Counts.Outcomes["busy"], v.Counts.Outcomes["failed"] = 0, 1
+			return r
+		}, "counts: outcome busy: server 0, truth 1"},
+		{"invalid disposition", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { r[4].Disposition = "failed"; return r }, `disposition "failed", the far end's "invalid-number"`},
+		{"invalid target", func(v *surveyCampaignView, r []cdr.Record) []cdr.Record { v.Targets[3].Outcome = "failed"; return r }, `LT0003 (13900000003): outcome "failed", the far end's last call "invalid-number"`},
 	} {
 		v := view()
 		m := compareSurvey(calls, v, tc.mod(v, records()))
@@ -220,10 +256,20 @@ func TestCompareSurvey(t *testing.T) {
 			t.Errorf("%s: mismatches %q, want one with %q", tc.name, m, tc.want)
 		}
 	}
+
+	// A number dialled again after its 404, the server agreeing about the second call: the
+	// retry itself is the mismatch.
+	again := append(slices.Clone(calls), TruthCall{SIPCallID: "c6", Caller: "13900000003", Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller})
+	v := view()
+	v.Targets[3].Attempts = 2
+	recs := append(records(), cdr.Record{ID: "r6", SIPCallID: "c6", Called: "13900000003", Attempt: 2, Disposition: "invalid-number", SIPStatus: 404})
+	if m := compareSurvey(again, v, recs); len(m) != 1 || !strings.Contains(m[0], "13900000003: dialled again after attempt 1 found an invalid number") {
+		t.Errorf("a retry after 404: mismatches %q, want that one", m)
+	}
 }
 
-// The far end on its own, driven by the test phone playing the server: busy gets 486; a
-// no-answer rings until the CANCEL; an answering citizen presses nothing before the prompt
+// The far end on its own, driven by the test phone playing the server: busy gets 486, a
+// decline 603, an invalid number 404; a no-answer rings until the CANCEL; an answering citizen presses nothing before the prompt
 // plays, then its key (RFC 4733 or INFO) and waits for the BYE; a hanging-up one leaves at
 // the prompt. Each run takes one call (MaxCalls) and ends once it ended.
 func TestSurveyFarEndAlone(t *testing.T) {
@@ -233,11 +279,13 @@ func TestSurveyFarEndAlone(t *testing.T) {
 		cfg    SurveyConfig
 		expect TruthCall
 	}{
-		{"busy", SurveyConfig{BusyShare: 1}, TruthCall{Outcome: OutcomeBusy, HungUpBy: ByCaller}},
-		{"no answer", SurveyConfig{NoAnswerShare: 1}, TruthCall{Outcome: OutcomeNoAnswer, HungUpBy: ByServer}},
-		{"key by RFC 4733", SurveyConfig{AnswerDelay: 100 * time.Millisecond}, TruthCall{Outcome: OutcomeAnswered, Digits: "2", DTMF: "rfc4733", Rating: "basically_satisfied", HungUpBy: ByServer}},
-		{"key by INFO", SurveyConfig{InfoShare: 1}, TruthCall{Outcome: OutcomeAnswered, Digits: "2", DTMF: "info", Rating: "basically_satisfied", HungUpBy: ByServer}},
-		{"hang-up at the prompt", SurveyConfig{HangupShare: 1}, TruthCall{Outcome: OutcomeAnswered, Rating: RatingNotRated, HungUpBy: ByCaller}},
+		{"busy", SurveyConfig{BusyShare: 1}, TruthCall{Outcome: OutcomeBusy, SIPStatus: 486, HungUpBy: ByCaller}},
+		{"decline", SurveyConfig{RejectShare: 1}, TruthCall{Outcome: OutcomeBusy, SIPStatus: 603, HungUpBy: ByCaller}},
+		{"invalid number", SurveyConfig{InvalidShare: 1}, TruthCall{Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller}},
+		{"no answer", SurveyConfig{NoAnswerShare: 1}, TruthCall{Outcome: OutcomeNoAnswer, SIPStatus: 487, HungUpBy: ByServer}},
+		{"key by RFC 4733", SurveyConfig{AnswerDelay: 100 * time.Millisecond}, TruthCall{Outcome: OutcomeAnswered, SIPStatus: 200, Digits: "2", DTMF: "rfc4733", Rating: "basically_satisfied", HungUpBy: ByServer}},
+		{"key by INFO", SurveyConfig{InfoShare: 1}, TruthCall{Outcome: OutcomeAnswered, SIPStatus: 200, Digits: "2", DTMF: "info", Rating: "basically_satisfied", HungUpBy: ByServer}},
+		{"hang-up at the prompt", SurveyConfig{HangupShare: 1}, TruthCall{Outcome: OutcomeAnswered, SIPStatus: 200, Rating: RatingNotRated, HungUpBy: ByCaller}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -274,7 +322,7 @@ func TestSurveyFarEndAlone(t *testing.T) {
 			}
 			got := r.truth.Calls[0]
 			if got.Caller != "13900000007" || got.SIPCallID == "" || got.Invite.IsZero() || got.Ended.Before(got.Invite) ||
-				got.Outcome != tc.expect.Outcome || got.Digits != tc.expect.Digits || got.DTMF != tc.expect.DTMF ||
+				got.Outcome != tc.expect.Outcome || got.SIPStatus != tc.expect.SIPStatus || got.Digits != tc.expect.Digits || got.DTMF != tc.expect.DTMF ||
 				got.Rating != tc.expect.Rating || got.HungUpBy != tc.expect.HungUpBy || got.Error != "" ||
 				(got.Outcome == OutcomeAnswered) == got.Answered.IsZero() {
 				t.Fatalf("truth %+v; want %+v", got, tc.expect)
@@ -308,9 +356,9 @@ func playServer(t *testing.T, ctx context.Context, srv *phone.Phone, target stri
 	}
 	<-c.Answered()
 	var se *phone.StatusError
-	if expect.Outcome == OutcomeBusy {
-		if !errors.As(c.Err(), &se) || se.Code != 486 {
-			t.Fatalf("call: %v; want 486 Busy Here", c.Err())
+	if expect.Outcome != OutcomeAnswered { // refused
+		if !errors.As(c.Err(), &se) || se.Code != expect.SIPStatus || se.Reason != surveyReasons[expect.SIPStatus] {
+			t.Fatalf("call: %v; want %d %s", c.Err(), expect.SIPStatus, surveyReasons[expect.SIPStatus])
 		}
 		return
 	}
@@ -370,15 +418,15 @@ func surveyTestConfig(listen, api string) SurveyConfig {
 	return SurveyConfig{
 		Listen: listen, API: api, Targets: 12, MaxAttempts: 3, Retry: time.Second, RingTimeout: 1500 * time.Millisecond,
 		CPS: 10, MaxConcurrent: 12, MaxCalls: 60, MaxDuration: 100 * time.Second,
-		BusyShare: 0.25, NoAnswerShare: 0.2, AnswerDelay: 100 * time.Millisecond, HangupShare: 0.2, InfoShare: 0.4,
+		BusyShare: 0.2, NoAnswerShare: 0.15, RejectShare: 0.1, InvalidShare: 0.1, AnswerDelay: 100 * time.Millisecond, HangupShare: 0.2, InfoShare: 0.4,
 		RatingMix: map[string]float64{"1": 0.5, "2": 0.3, "3": 0.2}, Seed: surveyTestSeed,
 	}
 }
 
-const surveyTestSeed = 1
+const surveyTestSeed = 2
 
 // expectedSurvey is what the campaign of cfg must do, number by number: plans until one
-// answers or the attempts run out.
+// answers, one finds an invalid number (never retried) or the attempts run out.
 func expectedSurvey(cfg SurveyConfig) map[string][]surveyPlan {
 	out := map[string][]surveyPlan{}
 	for i := range cfg.Targets {
@@ -386,7 +434,7 @@ func expectedSurvey(cfg SurveyConfig) map[string][]surveyPlan {
 		for a := 1; a <= cfg.MaxAttempts; a++ {
 			p := drawSurveyPlan(&cfg, n, a)
 			out[n] = append(out[n], p)
-			if p.action == OutcomeAnswered {
+			if p.action == OutcomeAnswered || p.action == OutcomeInvalidNumber {
 				break
 			}
 		}
@@ -394,17 +442,36 @@ func expectedSurvey(cfg SurveyConfig) map[string][]surveyPlan {
 	return out
 }
 
-// The test campaign's seed covers every case: busy, no answer, answered after a retry, a
-// target whose attempts run out, keys by RFC 4733 and INFO, each rating, a hang-up.
+// The test campaign's seed covers every case: busy, declined, an invalid number, no answer,
+// a retry after a decline, answered after a retry, a target whose attempts run out, keys by
+// RFC 4733 and INFO, each rating, a hang-up.
 func TestSurveyTestSeedCoversEveryCase(t *testing.T) {
 	cfg := surveyTestConfig("127.0.0.1:5090", "http://127.0.0.1:8080")
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
+	have := surveyCases(cfg)
+	for _, c := range surveyCaseNames {
+		if !have[c] {
+			t.Errorf("seed %d: no %s in the test campaign (cases: %v)", surveyTestSeed, c, slices.Sorted(maps.Keys(have)))
+		}
+	}
+}
+
+// surveyCaseNames are the cases the test campaign must have.
+var surveyCaseNames = []string{OutcomeBusy, "486", "603", OutcomeInvalidNumber, OutcomeNoAnswer, OutcomeAnswered, "retried after 603",
+	"answered after a retry", "attempts run out", "info", "rfc4733", "key 1", "key 2", "key 3", "hang-up"}
+
+// surveyCases returns the cases the campaign of cfg plans.
+func surveyCases(cfg SurveyConfig) map[string]bool {
 	have := map[string]bool{}
 	for _, plans := range expectedSurvey(cfg) {
 		for i, p := range plans {
 			have[p.action] = true
+			have[fmt.Sprint(p.status)] = true
+			if p.status == 603 && i < len(plans)-1 {
+				have["retried after 603"] = true
+			}
 			if p.action != OutcomeAnswered {
 				continue
 			}
@@ -418,15 +485,23 @@ func TestSurveyTestSeedCoversEveryCase(t *testing.T) {
 			have[map[bool]string{true: "info", false: "rfc4733"}[p.info]] = true
 			have["key "+string(p.key)] = true
 		}
-		if len(plans) == cfg.MaxAttempts && plans[len(plans)-1].action != OutcomeAnswered {
+		if last := plans[len(plans)-1]; len(plans) == cfg.MaxAttempts && last.action != OutcomeAnswered && last.action != OutcomeInvalidNumber {
 			have["attempts run out"] = true
 		}
 	}
-	for _, c := range []string{OutcomeBusy, OutcomeNoAnswer, OutcomeAnswered, "answered after a retry", "attempts run out", "info", "rfc4733", "key 1", "key 2", "key 3", "hang-up"} {
-		if !have[c] {
-			t.Errorf("seed %d: no %s in the test campaign (cases: %v)", surveyTestSeed, c, slices.Sorted(maps.Keys(have)))
-		}
+	return have
+}
+
+// plannedStatus is the final response to the INVITE of a call planned p: the far end's
+// refusal, the 487 to the server's CANCEL, or the 200 of the answer.
+func plannedStatus(p surveyPlan) int {
+	switch {
+	case p.status != 0:
+		return p.status
+	case p.action == OutcomeNoAnswer:
+		return 487
 	}
+	return 200
 }
 
 // surveyCampaignCheck is GET /api/v1/campaigns/{id} as the test reads it.
@@ -448,11 +523,13 @@ type surveyCampaignCheck struct {
 }
 
 // A campaign of 12 targets against the real server, its outbound trunk pointing at the far
-// end: busy lines, rings nobody answers, answers with keys by RFC 4733 and INFO, citizens
-// hanging up at the first prompt, retries after 1 s, up to 3 attempts. The far end's truth is
-// exactly the seed's plan, and the server agrees with it: each target's attempts, last outcome,
-// state and satisfaction, the campaign's counts, and one survey record per attempt with its
-// disposition, SIP status, answers, satisfaction and hang-up side.
+// end: busy lines (486), declines (603, busy to the server and retried), numbers that do not
+// exist (404, invalid-number, never retried), rings nobody answers, answers with keys by RFC
+// 4733 and INFO, citizens hanging up at the first prompt, retries after 1 s, up to 3 attempts.
+// The far end's truth is exactly the seed's plan, and the server agrees with it: each
+// target's attempts, last outcome, state and satisfaction, the campaign's counts, and one
+// survey record per attempt with its disposition, SIP status, answers, satisfaction and
+// hang-up side.
 func TestRunSurveyAgainstServer(t *testing.T) {
 	t.Parallel()
 	port := surveyFreePort(t)
@@ -497,7 +574,7 @@ func TestRunSurveyAgainstServer(t *testing.T) {
 	for _, c := range truth.Calls {
 		got[c.Caller] = append(got[c.Caller], c)
 	}
-	total := 0
+	total, statuses := 0, map[int]int{}
 	for n, plans := range want {
 		total += len(plans)
 		calls := got[n]
@@ -507,17 +584,21 @@ func TestRunSurveyAgainstServer(t *testing.T) {
 		}
 		for i, p := range plans {
 			c := calls[i]
+			statuses[p.status]++
 			key := ""
 			if p.action == OutcomeAnswered && !p.hangup {
 				key = string(p.key)
 			}
-			if c.Outcome != p.action || c.Digits != key || c.Error != "" || c.SIPCallID == "" {
+			if c.Outcome != p.action || c.SIPStatus != plannedStatus(p) || c.Digits != key || c.Error != "" || c.SIPCallID == "" {
 				t.Errorf("%s attempt %d: truth %+v; plan %+v", n, i+1, c, p)
 			}
 		}
 	}
 	if len(truth.Calls) != total || rep.Calls != total || truth.Scenario != "survey" {
 		t.Errorf("truth: %d calls (scenario %q), report %d; the plan has %d", len(truth.Calls), truth.Scenario, rep.Calls, total)
+	}
+	if rep.Busy != statuses[486] || rep.Declined != statuses[603] || rep.Invalid != statuses[404] || rep.Declined == 0 || rep.Invalid == 0 {
+		t.Errorf("report: %d busy, %d declined, %d invalid; the plan has %d, %d, %d (none may be 0)", rep.Busy, rep.Declined, rep.Invalid, statuses[486], statuses[603], statuses[404])
 	}
 
 	// The campaign as the server tells it, read here rather than through RunSurvey.
@@ -533,6 +614,9 @@ func TestRunSurveyAgainstServer(t *testing.T) {
 		last := plans[len(plans)-1]
 		outcomes[last.action]++
 		wantState, wantSat := "human", "" // no answer after 3 attempts: the human fallback
+		if last.action == OutcomeInvalidNumber {
+			wantState = "failed" // no retry, no human: there is nobody to call
+		}
 		if last.action == OutcomeAnswered {
 			wantSat = RatingNotRated
 			if !last.hangup {
@@ -579,14 +663,14 @@ func TestRunSurveyAgainstServer(t *testing.T) {
 				t.Errorf("%s attempt %d: no record", n, i+1)
 				continue
 			}
-			wantStatus, wantAnswers, wantSat, wantSide := map[string]int{OutcomeBusy: 486, OutcomeAnswered: 200}[p.action], "", "", ""
+			wantStatus, wantAnswers, wantSat, wantSide := plannedStatus(p), "", "", ""
 			if p.action == OutcomeAnswered {
 				wantSat, wantSide = RatingNotRated, "caller"
 				if !p.hangup {
 					wantAnswers, wantSat, wantSide = string(p.key), ratingValues[p.key], cdr.HangupSideSystem
 				}
 			}
-			if string(r.Disposition) != p.action || (wantStatus != 0 && r.SIPStatus != wantStatus) || r.SurveyAnswers != wantAnswers ||
+			if string(r.Disposition) != p.action || r.SIPStatus != wantStatus || r.SurveyAnswers != wantAnswers ||
 				r.Satisfaction != wantSat || (wantSide != "" && r.HangupSide != wantSide) || r.Trunk != cfg.Trunk {
 				t.Errorf("%s attempt %d: record %s: disposition %s, status %d, answers %q, satisfaction %q, side %s, trunk %s; plan %+v",
 					n, i+1, r.ID, r.Disposition, r.SIPStatus, r.SurveyAnswers, r.Satisfaction, r.HangupSide, r.Trunk, p)

@@ -31,13 +31,14 @@ type TruthCall struct {
 	Connected time.Time `json:"connected,omitzero"` // an agent's phone answered this caller (the agent side's 200 OK)
 	Agent     string    `json:"agent,omitempty"`
 	Ended     time.Time `json:"ended,omitzero"`
-	Outcome   string    `json:"outcome"`             // answered, abandoned, failed, ivr-hangup, ...
-	HungUpBy  string    `json:"hung_up_by"`          // "caller", "agent", "server"
-	Wait      Dur       `json:"wait"`                // answered: queue wait as the caller saw it (menu choice → agent's answer)
-	Talk      Dur       `json:"talk"`                // answered: agent answer → end of the conversation
-	AbandonAt Dur       `json:"abandon_at,omitzero"` // abandoned: seconds after the menu choice
-	Rating    string    `json:"rating,omitempty"`    // satisfied, basically_satisfied, dissatisfied, not_rated
-	AudioOK   *bool     `json:"audio_ok,omitempty"`  // answered: each side heard the other's tone
+	Outcome   string    `json:"outcome"`              // answered, abandoned, failed, ivr-hangup, ...
+	SIPStatus int       `json:"sip_status,omitempty"` // survey: the far end's final response (200, 486, 603, 404; 487 after the server's CANCEL)
+	HungUpBy  string    `json:"hung_up_by"`           // "caller", "agent", "server"
+	Wait      Dur       `json:"wait"`                 // answered: queue wait as the caller saw it (menu choice → agent's answer)
+	Talk      Dur       `json:"talk"`                 // answered: agent answer → end of the conversation
+	AbandonAt Dur       `json:"abandon_at,omitzero"`  // abandoned: seconds after the menu choice
+	Rating    string    `json:"rating,omitempty"`     // satisfied, basically_satisfied, dissatisfied, not_rated
+	AudioOK   *bool     `json:"audio_ok,omitempty"`   // answered: each side heard the other's tone
 	Error     string    `json:"error,omitempty"`
 }
 

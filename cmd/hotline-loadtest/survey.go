@@ -33,7 +33,9 @@ func runSurvey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	maxDuration := fs.Duration("max-duration", 0, "hard bound of the run (0: 1 h with --targets, else --duration + 2 min)")
 	maxCalls := fs.Int("max-calls", loadtest.DefaultSurveyMaxCalls, "take at most this many calls; refuse --targets above it")
 	busy := fs.Float64("busy-share", 0.2, "share of calls answered 486 Busy Here")
-	noAnswer := fs.Float64("no-answer-share", 0.1, "share of calls left ringing until the server cancels (the rest answer)")
+	noAnswer := fs.Float64("no-answer-share", 0.1, "share of calls left ringing until the server cancels")
+	reject := fs.Float64("reject-share", 0.05, "share of calls answered 603 Decline (busy to the server, retried)")
+	invalid := fs.Float64("invalid-share", 0.02, "share of calls answered 404 Not Found (invalid-number to the server, never retried); the four shares add up to at most 1, the rest answer")
 	answerDelay := fs.Duration("answer-delay", time.Second, "citizens answer after ringing this long")
 	hangupShare := fs.Float64("hangup-share", 0.1, "share of answering citizens who hang up at the first prompt")
 	infoShare := fs.Float64("info-share", 0.2, "share of keys sent by SIP INFO (the rest RFC 4733)")
@@ -65,7 +67,7 @@ func runSurvey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	cfg := loadtest.SurveyConfig{
 		Listen: *listen, Duration: *duration, MaxDuration: *maxDuration, MaxCalls: *maxCalls,
-		BusyShare: *busy, NoAnswerShare: *noAnswer, AnswerDelay: *answerDelay, HangupShare: *hangupShare,
+		BusyShare: *busy, NoAnswerShare: *noAnswer, RejectShare: *reject, InvalidShare: *invalid, AnswerDelay: *answerDelay, HangupShare: *hangupShare,
 		InfoShare: *infoShare, RatingMix: mix, Seed: *seed,
 	}
 	if *targets > 0 {

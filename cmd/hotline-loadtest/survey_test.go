@@ -44,6 +44,9 @@ func TestSurveyCommandUsage(t *testing.T) {
 		{"bad rating mix", []string{"--rating-mix", "1=x", "--duration", "1s"}, 2, "--rating-mix"},
 		{"rating key 9", []string{"--rating-mix", "9=1", "--duration", "1s"}, 2, `key "9"`},
 		{"shares above 1", []string{"--busy-share", "0.7", "--no-answer-share", "0.6", "--duration", "1s"}, 2, "above 1"},
+		{"four shares above 1", []string{"--busy-share", "0.5", "--no-answer-share", "0.2", "--reject-share", "0.2", "--invalid-share", "0.2", "--duration", "1s"}, 2, "above 1"},
+		{"reject share above 1", []string{"--reject-share", "1.5", "--duration", "1s"}, 2, "reject share 1.5"},
+		{"negative invalid share", []string{"--invalid-share", "-0.5", "--duration", "1s"}, 2, "invalid share -0.5"},
 		{"unknown flag", []string{"--bogus"}, 2, "-bogus"},
 		{"stray argument", []string{"--duration", "1s", "now"}, 2, `unexpected argument "now"`},
 	} {
@@ -77,7 +80,8 @@ func freeUDPAddr(t *testing.T) string {
 }
 
 // A small campaign against the real server from the command line: exit 0, the JSON report
-// agrees (no failure, no mismatch, every call recorded), and the truth file holds every call.
+// agrees (no failure, no mismatch, every call recorded, the declines and invalid numbers
+// counted), and the truth file holds every call.
 func TestSurveyCommandAgainstServer(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -103,12 +107,15 @@ func TestSurveyCommandAgainstServer(t *testing.T) {
 	truth := filepath.Join(dir, "survey.json")
 	code, stdout, stderr := runSurveyCmd("--listen", far, "--api", "http://"+h.HTTP, "--targets", "6",
 		"--retry", "1s", "--ring-timeout", "1500ms", "--answer-delay", "100ms", "--busy-share", "0.3", "--no-answer-share", "0.2",
+		"--reject-share", "0.1", "--invalid-share", "0.1", // seed 3 draws one of each
 		"--hangup-share", "0.2", "--info-share", "0.5", "--seed", "3", "--max-calls", "30", "--truth", truth, "--json", "--quiet")
 	var rep struct {
 		Campaign   string
 		Stopped    string
 		Calls      int
 		Answered   int
+		Declined   int
+		Invalid    int
 		Failures   int
 		Mismatches []string
 		Server     *struct{ Records int }
@@ -123,6 +130,13 @@ func TestSurveyCommandAgainstServer(t *testing.T) {
 	tr, err := loadtest.ReadTruth(truth)
 	if err != nil || tr.Scenario != "survey" || len(tr.Calls) != rep.Calls {
 		t.Fatalf("truth: %v, scenario %q, %d calls; want %d", err, tr.Scenario, len(tr.Calls), rep.Calls)
+	}
+	statuses := map[int]int{}
+	for _, c := range tr.Calls {
+		statuses[c.SIPStatus]++
+	}
+	if rep.Declined == 0 || rep.Invalid == 0 || statuses[603] != rep.Declined || statuses[404] != rep.Invalid {
+		t.Errorf("report: %d declined, %d invalid; the truth's statuses %v (want at least one 603 and one 404)", rep.Declined, rep.Invalid, statuses)
 	}
 
 	// The same run as a table, taking calls without a campaign for a moment: none come, and
