@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,11 @@ const (
 	DefaultMaxLoss         = 0.001 // 0.1 %
 	// minToneFrames is how much of the other side's tone (100 ms) makes a side "heard".
 	minToneFrames = 5
+	// holdSlack is the packets per leg that may be in flight when the hold's counts are
+	// read: not counted as lost.
+	holdSlack = 3
+	// maxMeterSockets bounds --sockets: each pair of sockets is a goroutine waking 1000/s.
+	maxMeterSockets = 64
 )
 
 // BridgeConfig configures RunBridge: Pairs citizens and Pairs agents, every citizen
@@ -60,8 +66,17 @@ func (c *BridgeConfig) dayConfig() (DayConfig, error) {
 	if !(c.Rate > 0 && c.Rate <= MaxRate) {
 		return DayConfig{}, fmt.Errorf("%w: rate %g: want more than 0 and at most %g citizens/s", ErrConfig, c.Rate, MaxRate)
 	}
-	if c.Hold < 0 || c.RingDelay < 0 || c.ConnectTimeout < 0 || c.MeterSockets < 0 || !(c.MaxLoss >= 0 && c.MaxLoss <= 1) {
-		return DayConfig{}, fmt.Errorf("%w: negative setting", ErrConfig)
+	switch {
+	case c.Hold < 0 || c.Hold > MaxDayDuration:
+		return DayConfig{}, fmt.Errorf("%w: hold %s: want 0 (the default %s) to %s", ErrConfig, c.Hold, DefaultBridgeHold, MaxDayDuration)
+	case c.RingDelay < 0 || c.ConnectTimeout < 0 || c.SetupTimeout < 0:
+		return DayConfig{}, fmt.Errorf("%w: negative ring delay, connect or setup timeout", ErrConfig)
+	case c.MeterSockets < 0 || c.MeterSockets > maxMeterSockets:
+		return DayConfig{}, fmt.Errorf("%w: sockets %d: want 1-%d", ErrConfig, c.MeterSockets, maxMeterSockets)
+	case !(c.MaxLoss >= 0 && c.MaxLoss < 1):
+		return DayConfig{}, fmt.Errorf("%w: max loss %g: want a ratio from 0 to below 1 (0.001 is 0.1%%)", ErrConfig, c.MaxLoss)
+	case c.Digit != "" && (len(c.Digit) != 1 || !strings.Contains("0123456789*#", c.Digit)):
+		return DayConfig{}, fmt.Errorf("%w: digit %q: want one menu key, 0-9 * #", ErrConfig, c.Digit)
 	}
 	if c.Hold == 0 {
 		c.Hold = DefaultBridgeHold
@@ -92,8 +107,9 @@ func (c *BridgeConfig) dayConfig() (DayConfig, error) {
 		Rate: c.Rate, Duration: arrivals + time.Second, MaxCalls: c.Pairs,
 		Mix: map[string]float64{c.Digit: 1}, Talk: c.Hold, RingDelay: c.RingDelay,
 		SetupTimeout: c.SetupTimeout, Seed: c.Seed, Logger: c.Logger,
-		// Arrivals, the longest connect, the hold, and the teardown.
-		MaxDuration: arrivals + c.ConnectTimeout + c.Hold + 2*time.Minute,
+		// Arrivals, the longest setup, menu and connect, the hold, the hang-ups at the
+		// arrival rate, and the agents' teardown.
+		MaxDuration: 2*arrivals + max(c.SetupTimeout, DefaultSetupTimeout) + promptTimeout + c.ConnectTimeout + c.Hold + agentGrace + 2*time.Minute,
 	}
 	if err := d.validate(); err != nil {
 		return DayConfig{}, err
@@ -130,11 +146,14 @@ type bridge struct {
 // bridgePair is one citizen and the agent who answered, as each side measured it.
 type bridgePair struct {
 	citizen, agent RTPStats
+	cst, ast       *Stream // the legs' streams while they run, under bridge.mu
 	agentID        string
 	agentDone      chan struct{} // closed when the agent's stream has its final figures
 	agentOnce      sync.Once
 	connect        time.Duration // menu key → the citizen hears the agent
 	failed         string
+	held           bool // in both hold snapshots (or lost between them)
+	holdAudioBad   bool // a leg fell short of the far side's tone during the hold
 }
 
 func (b *bridge) pair(caller string) *bridgePair {
@@ -146,6 +165,72 @@ func (b *bridge) pair(caller string) *bridgePair {
 		b.pairs[caller] = p
 	}
 	return p
+}
+
+// setStream records a leg's stream (nil when it ends) for the hold's counts.
+func (b *bridge) setStream(pr *bridgePair, side int, st *Stream) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if side == sideCitizen {
+		pr.cst = st
+	} else {
+		pr.ast = st
+	}
+}
+
+// holdCounts are what a leg received, and what the other leg sent, at one instant.
+type holdCounts struct{ recv, tone, peerSent int64 }
+
+// holdSnapshot reads every bridged pair's counts.
+func (b *bridge) holdSnapshot() map[*bridgePair][2]holdCounts {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := map[*bridgePair][2]holdCounts{}
+	for _, pr := range b.pairs {
+		if pr.cst == nil || pr.ast == nil {
+			continue
+		}
+		c, a := pr.cst.Stats(), pr.ast.Stats()
+		m[pr] = [2]holdCounts{
+			sideCitizen: {recv: c.Packets, tone: c.ToneFrames, peerSent: a.Sent},
+			sideAgent:   {recv: a.Packets, tone: a.ToneFrames, peerSent: c.Sent},
+		}
+	}
+	return m
+}
+
+// holdFigures folds two snapshots into the report: per leg, what the far side sent during
+// the hold against what arrived (end-to-end loss through the server, whatever the tester's
+// own pacing did), and whether what arrived was the far side's tone. A pair whose leg fell
+// short fails its audio check.
+func (b *bridge) holdFigures(rep *BridgeReport, before, after map[*bridgePair][2]holdCounts) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for pr, end := range after {
+		start, ok := before[pr]
+		if !ok {
+			continue
+		}
+		pr.held = true
+		for side := range end {
+			sent := end[side].peerSent - start[side].peerSent
+			recv := end[side].recv - start[side].recv
+			tone := end[side].tone - start[side].tone
+			rep.HoldSent += sent
+			rep.HoldReceived += recv
+			if short := sent - recv - holdSlack; short > 0 {
+				rep.HoldLost += short
+			}
+			if float64(tone) < (1-b.cfg.MaxLoss)*float64(sent)-holdSlack {
+				pr.holdAudioBad = true
+			}
+		}
+	}
+	for pr := range before {
+		if _, ok := after[pr]; !ok { // a leg ended during the hold
+			pr.held, pr.holdAudioBad = true, true
+		}
+	}
 }
 
 func (b *bridge) resolve() {
@@ -246,25 +331,31 @@ func RunBridge(ctx context.Context, cfg BridgeConfig, progress func(Sample)) (*B
 		case <-runCtx.Done():
 			return
 		}
-		cpu0, srv0 := processCPU(), scrapeServer(runCtx, cfg.Metrics)
-		t0 := time.Now()
+		if b.bridged.Load() == 0 {
+			return // nothing to hold
+		}
+		t0, cpu0 := time.Now(), processCPU()
+		srv0, srvAt0 := scrapeServer(runCtx, cfg.Metrics), time.Now()
+		before := b.holdSnapshot()
 		d.log.Info("all pairs resolved: holding", "bridged", b.bridged.Load(), "hold", cfg.Hold)
 		t := time.NewTimer(cfg.Hold)
 		defer t.Stop()
 		select {
 		case <-t.C:
 		case <-runCtx.Done():
-			return
 		}
+		after := b.holdSnapshot()
 		wall := time.Since(t0)
 		rep.HeldFor = Dur(wall)
 		rep.TesterCores = (processCPU() - cpu0).Seconds() / wall.Seconds()
+		b.holdFigures(rep, before, after)
 		if srv1 := scrapeServer(runCtx, cfg.Metrics); srv0 != nil && srv1 != nil {
-			rep.ServerCores = (srv1.Get("process_cpu_seconds_total") - srv0.Get("process_cpu_seconds_total")) / wall.Seconds()
+			rep.ServerCores = (srv1.Get("process_cpu_seconds_total") - srv0.Get("process_cpu_seconds_total")) / time.Since(srvAt0).Seconds()
 			rep.ServerRSS = int64(srv1.Get("process_resident_memory_bytes"))
 		}
 	}()
 
+	udpIn0, udpRcv0, _ := udpCounters()
 	stopSampler := d.meter.run(progress)
 	var citizens sync.WaitGroup
 	d.stopped = b.arrive(runCtx, cancelRun, d, phones, &citizens)
@@ -278,6 +369,8 @@ func RunBridge(ctx context.Context, cfg BridgeConfig, progress func(Sample)) (*B
 	agents.drain(agentGrace)
 	agents.stop(runCtx)
 	stopSampler()
+	udpIn1, udpRcv1, _ := udpCounters()
+	rep.HostUDPDrops = (udpIn1 - udpIn0) + (udpRcv1 - udpRcv0)
 
 	var runErr error
 	switch {
@@ -346,6 +439,8 @@ func (b *bridge) arrive(ctx context.Context, fail context.CancelCauseFunc, d *da
 				b.abandonRest(cfg.Pairs - 1)
 				return stopReason(ctx)
 			}
+			// The rest keep their spacing from here, not all at once after a slow first setup.
+			start = time.Now().Add(-time.Duration(float64(time.Second) / cfg.Rate))
 		}
 	}
 	return "all-dialled"
@@ -408,11 +503,14 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	case <-c.Answered():
 	default:
 		tc.Ended = time.Now().UTC()
-		if dc.first && ctx.Err() == nil {
-			fail(ByCaller, "no answer within "+d.cfg.SetupTimeout.String())
-			return fmt.Errorf("%w: no answer to the INVITE to %s within %s", ErrUnreachable, d.cfg.Target, d.cfg.SetupTimeout)
+		if ctx.Err() != nil {
+			tc.Outcome, tc.HungUpBy, tc.Error = OutcomeCancelled, ByCaller, "run stopped"
+			return nil
 		}
 		fail(ByCaller, "no answer within "+d.cfg.SetupTimeout.String())
+		if dc.first {
+			return fmt.Errorf("%w: no answer to the INVITE to %s within %s", ErrUnreachable, d.cfg.Target, d.cfg.SetupTimeout)
+		}
 		return nil
 	}
 	if err := c.Err(); err != nil {
@@ -428,24 +526,34 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	answered := time.Now()
 	tc.Answered = answered.UTC()
 	d.meter.setup(answered.Sub(invite))
-	dtmfPT, _ := c.DTMFPayloadType()
-	st, err := b.meter.AddStream(c.RemoteRTP(), c.Codec(), dtmfPT, StreamOptions{Local: c.LocalRTP(), Tone: CitizenTone, Hear: AgentTone})
-	if err != nil {
-		fail(ByCaller, "media: "+err.Error())
+	// Until the menu key is taken the server has the call in its IVR: a failure there is an
+	// IVR hang-up in its records, as in the day run.
+	ivrFail := func(why string) error {
+		pr.failed = why
+		tc.Outcome, tc.Error = OutcomeIVRHangup, why
+		if ctx.Err() != nil {
+			tc.Error = "run stopped"
+		}
+		d.meter.failure()
 		hangup(ByCaller)
 		return nil
 	}
+	dtmfPT, _ := c.DTMFPayloadType()
+	st, err := b.meter.AddStream(c.RemoteRTP(), c.Codec(), dtmfPT, StreamOptions{Local: c.LocalRTP(), Tone: CitizenTone, Hear: AgentTone})
+	if err != nil {
+		return ivrFail("media: " + err.Error())
+	}
 	d.meter.add(st, true)
+	b.setStream(pr, sideCitizen, st)
 	defer func() {
+		b.setStream(pr, sideCitizen, nil)
 		pr.citizen = st.Remove()
 		d.meter.end(st)
 	}()
 
 	// The menu: press the key once the server's audio flows (the prompt; keys barge in).
 	if !waitStream(ctx, c, func() bool { return st.Stats().Packets > 0 }, promptTimeout) {
-		fail(ByCaller, "no audio from the server within "+promptTimeout.String())
-		hangup(ByCaller)
-		return nil
+		return ivrFail("no audio from the server within " + promptTimeout.String())
 	}
 	sent, err := st.SendDigits(cfg.Digit, digitDuration)
 	if err == nil {
@@ -455,9 +563,7 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 		}
 	}
 	if err != nil || c.Err() != nil || isDone(c) {
-		fail(ByCaller, fmt.Sprintf("menu key: %v", errors.Join(err, c.Err())))
-		hangup(ByCaller)
-		return nil
+		return ivrFail(fmt.Sprintf("menu key: %v", errors.Join(err, c.Err(), errors.New(c.ByeReason()))))
 	}
 	chose := time.Now().Add(-rfc4733EndLag)
 	d.meter.queued(1)
@@ -471,21 +577,45 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	}, cfg.ConnectTimeout)
 	d.meter.queued(-1)
 	if !connected {
-		why := "the agent's tone not heard within " + cfg.ConnectTimeout.String()
+		why := "no agent within " + cfg.ConnectTimeout.String()
+		switch {
+		case ctx.Err() != nil:
+			why = "run stopped"
+		case isDone(c):
+			why = "the server hung up in the queue: " + c.ByeReason()
+		}
+		if ok, _ := dc.abandon(true); ok { // no agent may answer from now on
+			pr.failed = why
+			if isDone(c) {
+				tc.Ended = time.Now().UTC()
+				d.failed(tc, ByServer, why)
+				return nil
+			}
+			tc.Outcome, tc.AbandonAt, tc.Error = OutcomeAbandoned, Dur(time.Since(chose)), why
+			d.meter.failure()
+			hangup(ByCaller)
+			return nil
+		}
+		// An agent answered: the server has it answered, whatever the audio did.
 		select {
 		case <-dc.connected:
-		default:
-			why = "no agent within " + cfg.ConnectTimeout.String()
+		case <-time.After(agentGrace):
 		}
-		if isDone(c) {
-			why = "the server hung up: " + c.ByeReason()
+		agent, at := dc.connection()
+		why = "the agent's tone not heard within " + cfg.ConnectTimeout.String()
+		if ctx.Err() != nil {
+			why = "run stopped"
 		}
-		fail(ByCaller, why)
-		dc.abandon(true) // no agent may answer from now on
+		pr.failed = why
+		tc.Outcome, tc.Agent, tc.Wait, tc.Error = OutcomeAnswered, agent, Dur(at.Sub(chose)), why
+		if !at.IsZero() {
+			tc.Connected = at.UTC()
+			tc.Talk = Dur(time.Since(at))
+		}
+		d.meter.failure()
+		dc.audio.report(sideCitizen, false)
 		hangup(ByCaller)
-		if _, at := dc.connection(); !at.IsZero() {
-			b.awaitAgent(pr)
-		}
+		b.awaitAgent(pr)
 		return nil
 	}
 	agent, at := dc.connection()
@@ -499,6 +629,7 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	serverBye := func() error {
 		tc.Ended, tc.Talk, tc.HungUpBy = time.Now().UTC(), Dur(time.Since(at)), ByServer
 		tc.Error = "the server hung up during the hold: " + c.ByeReason()
+		dc.audio.report(sideCitizen, true)
 		return nil
 	}
 	select {
@@ -518,6 +649,9 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 		case <-ctx.Done():
 		}
 		t.Stop()
+	}
+	if ctx.Err() != nil {
+		tc.Error = "run stopped"
 	}
 	tc.Talk = Dur(time.Since(at))
 	hangup(ByCaller)
@@ -616,12 +750,14 @@ func (a *simAgent) bridgeInvite(c *phone.Call) bool {
 			return
 		}
 		p.d.meter.add(st, false)
+		b.setStream(pr, sideAgent, st)
 		dc.connect(a.id, answerAt)
 		select {
 		case <-c.Done():
 		case <-p.ctx.Done():
 			hangup(p.ctx, c)
 		}
+		b.setStream(pr, sideAgent, nil)
 		pr.agentID, pr.agent = a.id, st.Remove()
 		p.d.meter.end(st)
 		dc.audio.report(sideAgent, pr.agent.ToneFrames >= minToneFrames)

@@ -34,12 +34,20 @@ type BridgeReport struct {
 	ConnectP50 Dur `json:"connect_p50_ms"` // menu key → the agent's tone heard
 	ConnectP99 Dur `json:"connect_p99_ms"`
 
-	RTPPackets  int64   `json:"rtp_packets"` // received on both legs of every pair
-	RTPLost     int64   `json:"rtp_lost"`
+	RTPPackets  int64   `json:"rtp_packets"` // received on both legs of every pair, whole calls
+	RTPLost     int64   `json:"rtp_lost"`    // missing by sequence number
 	LossPercent float64 `json:"loss_percent"`
-	LegsLossy   int     `json:"legs_lossy"` // legs that lost any packet
-	JitterP99   Dur     `json:"jitter_p99_ms"`
-	JitterMax   Dur     `json:"jitter_max_ms"` // the highest any leg's estimate reached
+	LegsLossy   int     `json:"legs_lossy"` // legs that lost any packet by sequence number
+
+	// During the hold, leg by leg: what the far side sent against what arrived, so that a
+	// leg the server stopped relaying (no gap in the numbers, just silence) counts as lost.
+	HoldSent        int64   `json:"hold_sent"`
+	HoldReceived    int64   `json:"hold_received"`
+	HoldLost        int64   `json:"hold_lost"` // short by more than the few packets in flight
+	HoldLossPercent float64 `json:"hold_loss_percent"`
+	HostUDPDrops    int64   `json:"host_udp_drops"` // /proc/net/snmp InErrors + RcvbufErrors during the run (either side)
+	JitterP99       Dur     `json:"jitter_p99_ms"`
+	JitterMax       Dur     `json:"jitter_max_ms"` // the highest any leg's estimate reached
 
 	TesterCores float64    `json:"tester_cores"`           // this process's CPU while all pairs were held
 	ServerCores float64    `json:"server_cores,omitempty"` // the server's (from its /metrics)
@@ -54,7 +62,8 @@ type BridgeReport struct {
 // ran short) within MaxLoss of the packets received too.
 func (r *BridgeReport) Passed() bool {
 	return r.Error == "" && r.Failed == 0 && r.Bridged == r.Pairs && r.AudioFailed == 0 &&
-		r.LossPercent <= 100*r.MaxLoss && float64(r.Meter.PacerSkipped) <= r.MaxLoss*float64(r.RTPPackets)
+		r.HoldSent > 0 && r.LossPercent <= 100*r.MaxLoss && r.HoldLossPercent <= 100*r.MaxLoss &&
+		float64(r.Meter.PacerSkipped) <= r.MaxLoss*float64(r.RTPPackets)
 }
 
 func (r *BridgeReport) build(b *bridge, t *Truth, samples []Sample, ms MeterStats, elapsed time.Duration) {
@@ -68,17 +77,21 @@ func (r *BridgeReport) build(b *bridge, t *Truth, samples []Sample, ms MeterStat
 			setups = append(setups, c.Answered.Sub(c.Invite))
 		}
 		pr := b.pairs[c.Caller]
-		if c.Outcome != OutcomeAnswered || pr == nil {
+		if c.Outcome != OutcomeAnswered || pr == nil || c.Error != "" {
 			r.Failed++
 			if r.FailReasons == nil {
 				r.FailReasons = map[string]int{}
 			}
-			r.FailReasons[reasonKey(c.Error)]++
+			r.FailReasons[c.Outcome+": "+reasonKey(c.Error)]++
+		}
+		if c.Outcome != OutcomeAnswered || pr == nil {
 			continue
 		}
-		r.Bridged++
-		connects = append(connects, pr.connect)
-		if c.AudioOK != nil && *c.AudioOK && c.Error == "" {
+		if pr.connect > 0 {
+			r.Bridged++
+			connects = append(connects, pr.connect)
+		}
+		if c.AudioOK != nil && *c.AudioOK && !pr.holdAudioBad {
 			r.AudioPassed++
 		} else {
 			r.AudioFailed++
@@ -96,6 +109,9 @@ func (r *BridgeReport) build(b *bridge, t *Truth, samples []Sample, ms MeterStat
 	if n := r.RTPPackets + r.RTPLost; n > 0 {
 		r.LossPercent = 100 * float64(r.RTPLost) / float64(n)
 	}
+	if r.HoldSent > 0 {
+		r.HoldLossPercent = 100 * float64(r.HoldLost) / float64(r.HoldSent)
+	}
 	setups, connects, jitters = sortedDurations(setups), sortedDurations(connects), sortedDurations(jitters)
 	r.SetupP50, r.SetupP99 = Dur(percentile(setups, 0.5)), Dur(percentile(setups, 0.99))
 	if len(setups) > 0 {
@@ -108,10 +124,10 @@ func (r *BridgeReport) build(b *bridge, t *Truth, samples []Sample, ms MeterStat
 // reasonKey shortens a failure to its kind for the counts ("refused: 503 …" → "refused: 503").
 func reasonKey(e string) string {
 	if e == "" {
-		return "unknown"
+		return "no reason"
 	}
-	if len(e) > 40 {
-		return e[:40] + "…"
+	if r := []rune(e); len(r) > 40 { // a Reason header may be Chinese: cut on a character
+		return string(r[:40]) + "…"
 	}
 	return e
 }
@@ -127,8 +143,9 @@ func (r *BridgeReport) WriteText(w io.Writer) error {
 	row("audio both ways", "%d passed, %d failed", r.AudioPassed, r.AudioFailed)
 	row("setup (INVITE→200)", "p50 %s, p99 %s, max %s", r.SetupP50, r.SetupP99, r.SetupMax)
 	row("connect (key→agent heard)", "p50 %s, p99 %s", r.ConnectP50, r.ConnectP99)
-	row("RTP", "%d packets, %d lost (%.4f%%; criterion %.4f%%), %d legs with loss", r.RTPPackets, r.RTPLost, r.LossPercent, 100*r.MaxLoss, r.LegsLossy)
-	row("jitter", "p99 %s, max %s", r.JitterP99, r.JitterMax)
+	row("RTP while held", "%d sent, %d received, %d lost (%.4f%%; criterion %.4f%%)", r.HoldSent, r.HoldReceived, r.HoldLost, r.HoldLossPercent, 100*r.MaxLoss)
+	row("RTP whole calls", "%d packets, %d lost by sequence (%.4f%%), %d legs with loss; host UDP drops %d", r.RTPPackets, r.RTPLost, r.LossPercent, r.LegsLossy, r.HostUDPDrops)
+	row("jitter", "p99 %s, max %s (includes the tester's own send lateness: see the pacer)", r.JitterP99, r.JitterMax)
 	server := "not measured (no --metrics)"
 	if r.ServerCores > 0 {
 		server = fmt.Sprintf("%.2f cores, RSS %.0f MiB", r.ServerCores, float64(r.ServerRSS)/(1<<20))

@@ -43,6 +43,10 @@ func TestRunBridgeAgainstServer(t *testing.T) {
 	if rep.RTPPackets < 32*150 || rep.LossPercent > 0.1 {
 		t.Errorf("%d RTP packets, %.3f%% lost", rep.RTPPackets, rep.LossPercent)
 	}
+	// During the hold every leg received what the far side sent: 3 s × 50 packets/s × 32 legs.
+	if rep.HoldSent < 32*140 || rep.HoldLost != 0 || rep.HoldReceived < rep.HoldSent-32*holdSlack {
+		t.Errorf("hold: %d sent, %d received, %d lost", rep.HoldSent, rep.HoldReceived, rep.HoldLost)
+	}
 	if !rep.Passed() {
 		t.Errorf("the report did not pass:\n%s", out.String())
 	}
@@ -91,10 +95,46 @@ func TestBridgeConfigRefusals(t *testing.T) {
 		"bad target":   {Target: "somewhere", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1},
 		"remote":       {Target: "192.0.2.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1},
 		"remote stats": {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Metrics: "http://192.0.2.1/metrics", Pairs: 1, Rate: 1},
+		"digit":        {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1, Digit: "12"},
+		"sockets":      {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1, MeterSockets: 1000},
+		"hold":         {Target: "127.0.0.1:5060", API: "http://127.0.0.1:8080", Pairs: 1, Rate: 1, Hold: -time.Second},
 	} {
 		_, _, err := RunBridge(context.Background(), cfg, nil)
 		if !errors.Is(err, ErrConfig) && !errors.Is(err, ErrNotLoopback) {
 			t.Errorf("%s: %v, want ErrConfig or ErrNotLoopback", name, err)
+		}
+	}
+}
+
+// The hold's figures: a leg whose far side kept sending but which received nothing for
+// half the hold (the server stopped relaying: no gap in the sequence numbers) counts its
+// shortfall as lost and fails its pair's audio; a leg that received the packets but not
+// the tone fails its audio too; a pair in flight by a packet or two passes.
+func TestBridgeHoldFigures(t *testing.T) {
+	b := &bridge{cfg: BridgeConfig{MaxLoss: DefaultMaxLoss}, pairs: map[string]*bridgePair{}}
+	good, silent, noTone, gone := &bridgePair{}, &bridgePair{}, &bridgePair{}, &bridgePair{}
+	before := map[*bridgePair][2]holdCounts{
+		good:   {{recv: 100, tone: 95, peerSent: 101}, {recv: 100, tone: 100, peerSent: 100}},
+		silent: {{recv: 100, tone: 95, peerSent: 100}, {recv: 100, tone: 100, peerSent: 100}},
+		noTone: {{recv: 100, tone: 95, peerSent: 100}, {recv: 100, tone: 100, peerSent: 100}},
+		gone:   {{recv: 100, tone: 95, peerSent: 100}, {recv: 100, tone: 100, peerSent: 100}},
+	}
+	after := map[*bridgePair][2]holdCounts{
+		good:   {{recv: 1600, tone: 1595, peerSent: 1602}, {recv: 1600, tone: 1600, peerSent: 1600}}, // 1 in flight
+		silent: {{recv: 850, tone: 845, peerSent: 1600}, {recv: 1600, tone: 1600, peerSent: 1600}},   // 750 short
+		noTone: {{recv: 1600, tone: 95, peerSent: 1600}, {recv: 1600, tone: 1600, peerSent: 1600}},   // packets, not the tone
+	}
+	var rep BridgeReport
+	b.holdFigures(&rep, before, after)
+	if rep.HoldSent != 9001 || rep.HoldLost != 750-holdSlack {
+		t.Errorf("sent %d, lost %d; want 9001 sent and %d lost", rep.HoldSent, rep.HoldLost, 750-holdSlack)
+	}
+	for name, c := range map[string]struct {
+		pr  *bridgePair
+		bad bool
+	}{"good": {good, false}, "silent": {silent, true}, "no tone": {noTone, true}, "gone": {gone, true}} {
+		if !c.pr.held || c.pr.holdAudioBad != c.bad {
+			t.Errorf("%s: held %v, audio bad %v; want held and bad %v", name, c.pr.held, c.pr.holdAudioBad, c.bad)
 		}
 	}
 }

@@ -16,13 +16,15 @@
 //
 // The Go test phone (package phone) does the signalling. Media of the ivr and bridge runs
 // is carried by a Meter rather than by a socket per call: a few shared UDP sockets named in
-// every call's SDP (phone.Config.MediaAddr) and one goroutine, the server's own pacing wheel
-// (media.Scheduler), that sends every stream's 20 ms frame on drift-free deadlines, all of a
-// 1 ms slot in one sendmmsg per socket, and then takes what arrived with recvmmsg without
-// waiting, each datagram stamped by the kernel on arrival (SO_TIMESTAMPNS) so that loss and
-// RFC 3550 jitter are the network's and the server's, not the tester's. At most a thousand
-// wake-ups a second at any load: the tester stays cheaper than the server it measures on the
-// same machine. The day run keeps the phone's own media per call (it listens for prompts).
+// every call's SDP (phone.Config.MediaAddr), and per two sockets one pacing goroutine, the
+// server's own pacing wheel (media.Scheduler), which sends every stream's 20 ms frame on
+// drift-free deadlines, all of a 1 ms slot in one sendmmsg per socket, and then takes what
+// arrived with recvmmsg without waiting, each datagram stamped by the kernel on arrival
+// (SO_TIMESTAMPNS) so that the tester's reading delay does not show as jitter (the server
+// relays the tester's own send lateness, which the reports show beside it). A thousand
+// wake-ups a second per pacer at any load: the tester stays cheaper than the server it
+// measures on the same machine. The day run keeps the phone's own media per call (it
+// listens for prompts).
 //
 // Targets, APIs and local addresses must be loopback (127.0.0.0/8 or ::1) unless the run
 // allows a remote target explicitly (DayConfig.AllowRemote, BridgeConfig.AllowRemote: the

@@ -56,16 +56,18 @@ type RTPStats struct {
 func (s RTPStats) Expected() int64 { return s.Packets + s.Lost }
 
 // Meter sends and receives the RTP of many calls over a few shared UDP
-// sockets, all on one goroutine: a media.Scheduler (the server's pacing wheel,
-// one shard) ticks every stream on drift-free deadlines (t0 + n·20 ms), streams
-// spread over 1 ms slots; after each slot its packets leave together, one
-// sendmmsg per socket, and then whatever the sockets received is taken without
-// waiting, up to 64 datagrams per recvmmsg, and demultiplexed by the sender's
-// address. Each datagram carries the kernel's arrival stamp (SO_TIMESTAMPNS),
-// so reading it up to a millisecond later does not count as jitter. No reader
-// goroutines and no wake-up per packet: at most a thousand wake-ups a second
-// whatever the load, which is what keeps the tester cheaper than the server it
-// measures.
+// sockets. Each pair of sockets has one pacer: a media.Scheduler (the server's
+// pacing wheel, one shard, one goroutine) that ticks its streams on drift-free
+// deadlines (t0 + n·20 ms), streams spread over 1 ms slots; after each slot its
+// packets leave together, one sendmmsg per socket, and then whatever the
+// sockets received is taken without waiting, up to 64 datagrams per recvmmsg,
+// and demultiplexed by the sender's address. Each datagram carries the
+// kernel's arrival stamp (SO_TIMESTAMPNS), so reading it up to a millisecond
+// later does not count as jitter (what the far end relays of the tester's own
+// send lateness still does: the report shows the pacer's lateness beside it).
+// No reader goroutines and no wake-up per packet: a thousand wake-ups a second
+// per pacer whatever the load, which keeps the tester cheaper than the server
+// it measures.
 type Meter struct {
 	ip    netip.Addr
 	epoch time.Time

@@ -71,11 +71,11 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	bar := newProgress(stderr, *agents, *quiet)
 	rep, truth, err := loadtest.RunBridge(ctx, cfg, bar.update)
-	bar.end(err)
 	stopProfile()
-	if rep == nil {
+	if rep == nil { // an invalid configuration: no run, and no bar drawn
 		return fail(stderr, "bridge", err)
 	}
+	bar.end(err)
 	if *truthFile != "" && truth != nil {
 		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
 			fmt.Fprintf(stderr, "hotline-loadtest bridge: truth: %v\n", werr)
@@ -128,8 +128,8 @@ func writeHTML(path, title, scenario, target string, started time.Time, samples 
 // machine facing the server), never by a typo in --target alone.
 func checkTarget(target, localIP string) (netip.Addr, error) {
 	lip, err := netip.ParseAddr(localIP)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%w: --local-ip %q: want an IP address", loadtest.ErrConfig, localIP)
+	if err != nil || lip.IsUnspecified() || lip.IsMulticast() {
+		return netip.Addr{}, fmt.Errorf("%w: --local-ip %q: want the tester's own unicast IP address", loadtest.ErrConfig, localIP)
 	}
 	if lip.IsLoopback() {
 		if _, err := loadtest.LoopbackAddrPort(target); err != nil {

@@ -1,21 +1,18 @@
-// Command hotline-loadtest measures the concurrent call capacity of one
-// hotline node, on loopback only. It stops by itself.
+// Command hotline-loadtest measures what one hotline node carries: call setups, IVR calls,
+// whole call-center days, bridged caller↔agent pairs and survey campaigns. Every run is
+// bounded in calls and time and stops by itself.
 //
-//	hotline-loadtest ivr   --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics
-//	                       --calls N --rate R --hold 60s [--digits 2] [--codec PCMA] [--json]
-//	hotline-loadtest setup --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics
-//	                       (--rate R --duration 30s | --ramp 200,400,800) [--json]
-//
-//	hotline-loadtest day   --target 127.0.0.1:5060 --api http://127.0.0.1:8080 --agents 20 --rate 5
-//	                       --duration 60s [--truth day.json] [--html day.html] [--json]
+//	hotline-loadtest ivr    --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics --calls N --rate R --hold 60s
+//	hotline-loadtest setup  --target 127.0.0.1:5060 --metrics http://127.0.0.1:8080/metrics --ramp 200,400,800
+//	hotline-loadtest day    --target 127.0.0.1:5060 --api http://127.0.0.1:8080 --agents 20 --rate 5 --duration 60s [--truth day.json] [--html day.html]
+//	hotline-loadtest bridge --target 127.0.0.1:5060 --api http://127.0.0.1:8080 --agents 500 --rate 50 --duration 60s
+//	hotline-loadtest survey --listen 127.0.0.1:5090 --api http://127.0.0.1:8080 --targets 20
 //	hotline-loadtest compare --truth day.json --api http://127.0.0.1:8080
+//	hotline-loadtest run surge.yaml [flags]
 //
-// ivr holds N simulated citizens (the Go test phone for SIP, a shared RTP
-// meter for media) and reports loss, jitter and setup times with the
-// server's send lateness, CPU and memory per call. setup drives SIPp
-// (testdata/sipp/load_setup.xml) at increasing call rates until failures pass
-// --max-fail, and reports achieved rate, failures and p99 INVITE→200.
-// Any target outside 127.0.0.0/8 is refused.
+// ivr and setup take loopback targets only. day and bridge take a target off loopback only
+// with --local-ip, the tester's own address on that network (a second machine facing the
+// server); --max-rate and --max-calls must be raised on purpose for a big run.
 package main
 
 import (
@@ -48,7 +45,7 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare|run [flags]   (loopback targets only)
+const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare|run [flags]
 
   ivr      concurrent IVR calls: RTP loss, jitter, setup time, server lateness, CPU, RSS per call
   setup    call setups per second with SIPp, ramped until failures pass --max-fail
@@ -63,7 +60,7 @@ const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare|run [
   run      FILE [flags]: the day, bridge or survey run a YAML scenario file describes (its keys
            are the command's flags; flags given here override it); --scenario FILE does the same
 
-Run "hotline-loadtest ivr -h" or "hotline-loadtest setup -h" for the flags.
+Run "hotline-loadtest COMMAND -h" for its flags. Targets off loopback: day and bridge, with --local-ip.
 `
 
 // run is the command; it returns the exit status: 0 done (and passed),

@@ -85,8 +85,12 @@ func readScenario(path string) (string, []scenarioSetting, error) {
 	var out []scenarioSetting
 	seen := map[string]int{}
 	for _, mv := range values {
-		key := strings.ReplaceAll(strings.TrimSpace(mv.Key.String()), "_", "-")
 		at := line(mv.Key)
+		k, err := scalarValue(mv.Key)
+		if err != nil {
+			return "", nil, fmt.Errorf("%w: %s:%d: key: %v", loadtest.ErrConfig, path, at, err)
+		}
+		key := strings.ReplaceAll(k, "_", "-")
 		if first, dup := seen[key]; dup {
 			return "", nil, fmt.Errorf("%w: %s:%d: %s: given again (first on line %d)", loadtest.ErrConfig, path, at, key, first)
 		}
@@ -119,6 +123,10 @@ func scalarValue(n ast.Node) (string, error) {
 		return "", errors.New("no value")
 	case *ast.StringNode:
 		return v.Value, nil
+	case *ast.LiteralNode:
+		return "", errors.New("a block scalar (| or >) is not a flag value: write it on one line")
+	case *ast.AnchorNode, *ast.AliasNode, *ast.TagNode:
+		return "", errors.New("anchors, aliases and tags are not taken: write the value itself")
 	case *ast.MappingNode, *ast.MappingValueNode:
 		var values []*ast.MappingValueNode
 		if m, ok := v.(*ast.MappingNode); ok {
@@ -128,11 +136,15 @@ func scalarValue(n ast.Node) (string, error) {
 		}
 		parts := make([]string, 0, len(values))
 		for _, kv := range values {
+			k, err := scalarValue(kv.Key)
+			if err != nil {
+				return "", err
+			}
 			val, err := scalarValue(kv.Value)
 			if err != nil {
 				return "", err
 			}
-			parts = append(parts, strings.TrimSpace(kv.Key.String())+"="+val)
+			parts = append(parts, k+"="+val)
 		}
 		return strings.Join(parts, ","), nil
 	case *ast.SequenceNode:

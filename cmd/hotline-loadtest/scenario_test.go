@@ -39,6 +39,9 @@ func TestScenarioFiles(t *testing.T) {
 		{"duplicate key", []string{"run", writeScenario(t, "scenario: day\nrate: 1\nrate: 2\n")}, 2, "rate"},
 		{"a list", []string{"run", writeScenario(t, "scenario: day\nmix: [1, 2]\n")}, 2, "scenario.yaml:2: mix: a list is not a flag value"},
 		{"not a mapping", []string{"run", writeScenario(t, "- day\n")}, 2, "want a mapping"},
+		{"quoted mix keys", []string{"run", writeScenario(t, "scenario: day\nrate: 50\nmix: {\"1\": 0.7, \"#\": 0.3}\n")}, 2, "--rate 50 is above"},
+		{"a block scalar", []string{"run", writeScenario(t, "scenario: day\nhtml: |\n  a.html\n")}, 2, "scenario.yaml:2: html: a block scalar"},
+		{"an anchor", []string{"run", writeScenario(t, "scenario: day\nrate: &r 5\n")}, 2, "scenario.yaml:2: rate: anchors"},
 	} {
 		code, stdout, stderr := runCmd(tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) || stdout != "" {
