@@ -164,14 +164,7 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 		sockets = DefaultMeterSockets
 	}
 	m := &Meter{ip: ip, epoch: time.Now()}
-	for i := range sockets {
-		if i%socketsPerPacer == 0 {
-			// One shard each: its sockets' send queues are owned by its goroutine.
-			p := media.NewScheduler(1)
-			first := i
-			p.AfterSlot(func() { m.flush(m.socks[first:min(first+socketsPerPacer, len(m.socks))]) })
-			m.pacers = append(m.pacers, p)
-		}
+	for range sockets {
 		conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 		if err != nil {
 			m.Close()
@@ -179,7 +172,7 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 		}
 		_ = conn.SetReadBuffer(meterReadBuffer) // best effort: capped by the kernel
 		_ = conn.SetWriteBuffer(meterWriteBuffer)
-		s := &meterSocket{conn: conn, pacer: m.pacers[len(m.pacers)-1], streams: map[netip.AddrPort]*Stream{}}
+		s := &meterSocket{conn: conn, streams: map[netip.AddrPort]*Stream{}}
 		if ip.Is4() {
 			s.pc = ipv4.NewPacketConn(conn)
 		} else {
@@ -193,10 +186,20 @@ func NewMeter(ip netip.Addr, sockets int) (*Meter, error) {
 		}
 		m.socks = append(m.socks, s)
 	}
+	// The pacers start once every socket exists: each owns its sockets' queues from then on.
+	for i := 0; i < len(m.socks); i += socketsPerPacer {
+		group := m.socks[i:min(i+socketsPerPacer, len(m.socks))]
+		p := media.NewScheduler(1)
+		for _, s := range group {
+			s.pacer = p
+		}
+		p.AfterSlot(func() { m.flush(group) })
+		m.pacers = append(m.pacers, p)
+	}
 	return m, nil
 }
 
-// Close stops the pacer and closes the sockets.
+// Close stops the pacers and closes the sockets.
 func (m *Meter) Close() {
 	m.closeMu.Do(func() {
 		for _, p := range m.pacers {

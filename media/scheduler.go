@@ -176,11 +176,11 @@ func (s *Scheduler) Add(st Stream) (remove func()) {
 	}
 }
 
-// AfterSlot makes every shard call f once it has ticked a slot's streams (a slot with at
-// least one stream), on the shard's goroutine, before the lateness of the slot is measured.
-// A sender whose Tick only queues its packet sends the slot's packets together there, in
-// one system call (sendmmsg). f must not block and must be safe for concurrent use when
-// the scheduler has more than one shard. Nil removes it.
+// AfterSlot makes every shard call f after each 1 ms slot it serves, once the slot's
+// streams (if any) were ticked, on the shard's goroutine. A sender whose Tick only queues
+// its packet sends the slot's packets together there, in one system call (sendmmsg), and
+// may take what its sockets received without waiting. f must not block and must be safe
+// for concurrent use when the scheduler has more than one shard. Nil removes it.
 func (s *Scheduler) AfterSlot(f func()) {
 	if f == nil {
 		s.afterSlot.Store(nil)
@@ -264,6 +264,9 @@ func (sh *shard) run() {
 			scratch = append(scratch[:0], sh.slots[slot]...)
 			sh.mu.Unlock()
 			if len(scratch) == 0 {
+				if f := sh.s.afterSlot.Load(); f != nil {
+					(*f)()
+				}
 				continue
 			}
 			for _, e := range scratch {
