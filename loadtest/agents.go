@@ -140,7 +140,13 @@ func (a *simAgent) register(ctx context.Context) error {
 func (a *simAgent) keepRegistered() {
 	p := a.pool
 	defer p.refresh.Done()
-	t := time.NewTicker(DefaultRegisterExpiry / 2)
+	// The first refresh at a random point of the middle fifth of the expiry, then every half
+	// expiry: a thousand agents registered together must not refresh in one burst inside
+	// the measurement.
+	a.mu.Lock()
+	first := time.Duration((0.4 + 0.2*a.rng.Float64()) * float64(DefaultRegisterExpiry))
+	a.mu.Unlock()
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
@@ -150,6 +156,7 @@ func (a *simAgent) keepRegistered() {
 			if err := a.register(p.ctx); err != nil {
 				p.log.Warn("agent re-registration failed", "agent", a.id, "error", err)
 			}
+			t.Reset(DefaultRegisterExpiry / 2)
 		}
 	}
 }
