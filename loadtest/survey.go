@@ -23,9 +23,10 @@ import (
 // do. With an API and targets it runs a whole campaign and holds the campaign's counts and
 // records against its own truth.
 //
-// In the survey truth, TruthCall.Caller is the citizen's number (the number the server
-// dialled: the record's called); a call's attempt is its rank among the calls to that number
-// (SurveyAttempts); HungUpBy "caller" is the citizen, as in the record's hangup_side.
+// In the survey truth, TruthCall.Caller is the calling number as the far end saw it (the
+// server's caller ID), Called the citizen's number (the record's called) and Attempt the
+// call's rank among the calls to that number (the record's attempt); HungUpBy "caller" is the
+// citizen, as in the record's hangup_side.
 
 // Errors of RunSurvey.
 var (
@@ -232,18 +233,6 @@ func drawSurveyPlan(cfg *SurveyConfig, number string, attempt int) surveyPlan {
 	return p
 }
 
-// SurveyAttempts returns each call's attempt: its rank (from 1) among the calls to the same
-// number (Caller), in the truth's order, which is the order the far end took them.
-func SurveyAttempts(calls []TruthCall) []int {
-	seen := map[string]int{}
-	out := make([]int, len(calls))
-	for i, c := range calls {
-		seen[c.Caller]++
-		out[i] = seen[c.Caller]
-	}
-	return out
-}
-
 // surveyCall is one call the far end took.
 type surveyCall struct {
 	plan surveyPlan
@@ -276,7 +265,8 @@ func (f *farEnd) admit(number string) *surveyCall {
 		return nil
 	}
 	f.attempts[number]++
-	sc := &surveyCall{plan: drawSurveyPlan(f.cfg, number, f.attempts[number])}
+	a := f.attempts[number]
+	sc := &surveyCall{plan: drawSurveyPlan(f.cfg, number, a), tc: TruthCall{Called: number, Attempt: a}}
 	f.calls = append(f.calls, sc)
 	f.active++
 	f.wg.Add(1)
@@ -343,7 +333,7 @@ func (f *farEnd) onInvite(c *phone.Call) bool {
 	}
 	invite := time.Now()
 	tc := &sc.tc
-	tc.SIPCallID, tc.Caller, tc.Invite = c.SIPCallID(), c.To(), invite.UTC()
+	tc.SIPCallID, tc.Caller, tc.Invite = c.SIPCallID(), c.From(), invite.UTC()
 	if sc.plan.status != 0 {
 		tc.Outcome, tc.HungUpBy, tc.SIPStatus = sc.plan.action, ByCaller, sc.plan.status
 		if err := c.Reject(sc.plan.status, surveyReasons[sc.plan.status]); err != nil {

@@ -250,7 +250,7 @@ func compareSurvey(calls []TruthCall, v *surveyCampaignView, recs []cdr.Record) 
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
 	byNumber := map[string][]TruthCall{}
 	for _, c := range calls {
-		byNumber[c.Caller] = append(byNumber[c.Caller], c)
+		byNumber[c.Called] = append(byNumber[c.Called], c)
 	}
 	outcomes, sats := map[string]int{}, map[string]int{}
 	targets := map[string]bool{}
@@ -310,16 +310,15 @@ func compareSurvey(calls []TruthCall, v *surveyCampaignView, recs []cdr.Record) 
 		}
 		byKey[k] = r
 	}
-	attempts := SurveyAttempts(calls)
-	for i, c := range calls {
-		k := key{c.Caller, attempts[i]}
+	for _, c := range calls {
+		k := key{c.Called, c.Attempt}
 		r, ok := byKey[k]
 		if !ok {
-			add("%s attempt %d (%s): no record", c.Caller, attempts[i], c.Outcome)
+			add("%s attempt %d (%s): no record", c.Called, c.Attempt, c.Outcome)
 			continue
 		}
 		delete(byKey, k)
-		what := fmt.Sprintf("record %s (%s attempt %d)", r.ID, c.Caller, attempts[i])
+		what := fmt.Sprintf("record %s (%s attempt %d)", r.ID, c.Called, c.Attempt)
 		if string(r.Disposition) != c.Outcome {
 			add("%s: disposition %q, the far end's %q", what, r.Disposition, c.Outcome)
 		}

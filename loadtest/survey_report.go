@@ -79,12 +79,11 @@ func buildSurveyReport(cfg *SurveyConfig, t *Truth, samples []Sample, pkts, lost
 	if pkts+lost > 0 {
 		r.LossPercent = 100 * float64(lost) / float64(pkts+lost)
 	}
-	attempts := SurveyAttempts(t.Calls)
-	for i, c := range t.Calls {
-		if r.ByAttempt[attempts[i]] == nil {
-			r.ByAttempt[attempts[i]] = map[string]int{}
+	for _, c := range t.Calls {
+		if r.ByAttempt[c.Attempt] == nil {
+			r.ByAttempt[c.Attempt] = map[string]int{}
 		}
-		r.ByAttempt[attempts[i]][c.Outcome]++
+		r.ByAttempt[c.Attempt][c.Outcome]++
 		switch c.Outcome {
 		case OutcomeAnswered:
 			r.Answered++

@@ -174,23 +174,15 @@ func TestSurveyPlanDraw(t *testing.T) {
 	}
 }
 
-// SurveyAttempts ranks each number's calls.
-func TestSurveyAttempts(t *testing.T) {
-	calls := []TruthCall{{Caller: "a"}, {Caller: "b"}, {Caller: "a"}, {Caller: "a"}, {Caller: "b"}}
-	if got := SurveyAttempts(calls); !slices.Equal(got, []int{1, 1, 2, 3, 2}) {
-		t.Fatalf("attempts %v", got)
-	}
-}
-
 // compareSurvey finds no difference where server and truth agree, and each kind of
 // difference where they do not.
 func TestCompareSurvey(t *testing.T) {
 	calls := []TruthCall{
-		{SIPCallID: "c1", Caller: "13900000000", Outcome: OutcomeBusy, SIPStatus: 486, HungUpBy: ByCaller},
-		{SIPCallID: "c2", Caller: "13900000001", Outcome: OutcomeAnswered, SIPStatus: 200, Digits: "2", Rating: "basically_satisfied", HungUpBy: ByServer},
-		{SIPCallID: "c3", Caller: "13900000000", Outcome: OutcomeAnswered, SIPStatus: 200, Rating: RatingNotRated, HungUpBy: ByCaller},
-		{SIPCallID: "c4", Caller: "13900000002", Outcome: OutcomeBusy, SIPStatus: 603, HungUpBy: ByCaller},
-		{SIPCallID: "c5", Caller: "13900000003", Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller},
+		{SIPCallID: "c1", Caller: "12345", Called: "13900000000", Attempt: 1, Outcome: OutcomeBusy, SIPStatus: 486, HungUpBy: ByCaller},
+		{SIPCallID: "c2", Caller: "12345", Called: "13900000001", Attempt: 1, Outcome: OutcomeAnswered, SIPStatus: 200, Digits: "2", Rating: "basically_satisfied", HungUpBy: ByServer},
+		{SIPCallID: "c3", Caller: "12345", Called: "13900000000", Attempt: 2, Outcome: OutcomeAnswered, SIPStatus: 200, Rating: RatingNotRated, HungUpBy: ByCaller},
+		{SIPCallID: "c4", Caller: "12345", Called: "13900000002", Attempt: 1, Outcome: OutcomeBusy, SIPStatus: 603, HungUpBy: ByCaller},
+		{SIPCallID: "c5", Caller: "12345", Called: "13900000003", Attempt: 1, Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller},
 	}
 	view := func() *surveyCampaignView {
 		v := &surveyCampaignView{ID: "k", State: "done", Targets: []surveyTarget{
@@ -259,7 +251,7 @@ func TestCompareSurvey(t *testing.T) {
 
 	// A number dialled again after its 404, the server agreeing about the second call: the
 	// retry itself is the mismatch.
-	again := append(slices.Clone(calls), TruthCall{SIPCallID: "c6", Caller: "13900000003", Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller})
+	again := append(slices.Clone(calls), TruthCall{SIPCallID: "c6", Called: "13900000003", Attempt: 2, Outcome: OutcomeInvalidNumber, SIPStatus: 404, HungUpBy: ByCaller})
 	v := view()
 	v.Targets[3].Attempts = 2
 	recs := append(records(), cdr.Record{ID: "r6", SIPCallID: "c6", Called: "13900000003", Attempt: 2, Disposition: "invalid-number", SIPStatus: 404})
@@ -321,7 +313,7 @@ func TestSurveyFarEndAlone(t *testing.T) {
 				t.Fatalf("run: %v, report %+v, truth %+v; want one call, stopped at max-calls, passed", r.err, r.rep, r.truth)
 			}
 			got := r.truth.Calls[0]
-			if got.Caller != "13900000007" || got.SIPCallID == "" || got.Invite.IsZero() || got.Ended.Before(got.Invite) ||
+			if got.Caller != "12345" || got.Called != "13900000007" || got.Attempt != 1 || got.SIPCallID == "" || got.Invite.IsZero() || got.Ended.Before(got.Invite) ||
 				got.Outcome != tc.expect.Outcome || got.SIPStatus != tc.expect.SIPStatus || got.Digits != tc.expect.Digits || got.DTMF != tc.expect.DTMF ||
 				got.Rating != tc.expect.Rating || got.HungUpBy != tc.expect.HungUpBy || got.Error != "" ||
 				(got.Outcome == OutcomeAnswered) == got.Answered.IsZero() {
@@ -565,14 +557,15 @@ func TestRunSurveyAgainstServer(t *testing.T) {
 		t.Fatalf("report: passed %v, stopped %s, mismatches %q, failures %v", rep.Passed(), rep.Stopped, rep.Mismatches, rep.FailReasons)
 	}
 
-	// The far end did exactly what the seed planned.
+	// The far end did exactly what the seed planned, each call from the trunk's caller ID
+	// (configs/hotline.yaml: 12345) to the target's number, attempts counted from 1.
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
 	want := expectedSurvey(cfg)
 	got := map[string][]TruthCall{}
 	for _, c := range truth.Calls {
-		got[c.Caller] = append(got[c.Caller], c)
+		got[c.Called] = append(got[c.Called], c)
 	}
 	total, statuses := 0, map[int]int{}
 	for n, plans := range want {
@@ -589,7 +582,7 @@ func TestRunSurveyAgainstServer(t *testing.T) {
 			if p.action == OutcomeAnswered && !p.hangup {
 				key = string(p.key)
 			}
-			if c.Outcome != p.action || c.SIPStatus != plannedStatus(p) || c.Digits != key || c.Error != "" || c.SIPCallID == "" {
+			if c.Attempt != i+1 || c.Caller != "12345" || c.Outcome != p.action || c.SIPStatus != plannedStatus(p) || c.Digits != key || c.Error != "" || c.SIPCallID == "" {
 				t.Errorf("%s attempt %d: truth %+v; plan %+v", n, i+1, c, p)
 			}
 		}

@@ -19,14 +19,17 @@ type Truth struct {
 }
 
 // TruthCall is one simulated citizen's call. SIPCallID matches the server record's
-// sip_call_id (the citizen's INVITE); the outcome names mirror the server's dispositions.
+// sip_call_id (the citizen's INVITE; in a survey, the server's INVITE to the citizen); the
+// outcome names mirror the server's dispositions.
 type TruthCall struct {
 	SIPCallID string    `json:"sip_call_id"`
-	Caller    string    `json:"caller"`
-	Digits    string    `json:"digits,omitempty"` // menu keys pressed
-	DTMF      string    `json:"dtmf,omitempty"`   // "rfc4733" or "info"
-	Queue     string    `json:"queue,omitempty"`  // the queue the menu choice leads to
-	Invite    time.Time `json:"invite"`           // INVITE sent
+	Caller    string    `json:"caller"`            // the calling number (survey: the server's caller ID, as the far end saw it)
+	Called    string    `json:"called,omitempty"`  // survey: the number the server dialled, the citizen's
+	Attempt   int       `json:"attempt,omitempty"` // survey: the call's rank among the calls to Called, from 1
+	Digits    string    `json:"digits,omitempty"`  // menu keys pressed (survey: the answer keys)
+	DTMF      string    `json:"dtmf,omitempty"`    // "rfc4733" or "info"
+	Queue     string    `json:"queue,omitempty"`   // the queue the menu choice leads to
+	Invite    time.Time `json:"invite"`            // INVITE sent
 	Answered  time.Time `json:"answered,omitzero"`
 	Connected time.Time `json:"connected,omitzero"` // an agent's phone answered this caller (the agent side's 200 OK)
 	Agent     string    `json:"agent,omitempty"`

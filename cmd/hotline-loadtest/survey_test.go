@@ -131,9 +131,12 @@ func TestSurveyCommandAgainstServer(t *testing.T) {
 	if err != nil || tr.Scenario != "survey" || len(tr.Calls) != rep.Calls {
 		t.Fatalf("truth: %v, scenario %q, %d calls; want %d", err, tr.Scenario, len(tr.Calls), rep.Calls)
 	}
-	statuses := map[int]int{}
+	statuses, attempts := map[int]int{}, map[string]int{}
 	for _, c := range tr.Calls {
 		statuses[c.SIPStatus]++
+		if attempts[c.Called]++; c.Attempt != attempts[c.Called] || !strings.HasPrefix(c.Called, "1390000") || c.Caller == c.Called {
+			t.Errorf("truth call %+v: want the generated number called, attempt %d", c, attempts[c.Called])
+		}
 	}
 	if rep.Declined == 0 || rep.Invalid == 0 || statuses[603] != rep.Declined || statuses[404] != rep.Invalid {
 		t.Errorf("report: %d declined, %d invalid; the truth's statuses %v (want at least one 603 and one 404)", rep.Declined, rep.Invalid, statuses)
