@@ -22,9 +22,10 @@ const (
 	DefaultMaxLoss         = 0.001 // 0.1 %
 	// minToneFrames is how much of the other side's tone (100 ms) makes a side "heard".
 	minToneFrames = 5
-	// holdSlack is the packets per leg that may be in flight when the hold's counts are
-	// read: not counted as lost.
-	holdSlack = 3
+	// holdSlack is the packets per leg (200 ms) by which a leg's count may lag at either end
+	// of the hold (in flight, or a busy server a little behind): not counted as lost. Loss
+	// spread over a leg shows as sequence gaps; the hold's count is for a leg gone silent.
+	holdSlack = 10
 	// maxMeterSockets bounds --sockets: each pair of sockets is a goroutine waking 1000/s.
 	maxMeterSockets = 64
 )

@@ -53,9 +53,10 @@ const usage = `usage: hotline-loadtest ivr|setup|day|bridge|survey|compare|run [
            both ways, ratings; --truth FILE (every call), --html FILE (plots)
   bridge   N caller↔agent pairs through the IVR and the ACD, all held together, audio checked
            both ways on every pair: end-to-end bridged capacity, loss, jitter, CPU of both sides
-  survey   the citizens at the far end of an outbound trunk (云回访): busy, no answer, answers with
-           keys by RFC 4733 or INFO; --targets N runs a campaign through --api and checks its counts
-           and records against the truth, --duration D just takes calls; --truth FILE
+  survey   the citizens at the far end of an outbound trunk (云回访): busy, declined, no such
+           number, no answer, keypad answers by RFC 4733 or INFO; --targets N runs a campaign
+           through --api and checks its counts and records against the truth, --duration D just
+           takes calls; --truth FILE
   compare  --truth FILE --api URL: the truth against the server's records and report
   run      FILE [flags]: the day, bridge or survey run a YAML scenario file describes (its keys
            are the command's flags; flags given here override it); --scenario FILE does the same

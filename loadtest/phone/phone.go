@@ -57,7 +57,8 @@ type Config struct {
 	// has sent 180 Ringing; return true to answer (200 OK with SDP), false to
 	// reject with 486 Busy Here. It runs on the INVITE's goroutine and may
 	// block to ring longer: select on call.Done() to notice a CANCEL.
-	// Without OnInvite incoming calls get 480.
+	// Call.Reject, called from it before returning false, sends another final response
+	// instead (603, 404, ...). Without OnInvite incoming calls get 480.
 	OnInvite func(*Call) bool
 }
 
@@ -419,7 +420,10 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	})
 	if !p.cfg.OnInvite(c) {
-		if c.respond(486, func() error { return sess.Respond(486, "Busy Here", nil) }) == nil {
+		if c.respond(486, func() error {
+			c.answering.Store(true) // the dialog's end from here on is our 486, not a CANCEL
+			return sess.Respond(486, "Busy Here", nil)
+		}) == nil {
 			c.endAnswer(&StatusError{Code: 486, Reason: "Busy Here"}, "rejected")
 		}
 		c.endAnswer(ErrCallEnded, "rejected")
