@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/hotline12345/hotline/loadtest"
 )
@@ -76,51 +72,12 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "bridge", err)
 	}
 	bar.end(err)
-	if *truthFile != "" && truth != nil {
-		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
-			fmt.Fprintf(stderr, "hotline-loadtest bridge: truth: %v\n", werr)
-		}
-	}
 	if *htmlFile != "" {
 		if werr := writeHTML(*htmlFile, "hotline-loadtest bridge", "bridge", rep.Target, rep.Started, rep.Samples, rep.WriteText); werr != nil {
 			fmt.Fprintf(stderr, "hotline-loadtest bridge: html: %v\n", werr)
 		}
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-	} else {
-		rep.WriteText(stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "hotline-loadtest bridge: %v (partial results above)\n", err)
-		return 1
-	}
-	if !rep.Passed() {
-		return 1
-	}
-	return 0
-}
-
-// writeHTML writes a run's HTML report: the final table's rows and the plots of its samples.
-func writeHTML(path, title, scenario, target string, started time.Time, samples []loadtest.Sample, table func(io.Writer) error) error {
-	var t bytes.Buffer
-	if err := table(&t); err != nil {
-		return err
-	}
-	var rows [][2]string
-	for line := range strings.SplitSeq(strings.TrimRight(t.String(), "\n"), "\n") {
-		k, v, _ := strings.Cut(line, "  ")
-		rows = append(rows, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
-	}
-	var b bytes.Buffer
-	if err := loadtest.WriteHTMLReport(&b, loadtest.HTMLReport{
-		Title: title, Scenario: scenario, Target: target, Started: started, Samples: samples, Summary: rows,
-	}); err != nil {
-		return err
-	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
+	return output("bridge", stdout, stderr, rep, truth, *truthFile, *jsonOut, err)
 }
 
 // checkTarget checks --local-ip and --target: a target off loopback only from a local

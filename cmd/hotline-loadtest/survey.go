@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -80,26 +79,7 @@ func runSurvey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(stderr, "survey", err)
 	}
 	bar.finish()
-	if *truthFile != "" && truth != nil {
-		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
-			fmt.Fprintf(stderr, "hotline-loadtest survey: truth: %v\n", werr)
-		}
-	}
-	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-	} else {
-		rep.WriteText(stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "hotline-loadtest survey: %v (partial results above)\n", err)
-		return 1
-	}
-	if !rep.Passed() {
-		return 1
-	}
-	return 0
+	return output("survey", stdout, stderr, rep, truth, *truthFile, *jsonOut, err)
 }
 
 // surveyProgress is the survey's live line: a spinner counting the calls answered, with the
