@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -16,22 +15,7 @@ import (
 // JSON report, the truth and the HTML report written, and compare agreeing.
 func TestBridgeCommandThenCompare(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := loadtest.BuildHotlined(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := os.ReadFile(filepath.Join("..", "..", "configs", "hotline.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml := strings.NewReplacer("    wrap_up: 10s ", "    wrap_up: 1s ", "announce_frequency: 60s", "announce_frequency: 0s").Replace(string(conf))
-	h, err := loadtest.StartHotlined(bin, yaml, dir, "62000-63998", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
+	h := startServer(t, "62000-63998")
 	truth, html := filepath.Join(dir, "bridge.json"), filepath.Join(dir, "bridge.html")
 	code, stdout, stderr := runCmd("bridge", "--target", h.SIP, "--api", "http://"+h.HTTP, "--agents", "8",
 		"--rate", "8", "--duration", "2s", "--truth", truth, "--html", html, "--json", "--quiet")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,26 +83,8 @@ func freeUDPAddr(t *testing.T) string {
 // counted), and the truth file holds every call.
 func TestSurveyCommandAgainstServer(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := loadtest.BuildHotlined(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := os.ReadFile(filepath.Join("..", "..", "configs", "hotline.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	far := freeUDPAddr(t)
-	yaml := strings.Replace(string(conf), "gateway: sip:127.0.0.1:5090", "gateway: sip:"+far, 1)
-	if yaml == string(conf) {
-		t.Fatal("configs/hotline.yaml has no gateway sip:127.0.0.1:5090 to replace")
-	}
-	h, err := loadtest.StartHotlined(bin, yaml, dir, "51500-51998", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Stop()
+	h := startServer(t, "51500-51998", "gateway: sip:127.0.0.1:5090", "gateway: sip:"+far)
 	truth := filepath.Join(dir, "survey.json")
 	code, stdout, stderr := runSurveyCmd("--listen", far, "--api", "http://"+h.HTTP, "--targets", "6",
 		"--retry", "1s", "--ring-timeout", "1500ms", "--answer-delay", "100ms", "--busy-share", "0.3", "--no-answer-share", "0.2",
