@@ -20,6 +20,9 @@ const (
 	DefaultBridgeRingDelay = 100 * time.Millisecond
 	DefaultConnectTimeout  = time.Minute
 	DefaultMaxLoss         = 0.001 // 0.1 %
+	// DefaultMaxSkip: above 1 % of its frames skipped the tester did not deliver the offered
+	// load, and the run does not show that the server carried it.
+	DefaultMaxSkip = 0.01
 	// minToneFrames is how much of the other side's tone (100 ms) makes a side "heard".
 	minToneFrames = 5
 	// holdSlack is the packets per leg (200 ms) by which a leg's count may lag at either end
@@ -52,6 +55,7 @@ type BridgeConfig struct {
 	SetupTimeout   time.Duration // INVITE → answer, REGISTER, API; default DefaultSetupTimeout
 	ConnectTimeout time.Duration // the citizen's menu key → each side hearing the other; default DefaultConnectTimeout
 	MaxLoss        float64       // the pass criterion for RTP loss over all legs; default DefaultMaxLoss
+	MaxSkip        float64       // the share of its frames the tester may skip (short of CPU) and still pass; default DefaultMaxSkip
 	MeterSockets   int           // shared RTP sockets; default DefaultMeterSockets
 	Seed           uint64        // the callers' numbers
 
@@ -74,6 +78,8 @@ func (c *BridgeConfig) dayConfig() (DayConfig, error) {
 		return DayConfig{}, fmt.Errorf("%w: negative ring delay, connect or setup timeout", ErrConfig)
 	case c.MeterSockets < 0 || c.MeterSockets > maxMeterSockets:
 		return DayConfig{}, fmt.Errorf("%w: sockets %d: want 1-%d", ErrConfig, c.MeterSockets, maxMeterSockets)
+	case !(c.MaxSkip >= 0 && c.MaxSkip <= 1):
+		return DayConfig{}, fmt.Errorf("%w: max skip %g: want a ratio from 0 to 1", ErrConfig, c.MaxSkip)
 	case !(c.MaxLoss >= 0 && c.MaxLoss < 1):
 		return DayConfig{}, fmt.Errorf("%w: max loss %g: want a ratio from 0 to below 1 (0.001 is 0.1%%)", ErrConfig, c.MaxLoss)
 	case c.Digit != "" && (len(c.Digit) != 1 || !strings.Contains("0123456789*#", c.Digit)):
@@ -90,6 +96,9 @@ func (c *BridgeConfig) dayConfig() (DayConfig, error) {
 	}
 	if c.MaxLoss == 0 {
 		c.MaxLoss = DefaultMaxLoss
+	}
+	if c.MaxSkip == 0 {
+		c.MaxSkip = DefaultMaxSkip
 	}
 	if c.Digit == "" {
 		c.Digit = "1"
@@ -280,7 +289,7 @@ func RunBridge(ctx context.Context, cfg BridgeConfig, progress func(Sample)) (*B
 		byCall: map[string]*dayCall{}, bridge: b,
 	}
 	truth := &Truth{Scenario: "bridge", Target: dcfg.Target, Started: time.Now().UTC()}
-	rep := &BridgeReport{Target: dcfg.Target, Pairs: cfg.Pairs, Rate: cfg.Rate, Hold: Dur(cfg.Hold), Started: truth.Started, MaxLoss: cfg.MaxLoss}
+	rep := &BridgeReport{Target: dcfg.Target, Pairs: cfg.Pairs, Rate: cfg.Rate, Hold: Dur(cfg.Hold), Started: truth.Started, MaxLoss: cfg.MaxLoss, MaxSkip: cfg.MaxSkip}
 	start := time.Now()
 	d.meter = newDayMeter(start)
 	runCtx, cancelRun := context.WithCancelCause(ctx)

@@ -22,6 +22,7 @@ func TestRunBridgeAgainstServer(t *testing.T) {
 	rep, truth, err := RunBridge(ctx, BridgeConfig{
 		Target: h.SIP, API: "http://" + h.HTTP, Metrics: h.MetricsURL(),
 		Pairs: 16, Rate: 16, Hold: 3 * time.Second, Seed: 3,
+		MaxSkip: 0.5, // the server is under test, not the tester's share of a machine other work may saturate
 	}, func(s Sample) {
 		mu.Lock()
 		defer mu.Unlock()

@@ -26,6 +26,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	digit := fs.String("digit", "1", "the menu key to the agents' queue")
 	codec := fs.String("codec", "PCMA", "PCMA or PCMU")
 	maxLoss := fs.Float64("max-loss", loadtest.DefaultMaxLoss, "the highest RTP loss ratio that passes (0.001 = 0.1%)")
+	maxSkip := fs.Float64("max-skip", loadtest.DefaultMaxSkip, "the share of its own frames the tester may skip (short of CPU) and still pass")
 	sockets := fs.Int("sockets", loadtest.DefaultMeterSockets, "the tester's shared RTP sockets")
 	maxRate := fs.Float64("max-rate", defaultMaxRate, "refuse a --rate above this (raise it on purpose for a big run)")
 	maxCalls := fs.Int("max-calls", defaultMaxCalls, "refuse more pairs than this (raise it on purpose for a big run)")
@@ -63,7 +64,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cfg := loadtest.BridgeConfig{
 		Target: *target, API: api, Metrics: *metrics, LocalIP: lip, AllowRemote: !lip.IsLoopback(),
 		Pairs: *agents, AgentStart: *agentStart, Digit: *digit, Codec: strings.ToUpper(*codec),
-		Rate: *rate, Hold: *hold, MaxLoss: *maxLoss, MeterSockets: *sockets, Seed: *seed, SetupTimeout: *setupTimeout,
+		Rate: *rate, Hold: *hold, MaxLoss: *maxLoss, MaxSkip: *maxSkip, MeterSockets: *sockets, Seed: *seed, SetupTimeout: *setupTimeout,
 	}
 	bar := newProgress(stderr, *agents, *quiet)
 	rep, truth, err := loadtest.RunBridge(ctx, cfg, bar.update)
