@@ -154,6 +154,9 @@ func (r *BridgeReport) WriteText(w io.Writer) error {
 	}
 	row("CPU while held", "tester %.2f cores; server %s", r.TesterCores, server)
 	row("tester pacer", "%d slots, %d late > 2 ms, max %s, %d frames skipped%s", r.Meter.PacerSlots, r.Meter.PacerLate, Dur(r.Meter.PacerMaxLate), r.Meter.PacerSkipped, skipNote(r.Meter.PacerSkipped, r.MaxSkip))
+	if b := r.Meter.RecvBuffer; b > 0 && b < 1<<20 {
+		row("tester sockets", "receive buffers %d KiB each: net.core.rmem_max caps them; a pacer stall of a few ms overflows them at a thousand pairs (sysctl -w net.core.rmem_max=4194304)", b>>10)
+	}
 	verdict := "PASSED"
 	if !r.Passed() {
 		verdict = "FAILED"

@@ -574,7 +574,8 @@ type MeterStats struct {
 	PacerLate    uint64        `json:"pacer_slots_late_2ms"`
 	PacerMaxLate time.Duration `json:"pacer_max_late_ns"`
 	PacerSkipped uint64        `json:"pacer_frames_skipped"`
-	Strangers    uint64        `json:"strangers"` // datagrams from no known stream (e.g. after hangup)
+	Strangers    uint64        `json:"strangers"`         // datagrams from no known stream (e.g. after hangup)
+	RecvBuffer   int           `json:"recv_buffer_bytes"` // the smallest socket receive buffer the kernel granted (net.core.rmem_max caps it)
 	Garbage      uint64        `json:"garbage"`
 }
 
@@ -592,7 +593,10 @@ func (m *Meter) Stats() MeterStats {
 			}
 		}
 	}
-	for _, s := range m.socks {
+	for i, s := range m.socks {
+		if b := recvBuffer(s.conn); i == 0 || b < st.RecvBuffer {
+			st.RecvBuffer = b
+		}
 		st.Strangers += s.strangers.Load()
 		st.Garbage += s.garbage.Load()
 	}

@@ -47,3 +47,17 @@ func arrivalStamp(oob []byte) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// recvBuffer returns the socket's receive buffer as the kernel granted it (net.core.rmem_max
+// caps what SetReadBuffer asks for), 0 if unknown.
+func recvBuffer(c *net.UDPConn) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		n, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	return n / 2 // Linux reports twice the size asked, half of it for its bookkeeping
+}

@@ -60,6 +60,9 @@ func TestMeterStreamsHearEachOther(t *testing.T) {
 		t.Errorf("jitter %s on loopback", stA.Jitter)
 	}
 
+	if b := m.Stats().RecvBuffer; b < 200<<10 { // the kernel's default at the very least
+		t.Errorf("receive buffer %d bytes", b)
+	}
 	if _, err := m.AddStream(a, pcmaPT, 0, StreamOptions{Tone: 1234}); !errors.Is(err, ErrConfig) {
 		t.Errorf("tone 1234 Hz: %v, want ErrConfig", err)
 	}
