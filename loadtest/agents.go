@@ -341,9 +341,12 @@ func (a *simAgent) converse(c *phone.Call, dc *dayCall, answerAt time.Time) {
 	defer p.d.meter.endLive(c)
 	talk, hangs := p.d.cfg.Talk, true
 	if dc != nil {
-		dc.connect(a.id, answerAt)
-		audioCheck(ctx, c, AgentTone, CitizenTone, &dc.audio, sideAgent, p.d.cfg.ToneTimeout)
-		talk, hangs = dc.plan.talk, dc.plan.agentHangs
+		turn := dc.connect(a.id, answerAt)
+		audioCheck(ctx, c, AgentTone, CitizenTone, dc.audioOf(turn), sideAgent, p.d.cfg.ToneTimeout)
+		talk, hangs = dc.plan.turnTalk(turn), dc.plan.agentHangs
+		if turn == 0 && dc.plan.transfer && a.transfer(c, dc, answerAt.Add(dc.plan.referAfter())) {
+			return
+		}
 	} // else a call from outside the run: talk for the mean time
 	var end <-chan time.Time
 	if hangs {
@@ -361,4 +364,85 @@ func (a *simAgent) converse(c *phone.Call, dc *dayCall, answerAt time.Time) {
 		}
 	}
 	hangup(ctx, c)
+}
+
+// transferEnd bounds the wait for the server's NOTIFY and BYE after an accepted REFER;
+// notifyGrace is how long a NOTIFY may trail the BYE that followed it.
+const (
+	transferEnd = 15 * time.Second
+	notifyGrace = 500 * time.Millisecond
+)
+
+// transfer sends the agent's blind transfer (REFER to the transfer queue) at at, and
+// after the server accepted it waits for the server to end the agent's leg (NOTIFY, BYE).
+// It reports whether the transfer was made; if not (the call ended first, or the server
+// refused the REFER: counted), the agent talks on as planned.
+func (a *simAgent) transfer(c *phone.Call, dc *dayCall, at time.Time) bool {
+	p := a.pool
+	cfg := &p.d.cfg
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.Done():
+		return false
+	case <-p.ctx.Done():
+		return false
+	}
+	if !dc.referring() {
+		return false
+	}
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(p.ctx, cfg.SetupTimeout)
+	err := c.Refer(rctx, "sip:"+cfg.TransferQueue+"@"+cfg.Target)
+	cancel()
+	if err != nil {
+		why := ""
+		if p.ctx.Err() == nil && !errors.Is(err, phone.ErrCallEnded) {
+			why = "transfer to " + cfg.TransferQueue + ": " + failureReason(err)
+			p.d.meter.referRefused(why)
+			p.log.Warn("transfer refused", "agent", a.id, "queue", cfg.TransferQueue, "error", err)
+		}
+		dc.referred(sent, false, why)
+		return false
+	}
+	dc.referred(sent, true, "")
+	// The server reports the transfer's success (NOTIFY, sipfrag "SIP/2.0 200 OK"), then
+	// hangs up: a leg it ends without the NOTIFY is counted as a failed transfer.
+	end := time.NewTimer(transferEnd)
+	defer end.Stop()
+	notified := false
+	for ended := false; !ended; {
+		select {
+		case n := <-c.Notifies():
+			notified = notified || strings.HasPrefix(n, "SIP/2.0 200")
+		case <-c.Done():
+			ended = true
+		case <-end.C:
+			p.log.Warn("the server did not end the transferring agent's leg", "agent", a.id, "within", transferEnd)
+			hangup(p.ctx, c)
+			return true
+		case <-p.ctx.Done():
+			hangup(p.ctx, c)
+			return true
+		}
+	}
+	if !notified { // its handler may still be handing the NOTIFY over as the BYE ends the call
+		grace := time.NewTimer(notifyGrace)
+		defer grace.Stop()
+	trail:
+		for !notified {
+			select {
+			case n := <-c.Notifies():
+				notified = strings.HasPrefix(n, "SIP/2.0 200")
+			case <-grace.C:
+				break trail
+			}
+		}
+	}
+	if !notified {
+		p.d.meter.referRefused("transfer to " + cfg.TransferQueue + ": no NOTIFY 200 before the BYE")
+		p.log.Warn("the server ended a transferred leg without a NOTIFY 200", "agent", a.id)
+	}
+	return true
 }

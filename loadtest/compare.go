@@ -45,13 +45,15 @@ var (
 const (
 	FieldRecord       = "record"       // a truth call without a record, or a record without a truth call
 	FieldDisposition  = "disposition"  // the truth's outcome vs the record's disposition
-	FieldAgent        = "agent"        // the agent who answered
+	FieldAgent        = "agent"        // the (first) agent who answered
 	FieldWait         = "wait"         // the truth's Wait vs the record's connect − enqueue
 	FieldTalk         = "talk"         // the truth's Talk vs the record's talk
 	FieldAbandonAt    = "abandon_at"   // the truth's AbandonAt vs the record's end − enqueue
 	FieldSatisfaction = "satisfaction" // the truth's Rating vs the record's satisfaction
+	FieldTransfers    = "transfers"    // the truth's Transfers vs the record's transfers
+	FieldVisits       = "visits"       // the truth's Visits vs the record's visits (when the truth has them)
 	// The report's totals are "total.offered", "total.answered",
-	// "total.abandoned" and "total.rated" (SIPCallID empty).
+	// "total.abandoned", "total.rated" and "total.transfers" (SIPCallID empty).
 	fieldTotal = "total."
 )
 
@@ -110,9 +112,11 @@ var apiClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}
 // /api/v1/cdrs, matched to the truth's calls by sip_call_id, and the totals
 // of /api/v1/reports/summary. Every difference is a Mismatch: a call
 // without a record or a record without a call; the outcome against the
-// disposition; the agent; the wait, talk and abandon time within
+// disposition; the (first) agent; the transfers; the queue visits, when the
+// truth has them (day runs); the wait, talk and abandon time within
 // TimeTolerance; the rating against the satisfaction; the report's offered,
-// answered, abandoned and rated totals against the truth's counts, exactly.
+// answered, abandoned, rated and transfers totals against the truth's
+// counts, exactly.
 //
 // The records are fetched for the truth's window widened by
 // CompareWindowMargin. The run's window, for the report and for records
@@ -135,6 +139,9 @@ func Compare(ctx context.Context, t *Truth, api string) (*Comparison, error) {
 	// record, or RecordsSettle has passed.
 	settle := time.Now().Add(RecordsSettle)
 	for {
+		// Decoded afresh each time: into the last answer's records, a record would keep
+		// the fields its JSON omits (agent, satisfaction) from the one before it at its index.
+		list.CDRs = nil
 		if err := getJSON(ctx, base+"/api/v1/cdrs?"+q.Encode(), &list); err != nil {
 			return nil, err
 		}
@@ -188,6 +195,7 @@ type reportTotals struct {
 	Answered  int `json:"answered"`
 	Abandoned int `json:"abandoned"`
 	Rated     int `json:"rated"`
+	Transfers int `json:"transfers"`
 }
 
 func getJSON(ctx context.Context, u string, v any) error {
@@ -322,6 +330,12 @@ func (c *Comparison) compareCall(tc *TruthCall, r *cdr.Record) {
 	if tc.Agent != r.Agent {
 		c.add(id, FieldAgent, orNone(tc.Agent), orNone(r.Agent))
 	}
+	if tc.Transfers != r.Transfers {
+		c.add(id, FieldTransfers, strconv.Itoa(tc.Transfers), strconv.Itoa(r.Transfers))
+	}
+	if tc.Visits != "" && tc.Visits != r.Visits {
+		c.add(id, FieldVisits, tc.Visits, orNone(r.Visits))
+	}
 	if tc.Outcome == string(cdr.DispositionAnswered) && !r.Connect.IsZero() && !r.EnqueueTime.IsZero() {
 		c.compareDur(id, FieldWait, tc.Wait.D(), r.Connect.Sub(r.EnqueueTime))
 		c.compareDur(id, FieldTalk, tc.Talk.D(), r.Talk)
@@ -365,16 +379,17 @@ var truthOffered = []string{
 
 // TruthCounts are the truth's figures that the report's totals must equal.
 type TruthCounts struct {
-	Offered, Answered, Abandoned, Rated int
+	Offered, Answered, Abandoned, Rated, Transfers int
 }
 
 // Counts counts t's calls as the report counts records: offered = the
 // outcomes of a call that entered a queue (answered, abandoned, timeout,
 // no-agent, exit-key, callback); rated = a rating of satisfied, basically
-// satisfied or dissatisfied.
+// satisfied or dissatisfied; transfers = the calls' transfers.
 func (t *Truth) Counts() TruthCounts {
 	var n TruthCounts
 	for _, tc := range t.Calls {
+		n.Transfers += tc.Transfers
 		for _, o := range truthOffered {
 			if tc.Outcome == o {
 				n.Offered++
@@ -404,6 +419,7 @@ func (c *Comparison) compareTotals(t *Truth, total *reportTotals) {
 		{"answered", n.Answered, total.Answered},
 		{"abandoned", n.Abandoned, total.Abandoned},
 		{"rated", n.Rated, total.Rated},
+		{"transfers", n.Transfers, total.Transfers},
 	} {
 		if f.truth != f.server {
 			c.add("", fieldTotal+f.name, strconv.Itoa(f.truth), strconv.Itoa(f.server))

@@ -20,8 +20,9 @@ import (
 var cmpDayStart = time.Date(2026, 3, 15, 1, 0, 0, 0, time.UTC)
 
 // scriptedDay is a small day whose server records agree with its truth:
-// three answered calls (rated satisfied, dissatisfied, not rated), an
-// abandon, an IVR hang-up and a refused call.
+// three answered calls (rated satisfied, dissatisfied, not rated; the second
+// transferred from 1002 to complaint, where 1005 took it), an abandon, an IVR
+// hang-up and a refused call.
 func scriptedDay() (*Truth, []cdr.Record) {
 	t := &Truth{Scenario: "day", Target: "127.0.0.1:5060", Started: cmpDayStart, Ended: cmpDayStart.Add(60 * time.Second)}
 	var recs []cdr.Record
@@ -54,18 +55,24 @@ func scriptedDay() (*Truth, []cdr.Record) {
 			r.End = r.Start
 		}
 		if s.disp == "answered" || s.disp == "abandoned" {
-			r.Queue, r.IVRPath = "consult", "main>1>consult"
+			r.Queue, r.IVRPath, r.Visits = "consult", "main>1>consult", "consult"
 			r.EnqueueTime = r.Answer.Add(3 * time.Second)
-			tc.Digits, tc.Queue = "1", "consult"
+			tc.Digits, tc.Queue, tc.Visits = "1", "consult", "consult"
 		}
 		if s.disp == "answered" {
 			r.Connect = r.EnqueueTime.Add(s.wait)
 			r.Talk = s.talk
 			r.End = r.Connect.Add(s.talk + 600*time.Millisecond)
 			r.RingAttempts = 1
+			r.Visits += "/" + s.agent
 			tc.Connected = r.Connect
 			tc.Wait = Dur(s.wait + 3*time.Millisecond) // the simulator's clock is a little off
 			tc.Talk = Dur(s.talk - 2*time.Millisecond)
+			tc.Visits = r.Visits
+		}
+		if i == 1 { // transferred: Agent stays the first; Talk is both agents'
+			r.Transfers, r.Visits, r.RingAttempts = 1, "consult/1002>complaint/1005", 2
+			tc.Transfers, tc.Visits = 1, r.Visits
 		}
 		if s.abandon > 0 {
 			r.End = r.EnqueueTime.Add(s.abandon)
@@ -85,6 +92,9 @@ type fakeAPI struct {
 	t    *testing.T
 	recs []cdr.Record
 	edit func(*cdr.Report)
+	// answer, if set, gives the n-th (from 0) /api/v1/cdrs answer from the records in
+	// the window.
+	answer func(n int, in []cdr.Record) []cdr.Record
 
 	mu      sync.Mutex
 	queries map[string][]string // path → raw queries
@@ -114,6 +124,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/api/v1/cdrs":
 		if q.Get("direction") != "inbound" || q.Get("limit") != "100000" {
 			f.t.Errorf("cdrs query %q: want direction=inbound and limit=100000", r.URL.RawQuery)
+		}
+		if f.answer != nil {
+			f.mu.Lock()
+			n := len(f.queries[r.URL.Path]) - 1
+			f.mu.Unlock()
+			in = f.answer(n, in)
 		}
 		json.NewEncoder(w).Encode(map[string]any{"cdrs": in})
 	case "/api/v1/reports/summary":
@@ -217,6 +233,18 @@ func TestCompareMismatches(t *testing.T) {
 		{"report offered", nil, func(rep *cdr.Report) { rep.Total.Offered++ }, []string{"total.offered"}},
 		{"report answered and abandoned", nil, func(rep *cdr.Report) { rep.Total.Answered--; rep.Total.Abandoned++ },
 			[]string{"total.abandoned", "total.answered"}},
+		{"transfer not recorded", func(_ *Truth, r []cdr.Record) []cdr.Record { r[1].Transfers = 0; return r }, nil,
+			[]string{"total.transfers", FieldTransfers}},
+		{"transfer not made", func(tr *Truth, r []cdr.Record) []cdr.Record {
+			tr.Calls[0].Transfers, tr.Calls[0].Visits = 1, "consult/1001>complaint/1004"
+			return r
+		}, nil, []string{"total.transfers", FieldTransfers, FieldVisits}},
+		{"second agent", func(_ *Truth, r []cdr.Record) []cdr.Record { r[1].Visits = "consult/1002>complaint/1006"; return r }, nil,
+			[]string{FieldVisits}},
+		{"first agent after a transfer", func(_ *Truth, r []cdr.Record) []cdr.Record { r[1].Agent = "1005"; return r }, nil,
+			[]string{FieldAgent}},
+		{"abandon visits", func(_ *Truth, r []cdr.Record) []cdr.Record { r[3].Visits = ""; return r }, nil, []string{FieldVisits}},
+		{"report transfers", nil, func(rep *cdr.Report) { rep.Total.Transfers++ }, []string{"total.transfers"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			truth, recs := scriptedDay()
@@ -241,6 +269,53 @@ func TestCompareMismatches(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Visits are compared when the truth has them (day runs), not for truths without them (a
+// truth file from before, other scenarios); transfers always.
+func TestCompareVisitsOnlyWhenKnown(t *testing.T) {
+	truth, recs := scriptedDay()
+	for i := range truth.Calls {
+		truth.Calls[i].Visits = ""
+	}
+	c, err := Compare(context.Background(), truth, serveFake(t, &fakeAPI{recs: recs}))
+	if err != nil || !c.OK() || c.Matched != 6 {
+		t.Fatalf("truth without visits: err %v, %+v", err, c)
+	}
+	truth.Calls[1].Transfers = 0
+	c, err = Compare(context.Background(), truth, serveFake(t, &fakeAPI{recs: recs}))
+	if err != nil || !slices.Equal(mismatchFields(c), []string{"total.transfers", FieldTransfers}) {
+		t.Fatalf("truth without the transfer: err %v, %+v", err, c)
+	}
+}
+
+// Records are decoded afresh on each fetch: a record that comes later in the list than the
+// fetch before does not keep the fields its JSON omits (agent, satisfaction, visits) from
+// the record that was at its index then.
+func TestCompareRefetchesAfresh(t *testing.T) {
+	truth, recs := scriptedDay()
+	f := &fakeAPI{recs: recs, answer: func(n int, in []cdr.Record) []cdr.Record {
+		if n == 0 { // the abandon's record is not written yet
+			return slices.Delete(slices.Clone(in), 3, 4)
+		}
+		out := slices.Clone(in) // then it comes first, at the index of an answered call
+		slices.Reverse(out)
+		return out
+	}}
+	recs[4].Visits = "" // the IVR hang-up, first on the first fetch, second on the next: omits visits
+	truth.Calls[4].Visits = ""
+	c, err := Compare(context.Background(), truth, serveFake(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	c.WriteText(&out)
+	f.mu.Lock()
+	fetches := len(f.queries["/api/v1/cdrs"])
+	f.mu.Unlock()
+	if !c.OK() || fetches != 2 {
+		t.Fatalf("%d fetches (want 2), the comparison:\n%s", fetches, out.String())
 	}
 }
 

@@ -42,6 +42,7 @@ const (
 	DefaultRingDelay      = 2 * time.Second
 	DefaultToneTimeout    = 5 * time.Second
 	DefaultRegisterExpiry = 10 * time.Minute
+	DefaultTransferQueue  = "complaint" // in the default config agents 1011-1020 take consult and complaint
 	MaxDayAgents          = 5000
 	MaxDayDuration        = 24 * time.Hour
 	TalkSigma             = 0.5    // lognormal shape of talk times
@@ -90,6 +91,8 @@ type DayConfig struct {
 	RateShare          float64            // share of citizens who rate when the agent hangs up first
 	RatingMix          map[string]float64 // rating key → weight; default {"1": 0.8, "2": 0.15, "3": 0.05}
 	HangupByAgentShare float64            // share of conversations the agent ends (the others the citizen)
+	TransferShare      float64            // share of answered calls the agent blind-transfers (REFER) to TransferQueue after a third of the talk
+	TransferQueue      string             // the transfer's target queue (the REFER's user part); default DefaultTransferQueue
 	Seed               uint64             // the run's randomness; the same seed, the same plan
 
 	SetupTimeout  time.Duration // INVITE → answer, and REGISTER and API requests; default DefaultSetupTimeout
@@ -155,13 +158,19 @@ func (c *DayConfig) validate() error {
 	case c.MaxDuration < 0 || c.Talk < 0 || c.RingDelay < 0 || c.Patience < 0 || c.SetupTimeout < 0 || c.ToneTimeout < 0 || c.CallsPerPhone < 0:
 		return fmt.Errorf("%w: negative setting", ErrConfig)
 	}
-	for name, v := range map[string]float64{"info share": c.InfoShare, "no-answer share": c.NoAnswerShare, "busy share": c.BusyShare, "rate share": c.RateShare, "hang-up-by-agent share": c.HangupByAgentShare} {
+	for name, v := range map[string]float64{"info share": c.InfoShare, "no-answer share": c.NoAnswerShare, "busy share": c.BusyShare, "rate share": c.RateShare, "hang-up-by-agent share": c.HangupByAgentShare, "transfer share": c.TransferShare} {
 		if !(v >= 0 && v <= 1) {
 			return fmt.Errorf("%w: %s %g: want 0-1", ErrConfig, name, v)
 		}
 	}
 	if c.NoAnswerShare+c.BusyShare >= 1 && c.Agents > 0 {
 		return fmt.Errorf("%w: no-answer share %g + busy share %g: no agent would ever answer", ErrConfig, c.NoAnswerShare, c.BusyShare)
+	}
+	if c.TransferQueue == "" {
+		c.TransferQueue = DefaultTransferQueue
+	}
+	if !validQueueName(c.TransferQueue) {
+		return fmt.Errorf("%w: transfer queue %q: want a queue name (letters, digits, - _ .)", ErrConfig, c.TransferQueue)
 	}
 	if c.Mix == nil {
 		c.Mix = map[string]float64{"1": 1}
@@ -219,6 +228,19 @@ func checkWeights(name string, m map[string]float64, keys string) error {
 	return nil
 }
 
+// validQueueName reports whether s can stand as the user part of the REFER's target URI.
+func validQueueName(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // agentIDs returns the run's agent ids: AgentStart counting up.
 func (c *DayConfig) agentIDs() []string {
 	start, _ := strconv.ParseUint(c.AgentStart, 10, 32)
@@ -268,9 +290,12 @@ func (d *day) lookup(caller string) *dayCall {
 // second for cfg.Duration (at most cfg.MaxCalls). Each citizen dials the number, presses its
 // menu digit once the menu prompt plays, waits in queue (giving up after its patience), and
 // when an agent answers both check they hear each other's tone; then one of them hangs up
-// after the sampled talk time, and a citizen whose agent hung up may rate the call. The run
-// ends when every call has ended (at most cfg.MaxDuration); agents then log out and
-// unregister. progress, if not nil, gets a Sample every second.
+// after the sampled talk time, and a citizen whose agent hung up may rate the call. By
+// cfg.TransferShare the agent instead blind-transfers the citizen (REFER) to
+// cfg.TransferQueue after a third of the talk: the citizen waits again (patience too), a
+// second agent answers, the tones are checked again, and the rest of the talk ends as
+// above. The run ends when every call has ended (at most cfg.MaxDuration); agents then log
+// out and unregister. progress, if not nil, gets a Sample every second.
 //
 // It returns the report, the ground truth (one TruthCall per citizen dialled) and an error:
 // ctx's error when ctx was cancelled (live calls are hung up, agents log out, the results so
@@ -306,7 +331,7 @@ func RunDay(ctx context.Context, cfg DayConfig, progress func(Sample)) (*DayRepo
 		}
 		d.mu.Unlock()
 		pkts, lost := d.meter.loss()
-		rep := buildDayReport(&cfg, truth, d.meter.samples(), pkts, lost)
+		rep := buildDayReport(&cfg, truth, d.meter.samples(), pkts, lost, d.meter.refusedRefers())
 		rep.Stopped = d.stopped
 		if runErr != nil {
 			rep.Error = runErr.Error()
@@ -427,6 +452,7 @@ func (d *day) arrive(ctx context.Context, fail context.CancelCauseFunc, phones [
 			if err := d.citizen(ctx, phones[i%len(phones)], dc); err != nil {
 				fail(err)
 			}
+			dc.resolveSetup() // after fail: the first citizen's error stops the arrivals waiting for it
 		}()
 		if i == 0 {
 			select {
@@ -465,6 +491,12 @@ func samplePlan(cfg *DayConfig, rng *rand.Rand, caller string) citizenPlan {
 	p.agentHangs = rng.Float64() < cfg.HangupByAgentShare
 	p.rates = rng.Float64() < cfg.RateShare
 	p.ratingKey = pick(rng, cfg.RatingMix)
+	if cfg.TransferShare > 0 { // drawn last and only then: a day without transfers keeps its seed's plan
+		p.transfer = rng.Float64() < cfg.TransferShare
+		if p.transfer && cfg.Patience > 0 {
+			p.patience2 = time.Duration(rng.ExpFloat64() * float64(cfg.Patience))
+		}
+	}
 	return p
 }
 

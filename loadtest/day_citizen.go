@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/loadtest/phone"
 	"github.com/hotline12345/hotline/media"
 )
@@ -43,46 +44,84 @@ type citizenPlan struct {
 	agentHangs bool          // the agent ends the conversation
 	rates      bool          // rates when the agent hung up
 	ratingKey  rune
+	transfer   bool          // the first agent transfers the call (DayConfig.TransferShare)
+	patience2  time.Duration // the patience in the transfer's queue; 0: waits as long as it takes
+}
+
+// transferPart: the first agent of a transferred call transfers after talk/transferPart,
+// and the second talks the rest, so a transferred call talks as long as the plan says.
+const transferPart = 3
+
+// referAfter is when, after their answer, the first agent sends the REFER.
+func (p *citizenPlan) referAfter() time.Duration { return p.talk / transferPart }
+
+// turnTalk is how long the conversation with the agent of the turn (0: the first, 1: the
+// one after the transfer) lasts from their answer, unless the agent transfers first: the
+// whole talk (also when the REFER was refused), then the rest after the transfer.
+func (p *citizenPlan) turnTalk(turn int) time.Duration {
+	if turn == 0 {
+		return p.talk
+	}
+	return p.talk - p.referAfter()
 }
 
 type callState uint8
 
 const (
-	stWaiting   callState = iota // no agent yet
+	stWaiting   callState = iota // no agent yet, or the first agent's transfer is under way
 	stCommitted                  // an agent's phone is answering: the citizen does not give up now
 	stConnected
 	stAbandoned
 )
 
 // dayCall is one citizen's call: the plan, the truth its goroutine writes, and what the
-// citizen and the agent who answers share. The agent side decides to answer under mu
+// citizen and the agents who answer share. The agent side decides to answer under mu
 // (commit) and the citizen to give up under mu (abandon), so the ground truth cannot call
-// abandoned a call the server saw answered, or the reverse.
+// abandoned a call the server saw answered, or the reverse. A transfer (plan.transfer)
+// takes the call from stConnected back to stWaiting (referring) for the next agent's
+// commit: its answer is the second turn (connected2, audio2).
 type dayCall struct {
-	plan  citizenPlan
-	first bool
-	tc    TruthCall     // written by the citizen's goroutine; read once every goroutine ended
-	setup chan struct{} // closed when the INVITE got its final answer
+	plan      citizenPlan
+	first     bool
+	tc        TruthCall     // written by the citizen's goroutine; read once every goroutine ended
+	setup     chan struct{} // closed by resolveSetup (in a bridge run, by its citizen)
+	setupOnce sync.Once
 
 	mu          sync.Mutex
 	st          callState
-	agent       string
+	turns       int    // agents connected so far
+	agent       string // the first agent, as the server's record keeps it
 	connectedAt time.Time
 	agentByeAt  time.Time
-	connected   chan struct{} // closed with st = stConnected
-	agentBye    chan struct{} // closed just before the agent sends BYE
-	audio       audioPair
+	connected   chan struct{} // closed with st = stConnected, the first agent
+	agentBye    chan struct{} // closed just before the (last) agent sends BYE
+	audio       audioPair     // the first agent's conversation
+
+	referAt      time.Time     // the first agent sent the REFER that the server accepted
+	referErr     string        // why the server refused it
+	transferred  chan struct{} // closed once the server accepted it (202)
+	agent2       string        // the agent who answered after the transfer
+	connected2At time.Time
+	connected2   chan struct{} // closed with the second agent's answer
+	audio2       audioPair     // the second agent's conversation
 }
 
 func newDayCall(plan citizenPlan, first bool) *dayCall {
 	return &dayCall{
 		plan: plan, first: first, setup: make(chan struct{}),
 		connected: make(chan struct{}), agentBye: make(chan struct{}),
-		audio: audioPair{done: make(chan struct{})},
+		audio:       audioPair{done: make(chan struct{})},
+		transferred: make(chan struct{}), connected2: make(chan struct{}),
+		audio2: audioPair{done: make(chan struct{})},
 	}
 }
 
-// commit: an agent is about to answer; false if the citizen has given up.
+// resolveSetup closes setup: the INVITE was answered, or the citizen's call is over (after
+// the run was stopped for the error it returned, so that arrivals see the stop).
+func (dc *dayCall) resolveSetup() { dc.setupOnce.Do(func() { close(dc.setup) }) }
+
+// commit: an agent is about to answer; false if the citizen has given up (or is talking
+// with an agent already).
 func (dc *dayCall) commit() bool {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
@@ -102,15 +141,63 @@ func (dc *dayCall) uncommit() {
 	}
 }
 
-// connect: the agent's phone answered (200 OK sent at at, ACK received).
-func (dc *dayCall) connect(agent string, at time.Time) {
+// connect: the agent's phone answered (200 OK sent at at, ACK received). It returns the
+// agent's turn: 0 for the first agent, 1 for the one after a transfer, -1 when the call
+// was not committed to them (the citizen gave up).
+func (dc *dayCall) connect(agent string, at time.Time) int {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	if dc.st != stCommitted {
+	if dc.st != stCommitted || dc.turns > 1 {
+		return -1
+	}
+	dc.st = stConnected
+	turn := dc.turns
+	dc.turns++
+	if turn == 0 {
+		dc.agent, dc.connectedAt = agent, at
+		close(dc.connected)
+	} else {
+		dc.agent2, dc.connected2At = agent, at
+		close(dc.connected2)
+	}
+	return turn
+}
+
+// referring: the first agent is about to send the REFER; false if the conversation is
+// over. The call waits for the next agent from now on: the server may offer it to them
+// as soon as it accepted the REFER, before the 202 reaches the agent.
+func (dc *dayCall) referring() bool {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.st != stConnected || dc.turns != 1 {
+		return false
+	}
+	dc.st = stWaiting
+	return true
+}
+
+// referred: the REFER sent at at was accepted (the citizen is back in a queue), or not
+// (refused: why, if it counts; the conversation goes on).
+func (dc *dayCall) referred(at time.Time, accepted bool, refused string) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if !accepted {
+		if dc.st == stWaiting {
+			dc.st = stConnected
+		}
+		dc.referErr = refused
 		return
 	}
-	dc.st, dc.agent, dc.connectedAt = stConnected, agent, at
-	close(dc.connected)
+	dc.referAt = at
+	close(dc.transferred)
+}
+
+// audioOf is the audio pair of an agent's turn.
+func (dc *dayCall) audioOf(turn int) *audioPair {
+	if turn == 1 {
+		return &dc.audio2
+	}
+	return &dc.audio
 }
 
 // abandon gives up waiting unless an agent is answering (busy) or has answered.
@@ -140,6 +227,18 @@ func (dc *dayCall) connection() (agent string, at time.Time) {
 	return dc.agent, dc.connectedAt
 }
 
+func (dc *dayCall) connection2() (agent string, at time.Time) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return dc.agent2, dc.connected2At
+}
+
+func (dc *dayCall) referTime() time.Time {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	return dc.referAt
+}
+
 func (dc *dayCall) byeAt() time.Time {
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
@@ -151,13 +250,25 @@ func (dc *dayCall) truth() TruthCall {
 	tc := dc.tc
 	if tc.Outcome == OutcomeAnswered {
 		ok := dc.audio.both()
+		dc.mu.Lock()
+		second := dc.turns > 1
+		dc.mu.Unlock()
+		if second { // both conversations of a transferred call
+			ok = ok && dc.audio2.both()
+		}
 		tc.AudioOK = &ok
 	}
+	dc.mu.Lock()
+	if dc.referErr != "" && tc.Error == "" {
+		tc.Error = dc.referErr
+	}
+	dc.mu.Unlock()
 	return tc
 }
 
 // citizen runs one citizen's call to its end and writes its truth. It returns an error
-// only for what must stop the whole run (the first INVITE unanswered, no local port).
+// only for what must stop the whole run (the first INVITE unanswered, no local port); the
+// caller stops the run, then resolves the setup.
 func (d *day) citizen(ctx context.Context, p *phone.Phone, dc *dayCall) error {
 	cfg := &d.cfg
 	plan := dc.plan
@@ -166,8 +277,6 @@ func (d *day) citizen(ctx context.Context, p *phone.Phone, dc *dayCall) error {
 	if plan.info {
 		tc.DTMF = "info"
 	}
-	resolved := sync.OnceFunc(func() { close(dc.setup) })
-	defer resolved()
 
 	invite := time.Now()
 	tc.Invite = invite.UTC()
@@ -228,7 +337,7 @@ func (d *day) citizen(ctx context.Context, p *phone.Phone, dc *dayCall) error {
 	answered := time.Now()
 	tc.Answered = answered.UTC()
 	d.meter.setup(answered.Sub(invite))
-	resolved()
+	dc.resolveSetup()
 	d.meter.addLive(c, true)
 	defer d.meter.endLive(c)
 	d.inCall(ctx, c, dc)
@@ -280,13 +389,88 @@ func (d *day) inCall(ctx context.Context, c *phone.Call, dc *dayCall) {
 		chose = chose.Add(-rfc4733EndLag)
 	}
 
-	// The queue: wait for an agent, or give up after the patience.
+	// The queue, then the conversation; a transfer takes the citizen back to a queue and a
+	// second conversation. The truth keeps the first agent, connection and wait, as the
+	// server's record does, and the talk of both agents.
+	if !d.queue(ctx, c, dc, dc.connected, chose, plan.patience, false) {
+		return
+	}
+	agent, at := dc.connection()
+	tc.Outcome, tc.Agent, tc.Connected, tc.Wait = OutcomeAnswered, agent, at.UTC(), Dur(at.Sub(chose))
+	tc.Visits = tc.Queue + "/" + agent
+	d.meter.connected(at.Sub(chose))
+	audioCheck(ctx, c, CitizenTone, AgentTone, &dc.audio, sideCitizen, cfg.ToneTimeout)
+	var talked time.Duration // by the agents before this one
+	talkTo := func(end time.Time) { tc.Talk = Dur(talked + end.Sub(at)) }
+	var transferred <-chan struct{}
+	if plan.transfer {
+		transferred = dc.transferred
+	}
+	for turn := 0; ; turn++ {
+		remoteEnd := func() {
+			now := time.Now()
+			tc.Ended, tc.HungUpBy = now.UTC(), ByServer
+			talkTo(now)
+			select {
+			case <-dc.agentBye:
+				tc.HungUpBy = ByAgent
+				talkTo(dc.byeAt())
+			default:
+			}
+		}
+		var end <-chan time.Time // the citizen hangs up
+		if !plan.agentHangs {
+			t := time.NewTimer(time.Until(at.Add(plan.turnTalk(turn))))
+			defer t.Stop()
+			end = t.C
+		}
+		select {
+		case <-transferred: // the first agent's REFER was accepted: back to a queue
+			refer := dc.referTime()
+			talked += refer.Sub(at)
+			tc.Talk, tc.Transfers = Dur(talked), 1
+			tc.Visits += cdr.VisitSeparator + cfg.TransferQueue
+			transferred = nil
+			if !d.queue(ctx, c, dc, dc.connected2, refer, plan.patience2, true) {
+				return
+			}
+			var agent2 string
+			agent2, at = dc.connection2()
+			tc.Visits += "/" + agent2
+			d.meter.connected(at.Sub(refer))
+			audioCheck(ctx, c, CitizenTone, AgentTone, &dc.audio2, sideCitizen, cfg.ToneTimeout)
+			continue
+		case <-dc.agentBye:
+			tc.HungUpBy = ByAgent
+			talkTo(dc.byeAt())
+			d.rate(ctx, c, dc)
+			return
+		case <-c.Done():
+			remoteEnd()
+			return
+		case <-ctx.Done():
+			tc.Error = "run stopped"
+		case <-end:
+		}
+		talkTo(time.Now())
+		bye(ByCaller)
+		return
+	}
+}
+
+// queue waits in a queue (entered at since) for an agent's answer (connected closed), or
+// gives up after patience (0: never); false when the call ended there, its truth written.
+// After a transfer the server keeps the call answered by the first agent, whoever ends it
+// now.
+func (d *day) queue(ctx context.Context, c *phone.Call, dc *dayCall, connected <-chan struct{}, since time.Time, patience time.Duration, transferred bool) bool {
+	tc := &dc.tc
 	d.meter.queued(1)
-	var patience <-chan time.Time
-	if plan.patience > 0 {
-		t := time.NewTimer(plan.patience)
+	defer d.meter.queued(-1)
+	var giveUpAt <-chan time.Time
+	if patience > 0 {
+		t := time.NewTimer(patience)
 		defer t.Stop()
-		patience = t.C
+		giveUpAt = t.C
 	}
 	done := ctx.Done()
 	var poll <-chan time.Time // while an agent is answering
@@ -299,72 +483,35 @@ func (d *day) inCall(ctx context.Context, c *phone.Call, dc *dayCall) {
 		}
 		return ok
 	}
-wait:
 	for {
 		select {
-		case <-dc.connected:
-			break wait
+		case <-connected:
+			return true
 		case <-c.Done():
-			d.meter.queued(-1)
 			tc.Ended = time.Now().UTC()
+			if transferred {
+				tc.HungUpBy, tc.Error = ByServer, "the server hung up in the queue after the transfer: "+c.ByeReason()
+				d.meter.failure()
+				return false
+			}
 			d.failed(tc, ByServer, "the server hung up in the queue: "+c.ByeReason())
-			return
-		case <-patience:
-			patience, why = nil, ""
+			return false
+		case <-giveUpAt:
+			giveUpAt, why = nil, ""
 		case <-done:
 			done, why, force = nil, "run stopped", time.Now().Add(2*time.Second)
 		case <-poll:
 		}
 		if giveUp() {
-			d.meter.queued(-1)
-			tc.Outcome, tc.AbandonAt, tc.Error = OutcomeAbandoned, Dur(time.Since(chose)), why
-			bye(ByCaller)
-			return
+			if !transferred {
+				tc.Outcome, tc.AbandonAt, tc.Visits = OutcomeAbandoned, Dur(time.Since(since)), tc.Queue
+			}
+			tc.Error = why
+			tc.HungUpBy, tc.Ended = ByCaller, time.Now().UTC()
+			hangup(ctx, c)
+			return false
 		}
 	}
-	d.meter.queued(-1)
-
-	// The conversation.
-	agent, at := dc.connection()
-	tc.Outcome, tc.Agent, tc.Connected, tc.Wait = OutcomeAnswered, agent, at.UTC(), Dur(at.Sub(chose))
-	d.meter.connected(at.Sub(chose))
-	audioCheck(ctx, c, CitizenTone, AgentTone, &dc.audio, sideCitizen, cfg.ToneTimeout)
-	remoteEnd := func() {
-		now := time.Now()
-		tc.Ended, tc.Talk, tc.HungUpBy = now.UTC(), Dur(now.Sub(at)), ByServer
-		select {
-		case <-dc.agentBye:
-			tc.HungUpBy, tc.Talk = ByAgent, Dur(dc.byeAt().Sub(at))
-		default:
-		}
-	}
-	if !plan.agentHangs {
-		t := time.NewTimer(time.Until(at.Add(plan.talk)))
-		defer t.Stop()
-		select {
-		case <-c.Done():
-			remoteEnd()
-			return
-		case <-ctx.Done():
-			tc.Error = "run stopped"
-		case <-t.C:
-		}
-		tc.Talk = Dur(time.Since(at))
-		bye(ByCaller)
-		return
-	}
-	select {
-	case <-dc.agentBye:
-	case <-c.Done():
-		remoteEnd()
-		return
-	case <-ctx.Done():
-		tc.Talk, tc.Error = Dur(time.Since(at)), "run stopped"
-		bye(ByCaller)
-		return
-	}
-	tc.HungUpBy, tc.Talk = ByAgent, Dur(dc.byeAt().Sub(at))
-	d.rate(ctx, c, dc)
 }
 
 // rate: the agent hung up; the citizen rates once the rating prompt plays (or hangs up

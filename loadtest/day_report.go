@@ -3,12 +3,14 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/loadtest/phone"
 )
 
@@ -42,9 +44,18 @@ type DayReport struct {
 	AbandonMean Dur            `json:"abandon_mean_ms"` // mean wait of the abandoned calls
 	MeanTalk    Dur            `json:"mean_talk_ms"`
 	HungUpBy    map[string]int `json:"hung_up_by"`
-	AudioPassed int            `json:"audio_passed"` // answered calls where each side heard the other's tone
+	AudioPassed int            `json:"audio_passed"` // answered calls where each side heard the other's tone (both agents' after a transfer)
 	AudioFailed int            `json:"audio_failed"`
 	Ratings     map[string]int `json:"ratings"` // satisfaction value → calls, not_rated included
+
+	// Blind transfers (DayConfig.TransferShare): calls the server transferred to the
+	// transfer queue, of which a second agent answered, the citizen gave up waiting again,
+	// or the server hung up while they waited (failed); and REFERs the server refused.
+	Transferred       int            `json:"transferred"`
+	TransferAnswered  int            `json:"transfer_answered"`
+	TransferAbandoned int            `json:"transfer_abandoned"`
+	TransferFailed    int            `json:"transfer_failed"` // dropped after the transfer, or refused
+	TransferErrors    map[string]int `json:"transfer_errors,omitempty"`
 
 	SetupP50 Dur `json:"setup_p50_ms"` // INVITE → 200 at the citizen's phone
 	SetupP90 Dur `json:"setup_p90_ms"`
@@ -58,18 +69,25 @@ type DayReport struct {
 	Samples []Sample `json:"samples"`
 }
 
-// Passed reports the run's pass criteria: it ran to its end, no call failed, and every
-// answered call's audio crossed both ways.
+// Passed reports the run's pass criteria: it ran to its end, no call failed, every
+// answered call's audio crossed both ways, and no transfer was refused or dropped.
 func (r *DayReport) Passed() bool {
-	return r.Error == "" && r.Failed == 0 && r.AudioFailed == 0
+	return r.Error == "" && r.Failed == 0 && r.AudioFailed == 0 && r.TransferFailed == 0
 }
 
-func buildDayReport(cfg *DayConfig, t *Truth, samples []Sample, pkts, lost int) *DayReport {
+// buildDayReport counts the truth's calls; referErrors are the REFERs the server refused
+// (reason → count), which the truth's calls do not show as transfers.
+func buildDayReport(cfg *DayConfig, t *Truth, samples []Sample, pkts, lost int, referErrors map[string]int) *DayReport {
 	r := &DayReport{
 		Target: cfg.Target, Number: cfg.Number, Agents: cfg.Agents, Rate: cfg.Rate, Duration: Dur(cfg.Duration),
 		Seed: cfg.Seed, Started: t.Started, Elapsed: Dur(t.Ended.Sub(t.Started)),
 		FailReasons: map[string]int{}, HungUpBy: map[string]int{}, Ratings: map[string]int{},
 		RTPPackets: pkts, RTPLost: lost, Samples: samples, Calls: len(t.Calls),
+		TransferErrors: map[string]int{},
+	}
+	for why, n := range referErrors {
+		r.TransferFailed += n
+		r.TransferErrors[why] += n
 	}
 	if pkts+lost > 0 {
 		r.LossPercent = 100 * float64(lost) / float64(pkts+lost)
@@ -85,6 +103,18 @@ func buildDayReport(cfg *DayConfig, t *Truth, samples []Sample, pkts, lost int) 
 		}
 		if c.Rating != "" {
 			r.Ratings[c.Rating]++
+		}
+		if c.Transfers > 0 {
+			r.Transferred++
+			switch vs := cdr.ParseVisits(c.Visits); {
+			case len(vs) > 0 && vs[len(vs)-1].Agent != "":
+				r.TransferAnswered++
+			case c.HungUpBy == ByServer:
+				r.TransferFailed++
+				r.TransferErrors[c.Error]++
+			default:
+				r.TransferAbandoned++
+			}
 		}
 		switch c.Outcome {
 		case OutcomeAnswered:
@@ -146,6 +176,11 @@ func (r *DayReport) WriteText(w io.Writer) error {
 	row("hung up by", "%s", counts(r.HungUpBy))
 	row("audio both ways", "%d passed, %d failed", r.AudioPassed, r.AudioFailed)
 	row("ratings", "%s", counts(r.Ratings))
+	if r.Transferred+r.TransferFailed == 0 {
+		row("transfers", "none")
+	} else {
+		row("transfers", "%d: %d answered again, %d abandoned in the second queue, %d failed%s", r.Transferred, r.TransferAnswered, r.TransferAbandoned, r.TransferFailed, reasons(r.TransferErrors))
+	}
 	row("setup p50 / p90 / p99 / max", "%s / %s / %s / %s (INVITE → 200 at the citizen)", r.SetupP50, r.SetupP90, r.SetupP99, r.SetupMax)
 	row("RTP received", "%d packets, %d lost (%.4f%%)", r.RTPPackets, r.RTPLost, r.LossPercent)
 	verdict := "PASS"
@@ -186,6 +221,7 @@ type dayMeter struct {
 	lastPkts        int
 	lastLost        int
 	all             []Sample
+	referErrors     map[string]int // REFERs the server refused, by reason
 }
 
 func newDayMeter(start time.Time) *dayMeter {
@@ -202,6 +238,22 @@ func (m *dayMeter) failure() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.failures++
+}
+
+func (m *dayMeter) referRefused(why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.referErrors == nil {
+		m.referErrors = map[string]int{}
+	}
+	m.referErrors[why]++
+}
+
+// refusedRefers returns a copy of the refused REFERs by reason.
+func (m *dayMeter) refusedRefers() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.referErrors)
 }
 
 func (m *dayMeter) queued(delta int) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +21,8 @@ import (
 )
 
 // dayServerConfig is the default configuration with quick queues for day runs: wrap-up
-// 1 s, no position announcements, a 2 s ring timeout; replace are further old, new pairs.
+// 1 s, no position announcements, a 2 s ring timeout (consult and complaint, the transfer
+// queue); replace are further old, new pairs.
 func dayServerConfig(t *testing.T, replace ...string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "configs", "hotline.yaml"))
@@ -32,6 +34,7 @@ func dayServerConfig(t *testing.T, replace ...string) string {
 		"    wrap_up: 10s ", "    wrap_up: 1s ",
 		"    ring_timeout: 15s ", "    ring_timeout: 2s ",
 		"announce_frequency: 60s", "announce_frequency: 0s",
+		"    name: 投诉举报\n", "    name: 投诉举报\n    wrap_up: 1s\n    ring_timeout: 2s\n",
 	}, replace...)
 	for i := 0; i+1 < len(replace); i += 2 {
 		if !strings.Contains(s, replace[i]) {
@@ -69,12 +72,15 @@ func dayGetJSON(t *testing.T, url string, v any) {
 }
 
 type serverRecord struct {
+	ID           string    `json:"id"`
 	SIPCallID    string    `json:"sip_call_id"`
 	Caller       string    `json:"caller"`
 	End          time.Time `json:"end"`
 	Agent        string    `json:"agent"`
 	Disposition  string    `json:"disposition"`
 	Satisfaction string    `json:"satisfaction"`
+	Transfers    int       `json:"transfers"`
+	Visits       string    `json:"visits"`
 }
 
 // serverRecords polls /api/v1/cdrs until every call of truth has its final record.
@@ -118,10 +124,13 @@ func agentStates(t *testing.T, h *Hotlined) map[string]string {
 	return m
 }
 
-// A short day against the real server: 20 citizens, 4 agents, 2 citizens/s, 1.5 s talks,
-// with INFO and RFC 4733 keys, a menu mix, unanswered rings, abandons and ratings. No call
-// fails, every conversation's audio crosses both ways, and the ground truth agrees call by
-// call with the server's records.
+// A short day against the real server: 20 citizens, 5 agents, 2 citizens/s, 1.5 s talks,
+// with INFO and RFC 4733 keys, a menu mix, unanswered and declined rings, abandons,
+// ratings and blind transfers to complaint. No call fails, every conversation's audio
+// crosses both ways (both agents' after a transfer), and the ground truth agrees call by
+// call with the server's records: outcome, first agent, transfers, queue visits, rating.
+// Seed 290 plans 6 transfers among the 20 citizens and has agents 1001-1004 each decline
+// (486) or let ring one of their first three rings.
 func TestRunDayAgainstServer(t *testing.T) {
 	t.Parallel()
 	h := startDayServer(t, "54000-55998")
@@ -130,11 +139,11 @@ func TestRunDayAgainstServer(t *testing.T) {
 	var mu sync.Mutex
 	var progress []Sample
 	rep, truth, err := RunDay(ctx, DayConfig{
-		Target: h.SIP, API: "http://" + h.HTTP, Agents: 4,
+		Target: h.SIP, API: "http://" + h.HTTP, Agents: 5,
 		Rate: 2, Duration: time.Minute, MaxCalls: 20, MaxDuration: 90 * time.Second,
 		Mix: map[string]float64{"1": 0.7, "2": 0.3}, InfoShare: 0.3,
 		Talk: 1500 * time.Millisecond, RingDelay: 200 * time.Millisecond, NoAnswerShare: 0.1, BusyShare: 0.15,
-		Patience: 20 * time.Second, RateShare: 0.7, HangupByAgentShare: 0.5, Seed: 7,
+		Patience: 20 * time.Second, RateShare: 0.7, HangupByAgentShare: 0.5, TransferShare: 0.3, Seed: 290,
 	}, func(s Sample) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -160,7 +169,7 @@ func TestRunDayAgainstServer(t *testing.T) {
 		t.Fatalf("audio passed on %d, failed on %d of %d answered calls", rep.AudioPassed, rep.AudioFailed, rep.Answered)
 	}
 	seen := map[string]bool{}
-	answered, infos := 0, 0
+	answered, infos, transferred, transferAnswered := 0, 0, 0, 0
 	for _, c := range truth.Calls {
 		if c.SIPCallID == "" || seen[c.SIPCallID] || seen[c.Caller] || !strings.HasPrefix(c.Caller, "139") || len(c.Caller) != 11 {
 			t.Fatalf("call %+v: want a distinct Call-ID and caller 139xxxxxxxx", c)
@@ -175,14 +184,34 @@ func TestRunDayAgainstServer(t *testing.T) {
 			if c.AudioOK == nil || !*c.AudioOK || c.Agent == "" || c.Connected.Before(c.Answered) || c.Wait <= 0 || c.Talk <= 0 {
 				t.Errorf("answered call %+v: want audio both ways, an agent, a wait and a talk time", c)
 			}
+			first := c.Queue + "/" + c.Agent
+			switch {
+			case c.Transfers == 0 && c.Visits != first:
+				t.Errorf("answered call %+v: want visits %q", c, first)
+			case c.Transfers == 1:
+				transferred++
+				rest, ok := strings.CutPrefix(c.Visits, first+">complaint")
+				if !ok || rest != "" && (!strings.HasPrefix(rest, "/") || len(rest) != len("/1001")) {
+					t.Errorf("transferred call %+v: want visits %s>complaint[/agent]", c, first)
+				}
+				if rest != "" {
+					transferAnswered++
+				}
+			case c.Transfers > 1:
+				t.Errorf("call %+v: more than one transfer", c)
+			}
 		case OutcomeAbandoned:
-			if c.AbandonAt <= 0 || c.Agent != "" || c.HungUpBy != ByCaller {
+			if c.AbandonAt <= 0 || c.Agent != "" || c.HungUpBy != ByCaller || c.Transfers != 0 || c.Visits != c.Queue {
 				t.Errorf("abandoned call %+v", c)
 			}
 		}
 	}
 	if infos == 0 || infos == 20 {
 		t.Errorf("%d of 20 citizens pressed by INFO: want a mix", infos)
+	}
+	if transferAnswered == 0 || rep.Transferred != transferred || rep.TransferAnswered != transferAnswered || rep.TransferFailed != 0 {
+		t.Errorf("%d transferred calls, %d answered again; the report has %d, %d, %d failed (%v): want some answered again and the same counts",
+			transferred, transferAnswered, rep.Transferred, rep.TransferAnswered, rep.TransferFailed, rep.TransferErrors)
 	}
 
 	// The server's records agree call by call: outcome, agent, rating.
@@ -196,29 +225,25 @@ func TestRunDayAgainstServer(t *testing.T) {
 	if serverAnswered != answered {
 		t.Errorf("the server has %d answered records, the truth %d", serverAnswered, answered)
 	}
+	transferIDs := map[string]TruthCall{} // by the record's id
 	for _, c := range truth.Calls {
 		r := recs[c.SIPCallID]
 		if r.Disposition != c.Outcome || r.Agent != c.Agent || r.Caller != c.Caller || r.Satisfaction != c.Rating {
 			t.Errorf("call %s: server has %s by %q from %s rated %q, truth %s by %q from %s rated %q (%s)",
 				c.SIPCallID, r.Disposition, r.Agent, r.Caller, r.Satisfaction, c.Outcome, c.Agent, c.Caller, c.Rating, c.Error)
 		}
-	}
-
-	// The comparison hotline-loadtest compare makes: times within 50 ms, the report's totals.
-	cmp, err := Compare(context.Background(), truth, "http://"+h.HTTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Outcomes, agents, ratings and totals are exact by construction; times depend on the
-	// scheduling of two processes, so a busy machine may put one past 50 ms: logged only.
-	var b bytes.Buffer
-	cmp.WriteText(&b)
-	for _, m := range cmp.Mismatches {
-		if m.Field != FieldWait && m.Field != FieldTalk && m.Field != FieldAbandonAt {
-			t.Errorf("compare: %+v\n%s", m, b.String())
+		if r.Transfers != c.Transfers || r.Visits != c.Visits {
+			t.Errorf("call %s: server has %d transfers, visits %q; truth %d, %q (%s)", c.SIPCallID, r.Transfers, r.Visits, c.Transfers, c.Visits, c.Error)
+		}
+		if c.Transfers > 0 {
+			transferIDs[r.ID] = c
 		}
 	}
-	t.Logf("compare: %s", b.String())
+
+	// The comparison hotline-loadtest compare makes: outcomes, agents, transfers, visits,
+	// ratings and the report's totals are exact by construction; times depend on the
+	// scheduling of two processes, so a busy machine may put one past 50 ms: logged only.
+	compareExact(t, truth, h)
 
 	mu.Lock()
 	samples := progress
@@ -232,28 +257,126 @@ func TestRunDayAgainstServer(t *testing.T) {
 		t.Errorf("%d progress samples (%d in the report), peak active %d, %d setups: want one a second, all 20 setups", len(samples), len(rep.Samples), active, setups)
 	}
 	// The agents' unanswered rings reached the ACD as such: let ring (no-answer) and
-	// declined with 486 (rejected). Events are written behind the calls: poll.
+	// declined with 486 (rejected); each transfer is the first agent's TRANSFER from the
+	// citizen's queue to complaint. Events are written behind the calls: poll.
 	reasons := map[string]int{}
+	var transfers []string
+	type event struct {
+		CallID string `json:"call_id"`
+		Queue  string `json:"queue"`
+		Agent  string `json:"agent"`
+		Data1  string `json:"data1"`
+		Data2  string `json:"data2"`
+	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		var evs struct{ Events []struct{ Data2 string } }
-		dayGetJSON(t, "http://"+h.HTTP+"/api/v1/events?event=RINGNOANSWER&limit=1000", &evs)
+		var rings, xfers struct{ Events []event }
+		dayGetJSON(t, "http://"+h.HTTP+"/api/v1/events?event=RINGNOANSWER&limit=1000", &rings)
 		clear(reasons)
-		for _, e := range evs.Events {
+		for _, e := range rings.Events {
 			reasons[e.Data2]++
 		}
-		if reasons["rejected"] > 0 && reasons["no-answer"] > 0 {
+		dayGetJSON(t, "http://"+h.HTTP+"/api/v1/events?event=TRANSFER&limit=1000", &xfers)
+		transfers = transfers[:0]
+		for _, e := range xfers.Events {
+			c, ok := transferIDs[e.CallID]
+			if !ok || e.Agent != c.Agent || e.Queue != c.Queue || e.Data1 != "complaint" {
+				t.Fatalf("TRANSFER event %+v: want one of the truth's transfers (%d)", e, len(transferIDs))
+			}
+			transfers = append(transfers, e.CallID)
+		}
+		if reasons["rejected"] > 0 && reasons["no-answer"] > 0 && len(transfers) == len(transferIDs) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("RINGNOANSWER reasons %v: want rejections (busy share) and no-answers", reasons)
+			t.Errorf("RINGNOANSWER reasons %v: want rejections (busy share) and no-answers; %d TRANSFER events, want %d", reasons, len(transfers), len(transferIDs))
 			break
 		}
 	}
 	for id, st := range agentStates(t, h) {
-		if id >= "1001" && id <= "1004" && st != "logged_out" {
+		if id >= "1001" && id <= "1005" && st != "logged_out" {
 			t.Errorf("agent %s is %s after the run, want logged_out", id, st)
 		}
 	}
+}
+
+// Transfers that reach no second agent, against the real server. To a queue none of the
+// run's agents serves (business): the citizens wait there and give up after their patience;
+// the server keeps the calls answered by the first agent, with the transfer and the visit
+// without an agent. To a queue the server does not know: it refuses the REFER (404), the
+// conversation goes on, nothing is recorded as transferred, and the run fails on it.
+// Seed 112: both citizens would wait 6 s and more for the first agent, under 1 s after the
+// transfer.
+func TestRunDayTransferAbandonedAndRefused(t *testing.T) {
+	t.Parallel()
+	h := startDayServer(t, "64000-64998")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound: each run stops by itself
+	defer cancel()
+	base := DayConfig{
+		Target: h.SIP, API: "http://" + h.HTTP, Agents: 2, Rate: 5, Duration: time.Minute, MaxCalls: 2, MaxDuration: time.Minute,
+		Talk: 1500 * time.Millisecond, RingDelay: 200 * time.Millisecond, Patience: 4 * time.Second, TransferShare: 1, Seed: 112,
+	}
+	cfg := base
+	cfg.TransferQueue = "business"
+	rep, truth, err := RunDay(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("RunDay: %v", err)
+	}
+	if rep.Answered != 2 || rep.Transferred != 2 || rep.TransferAbandoned != 2 || rep.TransferAnswered != 0 || rep.TransferFailed != 0 ||
+		rep.AudioPassed != 2 || !rep.Passed() {
+		var out bytes.Buffer
+		rep.WriteText(&out)
+		t.Fatalf("want 2 answered calls transferred and abandoned in business, passed:\n%s", out.String())
+	}
+	recs := serverRecords(t, h, truth)
+	for _, c := range truth.Calls {
+		r := recs[c.SIPCallID]
+		want := "consult/" + c.Agent + ">business"
+		if c.Outcome != OutcomeAnswered || c.Transfers != 1 || c.Visits != want || c.HungUpBy != ByCaller || c.Talk <= 0 || c.Error != "" {
+			t.Errorf("truth %+v: want answered, transferred, %s, the citizen hanging up", c, want)
+		}
+		if r.Disposition != OutcomeAnswered || r.Agent != c.Agent || r.Transfers != 1 || r.Visits != want {
+			t.Errorf("record %+v: want answered by %s, transferred, %s", r, c.Agent, want)
+		}
+	}
+	compareExact(t, truth, h)
+
+	cfg = base
+	cfg.TransferQueue, cfg.MaxCalls = "nosuch", 1
+	rep, truth, err = RunDay(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("RunDay: %v", err)
+	}
+	const refused = "transfer to nosuch: 404 Not Found"
+	if rep.Answered != 1 || rep.Transferred != 0 || rep.TransferFailed != 1 || rep.TransferErrors[refused] != 1 || rep.AudioPassed != 1 || rep.Passed() {
+		var out bytes.Buffer
+		rep.WriteText(&out)
+		t.Fatalf("want the call answered, its REFER refused (404), and the run failed:\n%s", out.String())
+	}
+	c := truth.Calls[0]
+	r := serverRecords(t, h, truth)[c.SIPCallID]
+	if c.Outcome != OutcomeAnswered || c.Transfers != 0 || c.Visits != "consult/"+c.Agent || c.HungUpBy != ByCaller || c.Error != refused ||
+		r.Transfers != 0 || r.Visits != c.Visits || r.Agent != c.Agent {
+		t.Errorf("truth %+v, record %+v: want answered to the end by the first agent, no transfer", c, r)
+	}
+	compareExact(t, truth, h)
+}
+
+// compareExact runs Compare and fails on any mismatch but of times, which a busy machine
+// may put past 50 ms: those are logged.
+func compareExact(t *testing.T, truth *Truth, h *Hotlined) {
+	t.Helper()
+	cmp, err := Compare(context.Background(), truth, "http://"+h.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	cmp.WriteText(&b)
+	for _, m := range cmp.Mismatches {
+		if m.Field != FieldWait && m.Field != FieldTalk && m.Field != FieldAbandonAt {
+			t.Errorf("compare: %+v\n%s", m, b.String())
+		}
+	}
+	t.Logf("compare: %s", b.String())
 }
 
 // A server that answers every INVITE 503: each call is a failure and the run goes on.
@@ -429,6 +552,8 @@ func TestDayConfigErrors(t *testing.T) {
 		{"bad rating key", func(c *DayConfig) { c.RatingMix = map[string]float64{"4": 1} }, ErrConfig},
 		{"bad agent start", func(c *DayConfig) { c.AgentStart = "agent" }, ErrConfig},
 		{"nobody answers", func(c *DayConfig) { c.NoAnswerShare = 1 }, ErrConfig},
+		{"transfer share above 1", func(c *DayConfig) { c.TransferShare = 1.01 }, ErrConfig},
+		{"transfer queue not a name", func(c *DayConfig) { c.TransferQueue = "complaint@evil" }, ErrConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := ok
@@ -450,5 +575,143 @@ func TestPortErrors(t *testing.T) {
 	}
 	if got := portError("agent 1001 phone", errors.New("other")); errors.Is(got, ErrNoLocalPort) {
 		t.Errorf("portError(other) = %v, want no ErrNoLocalPort", got)
+	}
+}
+
+// The transfer draws come last and only with a transfer share: a seed's day without
+// transfers is the day it was, and with them the first citizen's other draws are unchanged.
+func TestSamplePlanTransferDraws(t *testing.T) {
+	cfg := DayConfig{Mix: map[string]float64{"1": 0.7, "2": 0.3}, RatingMix: map[string]float64{"1": 0.8, "2": 0.2},
+		InfoShare: 0.3, Talk: 10 * time.Second, Patience: 20 * time.Second, RateShare: 0.5, HangupByAgentShare: 0.5}
+	draw := func(share float64, n int) []citizenPlan {
+		c := cfg
+		c.TransferShare = share
+		rng := rand.New(rand.NewPCG(7, 0x1234_5678))
+		var ps []citizenPlan
+		for range n {
+			ps = append(ps, samplePlan(&c, rng, "13900000001"))
+		}
+		return ps
+	}
+	// Seed 7's first three citizens as the code before transfers drew them.
+	want := []struct {
+		digit    rune
+		talkMS   int64
+		patience int64
+	}{{'1', 6565, 30369}, {'2', 17709, 29592}, {'2', 4834, 14498}}
+	for i, p := range draw(0, 3) {
+		if p.transfer || p.patience2 != 0 || p.digit != want[i].digit || p.talk.Milliseconds() != want[i].talkMS || p.patience.Milliseconds() != want[i].patience {
+			t.Errorf("citizen %d without transfers: %+v, want digit %c, talk %d ms, patience %d ms", i, p, want[i].digit, want[i].talkMS, want[i].patience)
+		}
+	}
+	without, with := draw(0, 1)[0], draw(0.999, 1)[0]
+	with.transfer, with.patience2 = false, 0
+	if with != without || !draw(0.999, 1)[0].transfer || draw(0.999, 1)[0].patience2 <= 0 {
+		t.Errorf("first citizen with transfers %+v, without %+v: want the same draws before the transfer's", draw(0.999, 1)[0], without)
+	}
+	transfers := 0
+	for _, p := range draw(0.3, 200) {
+		if p.transfer {
+			transfers++
+		}
+	}
+	if transfers < 40 || transfers > 80 {
+		t.Errorf("%d of 200 citizens transferred at share 0.3", transfers)
+	}
+}
+
+// The states a transferred call goes through, as the agents and the citizen drive them.
+func TestDayCallTransferStates(t *testing.T) {
+	t0 := time.Now()
+	dc := newDayCall(citizenPlan{transfer: true, talk: 3 * time.Second}, false)
+	if dc.referring() {
+		t.Fatal("referring before any agent answered")
+	}
+	if !dc.commit() || dc.connect("1001", t0) != 0 || dc.commit() {
+		t.Fatal("first agent: want commit, turn 0, and no other agent while they talk")
+	}
+	// A refused REFER: the conversation goes on, the refusal is in the truth.
+	if !dc.referring() {
+		t.Fatal("first agent could not start a transfer")
+	}
+	dc.referred(t0.Add(time.Second), false, "transfer to complaint: 503 Declined")
+	if dc.commit() {
+		t.Fatal("an agent committed to a call whose transfer was refused")
+	}
+	select {
+	case <-dc.transferred:
+		t.Fatal("refused transfer closed transferred")
+	default:
+	}
+	// An accepted one: the next agent may commit, and the citizen stays with them.
+	if !dc.referring() {
+		t.Fatal("no second try")
+	}
+	dc.referred(t0.Add(time.Second), true, "")
+	<-dc.transferred
+	if !dc.referTime().Equal(t0.Add(time.Second)) || !dc.commit() {
+		t.Fatal("second agent: want the transfer's time and a commit")
+	}
+	if ok, busy := dc.abandon(false); ok || !busy {
+		t.Fatalf("citizen gave up while the second agent answers: ok %v busy %v", ok, busy)
+	}
+	if dc.connect("1002", t0.Add(2*time.Second)) != 1 || dc.commit() || dc.referring() {
+		t.Fatal("second agent: want turn 1, no third agent, no second transfer")
+	}
+	<-dc.connected2
+	if a, at := dc.connection(); a != "1001" || !at.Equal(t0) {
+		t.Errorf("connection %s at %s: want the first agent's", a, at)
+	}
+	if a, _ := dc.connection2(); a != "1002" {
+		t.Errorf("second agent %q", a)
+	}
+	if dc.audioOf(0) != &dc.audio || dc.audioOf(1) != &dc.audio2 || dc.audioOf(-1) != &dc.audio {
+		t.Error("audio pairs of the turns")
+	}
+	dc.tc.Outcome = OutcomeAnswered
+	for _, side := range []int{sideCitizen, sideAgent} {
+		dc.audio.report(side, true)
+		dc.audio2.report(side, side == sideCitizen) // the second agent did not hear the citizen
+	}
+	if tc := dc.truth(); tc.AudioOK == nil || *tc.AudioOK || tc.Error != "transfer to complaint: 503 Declined" {
+		t.Errorf("truth %+v: want the second conversation's audio failure and the refused REFER", tc)
+	}
+
+	// The citizen gives up in the transfer's queue: no agent answers after that.
+	dc = newDayCall(citizenPlan{transfer: true}, false)
+	dc.commit()
+	dc.connect("1001", t0)
+	dc.referring()
+	dc.referred(t0, true, "")
+	if ok, _ := dc.abandon(false); !ok || dc.commit() || dc.connect("1002", t0) != -1 {
+		t.Fatal("want the abandon in the second queue, and no agent after it")
+	}
+}
+
+// The report counts transfers from the truth: answered again, abandoned in the second queue,
+// dropped by the server there (failed), and the REFERs the server refused (failed).
+func TestDayReportTransfers(t *testing.T) {
+	ok := true
+	calls := []TruthCall{
+		{Outcome: OutcomeAnswered, Agent: "1001", Visits: "consult/1001", AudioOK: &ok, HungUpBy: ByAgent},
+		{Outcome: OutcomeAnswered, Agent: "1001", Transfers: 1, Visits: "consult/1001>complaint/1002", AudioOK: &ok, HungUpBy: ByCaller},
+		{Outcome: OutcomeAnswered, Agent: "1002", Transfers: 1, Visits: "consult/1002>complaint", AudioOK: &ok, HungUpBy: ByCaller},
+		{Outcome: OutcomeAnswered, Agent: "1003", Transfers: 1, Visits: "complaint/1003>complaint", AudioOK: &ok, HungUpBy: ByServer,
+			Error: "the server hung up in the queue after the transfer: BYE"},
+	}
+	cfg := DayConfig{}
+	rep := buildDayReport(&cfg, &Truth{Calls: calls}, nil, 0, 0, map[string]int{"transfer to complaint: 404 Not Found": 2})
+	if rep.Transferred != 3 || rep.TransferAnswered != 1 || rep.TransferAbandoned != 1 || rep.TransferFailed != 3 ||
+		rep.TransferErrors["transfer to complaint: 404 Not Found"] != 2 || rep.Answered != 4 || rep.Passed() {
+		t.Fatalf("report %+v: want 3 transferred (1 answered again, 1 abandoned, 1 dropped), 2 refused, not passed", rep)
+	}
+	var out bytes.Buffer
+	rep.WriteText(&out)
+	if !strings.Contains(out.String(), "3: 1 answered again, 1 abandoned in the second queue, 3 failed: transfer to complaint: 404 Not Found ×2") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	rep = buildDayReport(&cfg, &Truth{Calls: calls[:2]}, nil, 0, 0, nil)
+	if !rep.Passed() || rep.TransferFailed != 0 {
+		t.Errorf("report %+v: want passed", rep)
 	}
 }

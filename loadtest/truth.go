@@ -31,14 +31,16 @@ type TruthCall struct {
 	Queue     string    `json:"queue,omitempty"`   // the queue the menu choice leads to
 	Invite    time.Time `json:"invite"`            // INVITE sent
 	Answered  time.Time `json:"answered,omitzero"`
-	Connected time.Time `json:"connected,omitzero"` // an agent's phone answered this caller (the agent side's 200 OK)
-	Agent     string    `json:"agent,omitempty"`
+	Connected time.Time `json:"connected,omitzero"` // the first agent's phone answered this caller (the agent side's 200 OK)
+	Agent     string    `json:"agent,omitempty"`    // the first agent who answered (after a transfer too, as the server's record)
 	Ended     time.Time `json:"ended,omitzero"`
 	Outcome   string    `json:"outcome"`              // answered, abandoned, failed, ivr-hangup, ...
 	SIPStatus int       `json:"sip_status,omitempty"` // survey: the far end's final response (200, 486, 603, 404; 487 after the server's CANCEL)
 	HungUpBy  string    `json:"hung_up_by"`           // "caller", "agent", "server"
-	Wait      Dur       `json:"wait"`                 // answered: queue wait as the caller saw it (menu choice → agent's answer)
-	Talk      Dur       `json:"talk"`                 // answered: agent answer → end of the conversation
+	Wait      Dur       `json:"wait"`                 // answered: queue wait as the caller saw it (menu choice → first agent's answer)
+	Talk      Dur       `json:"talk"`                 // answered: agent answer → end of the conversation; transferred: the first agent's answer → REFER plus the second's answer → end (the server's Talk)
+	Transfers int       `json:"transfers,omitempty"`  // the agent's transfers the server accepted (202)
+	Visits    string    `json:"visits,omitempty"`     // day: the queue visits in the record's format ("consult/1001>complaint/1012"); empty when unknown (not compared)
 	AbandonAt Dur       `json:"abandon_at,omitzero"`  // abandoned: seconds after the menu choice
 	Rating    string    `json:"rating,omitempty"`     // satisfied, basically_satisfied, dissatisfied, not_rated
 	AudioOK   *bool     `json:"audio_ok,omitempty"`   // answered: each side heard the other's tone
@@ -77,5 +79,5 @@ type Sample struct {
 	SetupP99    Dur     `json:"setup_p99"`
 	LossPercent float64 `json:"loss_percent"` // RTP loss heard in this second, all calls
 	Waiting     int     `json:"waiting"`      // callers in queue
-	WaitP50     Dur     `json:"wait_p50"`     // queue waits of the callers connected in this second
+	WaitP50     Dur     `json:"wait_p50"`     // queue waits of the callers connected in this second (after a transfer: the wait since it)
 }

@@ -44,6 +44,8 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	busyShare := fs.Float64("busy-share", 0, "share of rings an agent declines with 486 Busy Here")
 	rateShare := fs.Float64("rate-share", 0.8, "share of citizens who rate the agent after the call")
 	agentHangup := fs.Float64("agent-hangup-share", 0.7, "share of calls the agent ends")
+	transferShare := fs.Float64("transfer-share", 0.1, "share of answered calls the agent blind-transfers (REFER) to --transfer-to after a third of the talk; 0 for a server without transfers")
+	transferTo := fs.String("transfer-to", loadtest.DefaultTransferQueue, "the queue agents transfer to (agents of the run must take it)")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed, the same day)")
 	setupTimeout := fs.Duration("setup-timeout", loadtest.DefaultSetupTimeout, "the longest wait for an answer to an INVITE or REGISTER, or the API")
 	truthFile := fs.String("truth", "", "write the ground truth (every simulated call) to this JSON file")
@@ -79,6 +81,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		LocalIP: lip, AllowRemote: !lip.IsLoopback(),
 		Rate: *rate, Duration: *duration, MaxCalls: *maxCalls, Mix: weights, InfoShare: *infoShare,
 		NoAnswerShare: *noAnswer, BusyShare: *busyShare, RateShare: *rateShare, HangupByAgentShare: *agentHangup,
+		TransferShare: *transferShare, TransferQueue: *transferTo,
 		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed, SetupTimeout: *setupTimeout,
 	}
 	bar := newProgress(stderr, expected, *quiet)
