@@ -283,6 +283,7 @@ func (a *simAgent) onInvite(c *phone.Call) bool {
 		return false
 	}
 	if busy {
+		p.d.declined.Add(1)
 		return false // 486 Busy Here: the ACD rests the agent (shown ready) and offers the caller again
 	}
 	if letRing || (dc != nil && !dc.commit()) {

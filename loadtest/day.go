@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -266,6 +267,8 @@ type day struct {
 	target string  // the called URI
 	bridge *bridge // set in a bridge run: agents answer at once and carry media on its meter
 
+	declined atomic.Int64 // rings the agents answered 486 Busy Here
+
 	mu      sync.Mutex
 	byCall  map[string]*dayCall // by caller number, for the agents
 	calls   []*dayCall          // in arrival order
@@ -332,7 +335,7 @@ func RunDay(ctx context.Context, cfg DayConfig, progress func(Sample)) (*DayRepo
 		d.mu.Unlock()
 		pkts, lost := d.meter.loss()
 		rep := buildDayReport(&cfg, truth, d.meter.samples(), pkts, lost, d.meter.refusedRefers())
-		rep.Stopped = d.stopped
+		rep.Stopped, rep.AgentsDeclined = d.stopped, int(d.declined.Load())
 		if runErr != nil {
 			rep.Error = runErr.Error()
 		}

@@ -48,6 +48,8 @@ type DayReport struct {
 	AudioFailed int            `json:"audio_failed"`
 	Ratings     map[string]int `json:"ratings"` // satisfaction value → calls, not_rated included
 
+	AgentsDeclined int `json:"agents_declined"` // rings the agents answered 486 Busy Here (--busy-share)
+
 	// Blind transfers (DayConfig.TransferShare): calls the server transferred to the
 	// transfer queue, of which a second agent answered, the citizen gave up waiting again,
 	// or the server hung up while they waited (failed); and REFERs the server refused.
@@ -174,6 +176,9 @@ func (r *DayReport) WriteText(w io.Writer) error {
 	row("ASA / wait p50 / p90 / max", "%s / %s / %s / %s", r.ASA, r.WaitP50, r.WaitP90, r.WaitMax)
 	row("mean talk / mean abandon wait", "%s / %s", r.MeanTalk, r.AbandonMean)
 	row("hung up by", "%s", counts(r.HungUpBy))
+	if r.AgentsDeclined > 0 {
+		row("agents declined (486)", "%d rings", r.AgentsDeclined)
+	}
 	row("audio both ways", "%d passed, %d failed", r.AudioPassed, r.AudioFailed)
 	row("ratings", "%s", counts(r.Ratings))
 	if r.Transferred+r.TransferFailed == 0 {

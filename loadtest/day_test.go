@@ -284,11 +284,15 @@ func TestRunDayAgainstServer(t *testing.T) {
 			}
 			transfers = append(transfers, e.CallID)
 		}
-		if reasons["rejected"] > 0 && reasons["no-answer"] > 0 && len(transfers) == len(transferIDs) {
+		// Which rings are declined depends on which agent the ACD picks, which depends on
+		// timing: the server must log exactly the 486s the agents sent, and some ring of
+		// the run must have gone unanswered one way or the other.
+		if reasons["rejected"] == rep.AgentsDeclined && reasons["rejected"]+reasons["no-answer"] > 0 && len(transfers) == len(transferIDs) {
+			t.Logf("unanswered rings: %d declined (486), %d let ring", reasons["rejected"], reasons["no-answer"])
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("RINGNOANSWER reasons %v: want rejections (busy share) and no-answers; %d TRANSFER events, want %d", reasons, len(transfers), len(transferIDs))
+			t.Errorf("RINGNOANSWER reasons %v, the agents declined %d: want the declines logged as rejected, and some unanswered ring; %d TRANSFER events, want %d", reasons, rep.AgentsDeclined, len(transfers), len(transferIDs))
 			break
 		}
 	}

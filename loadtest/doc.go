@@ -2,13 +2,14 @@
 // and time and stops by itself.
 //
 //   - RunDay (day.go): a simulated call-center day, citizens and agents together through the
-//     IVR and the ACD, with abandons, ratings and the ground truth that Compare holds against
-//     the server's records and report.
+//     IVR and the ACD, with abandons, ratings, declined and unanswered rings and blind
+//     transfers, and the ground truth that Compare holds against the server's records and
+//     report.
 //   - RunBridge (bridge.go): end-to-end bridged capacity: N citizens through the menu to N
 //     agents, all pairs held together, each side's tone checked at the other on every pair.
 //   - RunSurvey (survey.go): the citizens at the far end of an outbound trunk for the
-//     server's survey campaigns (云回访): busy, no answer, keypad answers, checked against the
-//     campaign's counts and records.
+//     server's survey campaigns (云回访): busy, declined, no such number, no answer, keypad
+//     answers, checked against the campaign's counts and records.
 //   - RunIVR (ivr.go): N concurrent citizens in the IVR, RTP loss, jitter and setup times,
 //     with the server's send lateness, CPU and memory from its /metrics.
 //   - RunSetup (setup.go): call setups per second with SIPp (testdata/sipp/load_setup.xml),

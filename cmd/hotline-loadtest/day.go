@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -90,31 +87,12 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "day", err)
 	}
 	bar.end(err)
-	if *truthFile != "" && truth != nil {
-		if werr := loadtest.WriteTruth(*truthFile, truth); werr != nil {
-			fmt.Fprintf(stderr, "hotline-loadtest day: truth: %v\n", werr)
-		}
-	}
 	if *htmlFile != "" {
-		if werr := writeDayHTML(*htmlFile, rep); werr != nil {
+		if werr := writeHTML(*htmlFile, "hotline-loadtest day", "day", rep.Target, rep.Started, rep.Samples, rep.WriteText); werr != nil {
 			fmt.Fprintf(stderr, "hotline-loadtest day: html: %v\n", werr)
 		}
 	}
-	if *jsonOut {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-	} else {
-		rep.WriteText(stdout)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "hotline-loadtest day: %v (partial results above)\n", err)
-		return 1
-	}
-	if !rep.Passed() {
-		return 1
-	}
-	return 0
+	return output("day", stdout, stderr, rep, truth, *truthFile, *jsonOut, err)
 }
 
 // parseMix reads "1=0.7,2=0.3".
@@ -129,25 +107,6 @@ func parseMix(s string) (map[string]float64, error) {
 		m[k] = w
 	}
 	return m, nil
-}
-
-// writeDayHTML writes the run's HTML report: the final table's rows and the plots.
-func writeDayHTML(path string, rep *loadtest.DayReport) error {
-	var table bytes.Buffer
-	rep.WriteText(&table)
-	var rows [][2]string
-	for line := range strings.SplitSeq(strings.TrimRight(table.String(), "\n"), "\n") {
-		k, v, _ := strings.Cut(line, "  ")
-		rows = append(rows, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
-	}
-	var b bytes.Buffer
-	if err := loadtest.WriteHTMLReport(&b, loadtest.HTMLReport{
-		Title: "hotline-loadtest day", Scenario: "day", Target: rep.Target, Started: rep.Started,
-		Samples: rep.Samples, Summary: rows,
-	}); err != nil {
-		return err
-	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // runCompare is `hotline-loadtest compare`: the ground truth against the server's records
