@@ -441,6 +441,7 @@ func (b *bridge) arrive(ctx context.Context, fail context.CancelCauseFunc, d *da
 			if err := b.citizen(ctx, d, phones[i%len(phones)], dc, i); err != nil {
 				fail(err)
 			}
+			dc.resolveSetup() // after fail: the first citizen's error stops the arrivals waiting for it
 		}()
 		if i == 0 {
 			select {
@@ -471,8 +472,6 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 	pr := b.pair(dc.plan.caller)
 	resolved := sync.OnceFunc(b.resolve)
 	defer resolved()
-	setupDone := sync.OnceFunc(func() { close(dc.setup) })
-	defer setupDone()
 	fail := func(by, why string) {
 		pr.failed = why
 		d.failed(tc, by, why)
@@ -502,7 +501,6 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 		}
 		t.Stop()
 	}
-	setupDone()
 	hangup := func(by string) {
 		tc.HungUpBy, tc.Ended = by, time.Now().UTC()
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
@@ -534,6 +532,7 @@ func (b *bridge) citizen(ctx context.Context, d *day, p *phone.Phone, dc *dayCal
 		return nil
 	}
 	answered := time.Now()
+	dc.resolveSetup() // the next citizens may come
 	tc.Answered = answered.UTC()
 	d.meter.setup(answered.Sub(invite))
 	// Until the menu key is taken the server has the call in its IVR: a failure there is an
