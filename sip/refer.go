@@ -130,22 +130,40 @@ func (d *dialog) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		d.s.respond(req, tx, 491, "Request Pending") // a transfer is already being decided
 		return
 	}
-	timer := time.NewTimer(3 * time.Second)
-	defer timer.Stop()
-	select {
-	case code := <-r.decision:
+	answer := func(code int) {
 		reason := map[int]string{202: "Accepted", 403: "Forbidden", 404: "Not Found", 488: "Not Acceptable Here"}[code]
 		if reason == "" {
 			reason = "Declined"
 		}
 		d.s.respond(req, tx, code, reason)
+	}
+	timer := time.NewTimer(referPickup)
+	defer timer.Stop()
+	select {
+	case code := <-r.decision:
+		answer(code)
+		return
 	case <-timer.C:
-		select { // take back our unread request (the channel holds one at most)
-		case <-d.refers:
-		default:
-		}
+	case <-d.done:
+		d.s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	select { // take back our request if it is still unread (the channel holds one at most)
+	case <-d.refers:
 		d.s.respond(req, tx, 403, "Forbidden") // nobody handles transfers on this leg
+		return
+	default:
+	}
+	// The owner has it: it is deciding (a busy call loop, a slow ACD) and will act on its
+	// decision, so the answer must be that decision, not a 403 for a transfer that happens.
+	select {
+	case code := <-r.decision:
+		answer(code)
 	case <-d.done:
 		d.s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 	}
 }
+
+// referPickup is how long a REFER waits for the leg's owner to take it before it is
+// answered 403 (a leg whose owner handles no transfers). A var for tests.
+var referPickup = 3 * time.Second
