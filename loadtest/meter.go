@@ -308,7 +308,7 @@ func (s *Stream) Remove() RTPStats {
 
 // Stats returns what the stream has received and sent so far.
 func (s *Stream) Stats() RTPStats {
-	s.sock.mu.Lock() // excludes the reader
+	s.sock.mu.Lock() // excludes the pacer, which accounts packets under the read lock
 	st := s.rx.st
 	st.Jitter = time.Duration(s.rx.jitter)
 	s.sock.mu.Unlock()
@@ -415,7 +415,7 @@ func (s *Stream) tick(deadline time.Time) {
 }
 
 // flush sends a pacer's sockets' queued packets, then takes what they received (the
-// pacer's AfterSlot, after every slot with streams).
+// pacer's AfterSlot, after every 1 ms slot).
 func (m *Meter) flush(socks []*meterSocket) {
 	for _, s := range socks {
 		s.flush()
