@@ -29,7 +29,7 @@ func hotlinedBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute) // a cold build cache on a busy machine
 		defer cancel()
 		binPath, buildErr = BuildHotlined(ctx, dir)
 	})

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hotline12345/hotline/loadtest"
 )
@@ -40,12 +38,7 @@ func TestDayAndCompareUsage(t *testing.T) {
 // the truth and the HTML report written, and compare finds no mismatch.
 func TestDayCommandThenCompare(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := loadtest.BuildHotlined(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := hotlinedBinary(t)
 	conf, err := os.ReadFile(filepath.Join("..", "..", "configs", "hotline.yaml"))
 	if err != nil {
 		t.Fatal(err)

@@ -74,13 +74,7 @@ func TestRefusesNonLoopback(t *testing.T) {
 // The whole command against the real server: 20 calls held for 3 s, JSON out.
 func TestIVRCommandAgainstServer(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	bin, err := loadtest.BuildHotlined(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := loadtest.StartHotlined(bin, loadtest.LoadConfig, dir, "54000-55998", nil)
+	h, err := loadtest.StartHotlined(hotlinedBinary(t), loadtest.LoadConfig, dir, "54000-55998", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

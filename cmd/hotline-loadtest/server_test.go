@@ -16,6 +16,7 @@ import (
 // (TestMain).
 var hotlinedBin struct {
 	once sync.Once
+	dir  string
 	path string
 	err  error
 }
@@ -23,7 +24,12 @@ var hotlinedBin struct {
 // startServer starts a real hotlined (built once per test binary) with the default
 // configuration, wrap-up 1 s and no position announcements, changed further by replace
 // (old, new pairs; each old must occur), on the given RTP ports. It stops with the test.
-func startServer(t *testing.T, rtpPorts string, replace ...string) *loadtest.Hotlined {
+// buildTimeout bounds the one build of hotlined: a cold build cache on a busy two-core
+// machine (the whole suite compiling with -race beside it) has taken over two minutes.
+const buildTimeout = 6 * time.Minute
+
+// hotlinedBinary returns the hotlined binary, built once per test binary (removed by TestMain).
+func hotlinedBinary(t *testing.T) string {
 	t.Helper()
 	hotlinedBin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "hotline-loadtest-test")
@@ -31,13 +37,23 @@ func startServer(t *testing.T, rtpPorts string, replace ...string) *loadtest.Hot
 			hotlinedBin.err = err
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		hotlinedBin.dir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 		defer cancel()
 		hotlinedBin.path, hotlinedBin.err = loadtest.BuildHotlined(ctx, dir)
 	})
 	if hotlinedBin.err != nil {
 		t.Fatal(hotlinedBin.err)
 	}
+	return hotlinedBin.path
+}
+
+// startServer starts a real hotlined (built once per test binary) with the default
+// configuration, wrap-up 1 s and no position announcements, changed further by replace
+// (old, new pairs; each old must occur), on the given RTP ports. It stops with the test.
+func startServer(t *testing.T, rtpPorts string, replace ...string) *loadtest.Hotlined {
+	t.Helper()
+	bin := hotlinedBinary(t)
 	conf, err := os.ReadFile(filepath.Join("..", "..", "configs", "hotline.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +66,7 @@ func startServer(t *testing.T, rtpPorts string, replace ...string) *loadtest.Hot
 		}
 		s = strings.ReplaceAll(s, replace[i], replace[i+1])
 	}
-	h, err := loadtest.StartHotlined(hotlinedBin.path, s, t.TempDir(), rtpPorts, nil)
+	h, err := loadtest.StartHotlined(bin, s, t.TempDir(), rtpPorts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +74,10 @@ func startServer(t *testing.T, rtpPorts string, replace ...string) *loadtest.Hot
 	return h
 }
 
-// removeHotlined removes the binary startServer built, if any.
+// removeHotlined removes the binary hotlinedBinary built, if any.
 func removeHotlined() {
-	if hotlinedBin.path != "" {
-		os.RemoveAll(filepath.Dir(hotlinedBin.path))
+	if hotlinedBin.dir != "" {
+		os.RemoveAll(hotlinedBin.dir)
 	}
 }
 
