@@ -293,11 +293,11 @@ type rtpMedia struct {
 }
 
 func (r rtpMedia) NewStream(log *slog.Logger) (Stream, error) {
-	conn, err := r.ports.Listen()
+	s, err := r.ports.NewSession(media.SessionConfig{Scheduler: r.sched, Timeout: r.timeout, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	return media.NewSession(media.SessionConfig{Conn: conn, Scheduler: r.sched, Timeout: r.timeout, Logger: log}), nil
+	return s, nil
 }
 
 func (rtpMedia) Bridge(a, b Stream) Bridge {

@@ -56,7 +56,7 @@ type BridgeStats struct {
 // Digits either way. Comfort noise and other payload types are dropped, and
 // header extensions and CSRCs are not passed on.
 //
-// Relaying runs on the receiving session's reader goroutine and allocates
+// Relaying runs on the receiving session's reader (goroutine or poller loop) and allocates
 // nothing; the audio sink (SetAudioSink) still sees the received audio. While
 // a bridge is started, the sessions' generated media (Play, Loop, SendDTMF) is
 // paused. A session may be in only one started Bridge at a time. Start and
@@ -212,7 +212,7 @@ func (l *bridgeLeg) forward(pkt *rtp.Packet, src Codec, event bool, now time.Tim
 		pt = dst.dtmfPT
 	}
 	switch {
-	case dst.txOwner != l || dst.ended.Load() || dst.conn == nil || !to.IsValid():
+	case dst.txOwner != l || dst.ended.Load() || !dst.hasSocket() || !to.IsValid():
 		dst.mu.Unlock()
 		l.dropped.Add(1)
 		return

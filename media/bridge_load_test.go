@@ -201,7 +201,9 @@ func (c *childLoadGen) stop() (sent, recv uint64, cpu time.Duration) {
 // bound), or with MEDIA_BRIDGE_LOADGEN=exec in a child process, so that the
 // CPU figure is the server's alone (the child's CPU is reported apart). It
 // never asserts timing. MEDIA_BRIDGE_PAIRS / MEDIA_BRIDGE_SECONDS change
-// N=1500 / 5 s.
+// N=1500 / 5 s. The sessions are in the mode NewPorts chooses (epoll on
+// Linux; HOTLINE_MEDIA_POLLER=portable for a reader goroutine per session),
+// reported as the "epoll" metric (1 or 0).
 func BenchmarkBridgePairs(b *testing.B) {
 	n := envInt("MEDIA_BRIDGE_PAIRS", 1500)
 	secs := envInt("MEDIA_BRIDGE_SECONDS", 5)
@@ -229,11 +231,10 @@ func BenchmarkBridgePairs(b *testing.B) {
 	}()
 	addrs := make([]netip.AddrPort, 0, 2*n)
 	for i := range 2 * n {
-		conn, err := ports.Listen()
+		s, err := ports.NewSession(SessionConfig{Scheduler: sched, Timeout: -1})
 		if err != nil {
 			b.Fatalf("session %d: %v", i, err)
 		}
-		s := NewSession(SessionConfig{Conn: conn, Scheduler: sched, Timeout: -1})
 		sessions = append(sessions, s)
 		addrs = append(addrs, s.LocalAddr())
 		s.Start(ctx)
@@ -309,13 +310,18 @@ func BenchmarkBridgePairs(b *testing.B) {
 	loss := 100 * (1 - float64(recv)/float64(sent))
 	perPkt := float64(cpu.Nanoseconds()) / 1000 / float64(win)
 	b.ReportMetric(float64(n), "pairs")
+	epoll := 0.0
+	if ports.Mode() == ModeEpoll {
+		epoll = 1
+	}
+	b.ReportMetric(epoll, "epoll")
 	b.ReportMetric(float64(win)/wall.Seconds(), "relayed/s")
 	b.ReportMetric(perPkt, "cpu-µs/relayed")
 	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
 	b.ReportMetric(loss, "loss-%")
 	b.ReportMetric(perPair/1024, "KiB/pair")
-	b.Logf("%d pairs, %v window: %d relayed (%.0f/s, want %d/s); process CPU %v (%.0f%% of one core) = %.2f µs per relayed packet",
-		n, wall.Round(time.Millisecond), win, float64(win)/wall.Seconds(), n*100, cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(), perPkt)
+	b.Logf("%s mode, %d pairs, %v window: %d relayed (%.0f/s, want %d/s); process CPU %v (%.0f%% of one core) = %.2f µs per relayed packet",
+		ports.Mode(), n, wall.Round(time.Millisecond), win, float64(win)/wall.Seconds(), n*100, cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(), perPkt)
 	b.Logf("end to end: %d sent, %d received, loss %.3f%%; bridge drops %d, send errors %d; Go heap+stacks %.1f KiB per pair (2 sessions + bridge); %s",
 		sent, recv, loss, st.Dropped, st.SendErrors, perPair/1024, genNote)
 }

@@ -112,12 +112,12 @@ func (p *rtpPeer) sendEvent(t testing.TB, dst netip.AddrPort, pt uint8, digit ru
 
 // bridged returns sessions a and b, each talking to its own peer, and a
 // stopped bridge between them.
-func bridged(t *testing.T, codecA Codec, dtmfA uint8, codecB Codec, dtmfB uint8) (a, b *Session, pa, pb *rtpPeer, br *Bridge) {
+func bridged(t *testing.T, ports *Ports, codecA Codec, dtmfA uint8, codecB Codec, dtmfB uint8) (a, b *Session, pa, pb *rtpPeer, br *Bridge) {
 	t.Helper()
 	sched := NewScheduler(2)
 	pa, pb = newPeer(t), newPeer(t)
-	a = NewSession(SessionConfig{Conn: listen(t), Scheduler: sched, Timeout: -1})
-	b = NewSession(SessionConfig{Conn: listen(t), Scheduler: sched, Timeout: -1})
+	a = newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: -1})
+	b = newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: -1})
 	a.SetRemote(pa.addr(), codecA, dtmfA)
 	b.SetRemote(pb.addr(), codecB, dtmfB)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -203,11 +203,13 @@ func checkStream(t *testing.T, who string, pkts []peerPacket, pt uint8, ssrc uin
 	}
 }
 
-func TestBridgeRelaysTone(t *testing.T) {
+func TestBridgeRelaysTone(t *testing.T) { forModes(t, testBridgeRelaysTone) }
+
+func testBridgeRelaysTone(t *testing.T, ports *Ports) {
 	for _, tc := range []struct{ a, b Codec }{{PCMU, PCMU}, {PCMA, PCMA}, {PCMU, PCMA}, {PCMA, PCMU}} {
 		t.Run(tc.a.String()+"-"+tc.b.String(), func(t *testing.T) {
 			checkLeaks(t)
-			a, b, pa, pb, br := bridged(t, tc.a, 101, tc.b, 101)
+			a, b, pa, pb, br := bridged(t, ports, tc.a, 101, tc.b, 101)
 			br.Start()
 			defer br.Stop()
 			const frames = 25
@@ -279,9 +281,11 @@ func TestBridgeRelaysTone(t *testing.T) {
 // sequence numbers +1 throughout, timestamps always forward and never ahead
 // of real time by more than a frame or so, a marker at each change, and no
 // prompt packet once the bridge started.
-func TestBridgeContinuityAcrossHold(t *testing.T) {
+func TestBridgeContinuityAcrossHold(t *testing.T) { forModes(t, testBridgeContinuityAcrossHold) }
+
+func testBridgeContinuityAcrossHold(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, b, pa, pb, br := bridged(t, PCMU, 101, PCMA, 96)
+	a, b, pa, pb, br := bridged(t, ports, PCMU, 101, PCMA, 96)
 	prompt := Tone("prompt", []float64{440}, 5*time.Second, 0.3)
 	moh := Tone("moh", []float64{300}, 5*time.Second, 0.3)
 	kind := map[string]string{}
@@ -390,10 +394,12 @@ func TestBridgeContinuityAcrossHold(t *testing.T) {
 	}
 }
 
-func TestBridgeDTMF(t *testing.T) {
+func TestBridgeDTMF(t *testing.T) { forModes(t, testBridgeDTMF) }
+
+func testBridgeDTMF(t *testing.T, ports *Ports) {
 	t.Run("passed with the destination's PT", func(t *testing.T) {
 		checkLeaks(t)
-		a, b, pa, pb, br := bridged(t, PCMU, 101, PCMA, 96)
+		a, b, pa, pb, br := bridged(t, ports, PCMU, 101, PCMA, 96)
 		br.Start()
 		defer br.Stop()
 		pa.sendEvent(t, a.LocalAddr(), 101, '5', 3)
@@ -436,7 +442,7 @@ func TestBridgeDTMF(t *testing.T) {
 	})
 	t.Run("dropped when the destination has none", func(t *testing.T) {
 		checkLeaks(t)
-		a, _, pa, pb, br := bridged(t, PCMU, 101, PCMU, 0)
+		a, _, pa, pb, br := bridged(t, ports, PCMU, 101, PCMU, 0)
 		br.Start()
 		defer br.Stop()
 		pa.sendEvent(t, a.LocalAddr(), 101, '#', 2)
@@ -458,12 +464,14 @@ func TestBridgeDTMF(t *testing.T) {
 // TestBridgeMapping drives the relay directly: source sequence gaps and
 // reordering are kept, a new source SSRC continues the stream with a marker,
 // and packets from before that restart are dropped.
-func TestBridgeMapping(t *testing.T) {
+func TestBridgeMapping(t *testing.T) { forModes(t, testBridgeMapping) }
+
+func testBridgeMapping(t *testing.T, ports *Ports) {
 	checkLeaks(t)
 	a := socketless(101)
 	defer a.Close()
 	pb := newPeer(t)
-	b := NewSession(SessionConfig{Conn: listen(t), Timeout: -1})
+	b := newTestSession(t, ports, SessionConfig{Timeout: -1})
 	defer b.Close()
 	b.SetRemote(pb.addr(), PCMU, 101)
 	br := NewBridge(a, b)
@@ -518,9 +526,11 @@ func TestBridgeMapping(t *testing.T) {
 // TestBridgeStartStopRace toggles a bridge (and hold music) while both
 // peers stream fast, and checks each peer still receives one clean stream:
 // sequence +1, timestamps strictly forward, whatever interleaving happened.
-func TestBridgeStartStopRace(t *testing.T) {
+func TestBridgeStartStopRace(t *testing.T) { forModes(t, testBridgeStartStopRace) }
+
+func testBridgeStartStopRace(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, b, pa, pb, br := bridged(t, PCMU, 101, PCMA, 101)
+	a, b, pa, pb, br := bridged(t, ports, PCMU, 101, PCMA, 101)
 	fa, _ := toneFrames(PCMU, 1000, 1)
 	fb, _ := toneFrames(PCMA, 600, 1)
 	stop := make(chan struct{})
@@ -581,25 +591,27 @@ func TestBridgeStartStopRace(t *testing.T) {
 
 // relayBench sets up a bridge for driving a's receive path directly; b
 // sends to a loopback socket nobody reads.
-func relayBench(tb testing.TB, ca, cb Codec, dtmfB uint8) (a, b *Session, done func()) {
+func relayBench(tb testing.TB, ports *Ports, ca, cb Codec, dtmfB uint8) (a, b *Session, done func()) {
 	a = NewSession(SessionConfig{Timeout: -1})
 	a.SetRemote(peerAddr, ca, 101)
 	sink := listen(tb)
-	b = NewSession(SessionConfig{Conn: listen(tb), Timeout: -1})
+	b = newTestSession(tb, ports, SessionConfig{Timeout: -1})
 	b.SetRemote(addrOf(sink), cb, dtmfB)
 	br := NewBridge(a, b)
 	br.Start()
 	return a, b, func() { br.Stop(); a.Close(); b.Close(); sink.Close() }
 }
 
-func TestBridgeRelayZeroAllocs(t *testing.T) {
+func TestBridgeRelayZeroAllocs(t *testing.T) { forModes(t, testBridgeRelayZeroAllocs) }
+
+func testBridgeRelayZeroAllocs(t *testing.T, ports *Ports) {
 	for _, tc := range []struct {
 		name   string
 		ca, cb Codec
 		pt     uint8
 	}{{"same", PCMU, PCMU, 0}, {"transcode", PCMU, PCMA, 0}, {"event", PCMU, PCMA, 101}} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b, done := relayBench(t, tc.ca, tc.cb, 96)
+			a, b, done := relayBench(t, ports, tc.ca, tc.cb, 96)
 			defer done()
 			src := newRTPSource(t, tc.pt, 0x1234, make([]byte, 160))
 			if tc.pt == 101 {
@@ -627,7 +639,7 @@ func TestBridgeRelayZeroAllocs(t *testing.T) {
 // recvfrom, i.e. the whole cost of a packet crossing the bridge.
 func BenchmarkBridgeRelay(b *testing.B) {
 	run := func(b *testing.B, ca, cb Codec, pt uint8, payload []byte) {
-		a, dst, done := relayBench(b, ca, cb, 96)
+		a, dst, done := relayBench(b, testPorts(), ca, cb, 96)
 		defer done()
 		src := newRTPSource(b, pt, 0x1234, payload)
 		now := time.Now()

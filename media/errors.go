@@ -3,9 +3,19 @@
 // symmetric-RTP latching and inactivity timeout, RFC 4733 DTMF, and bridges
 // (relay between two sessions, PCMU↔PCMA transcoding only when needed).
 //
+// Receive modes: on Linux, Ports.NewSession makes sessions whose sockets are
+// read by a poller — one epoll loop per core (at most 8), each on its own
+// thread, reading every ready socket with one recvmmsg and sending with a
+// plain sendto — so the kernel work is batched and the Go runtime is not
+// woken per datagram. Setting the environment variable
+// HOTLINE_MEDIA_POLLER=portable (read by NewPorts) selects the portable
+// mode instead, also used where epoll is unavailable: a net.UDPConn and a
+// reader goroutine per session. Sessions made by NewSession on a Conn are
+// always portable.
+//
 // It is a ground-floor protocol package: it knows nothing of SIP, IVR or
-// queues and imports only the standard library, pion/rtp, zaf/g711 and
-// go-audio/wav.
+// queues and imports only the standard library, golang.org/x/sys/unix,
+// pion/rtp, zaf/g711 and go-audio/wav.
 package media
 
 import "errors"
@@ -27,4 +37,7 @@ var (
 	ErrSessionEnded = errors.New("media: session ended")
 	// ErrShortDTMF is returned by ParseDTMFEvent for a payload shorter than 4 bytes.
 	ErrShortDTMF = errors.New("media: RFC 4733 payload shorter than 4 bytes")
+
+	// errAddrFamily is a send to an IPv6 address from an IPv4 socket.
+	errAddrFamily = errors.New("media: destination address family differs from the socket's")
 )

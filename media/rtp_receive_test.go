@@ -130,18 +130,19 @@ func TestReceivePathZeroAllocs(t *testing.T) {
 
 // senderSession returns a session whose sends go to a loopback socket nobody
 // reads (the kernel drops what overflows); it is not started: tests call tick.
-func senderSession(tb testing.TB) (*Session, func()) {
-	conn := listen(tb)
+func senderSession(tb testing.TB, ports *Ports) (*Session, func()) {
 	sink := listen(tb)
-	s := NewSession(SessionConfig{Conn: conn, Timeout: -1})
+	s := newTestSession(tb, ports, SessionConfig{Timeout: -1})
 	s.SetRemote(addrOf(sink), PCMA, 101)
 	return s, func() { s.Close(); sink.Close() }
 }
 
 func addrOf(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-func TestSendPathZeroAllocs(t *testing.T) {
-	s, done := senderSession(t)
+func TestSendPathZeroAllocs(t *testing.T) { forModes(t, testSendPathZeroAllocs) }
+
+func testSendPathZeroAllocs(t *testing.T, ports *Ports) {
+	s, done := senderSession(t, ports)
 	defer done()
 	s.Loop(Tone("moh", []float64{440}, time.Second, 0.3))
 	d := time.Now()
@@ -156,7 +157,7 @@ func TestSendPathZeroAllocs(t *testing.T) {
 }
 
 func BenchmarkPromptFrame(b *testing.B) {
-	s, done := senderSession(b)
+	s, done := senderSession(b, testPorts())
 	defer done()
 	s.Loop(Tone("moh", []float64{440}, time.Second, 0.3))
 	d := time.Now()

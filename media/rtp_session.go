@@ -29,7 +29,7 @@ const (
 
 // SessionConfig configures a Session.
 type SessionConfig struct {
-	Conn      *net.UDPConn  // the leg's socket, e.g. from Ports.Listen; the session owns and closes it
+	Conn      *net.UDPConn  // the leg's socket, e.g. from Ports.Listen; the session owns and closes it (Ports.NewSession sets it)
 	Scheduler *Scheduler    // paces sending; nil makes a receive-only session (nothing sent, no inactivity timeout)
 	Timeout   time.Duration // RTP inactivity timeout; 0 = DefaultTimeout (30 s); negative = disabled
 	Logger    *slog.Logger  // nil discards
@@ -51,13 +51,17 @@ type SessionStats struct {
 	SendErrors    uint64 // failed sends
 }
 
-// Session is one RTP leg: one UDP socket, one parked reader goroutine, and a
-// place in a Scheduler that paces what it sends (prompts, music on hold, RFC
-// 4733 events). It does symmetric RTP: it sends to the SDP address until the
-// first valid RTP packet arrives, then latches to that packet's source and
-// drops packets from anyone else. All methods are safe for concurrent use.
+// Session is one RTP leg: one UDP socket, a reader, and a place in a
+// Scheduler that paces what it sends (prompts, music on hold, RFC 4733
+// events). The reader is the session's own goroutine parked on a net.UDPConn
+// (NewSession, or Ports.NewSession in the portable mode), or a poller loop
+// that reads many sessions' raw sockets (Ports.NewSession in the epoll mode).
+// It does symmetric RTP: it sends to the SDP address until the first valid
+// RTP packet arrives, then latches to that packet's source and drops packets
+// from anyone else. All methods are safe for concurrent use.
 type Session struct {
-	conn  *net.UDPConn
+	conn  *net.UDPConn // the portable mode's socket, or nil
+	raw   *rawSocket   // the epoll mode's socket, owned by its poller loop, or nil
 	sched *Scheduler
 	log   *slog.Logger
 	local netip.AddrPort
@@ -100,7 +104,8 @@ type Session struct {
 	txOwner       *bridgeLeg // the bridge leg allowed to send out of this session
 	txPaused      bool       // generated media (prompts, MOH, queued DTMF) is paused: bridged
 
-	// Reader-owned (the reader goroutine, or a test calling handlePacket).
+	// Reader-owned (the reader goroutine or poller loop, or a test calling
+	// handlePacket). rxBuf is the reader goroutine's (nil in the epoll mode).
 	rxBuf     []byte
 	rxPkt     rtp.Packet
 	rxHaveSeq bool
@@ -178,21 +183,31 @@ func (pb *playback) next(c Codec) (frame []byte, complete bool) {
 	return frame, pb.pi >= len(pb.prompts)
 }
 
-// NewSession returns a session on cfg.Conn. Call SetRemote and Start.
-func NewSession(cfg SessionConfig) *Session {
+// NewSession returns a session on cfg.Conn, read by its own goroutine (the
+// portable mode; Ports.NewSession chooses the mode). Call SetRemote and Start.
+func NewSession(cfg SessionConfig) *Session { return newSession(cfg, nil) }
+
+// newSession returns a session on cfg.Conn, or on raw (read by its poller loop) when raw is set.
+func newSession(cfg SessionConfig, raw *rawSocket) *Session {
 	s := &Session{
 		conn:   cfg.Conn,
+		raw:    raw,
 		sched:  cfg.Scheduler,
 		log:    cfg.Logger,
 		epoch:  time.Now(),
 		digits: make(chan rune, DigitsBuffer),
 		done:   make(chan struct{}),
-		rxBuf:  make([]byte, rxBufferSize),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Conn != nil {
+	switch {
+	case raw != nil:
+		s.conn = nil
+		s.local = raw.local
+		raw.h = s
+	case cfg.Conn != nil:
+		s.rxBuf = make([]byte, rxBufferSize)
 		if a, ok := cfg.Conn.LocalAddr().(*net.UDPAddr); ok {
 			s.local = a.AddrPort()
 		}
@@ -241,7 +256,7 @@ func (s *Session) SetAudioPayloadType(pt uint8) {
 	s.mu.Unlock()
 }
 
-// Start starts the reader goroutine and joins the scheduler. The session ends
+// Start starts reading (the reader goroutine, or the poller loop) and joins the scheduler. The session ends
 // when ctx is done (Err returns its cause), on inactivity timeout, or on
 // Close. Start is a no-op on a started or ended session.
 func (s *Session) Start(ctx context.Context) {
@@ -256,7 +271,10 @@ func (s *Session) Start(ctx context.Context) {
 		s.removeFn = s.sched.Add((*sessionTicker)(s))
 	}
 	s.stopCtx = context.AfterFunc(ctx, func() { s.end(context.Cause(ctx)) })
-	if s.conn != nil {
+	switch {
+	case s.raw != nil:
+		s.raw.start()
+	case s.conn != nil:
 		s.readerRunning = true
 		go s.read()
 	}
@@ -322,9 +340,10 @@ func (s *Session) SendDTMF(digit rune, d time.Duration) error {
 // select on Done as well.
 func (s *Session) Digits() <-chan rune { return s.digits }
 
-// SetAudioSink sets f to be called on the reader goroutine with each accepted
-// packet of the negotiated codec. f must not block or retain pkt (it is
-// reused), and must not call Close (cancel the session's context instead).
+// SetAudioSink sets f to be called on the reader goroutine (or poller loop)
+// with each accepted packet of the negotiated codec. f must not block (on a
+// poller loop it would hold up every session of the loop) or retain pkt (it
+// is reused), and must not call Close (cancel the session's context instead).
 func (s *Session) SetAudioSink(f func(pkt *rtp.Packet)) {
 	s.mu.Lock()
 	s.sink = f
@@ -338,7 +357,8 @@ func (s *Session) SetInactivityTimeout(d time.Duration) {
 	s.timeout.Store(int64(max(d, 0)))
 }
 
-// Done is closed when the session has ended and its reader goroutine exited.
+// Done is closed when the session has ended, its reader goroutine exited (or
+// its poller loop stopped reading) and its socket is closed.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err returns why the session ended: nil (running or closed by Close),
@@ -399,10 +419,17 @@ func (s *Session) end(cause error) {
 	if stop != nil {
 		stop()
 	}
-	if s.conn != nil {
-		_ = s.conn.Close()
-	}
-	if !reader {
+	switch {
+	case s.raw != nil:
+		// The poller loop owns the socket: it stops reading, closes it,
+		// then closes done (pollClosed).
+		s.raw.requestClose()
+	case s.conn != nil:
+		_ = s.conn.Close() // stops the reader goroutine, which closes done
+		if !reader {
+			close(s.done)
+		}
+	default:
 		close(s.done)
 	}
 	if cause != nil {
@@ -428,9 +455,20 @@ func (s *Session) read() {
 	}
 }
 
+// pollFailed implements pollHandler: the poller loop could not read the socket.
+func (s *Session) pollFailed(err error) {
+	if !s.ended.Load() {
+		s.end(fmt.Errorf("media: rtp read: %w", err))
+	}
+}
+
+// pollClosed implements pollHandler: the poller loop closed the socket after end.
+func (s *Session) pollClosed() { close(s.done) }
+
 // handlePacket is the whole per-datagram receive path: validate and parse,
 // symmetric-RTP latch check, sequence accounting, then DTMF or audio
-// dispatch. It runs on the reader goroutine (or a test's) and allocates nothing.
+// dispatch. It runs on the reader goroutine or poller loop (or a test's) and
+// allocates nothing.
 func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	// Reject what is plainly not RTP before pion/rtp, whose errors allocate.
 	if len(buf) < rtpHeaderSize || buf[0]>>6 != 2 {
@@ -558,7 +596,13 @@ func (s *Session) tick(deadline time.Time) {
 
 // send writes one packet built by the tick or a bridge; no lock is held.
 func (s *Session) send(b []byte, dst netip.AddrPort) bool {
-	if _, err := s.conn.WriteToUDPAddrPort(b, dst); err != nil {
+	var err error
+	if s.raw != nil {
+		err = s.raw.sendTo(b, dst)
+	} else {
+		_, err = s.conn.WriteToUDPAddrPort(b, dst)
+	}
+	if err != nil {
 		if s.sendError.Add(1) == 1 && !s.ended.Load() {
 			s.log.Warn("rtp send failed", "rtp_remote", dst.String(), "err", err.Error())
 		}
@@ -632,7 +676,7 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 	if !dst.IsValid() {
 		dst = s.remote
 	}
-	canSend := dst.IsValid() && s.conn != nil
+	canSend := dst.IsValid() && s.hasSocket()
 
 	// RFC 4733 events pre-empt audio; the audio after them starts a talkspurt.
 	if evTS, marker, ok := tx.dtmf.Tick(tx.dtmfBuf[:], ts); ok {
@@ -683,6 +727,9 @@ func (s *Session) marshalLocked(pt uint8, marker bool, ts uint32, payload []byte
 	tx.seq++
 	return n
 }
+
+// hasSocket reports whether the session has a socket to send from.
+func (s *Session) hasSocket() bool { return s.conn != nil || s.raw != nil }
 
 func unmap(a netip.AddrPort) netip.AddrPort {
 	if a.Addr().Is4In6() {

@@ -14,13 +14,56 @@ import (
 	"go.uber.org/goleak"
 )
 
-var testPorts = sync.OnceValue(func() *Ports {
-	p, err := NewPorts(loopback, 40000, 40999)
+// testPorts gives the test peers' sockets (listen) and the portable mode's
+// sessions; testEpollPorts the epoll mode's sessions (nil where there is no
+// epoll). Both ignore HOTLINE_MEDIA_POLLER: tests choose the mode.
+var (
+	testPorts      = sync.OnceValue(func() *Ports { return newTestPorts(40000, 40999, ModePortable) })
+	testEpollPorts = sync.OnceValue(func() *Ports { return newTestPorts(41400, 41999, ModeEpoll) })
+)
+
+// newTestPorts returns Ports in mode, or nil if this system lacks it.
+func newTestPorts(low, high int, mode string) *Ports {
+	p, err := NewPorts(loopback, low, high)
 	if err != nil {
 		panic(err)
 	}
+	p.poller = nil
+	if mode == ModeEpoll {
+		if p.poller = newOSPoller(2); p.poller == nil {
+			return nil
+		}
+	}
 	return p
-})
+}
+
+// forModes runs test as a subtest in each receive mode (ModePortable,
+// ModeEpoll), with Ports that make sessions in that mode.
+func forModes(t *testing.T, test func(t *testing.T, ports *Ports)) {
+	t.Helper()
+	for _, m := range []struct {
+		mode  string
+		ports func() *Ports
+	}{{ModePortable, testPorts}, {ModeEpoll, testEpollPorts}} {
+		t.Run(m.mode, func(t *testing.T) {
+			p := m.ports()
+			if p == nil {
+				t.Skipf("no %s mode on this system", m.mode)
+			}
+			test(t, p)
+		})
+	}
+}
+
+// newTestSession returns a session on the next port of ports, in its mode.
+func newTestSession(tb testing.TB, ports *Ports, cfg SessionConfig) *Session {
+	tb.Helper()
+	s, err := ports.NewSession(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
 
 func listen(t testing.TB) *net.UDPConn {
 	t.Helper()
@@ -68,11 +111,11 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // pair starts two sessions A and B on loopback pointing at each other.
-func pair(t *testing.T, codec Codec, dtmfPT uint8) (a, b *Session, sched *Scheduler) {
+func pair(t *testing.T, ports *Ports, codec Codec, dtmfPT uint8) (a, b *Session, sched *Scheduler) {
 	t.Helper()
 	sched = NewScheduler(2)
-	a = NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
-	b = NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	a = newTestSession(t, ports, SessionConfig{Scheduler: sched})
+	b = newTestSession(t, ports, SessionConfig{Scheduler: sched})
 	a.SetRemote(b.LocalAddr(), codec, dtmfPT)
 	b.SetRemote(a.LocalAddr(), codec, dtmfPT)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,9 +130,11 @@ func pair(t *testing.T, codec Codec, dtmfPT uint8) (a, b *Session, sched *Schedu
 	return a, b, sched
 }
 
-func TestSessionPlayLoopback(t *testing.T) {
+func TestSessionPlayLoopback(t *testing.T) { forModes(t, testSessionPlayLoopback) }
+
+func testSessionPlayLoopback(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, b, sched := pair(t, PCMA, 101)
+	a, b, sched := pair(t, ports, PCMA, 101)
 	var rec recorder
 	b.SetAudioSink(rec.sink)
 
@@ -150,9 +195,11 @@ func TestSessionPlayLoopback(t *testing.T) {
 	}
 }
 
-func TestSessionDTMFLoopback(t *testing.T) {
+func TestSessionDTMFLoopback(t *testing.T) { forModes(t, testSessionDTMFLoopback) }
+
+func testSessionDTMFLoopback(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, b, _ := pair(t, PCMU, 96)
+	a, b, _ := pair(t, ports, PCMU, 96)
 	a.Loop(Tone("moh", []float64{440}, time.Second, 0.2)) // audio resumes between events
 	const digits = "0123456789*#"
 	for _, d := range digits {
@@ -188,9 +235,11 @@ func TestSessionDTMFLoopback(t *testing.T) {
 	}
 }
 
-func TestSessionDTMFNotNegotiated(t *testing.T) {
+func TestSessionDTMFNotNegotiated(t *testing.T) { forModes(t, testSessionDTMFNotNegotiated) }
+
+func testSessionDTMFNotNegotiated(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, _, _ := pair(t, PCMU, 0)
+	a, _, _ := pair(t, ports, PCMU, 0)
 	if err := a.SendDTMF('1', 0); !errors.Is(err, ErrNoDTMF) {
 		t.Errorf("SendDTMF without dtmfPT = %v", err)
 	}
@@ -206,13 +255,15 @@ func sendRTP(t *testing.T, conn *net.UDPConn, dst netip.AddrPort, pt uint8, seq 
 	}
 }
 
-func TestSessionLatching(t *testing.T) {
+func TestSessionLatching(t *testing.T) { forModes(t, testSessionLatching) }
+
+func testSessionLatching(t *testing.T, ports *Ports) {
 	checkLeaks(t)
 	sched := NewScheduler(1)
 	defer sched.Close()
 	// A's SDP says the peer is at a dead address; the peer (B) really sends
 	// from its own socket, as behind a NAT.
-	a := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	a := newTestSession(t, ports, SessionConfig{Scheduler: sched})
 	defer a.Close()
 	peer := listen(t)
 	defer peer.Close()
@@ -259,11 +310,13 @@ func TestSessionLatching(t *testing.T) {
 	}
 }
 
-func TestSessionInactivityTimeout(t *testing.T) {
+func TestSessionInactivityTimeout(t *testing.T) { forModes(t, testSessionInactivityTimeout) }
+
+func testSessionInactivityTimeout(t *testing.T, ports *Ports) {
 	checkLeaks(t)
 	sched := NewScheduler(1)
 	defer sched.Close()
-	s := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched, Timeout: 200 * time.Millisecond})
+	s := newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: 200 * time.Millisecond})
 	s.SetRemote(netip.MustParseAddrPort("127.0.0.1:9"), PCMU, 0)
 	start := time.Now()
 	s.Start(context.Background())
@@ -299,10 +352,14 @@ func TestSessionInactivityTimeout(t *testing.T) {
 }
 
 func TestSessionTimeoutDisabledAndContextCause(t *testing.T) {
+	forModes(t, testSessionTimeoutDisabledAndContextCause)
+}
+
+func testSessionTimeoutDisabledAndContextCause(t *testing.T, ports *Ports) {
 	checkLeaks(t)
 	sched := NewScheduler(1)
 	defer sched.Close()
-	s := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched, Timeout: 100 * time.Millisecond})
+	s := newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: 100 * time.Millisecond})
 	s.SetInactivityTimeout(0) // e.g. on hold
 	cause := errors.New("caller hung up")
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -325,9 +382,11 @@ func TestSessionTimeoutDisabledAndContextCause(t *testing.T) {
 	s.Close()
 }
 
-func TestSessionStopPlay(t *testing.T) {
+func TestSessionStopPlay(t *testing.T) { forModes(t, testSessionStopPlay) }
+
+func testSessionStopPlay(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, b, _ := pair(t, PCMU, 0)
+	a, b, _ := pair(t, ports, PCMU, 0)
 	playing := a.Play(Tone("long", []float64{400}, 5*time.Second, 0.1))
 	waitFor(t, "some audio", func() bool { return b.Stats().PacketsIn >= 5 })
 	a.StopPlay()
@@ -352,11 +411,13 @@ func TestSessionStopPlay(t *testing.T) {
 	<-second
 }
 
-func TestSessionPlayWithoutRemote(t *testing.T) {
+func TestSessionPlayWithoutRemote(t *testing.T) { forModes(t, testSessionPlayWithoutRemote) }
+
+func testSessionPlayWithoutRemote(t *testing.T, ports *Ports) {
 	checkLeaks(t)
 	sched := NewScheduler(1)
 	defer sched.Close()
-	s := NewSession(SessionConfig{Conn: listen(t), Scheduler: sched})
+	s := newTestSession(t, ports, SessionConfig{Scheduler: sched})
 	s.Start(context.Background())
 	select {
 	case <-s.Play(Tone("t", []float64{400}, 60*time.Millisecond, 0.1)):
@@ -379,9 +440,11 @@ func TestSessionPlayWithoutRemote(t *testing.T) {
 	}
 }
 
-func TestSessionCloseWithoutStart(t *testing.T) {
+func TestSessionCloseWithoutStart(t *testing.T) { forModes(t, testSessionCloseWithoutStart) }
+
+func testSessionCloseWithoutStart(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	s := NewSession(SessionConfig{Conn: listen(t)})
+	s := newTestSession(t, ports, SessionConfig{})
 	pending := s.Play(Tone("t", []float64{400}, time.Second, 0.1))
 	s.Close()
 	<-s.Done()
@@ -398,8 +461,12 @@ func checkLeaks(t *testing.T) {
 // A codec carried under a dynamic payload type (a=rtpmap:97 PCMU/8000) is sent with that
 // number and accepted as audio when it arrives with it.
 func TestSessionDynamicAudioPayloadType(t *testing.T) {
+	forModes(t, testSessionDynamicAudioPayloadType)
+}
+
+func testSessionDynamicAudioPayloadType(t *testing.T, ports *Ports) {
 	checkLeaks(t)
-	a, b, _ := pair(t, PCMU, 0)
+	a, b, _ := pair(t, ports, PCMU, 0)
 	a.SetAudioPayloadType(97)
 	b.SetAudioPayloadType(97)
 	var got recorder
