@@ -59,8 +59,10 @@ func (p *poller) open(ap netip.AddrPort) (*rawSocket, error) {
 // the buffers Ports.Listen asks for. Its errors are syscall.Errno (EADDRINUSE).
 func bindRaw(ap netip.AddrPort) (int, error) {
 	family := unix.AF_INET
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	if ap.Addr().Is6() {
+	var sa unix.Sockaddr
+	if ap.Addr().Is4() {
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	} else {
 		family = unix.AF_INET6
 		sa6 := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 		if z := ap.Addr().Zone(); z != "" {
