@@ -206,8 +206,6 @@ func (c *childLoadGen) stop() (sent, recv uint64, cpu time.Duration) {
 // reported as the "epoll" metric (1 or 0).
 func BenchmarkBridgePairs(b *testing.B) {
 	n := envInt("MEDIA_BRIDGE_PAIRS", 1500)
-	secs := envInt("MEDIA_BRIDGE_SECONDS", 5)
-	child := os.Getenv("MEDIA_BRIDGE_LOADGEN") == "exec"
 	ports, err := NewPorts(loopback, 50000, 59999)
 	if err != nil {
 		b.Fatal(err)
@@ -247,6 +245,60 @@ func BenchmarkBridgePairs(b *testing.B) {
 	runtime.ReadMemStats(&m1)
 	perPair := float64(m1.HeapAlloc+m1.StackInuse-m0.HeapAlloc-m0.StackInuse) / float64(n)
 
+	relayed := func() (total uint64) {
+		for _, br := range bridges {
+			st := br.Stats()
+			total += st.AToB + st.BToA
+		}
+		return total
+	}
+	r := driveRelay(b, addrs, func(peers []netip.AddrPort) {
+		for i, s := range sessions {
+			s.SetRemote(peers[i], PCMU, 101)
+		}
+		for _, br := range bridges {
+			br.Start()
+		}
+	}, relayed)
+
+	var st BridgeStats
+	for _, br := range bridges {
+		s := br.Stats()
+		st.Dropped += s.Dropped
+		st.SendErrors += s.SendErrors
+	}
+	epoll := 0.0
+	if ports.Mode() == ModeEpoll {
+		epoll = 1
+	}
+	r.report(b)
+	b.ReportMetric(epoll, "epoll")
+	b.ReportMetric(perPair/1024, "KiB/pair")
+	b.Logf("%s mode, %s", ports.Mode(), r)
+	b.Logf("end to end: %d sent, %d received, loss %.3f%%; bridge drops %d, send errors %d; Go heap+stacks %.1f KiB per pair (2 sessions + bridge); %s",
+		r.sent, r.recv, r.loss(), st.Dropped, st.SendErrors, perPair/1024, r.genNote)
+}
+
+// relayLoad is one run of the load generator against a relay under test
+// (BenchmarkBridgePairs, BenchmarkRelayFloor).
+type relayLoad struct {
+	pairs      int
+	win        uint64        // packets relayed in the steady window
+	wall, cpu  time.Duration // the window, and this process's CPU in it
+	sent, recv uint64        // end to end, over the whole run
+	genNote    string        // where the generator ran and how it fared
+}
+
+// driveRelay starts the load generator with one peer per relay socket
+// address (in this process, or in a child process with
+// MEDIA_BRIDGE_LOADGEN=exec), calls connect with the peers' addresses (the
+// relay sends what it relays out of socket i to peers[i]), starts sending,
+// warms up for a second, measures a steady window of MEDIA_BRIDGE_SECONDS
+// (5 s) with relayed counting the packets relayed so far, and stops the
+// generator, waiting for the packets in flight.
+func driveRelay(b *testing.B, addrs []netip.AddrPort, connect func(peers []netip.AddrPort), relayed func() uint64) relayLoad {
+	secs := envInt("MEDIA_BRIDGE_SECONDS", 5)
+	child := os.Getenv("MEDIA_BRIDGE_LOADGEN") == "exec"
 	var (
 		gen   *loadGen
 		cgen  *childLoadGen
@@ -261,25 +313,13 @@ func BenchmarkBridgePairs(b *testing.B) {
 			peers = append(peers, addrOf(p.conn))
 		}
 	}
-	for i, s := range sessions {
-		s.SetRemote(peers[i], PCMU, 101)
-	}
-	for _, br := range bridges {
-		br.Start()
-	}
+	connect(peers)
 	if child {
 		cgen.start()
 	} else {
 		gen.start()
 	}
 
-	relayed := func() (total uint64) {
-		for _, br := range bridges {
-			st := br.Stats()
-			total += st.AToB + st.BToA
-		}
-		return total
-	}
 	b.ResetTimer()
 	time.Sleep(time.Second) // warm-up
 	r0, cpu0 := relayed(), cpuTime()
@@ -288,40 +328,36 @@ func BenchmarkBridgePairs(b *testing.B) {
 	cpu1, wall, r1 := cpuTime(), time.Since(start), relayed()
 	b.StopTimer()
 
-	var sent, recv uint64
-	var genCPU time.Duration
-	var genNote string
+	r := relayLoad{pairs: len(addrs) / 2, win: r1 - r0, wall: wall, cpu: cpu1 - cpu0}
 	if child {
-		sent, recv, genCPU = cgen.stop()
-		genNote = fmt.Sprintf("load generator in a child process: %v CPU for the whole run", genCPU.Round(time.Millisecond))
+		var genCPU time.Duration
+		r.sent, r.recv, genCPU = cgen.stop()
+		r.genNote = fmt.Sprintf("load generator in a child process: %v CPU for the whole run", genCPU.Round(time.Millisecond))
 	} else {
 		gs := gen.sched.Stats()
-		sent, recv = gen.stop()
-		genNote = fmt.Sprintf("load generator in this process (included above): %d send ticks skipped, worst lateness %v", gs.Skipped, gs.MaxLateness)
+		r.sent, r.recv = gen.stop()
+		r.genNote = fmt.Sprintf("load generator in this process (included above): %d send ticks skipped, worst lateness %v", gs.Skipped, gs.MaxLateness)
 	}
-	var st BridgeStats
-	for _, br := range bridges {
-		s := br.Stats()
-		st.Dropped += s.Dropped
-		st.SendErrors += s.SendErrors
-	}
-	cpu := cpu1 - cpu0
-	win := r1 - r0
-	loss := 100 * (1 - float64(recv)/float64(sent))
-	perPkt := float64(cpu.Nanoseconds()) / 1000 / float64(win)
-	b.ReportMetric(float64(n), "pairs")
-	epoll := 0.0
-	if ports.Mode() == ModeEpoll {
-		epoll = 1
-	}
-	b.ReportMetric(epoll, "epoll")
-	b.ReportMetric(float64(win)/wall.Seconds(), "relayed/s")
-	b.ReportMetric(perPkt, "cpu-µs/relayed")
-	b.ReportMetric(100*cpu.Seconds()/wall.Seconds(), "cpu-%")
-	b.ReportMetric(loss, "loss-%")
-	b.ReportMetric(perPair/1024, "KiB/pair")
-	b.Logf("%s mode, %d pairs, %v window: %d relayed (%.0f/s, want %d/s); process CPU %v (%.0f%% of one core) = %.2f µs per relayed packet",
-		ports.Mode(), n, wall.Round(time.Millisecond), win, float64(win)/wall.Seconds(), n*100, cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(), perPkt)
-	b.Logf("end to end: %d sent, %d received, loss %.3f%%; bridge drops %d, send errors %d; Go heap+stacks %.1f KiB per pair (2 sessions + bridge); %s",
-		sent, recv, loss, st.Dropped, st.SendErrors, perPair/1024, genNote)
+	return r
+}
+
+func (r relayLoad) loss() float64 { return 100 * (1 - float64(r.recv)/float64(r.sent)) }
+
+// perPacket is this process's CPU per relayed packet, in µs.
+func (r relayLoad) perPacket() float64 { return float64(r.cpu.Nanoseconds()) / 1000 / float64(r.win) }
+
+// report reports the metrics the relay benchmarks share, under the same names.
+func (r relayLoad) report(b *testing.B) {
+	b.ReportMetric(float64(r.pairs), "pairs")
+	b.ReportMetric(float64(r.win)/r.wall.Seconds(), "relayed/s")
+	b.ReportMetric(r.perPacket(), "cpu-µs/relayed")
+	b.ReportMetric(100*r.cpu.Seconds()/r.wall.Seconds(), "cpu-%")
+	b.ReportMetric(r.loss(), "loss-%")
+}
+
+// String is the run's main figures, for the log.
+func (r relayLoad) String() string {
+	return fmt.Sprintf("%d pairs, %v window: %d relayed (%.0f/s, want %d/s); process CPU %v (%.0f%% of one core) = %.2f µs per relayed packet",
+		r.pairs, r.wall.Round(time.Millisecond), r.win, float64(r.win)/r.wall.Seconds(), r.pairs*100,
+		r.cpu.Round(time.Millisecond), 100*r.cpu.Seconds()/r.wall.Seconds(), r.perPacket())
 }

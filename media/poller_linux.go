@@ -266,10 +266,20 @@ func (s *rawSocket) close() {
 	unix.Close(s.fd)
 }
 
-// sendTo sends b to the address to with one sendto, allocating nothing: the
-// socket address is built on the stack. A full socket buffer (EAGAIN) is an
-// error: RTP is not worth waiting for.
+// sendTo sends b to the address to (sendto below); a closed socket sends nothing.
 func (s *rawSocket) sendTo(b []byte, to netip.AddrPort) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	return sendto(s.fd, s.v6, b, to)
+}
+
+// sendto sends b from the UDP socket fd (IPv6 if v6) to the address to with
+// one sendto, allocating nothing: the socket address is built on the stack.
+// A full socket buffer (EAGAIN) is an error: RTP is not worth waiting for.
+func sendto(fd int, v6 bool, b []byte, to netip.AddrPort) error {
 	if len(b) == 0 {
 		return nil
 	}
@@ -279,7 +289,7 @@ func (s *rawSocket) sendTo(b []byte, to netip.AddrPort) error {
 		sa    unsafe.Pointer
 		salen uintptr
 	)
-	if s.v6 {
+	if v6 {
 		sa6.Family = unix.AF_INET6
 		putPort(&sa6.Port, to.Port())
 		sa6.Addr = to.Addr().As16() // IPv4 as v4-mapped
@@ -294,13 +304,8 @@ func (s *rawSocket) sendTo(b []byte, to netip.AddrPort) error {
 		sa4.Addr = a.As4()
 		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return net.ErrClosed
-	}
 	for {
-		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, uintptr(sa), salen)
+		_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, uintptr(sa), salen)
 		switch e {
 		case 0:
 			return nil
