@@ -14,6 +14,7 @@ import (
 // and the ground truth agrees with the server's records.
 func TestRunBridgeAgainstServer(t *testing.T) {
 	t.Parallel()
+	const maxSkip = 0.5 // the share of its frames the tester may skip on a machine other work saturates
 	h := startDayServer(t, "60000-61998")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound: RunBridge stops by itself
 	defer cancel()
@@ -22,7 +23,7 @@ func TestRunBridgeAgainstServer(t *testing.T) {
 	rep, truth, err := RunBridge(ctx, BridgeConfig{
 		Target: h.SIP, API: "http://" + h.HTTP, Metrics: h.MetricsURL(),
 		Pairs: 16, Rate: 16, Hold: 3 * time.Second, Seed: 3,
-		MaxSkip: 0.5, // the server is under test, not the tester's share of a machine other work may saturate
+		MaxSkip: maxSkip, // the server is under test, not the tester's share of the machine
 	}, func(s Sample) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -40,13 +41,16 @@ func TestRunBridgeAgainstServer(t *testing.T) {
 	if rep.HeldFor < Dur(3*time.Second) || rep.TesterCores <= 0 || rep.ServerCores <= 0 || rep.ServerRSS <= 0 {
 		t.Errorf("held %s, tester %.3f cores, server %.3f cores, RSS %d: want the hold and both CPUs measured", rep.HeldFor, rep.TesterCores, rep.ServerCores, rep.ServerRSS)
 	}
-	// Each leg carried at least the hold's worth of packets: 3 s at 50 packets/s, 32 legs.
-	if rep.RTPPackets < 32*150 || rep.LossPercent > 0.1 {
-		t.Errorf("%d RTP packets, %.3f%% lost", rep.RTPPackets, rep.LossPercent)
+	// Each leg carried the hold's worth of packets (3 s at 50 packets/s, 32 legs), less the
+	// frames the tester may skip when the machine starves it (MaxSkip); what it did send
+	// arrived: nothing lost by sequence, and during the hold every leg received what the far
+	// side sent.
+	const frames = 32 * 150
+	if min := int64(frames * (1 - maxSkip)); rep.RTPPackets < min || rep.LossPercent > 0.1 {
+		t.Errorf("%d RTP packets (want at least %d), %.3f%% lost", rep.RTPPackets, min, rep.LossPercent)
 	}
-	// During the hold every leg received what the far side sent: 3 s × 50 packets/s × 32 legs.
-	if rep.HoldSent < 32*140 || rep.HoldLost != 0 || rep.HoldReceived < rep.HoldSent-32*holdSlack {
-		t.Errorf("hold: %d sent, %d received, %d lost", rep.HoldSent, rep.HoldReceived, rep.HoldLost)
+	if min := int64(32 * 140 * (1 - maxSkip)); rep.HoldSent < min || rep.HoldLost != 0 || rep.HoldReceived < rep.HoldSent-32*holdSlack {
+		t.Errorf("hold: %d sent (want at least %d), %d received, %d lost", rep.HoldSent, min, rep.HoldReceived, rep.HoldLost)
 	}
 	if !rep.Passed() {
 		t.Errorf("the report did not pass:\n%s", out.String())
