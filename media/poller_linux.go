@@ -28,11 +28,9 @@ type poller struct {
 
 // newOSPoller returns a poller of n loops, or nil when epoll is unavailable.
 func newOSPoller(n int) *poller {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
+	if !pollerWorks() {
 		return nil
 	}
-	unix.Close(fd)
 	p := &poller{loops: make([]*pollLoop, n)}
 	for i := range p.loops {
 		p.loops[i] = &pollLoop{wakeFD: -1}
@@ -53,6 +51,27 @@ func (p *poller) open(ap netip.AddrPort) (*rawSocket, error) {
 		return nil, err
 	}
 	return &rawSocket{fd: fd, local: ap, v6: ap.Addr().Is6(), loop: l}, nil
+}
+
+// pollerWorks tries what the loops need once, so that a system refusing it
+// (an old kernel, a sandbox, a seccomp filter) gets the portable mode:
+// epoll_create1, an eventfd added with epoll_ctl, and recvmmsg on a UDP
+// socket, which must find nothing to read (EAGAIN).
+func pollerWorks() bool {
+	epfd, wakeFD, err := newEpoll()
+	if err != nil {
+		return false
+	}
+	unix.Close(epfd)
+	unix.Close(wakeFD)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var msg [1]unix.Mmsghdr
+	_, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg[0])), 1, unix.MSG_DONTWAIT, 0, 0)
+	return e == unix.EAGAIN
 }
 
 // bindRaw returns a non-blocking, close-on-exec UDP socket bound on ap, with

@@ -69,16 +69,24 @@ func TestPollerManySockets(t *testing.T) {
 	pollerIdle(t, ports.poller)
 }
 
-// Sessions closed while packets pour in: no panic, Close returns, Done is
-// closed, and the port is free again when Close returns (the fd is closed).
+// Sessions closed while packets pour in and music on hold goes out: no
+// panic, Close returns, Done is closed, and the port is free again when Close
+// returns (the fd is closed).
 func TestPollerCloseWhileReceiving(t *testing.T) {
 	checkLeaks(t)
 	const n = 16
 	ports := epollPorts(t, 41800, 41999, 2)
+	sched := NewScheduler(2)
+	defer sched.Close()
+	sink := listen(t)
+	defer sink.Close()
+	moh := Tone("moh", []float64{440}, time.Second, 0.2)
 	sessions := make([]*Session, n)
 	for i := range sessions {
-		sessions[i] = newTestSession(t, ports, SessionConfig{Timeout: -1})
+		sessions[i] = newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: -1})
+		sessions[i].SetRemote(addrOf(sink), PCMU, 0)
 		sessions[i].Start(context.Background())
+		sessions[i].Loop(moh)
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
