@@ -55,13 +55,19 @@ func forModes(t *testing.T, test func(t *testing.T, ports *Ports)) {
 	}
 }
 
-// newTestSession returns a session on the next port of ports, in its mode.
+// newTestSession returns a session on the next port of ports, in its mode,
+// closed at the end of the test. When other processes hold every port of
+// the range, the test is skipped.
 func newTestSession(tb testing.TB, ports *Ports, cfg SessionConfig) *Session {
 	tb.Helper()
 	s, err := ports.NewSession(cfg)
+	if errors.Is(err, ErrNoPorts) {
+		tb.Skipf("test ports busy: %v", err)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { s.Close() })
 	return s
 }
 
