@@ -29,7 +29,7 @@ const (
 
 // SessionConfig configures a Session.
 type SessionConfig struct {
-	Conn      *net.UDPConn  // the leg's socket, e.g. from Ports.Listen; the session owns and closes it (Ports.NewSession sets it)
+	Conn      *net.UDPConn  // the leg's socket, e.g. from Ports.Listen; the session owns and closes it (Ports.NewSession sets it in the portable mode)
 	Scheduler *Scheduler    // paces sending; nil makes a receive-only session (nothing sent, no inactivity timeout)
 	Timeout   time.Duration // RTP inactivity timeout; 0 = DefaultTimeout (30 s); negative = disabled
 	Logger    *slog.Logger  // nil discards
