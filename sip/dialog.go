@@ -295,6 +295,8 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 
 func (d *dialog) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	d.s.respond(req, tx, 200, "OK")
+	d.s.byesAnswered.end(byeKey(req), time.Now(), lingerFor())
+	tx.Terminate() // a retransmission of this BYE is answered from byesAnswered (linger.go)
 	d.end(d.remoteSide, "BYE", 200)
 }
 

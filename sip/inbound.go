@@ -118,6 +118,10 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 		return Media{}, err
 	}
 	l.state.CompareAndSwap(legAnswered, legConfirmed)
+	// The INVITE transaction has done its work: end it now rather than after Timer L
+	// (32 s of the INVITE, our 200 and their headers held per call). Retransmissions of
+	// the INVITE are refused by the merged-request check (linger.go).
+	l.tx.Terminate()
 	if l.offer == nil {
 		o, err := parseSDP(ack.Body())
 		if err == nil {
@@ -153,6 +157,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if _, ok := req.To().Params.Get("tag"); ok {
 		s.inDialog((*dialog).onReinvite)(req, tx)
+		return
+	}
+	if s.invitesSeen.has(inviteKey(req), time.Now()) {
+		// A copy of an INVITE whose call is up or has just ended, arriving after its
+		// transaction ended: a late retransmission or a merged request (RFC 3261 §8.2.2.2).
+		s.merged.Add(1)
+		s.respond(req, tx, 482, "Loop Detected")
 		return
 	}
 	src, err := netip.ParseAddrPort(req.Source())
@@ -229,6 +240,9 @@ func (s *Server) serveLeg(l *Inbound, owner func(*Inbound)) {
 	}
 	s.legs.Add(1)
 	defer s.legs.Done()
+	key := inviteKey(l.invite)
+	s.invitesSeen.add(key)
+	defer func() { s.invitesSeen.end(key, time.Now(), lingerFor()) }()
 	defer s.dialogs.remove(&l.dialog)
 
 	owner(l)
@@ -291,6 +305,13 @@ func (s *Server) inDialog(handle func(*dialog, *sip.Request, sip.ServerTransacti
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if d := s.lookup(req); d != nil {
 			handle(d, req, tx)
+			return
+		}
+		if req.Method == sip.BYE && s.byesAnswered.has(byeKey(req), time.Now()) {
+			// A BYE retransmitted because our 200 was lost: the dialog is gone, and the
+			// answer the peer waits for is still 200.
+			s.respond(req, tx, 200, "OK")
+			tx.Terminate()
 			return
 		}
 		s.noSuchDialog(req, tx)
