@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"regexp"
@@ -71,6 +72,7 @@ type Config struct {
 	CDRDSN       string       `yaml:"cdr_dsn"` // postgres://… for PostgreSQL; empty = SQLite in the data dir (the journal stays in the data dir)
 	RTP          RTP          `yaml:"rtp"`
 	DrainTimeout ivr.Duration `yaml:"drain_timeout"` // SIGTERM: how long live calls may continue
+	MemoryLimit  string       `yaml:"memory_limit"`  // soft limit of the Go heap ("1536MiB", "2GiB"); empty = half the memory of the machine or its cgroup; GOMEMLIMIT in the environment wins
 	Prompts      Prompts      `yaml:"prompts"`
 	Trunks       []Trunk      `yaml:"trunks"`
 	// OutboundTrunks carry survey calls and callbacks to citizens.
@@ -481,4 +483,26 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ParseSize parses a memory size the way GOMEMLIMIT writes it: a whole number with an
+// optional unit B, KiB, MiB, GiB or TiB.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("want a size such as 512MiB or 2GiB (units B, KiB, MiB, GiB, TiB)")
+	}
+	return n * mult, nil
 }

@@ -567,6 +567,12 @@ func errorCases(t testing.TB) []errCase {
 	d = ed("drain_timeout: 60s", "drain_timeout: -1m")
 	add(errCase{desc: "negative drain_timeout", doc: d,
 		want: []want{{ln(d, "drain_timeout:"), "drain_timeout", "must not be negative"}}})
+	d = ed("drain_timeout: 60s", "memory_limit: 2 GB\ndrain_timeout: 60s")
+	add(errCase{desc: "memory_limit unit", doc: d,
+		want: []want{{ln(d, "memory_limit:"), "memory_limit", `want a size such as 512MiB or 2GiB (units B, KiB, MiB, GiB, TiB), got "2 GB"`}}})
+	d = ed("drain_timeout: 60s", "memory_limit: 16MiB\ndrain_timeout: 60s")
+	add(errCase{desc: "memory_limit too small", doc: d,
+		want: []want{{ln(d, "memory_limit:"), "memory_limit", `"16MiB" is below 64MiB: the server would spend its time collecting garbage`}}})
 	d = ed("    timeout: 5s", "    timeout: -5s")
 	add(errCase{desc: "negative menu timeout", doc: d,
 		want: []want{{ln(d, "timeout: -5s"), "menus.main.timeout", "must not be negative (0 = default 5s)"}}})
@@ -1415,5 +1421,18 @@ func TestWindowOpen(t *testing.T) {
 	// The zone matters: 09:30 in Shanghai is 01:30 UTC.
 	if !day.Open(at("2026-09-30", "09:30"), "Asia/Shanghai") || day.Open(at("2026-09-30", "09:30"), "UTC") {
 		t.Error("Open does not read the time in the given zone")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "512MiB": 512 << 20, "2GiB": 2 << 30, " 3 KiB": 3 << 10, "7B": 7, "1TiB": 1 << 40} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2GB", "-1MiB", "1.5GiB", "MiB", "99999999999TiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q): no error", in)
+		}
 	}
 }

@@ -55,6 +55,13 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	if c.DrainTimeout < 0 {
 		add("drain_timeout", "must not be negative")
 	}
+	if c.MemoryLimit != "" {
+		if n, err := ParseSize(c.MemoryLimit); err != nil {
+			add("memory_limit", "%v, got %q", err, c.MemoryLimit)
+		} else if n < 64<<20 {
+			add("memory_limit", "%q is below 64MiB: the server would spend its time collecting garbage", c.MemoryLimit)
+		}
+	}
 	if !nameRe.MatchString(c.Prompts.Language) {
 		add("prompts.language", "invalid language %q", c.Prompts.Language)
 	}

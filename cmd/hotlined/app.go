@@ -57,6 +57,7 @@ type app struct {
 	http      *http.Server
 	httpLn    net.Listener
 	started   time.Time
+	memory    *memoryReleaser
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and
@@ -132,6 +133,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		}
 	}()
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	setMemoryLimit(cfg, log)
+	a.memory = newMemoryReleaser(a.reg)
 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -275,6 +278,7 @@ func (a *app) serve(ctx context.Context) {
 	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(),
 		"data_dir", a.cfg.DataDir, "rtp_ports", a.cfg.RTP.Ports, "node_id", a.cfg.NodeID)
 	go a.registrar.Start(ctx)
+	go a.memory.run(ctx)
 	a.runDialer()
 	a.sip.Serve(ctx)
 }
