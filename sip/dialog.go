@@ -269,7 +269,7 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	if err := tx.Respond(res); err != nil {
 		return
 	}
-	ack, err := d.waitACK(context.Background(), req.CSeq().SeqNo, func() error { return tx.Respond(res) })
+	ack, err := d.waitACK(context.Background(), req.CSeq().SeqNo, func() error { return s.srv.WriteResponse(res) })
 	if err != nil {
 		return
 	}

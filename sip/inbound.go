@@ -113,14 +113,14 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 		l.end(SideSystem, "transport", 500)
 		return Media{}, fmt.Errorf("sip: send 200: %w", err)
 	}
-	ack, err := l.waitACK(ctx, l.invite.CSeq().SeqNo, func() error { return l.tx.Respond(res) })
+	ack, err := l.waitACK(ctx, l.invite.CSeq().SeqNo, func() error { return l.s.srv.WriteResponse(res) })
 	if err != nil {
 		return Media{}, err
 	}
 	l.state.CompareAndSwap(legAnswered, legConfirmed)
 	// The INVITE transaction has done its work: end it now rather than after Timer L
-	// (32 s of the INVITE, our 200 and their headers held per call). Retransmissions of
-	// the INVITE are refused by the merged-request check (linger.go).
+	// (32 s of the INVITE, our 200 and their headers held per call). Late retransmissions
+	// of the INVITE are absorbed by invitesSeen (linger.go).
 	l.tx.Terminate()
 	if l.offer == nil {
 		o, err := parseSDP(ack.Body())
@@ -161,9 +161,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if s.invitesSeen.has(inviteKey(req), time.Now()) {
 		// A copy of an INVITE whose call is up or has just ended, arriving after its
-		// transaction ended: a late retransmission or a merged request (RFC 3261 §8.2.2.2).
-		s.merged.Add(1)
-		s.respond(req, tx, 482, "Loop Detected")
+		// transaction ended: absorbed (linger.go).
+		s.absorbed.Add(1)
+		tx.Terminate()
 		return
 	}
 	src, err := netip.ParseAddrPort(req.Source())

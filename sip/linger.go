@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -17,9 +18,20 @@ import (
 // here for the same 64×T1, which is all the retransmission rules need:
 //   - a BYE retransmitted after its dialog has ended (our 200 was lost) is answered 200
 //     again, not 481 (a new BYE for that dialog still gets 481);
-//   - an initial INVITE whose Call-ID, From tag and CSeq match a call still up or just
-//     ended is a retransmission or a merged request (RFC 3261 §8.2.2.2) and gets 482,
-//     never a second call.
+//   - a retransmission of an initial INVITE (same Call-ID, From tag, CSeq and Via branch)
+//     whose call is up or has just ended is absorbed, as RFC 6026's "Accepted" state
+//     does: no answer, never a second call. (Under overload such copies sit in the
+//     socket's queue behind the original and arrive after the ACK.)
+
+// An answered INVITE's transaction would hold on for Timer L even after we end it: sipgo
+// stops every other timer when a transaction ends, but Timer L's closure keeps the
+// transaction (the INVITE, our 200, the leg behind its CANCEL hook) for 32 s. What
+// Timer L is for is done elsewhere here: the 2xx is retransmitted by the dialog straight
+// to the transport until the ACK (waitACK, RFC 3261 §13.3.1.4), late INVITE copies are
+// absorbed by invitesSeen, and the ACK reaches the dialog without the transaction. So
+// the "Accepted" state lasts one T1. A CANCEL that arrives after our 200 gets 481, which
+// RFC 3261 §9.2 allows (it could not have cancelled anything).
+func init() { sip.Timer_L = sip.T1 }
 
 // lingerFor is how long a finished dialog or INVITE is remembered: 64×T1, the longest a
 // peer may retransmit a request (RFC 3261 §17.1.2.2).
@@ -32,6 +44,7 @@ type recent struct {
 	m     map[string]time.Time // zero time: live
 	ended []recentEnd          // in order of ending, hence of expiry; ended[head:] pending
 	head  int
+	high  int // most keys held since the map was last made anew
 }
 
 type recentEnd struct {
@@ -46,6 +59,7 @@ func (r *recent) add(key string) {
 		r.m = make(map[string]time.Time)
 	}
 	r.m[key] = time.Time{}
+	r.high = max(r.high, len(r.m))
 	r.mu.Unlock()
 }
 
@@ -58,6 +72,7 @@ func (r *recent) end(key string, now time.Time, ttl time.Duration) {
 	}
 	exp := now.Add(ttl)
 	r.m[key] = exp
+	r.high = max(r.high, len(r.m))
 	r.ended = append(r.ended, recentEnd{key, exp})
 	r.sweepLocked(now)
 }
@@ -93,13 +108,28 @@ func (r *recent) sweepLocked(now time.Time) {
 		clear(r.ended[n:])
 		r.ended, r.head = r.ended[:n], 0
 	}
+	// A Go map keeps the buckets of its largest size: after a storm, copy what is left
+	// into a map of its own size (amortized like the slice above).
+	if r.high > 1024 && 8*len(r.m) < r.high {
+		m := make(map[string]time.Time, len(r.m)) // not maps.Clone: it keeps the size
+		maps.Copy(m, r.m)
+		r.m = m
+		r.high = len(r.m)
+		if len(r.ended) == r.head {
+			r.ended, r.head = nil, 0
+		}
+	}
 }
 
-// inviteKey identifies an initial INVITE for the merged-request check: Call-ID, From tag
-// and CSeq number.
+// inviteKey identifies an initial INVITE and its retransmissions: Call-ID, From tag, CSeq
+// number and the top Via's branch.
 func inviteKey(req *sip.Request) string {
 	tag, _ := req.From().Params.Get("tag")
-	return callID(req) + "\x00" + tag + "\x00" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
+	branch := ""
+	if v := req.Via(); v != nil {
+		branch, _ = v.Params.Get("branch")
+	}
+	return callID(req) + "\x00" + tag + "\x00" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10) + "\x00" + branch
 }
 
 // byeKey identifies a BYE transaction the way its retransmissions repeat it: Call-ID, our

@@ -86,7 +86,7 @@ type Stats struct {
 	Forbidden    uint64 // INVITEs from sources outside every trunk (403)
 	NoDialog     uint64 // in-dialog requests for unknown dialogs (481)
 	Retransmit2x uint64 // 200 OK retransmissions while waiting for ACK
-	Merged       uint64 // copies of an INVITE already taken, refused with 482 (linger.go)
+	Absorbed     uint64 // late copies of an INVITE already taken, ignored (linger.go)
 }
 
 // Server is our SIP user agent server for trunk calls.
@@ -107,10 +107,10 @@ type Server struct {
 	dialogs  dialogs
 	legs     sync.WaitGroup
 
-	invites, rejected, forbidden, noDialog, retransmits, merged atomic.Uint64
-	invitesSeen                                                 recent // initial INVITEs of calls up or ended less than 64×T1 ago (linger.go)
-	byesAnswered                                                recent // BYEs answered 200 less than 64×T1 ago (linger.go)
-	warnLimit                                                   rateLimiter
+	invites, rejected, forbidden, noDialog, retransmits, absorbed atomic.Uint64
+	invitesSeen                                                   recent // initial INVITEs of calls up or ended less than 64×T1 ago (linger.go)
+	byesAnswered                                                  recent // BYEs answered 200 less than 64×T1 ago (linger.go)
+	warnLimit                                                     rateLimiter
 }
 
 // NewServer binds the UDP and TCP listeners. Call Serve to start handling requests.
@@ -293,7 +293,7 @@ func (s *Server) Wait() { s.legs.Wait() }
 func (s *Server) Stats() Stats {
 	return Stats{
 		Invites: s.invites.Load(), Rejected: s.rejected.Load(), Forbidden: s.forbidden.Load(),
-		NoDialog: s.noDialog.Load(), Retransmit2x: s.retransmits.Load(), Merged: s.merged.Load(),
+		NoDialog: s.noDialog.Load(), Retransmit2x: s.retransmits.Load(), Absorbed: s.absorbed.Load(),
 	}
 }
 

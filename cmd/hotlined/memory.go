@@ -84,7 +84,13 @@ type memoryReleaser struct {
 	allocs   uint64                               // cumulative heap allocations at the last check
 	rates    [releaseWindow / releaseEvery]uint64 // allocations per check over the last minute
 	next     int
+	followUp time.Time // when to release once more after a fall (zero: none due)
 }
+
+// releaseFollowUp is when a release after the load's fall is repeated: SIP transactions
+// and the keys that absorb retransmissions outlive the last call by up to 64×T1 (32 s),
+// and no collection may come to free them once the server is idle.
+const releaseFollowUp = 40 * time.Second
 
 // releaseWindow is how far back the release check looks for the load's peak.
 const releaseWindow = time.Minute
@@ -127,8 +133,9 @@ func (r *memoryReleaser) read() (free, held, live, allocs uint64) {
 // check runs once per releaseEvery. It returns memory when more than releaseAbove of the
 // heap is free, or when the load has fallen (this interval allocated under a quarter of
 // the minute's peak) and the process holds more than releaseAbove beyond its live heap:
-// the storm's garbage, which no collection may come to free for minutes.
-func (r *memoryReleaser) check() {
+// the storm's garbage, which no collection may come to free for minutes; and once more
+// releaseFollowUp after such a fall.
+func (r *memoryReleaser) check(now time.Time) {
 	free, held, live, allocs := r.read()
 	rate := allocs - min(allocs, r.allocs)
 	r.allocs = allocs
@@ -138,8 +145,16 @@ func (r *memoryReleaser) check() {
 	}
 	r.rates[r.next] = rate
 	r.next = (r.next + 1) % len(r.rates)
-	if free < releaseAbove && (4*rate >= peak || held < live+releaseAbove) {
+	fell := 4*rate < peak && held >= live+releaseAbove
+	due := !r.followUp.IsZero() && !now.Before(r.followUp)
+	if free < releaseAbove && !fell && !due {
 		return
+	}
+	switch {
+	case fell:
+		r.followUp = now.Add(releaseFollowUp)
+	case due:
+		r.followUp = time.Time{}
 	}
 	debug.FreeOSMemory()
 	if _, after, _, _ := r.read(); after < held {
@@ -156,8 +171,8 @@ func (r *memoryReleaser) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			r.check()
+		case now := <-t.C:
+			r.check(now)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -12,8 +13,10 @@ import (
 // quiet interval returns the storm's heap to the kernel; a steady load does not trigger it.
 func TestMemoryReleaserAfterABurst(t *testing.T) {
 	r := newMemoryReleaser(prometheus.NewRegistry())
-	r.check() // baseline
-	r.check() // quiet and small: nothing to do
+	now := time.Unix(0, 0)
+	tick := func() { now = now.Add(releaseEvery); r.check(now) }
+	tick() // baseline
+	tick() // quiet and small: nothing to do
 	if n := testutil.ToFloat64(r.runs); n != 0 {
 		t.Fatalf("%v releases before any burst", n)
 	}
@@ -23,21 +26,33 @@ func TestMemoryReleaserAfterABurst(t *testing.T) {
 		b[0] = byte(i)
 		keep[i%len(keep)] = b
 	}
-	r.check() // the busy interval sets the peak
+	tick() // the busy interval sets the peak
 	if n := testutil.ToFloat64(r.runs); n != 0 {
 		t.Fatalf("%v releases during the burst (the load had not fallen)", n)
 	}
 	runtime.KeepAlive(keep)
 	keep = nil
-	r.check() // the first quiet interval
+	tick() // the first quiet interval
 	if n := testutil.ToFloat64(r.runs); n != 1 {
 		t.Fatalf("%v releases after the burst, want 1", n)
 	}
 	if b := testutil.ToFloat64(r.released); b < 64<<20 {
 		t.Fatalf("%.0f MiB returned, want at least 64", b/(1<<20))
 	}
-	r.check()
+	tick()
 	if n := testutil.ToFloat64(r.runs); n != 1 {
 		t.Fatalf("%v releases: a quiet interval after a release must not release again", n)
+	}
+	for range releaseFollowUp / releaseEvery {
+		tick()
+	}
+	if n := testutil.ToFloat64(r.runs); n != 2 {
+		t.Fatalf("%v releases %s after the fall, want 2 (the follow-up)", n, releaseFollowUp+releaseEvery)
+	}
+	for range 10 {
+		tick()
+	}
+	if n := testutil.ToFloat64(r.runs); n != 2 {
+		t.Fatalf("%v releases on an idle server, want no more than 2", n)
 	}
 }
