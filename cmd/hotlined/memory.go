@@ -114,6 +114,7 @@ func newMemoryReleaser(reg prometheus.Registerer) *memoryReleaser {
 		},
 	}
 	reg.MustRegister(r.released, r.runs)
+	_, _, _, r.allocs = r.read() // the first interval counts from now, not from start
 	return r
 }
 
