@@ -79,7 +79,13 @@ func (st SchedulerStats) LatenessQuantile(q float64) time.Duration {
 // phases spread) and is ticked every 20 ms. Deadlines are drift-free
 // (t0 + n·1 ms); a late shard catches up slot by slot but never serves a slot
 // twice in one pass, so no stream gets a burst of frames. Safe for concurrent use.
+//
+// The shards wait for their deadlines with a frame clock (Mode): on Linux the
+// precise clock (ModePrecise, clock_nanosleep on the shard's own thread)
+// unless HOTLINE_MEDIA_CLOCK=portable; elsewhere, or when clock_nanosleep is
+// refused, a Go timer (ModePortable).
 type Scheduler struct {
+	mode   string // ModePrecise or ModePortable
 	shards []*shard
 	wg     sync.WaitGroup
 	quit   chan struct{}
@@ -101,6 +107,10 @@ type shard struct {
 	slots [wheelSlots][]*schedEntry
 	count int // guarded by mu
 	n     atomic.Int64
+
+	// The shard goroutine's own, read by tests once it has stopped.
+	wakes      int64 // returns from clock.wait
+	emptyWakes int64 // wake-ups before the next deadline (none expected)
 }
 
 type schedEntry struct {
@@ -109,20 +119,29 @@ type schedEntry struct {
 }
 
 // NewScheduler starts a scheduler with the given number of shard goroutines
-// (shards <= 0 means 2). Close it to stop them.
+// (shards <= 0 means 2). Close it to stop them. It reads HOTLINE_MEDIA_CLOCK
+// (ClockEnv) once, here, to choose its Mode.
 func NewScheduler(shards int) *Scheduler {
+	return newScheduler(shards, clockMode())
+}
+
+// newScheduler is NewScheduler with the frame clock's mode given.
+func newScheduler(shards int, mode string) *Scheduler {
 	if shards <= 0 {
 		shards = 2
 	}
-	s := &Scheduler{quit: make(chan struct{})}
+	s := &Scheduler{mode: mode, quit: make(chan struct{})}
 	for range shards {
 		sh := &shard{s: s}
 		s.shards = append(s.shards, sh)
 		s.wg.Add(1)
-		go sh.run()
+		go sh.run(newSlotClock(mode, s.quit))
 	}
 	return s
 }
+
+// Mode returns the shards' frame clock: ModePrecise or ModePortable.
+func (s *Scheduler) Mode() string { return s.mode }
 
 // Add schedules st and returns the function that removes it (idempotent).
 // After remove returns, Tick is not called again except for one call already
@@ -225,33 +244,31 @@ func (s *Scheduler) observe(late time.Duration) {
 	s.buckets[i].Add(1)
 }
 
-// run is the shard loop: sleep until the next 1 ms deadline, then serve every
-// slot that is due, each at most once.
-func (sh *shard) run() {
+// run is the shard loop: sleep on clock until the next 1 ms deadline, then
+// serve every slot that is due, each at most once.
+func (sh *shard) run(clock slotClock) {
 	defer sh.s.wg.Done()
-	t0 := time.Now()
+	t0 := clock.start()
+	defer clock.stop()
 	var n int64 // next wheel tick to serve; its deadline is t0 + n ms
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	var scratch []*schedEntry
-	for {
-		select {
-		case <-sh.s.quit:
-			return
-		case <-timer.C:
-		}
+	for clock.wait(n, t0.Add(time.Duration(n)*wheelTick)) {
+		sh.wakes++
 		due := int64(time.Since(t0) / wheelTick) // last tick whose deadline has passed
+		if due < n {
+			sh.emptyWakes++ // woken before the deadline: wait again
+			continue
+		}
 		if behind := due - n + 1; behind > int64(wheelSlots) {
 			// More than one revolution behind: drop the oldest deadlines
 			// rather than give a stream two frames in one pass.
+			// Each whole revolution skipped drops a frame of every
+			// stream; the rest drops those of the first skip%20 slots.
 			skip := behind - int64(wheelSlots)
-			var dropped int
 			sh.mu.Lock()
-			for i := range min(skip, int64(wheelSlots)) {
+			dropped := int(skip/int64(wheelSlots)) * sh.count
+			for i := range skip % int64(wheelSlots) {
 				dropped += len(sh.slots[(n+i)%int64(wheelSlots)])
-			}
-			if skip > int64(wheelSlots) { // whole revolutions: every stream missed more
-				dropped += int(skip/int64(wheelSlots)-1) * sh.count
 			}
 			sh.mu.Unlock()
 			sh.s.skipped.Add(uint64(dropped))
@@ -281,6 +298,5 @@ func (sh *shard) run() {
 			sh.s.observe(time.Since(deadline))
 			clear(scratch) // do not keep removed streams alive
 		}
-		timer.Reset(time.Until(t0.Add(time.Duration(n) * wheelTick)))
 	}
 }

@@ -19,8 +19,10 @@ func (c *countStream) Tick(d time.Time) {
 	c.mu.Unlock()
 }
 
-func TestSchedulerTicksEvery20ms(t *testing.T) {
-	s := NewScheduler(0)
+func TestSchedulerTicksEvery20ms(t *testing.T) { forClocks(t, testSchedulerTicksEvery20ms) }
+
+func testSchedulerTicksEvery20ms(t *testing.T, mode string) {
+	s := newScheduler(0, mode)
 	defer s.Close()
 	start := time.Now()
 	streams := make([]*countStream, 40)
@@ -94,7 +96,11 @@ type funcStream func(time.Time)
 func (f funcStream) Tick(d time.Time) { f(d) }
 
 func TestSchedulerRemoveFromTickAndClose(t *testing.T) {
-	s := NewScheduler(1)
+	forClocks(t, testSchedulerRemoveFromTickAndClose)
+}
+
+func testSchedulerRemoveFromTickAndClose(t *testing.T, mode string) {
+	s := newScheduler(1, mode)
 	var n atomic.Int32
 	var remove func()
 	var mu sync.Mutex
@@ -152,8 +158,10 @@ func TestLatenessQuantile(t *testing.T) {
 // TestSchedulerAfterSlot: the hook runs after each served slot, once its streams were
 // ticked, on the shard's goroutine — what a batching sender (sendmmsg) relies on — and
 // after empty slots too (a receiver draining its sockets then).
-func TestSchedulerAfterSlot(t *testing.T) {
-	s := NewScheduler(1)
+func TestSchedulerAfterSlot(t *testing.T) { forClocks(t, testSchedulerAfterSlot) }
+
+func testSchedulerAfterSlot(t *testing.T, mode string) {
+	s := newScheduler(1, mode)
 	defer s.Close()
 	var mu sync.Mutex
 	pending, flushed, slots := 0, 0, 0
@@ -206,7 +214,11 @@ func TestSchedulerAfterSlot(t *testing.T) {
 }
 
 func TestSchedulerAfterSlotWithoutStreams(t *testing.T) {
-	s := NewScheduler(1)
+	forClocks(t, testSchedulerAfterSlotWithoutStreams)
+}
+
+func testSchedulerAfterSlotWithoutStreams(t *testing.T, mode string) {
+	s := newScheduler(1, mode)
 	defer s.Close()
 	var calls atomic.Int64
 	s.AfterSlot(func() { calls.Add(1) })
