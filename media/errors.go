@@ -13,11 +13,11 @@
 // reader goroutine per session. Sessions made by NewSession on a Conn are
 // always portable.
 //
-// Frame clock: on Linux each Scheduler shard runs on its own thread and
-// sleeps until each 1 ms slot deadline with clock_nanosleep (ModePrecise),
-// not on a Go timer, whose wake-ups are rounded to milliseconds. Setting
-// HOTLINE_MEDIA_CLOCK=portable (read by NewScheduler) selects the Go timer
-// instead (ModePortable), also used where clock_nanosleep is unavailable.
+// Frame clock: the Scheduler's shards wait for each 1 ms slot deadline on a Go
+// timer (ModePortable). HOTLINE_MEDIA_CLOCK=precise (read by NewScheduler)
+// makes each shard sleep on its own thread with clock_nanosleep (ModePrecise,
+// Linux): more punctual on an idle machine, worse on a saturated one (see
+// ClockEnv).
 //
 // It is a ground-floor protocol package: it knows nothing of SIP, IVR or
 // queues and imports only the standard library, golang.org/x/sys/unix,

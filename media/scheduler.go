@@ -80,10 +80,9 @@ func (st SchedulerStats) LatenessQuantile(q float64) time.Duration {
 // (t0 + n·1 ms); a late shard catches up slot by slot but never serves a slot
 // twice in one pass, so no stream gets a burst of frames. Safe for concurrent use.
 //
-// The shards wait for their deadlines with a frame clock (Mode): on Linux the
-// precise clock (ModePrecise, clock_nanosleep on the shard's own thread)
-// unless HOTLINE_MEDIA_CLOCK=portable; elsewhere, or when clock_nanosleep is
-// refused, a Go timer (ModePortable).
+// The shards wait for their deadlines with a frame clock (Mode): a Go timer
+// (ModePortable), or with HOTLINE_MEDIA_CLOCK=precise on Linux clock_nanosleep
+// on the shard's own thread (ModePrecise; see ClockEnv).
 type Scheduler struct {
 	mode   string // ModePrecise or ModePortable
 	shards []*shard
