@@ -27,7 +27,7 @@ func newSIPCollector(s *sip.Server, r *sip.Registrar) *sipCollector {
 		lockouts: prometheus.NewDesc("hotline_registrar_lockouts_total", "Times a source address was locked out after repeated failures (brute-force guard).", nil, nil),
 		bindings: prometheus.NewDesc("hotline_registrar_bindings", "Live registrations (softphone contacts) and the users that have one.", []string{"kind"}, nil),
 		dropped:  prometheus.NewDesc("hotline_registrar_bindings_dropped_total", "Bindings removed by expiry or failed qualify pings.", []string{"reason"}, nil),
-		invites:  prometheus.NewDesc("hotline_sip_invites_total", "Initial INVITEs by outcome (accepted, rejected: a final error to a trunk, forbidden: source outside every trunk).", []string{"outcome"}, nil),
+		invites:  prometheus.NewDesc("hotline_sip_invites_total", "Initial INVITEs by outcome (accepted, rejected: a final error to a trunk, forbidden: source outside every trunk, absorbed: a late retransmission of an INVITE already taken).", []string{"outcome"}, nil),
 	}
 }
 
@@ -45,6 +45,7 @@ func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.invites, st.Invites, "accepted")
 	counter(c.invites, st.Rejected, "rejected")
 	counter(c.invites, st.Forbidden, "forbidden")
+	counter(c.invites, st.Absorbed, "absorbed")
 	if c.registrar == nil {
 		return
 	}
