@@ -284,8 +284,12 @@ func checkRelayRun(t *testing.T, tc relayCase, run *relayRun) {
 	if d := r.ideal.dur() - tc.jitter; d.Abs() > time.Microsecond {
 		t.Fatalf("the delays given make jitter %v, want %v: the relay is wrong", r.ideal.dur(), tc.jitter)
 	}
-	if d := (rep.JitterP50.D() - tc.jitter).Abs(); d > relayJitterTol {
-		t.Errorf("meter jitter %v, want %v ± %v (timing noise %v)", rep.JitterP50, tc.jitter, relayJitterTol, r.noise.dur())
+	// The noise is measured (the jitter of the send times less the delays): on a
+	// saturated machine it alone reached 11 ms, so it widens the tolerance by its own
+	// size, which the triangle inequality allows. The check against the relay's own
+	// estimate above stays tight.
+	if tol := relayJitterTol + r.noise.dur(); (rep.JitterP50.D() - tc.jitter).Abs() > tol {
+		t.Errorf("meter jitter %v, want %v ± %v (timing noise %v)", rep.JitterP50, tc.jitter, tol, r.noise.dur())
 	}
 	if rep.JitterMax.D() < rep.JitterP50.D() || rep.JitterMax.D() < tc.jitter-relayJitterTol {
 		t.Errorf("meter max jitter %v, below its jitter %v or the impairment's %v", rep.JitterMax, rep.JitterP50, tc.jitter)
@@ -339,8 +343,8 @@ type relayResult struct {
 	sendTook                     time.Duration // the longest send: how well the relay knows when a packet left
 	// RFC 3550 jitter of the forwarded packets: at their send times (the truth);
 	// of their delays alone (ideal); and at their send times less their delays,
-	// which is SIPp's timing, the relay's reads and its timers' lateness (noise,
-	// only logged: it explains a failure).
+	// which is SIPp's timing, the relay's reads and its timers' lateness (noise:
+	// it widens the tolerance against the impairment by its own size).
 	jitter, ideal, noise rfc3550
 }
 
