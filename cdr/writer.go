@@ -461,8 +461,7 @@ func (w *Writer) run(retryPending bool) {
 		}
 	}
 	replay := func() {
-		// Paced: this replay runs while calls are being taken (replayDuty).
-		err := w.replay(withReplayPace(context.Background())) // each store call bounded by StoreTimeout
+		err := w.replay(context.Background()) // each store call bounded by StoreTimeout
 		if err != nil {
 			w.errs.Add(1)
 			w.log.Warn("cdr writer: journal replay failed", "error", err, "retry_in", min(2*backoff, w.opts.RetryMax))

@@ -305,29 +305,11 @@ func (w *Writer) interrupt(r Record) Record {
 	return r
 }
 
-// replayDuty is the share of the time a paced replay may spend in the store. A replay
-// that runs while calls are taken must not take the CPU the calls need: in a 5-minute
-// storm at 2,000 calls/s on two cores, an unpaced replay (chunk after chunk of SQLite
-// upserts) starved call handling, retransmissions snowballed and 28 % of the calls
-// failed. Paced, the backlog drains after the storm rather than during it.
-const replayDuty = 0.25
-
-type replayPaceKey struct{}
-
-// withReplayPace marks ctx for a paced replay (inChunks rests between chunks).
-func withReplayPace(ctx context.Context) context.Context {
-	return context.WithValue(ctx, replayPaceKey{}, true)
-}
-
 // inChunks calls f for [lo, hi) ranges of n items from *done on, BatchSize at a time,
 // each call with its own StoreTimeout under ctx, and advances *done past each success.
-// Under a paced ctx it rests between chunks so the store gets at most replayDuty of the
-// time.
 func (w *Writer) inChunks(ctx context.Context, done *int, n int, f func(ctx context.Context, lo, hi int) error) error {
-	paced, _ := ctx.Value(replayPaceKey{}).(bool)
 	for *done < n {
 		hi := min(n, *done+w.opts.BatchSize)
-		start := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
 		err := f(cctx, *done, hi)
 		cancel()
@@ -335,15 +317,6 @@ func (w *Writer) inChunks(ctx context.Context, done *int, n int, f func(ctx cont
 			return err
 		}
 		*done = hi
-		if paced && *done < n {
-			rest := time.NewTimer(time.Duration(float64(time.Since(start)) * (1 - replayDuty) / replayDuty))
-			select {
-			case <-rest.C:
-			case <-ctx.Done():
-				rest.Stop()
-				return ctx.Err()
-			}
-		}
 	}
 	return nil
 }
