@@ -114,12 +114,6 @@ type Writer struct {
 	queue  chan Record
 	events chan AgentEvent
 
-	// replayed counts, per journal segment being replayed, the items of each kind
-	// already stored, so a replay that fails part way resumes where it stopped
-	// (writer_recover.go). Owned by whoever replays: the writer goroutine, or
-	// NewWriter and Close before and after it.
-	replayed map[uint64]*[3]int
-
 	openMu sync.Mutex
 	open   map[string]Record // latest Begin snapshot of calls whose final record is not yet durable
 	spill  []Record          // finished records neither queue nor journal took (journal I/O error)
@@ -199,7 +193,9 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 	retry := false
 	if len(segs) > 0 {
 		log.Info("cdr writer: replaying journal of previous run", "dir", opts.JournalDir, "files", len(segs))
-		err := w.replay(context.Background()) // each store call bounded by StoreTimeout
+		ctx, cancel := context.WithTimeout(context.Background(), opts.StoreTimeout)
+		err := w.replay(ctx)
+		cancel()
 		if err != nil {
 			w.errs.Add(1)
 			log.Error("cdr writer: journal replay failed; will retry", "dir", opts.JournalDir, "error", err)
@@ -461,7 +457,9 @@ func (w *Writer) run(retryPending bool) {
 		}
 	}
 	replay := func() {
-		err := w.replay(context.Background()) // each store call bounded by StoreTimeout
+		ctx, cancel := context.WithTimeout(context.Background(), w.opts.StoreTimeout)
+		err := w.replay(ctx)
+		cancel()
 		if err != nil {
 			w.errs.Add(1)
 			w.log.Warn("cdr writer: journal replay failed", "error", err, "retry_in", min(2*backoff, w.opts.RetryMax))
@@ -586,7 +584,9 @@ queued:
 	// stored) until it succeeds or ctx ends.
 	var err error
 	for backoff := w.opts.RetryMin; ctx.Err() == nil; backoff = min(2*backoff, w.opts.RetryMax) {
-		err = w.replay(ctx) // each store call bounded by StoreTimeout, the whole by ctx
+		rctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
+		err = w.replay(rctx)
+		cancel()
 		if err == nil {
 			break
 		}

@@ -213,45 +213,33 @@ func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
 		}
 	}
 
-	// One transaction per BatchSize records, each bounded by StoreTimeout: a
-	// segment of a call storm holds tens of thousands of records, more than one
-	// transaction stores in StoreTimeout (at 2,000 calls/s the whole-segment
-	// transaction always timed out and the journal only grew). A failure part way
-	// loses nothing: the segment stays, and the next replay reads it again and goes on
-	// after the chunks stored (w.replayed; the segment reads the same each time). Records
-	// are upserted and agent events inserted if missing, so a chunk stored twice (after
-	// a restart) is still stored once.
-	if w.replayed == nil {
-		w.replayed = map[uint64]*[3]int{}
-	}
-	done := w.replayed[seg.seq]
-	if done == nil {
-		done = new([3]int)
-		w.replayed[seg.seq] = done
-	}
-	if err := w.inChunks(ctx, &done[0], len(ends), func(ctx context.Context, lo, hi int) error {
-		return w.store.Upsert(ctx, ends[lo:hi])
-	}); err != nil {
-		return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", len(ends), seg.path, err)
-	}
-	if err := w.inChunks(ctx, &done[1], len(evs), func(ctx context.Context, lo, hi int) error {
-		return w.store.AppendEvents(ctx, evs[lo:hi])
-	}); err != nil {
-		return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", len(evs), seg.path, err)
-	}
-	if err := w.inChunks(ctx, &done[2], len(interrupted), func(ctx context.Context, lo, hi int) error {
-		if mi, ok := w.store.(MissingInserter); ok {
-			return mi.InsertMissing(ctx, interrupted[lo:hi])
+	// One transaction per segment: a failure loses no progress made on
+	// earlier segments, and a segment is bounded by the replay interval.
+	if len(ends) > 0 {
+		if err := w.store.Upsert(ctx, ends); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", len(ends), seg.path, err)
 		}
-		return w.store.Upsert(ctx, interrupted[lo:hi])
-	}); err != nil {
-		return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", len(interrupted), seg.path, err)
+	}
+	if len(evs) > 0 {
+		if err := w.store.AppendEvents(ctx, evs); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", len(evs), seg.path, err)
+		}
+	}
+	if len(interrupted) > 0 {
+		var err error
+		if mi, ok := w.store.(MissingInserter); ok {
+			err = mi.InsertMissing(ctx, interrupted)
+		} else {
+			err = w.store.Upsert(ctx, interrupted)
+		}
+		if err != nil {
+			return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", len(interrupted), seg.path, err)
+		}
 	}
 	carried, err := w.carry(live)
 	if err != nil {
 		return err
 	}
-	delete(w.replayed, seg.seq)
 	if err := w.j.remove([]segment{seg}); err != nil {
 		// The records are stored; a segment left behind replays harmlessly.
 		w.log.Warn("cdr writer: removing replayed journal file", "error", err)
@@ -303,20 +291,4 @@ func (w *Writer) interrupt(r Record) Record {
 		r.End = end.UTC()
 	}
 	return r
-}
-
-// inChunks calls f for [lo, hi) ranges of n items from *done on, BatchSize at a time,
-// each call with its own StoreTimeout under ctx, and advances *done past each success.
-func (w *Writer) inChunks(ctx context.Context, done *int, n int, f func(ctx context.Context, lo, hi int) error) error {
-	for *done < n {
-		hi := min(n, *done+w.opts.BatchSize)
-		cctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
-		err := f(cctx, *done, hi)
-		cancel()
-		if err != nil {
-			return err
-		}
-		*done = hi
-	}
-	return nil
 }

@@ -278,39 +278,6 @@ func TestWriterOutageThenRecovery(t *testing.T) {
 	}
 }
 
-// A journal much larger than one transaction can store within StoreTimeout (a call
-// storm's backlog) drains: the replay stores it BatchSize records at a time. The store
-// here refuses any transaction above BatchSize, as a database does when a 60,000-record
-// transaction outlasts its deadline; replaying a whole segment at once never succeeded.
-func TestWriterReplaysBigJournalInBatches(t *testing.T) {
-	store, m := newMemStore()
-	upsert := store.UpsertFunc
-	store.UpsertFunc = func(ctx context.Context, recs []Record) error {
-		if len(recs) > 10 {
-			return context.DeadlineExceeded
-		}
-		return upsert(ctx, recs)
-	}
-	m.fail.Store(true)
-	dir := t.TempDir()
-	w, err := NewWriter(store, fastOpts(dir)) // BatchSize 10
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := records(500)
-	for _, r := range want {
-		w.Write(r)
-	}
-	waitFor(t, "records journaled", func() bool { return w.Stats().JournalBacklog == 500 })
-	m.fail.Store(false)
-	waitFor(t, "journal replayed", func() bool {
-		st := w.Stats()
-		return m.len() == len(want) && st.JournalBacklog == 0 && st.Queued == 0
-	})
-	closeWriter(t, w)
-	checkAll(t, m, want)
-}
-
 func TestWriterQueueFullJournals(t *testing.T) {
 	store, m := newMemStore()
 	m.block = make(chan struct{})
