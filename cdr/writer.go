@@ -73,8 +73,15 @@ type WriterStats struct {
 //     FlushInterval) into Store.Upsert, one transaction per batch. If the
 //     store fails, the batch goes to the journal and the goroutine replays
 //     the journal with exponential backoff (RetryMin to RetryMax) until the
-//     store takes it. While the journal holds finished records, new batches
-//     are journaled behind them, so the store sees them in order.
+//     store takes it. Until the store has taken something again, new batches
+//     are journaled behind the failed one, so the store sees them in order.
+//   - A replay stores BatchSize records per transaction and drains the
+//     queue between two of them, so that a journal of tens of thousands of
+//     records (a storm's overflow, an hour of outage) neither holds up the
+//     queue nor needs one long transaction. While the store is up, records
+//     whose ID has no version in the journal go straight to the store;
+//     those that have one are journaled behind it (the newer version must
+//     be upserted last).
 //   - Event (an agent event) takes the same path as Write, through a queue
 //     of its own: batched into Store.AppendEvents, journaled when the
 //     store fails or the queue is full, replayed in order with the records.
@@ -114,10 +121,20 @@ type Writer struct {
 	queue  chan Record
 	events chan AgentEvent
 
+	// Journal replay, owned by the writer goroutine (by NewWriter and Close
+	// before and after it): the closed segments still to replay, the one
+	// being replayed, and whether the last store call failed.
+	replaySegs []segment
+	cursor     *replayCursor
+	storeDown  bool
+
 	openMu sync.Mutex
 	open   map[string]Record // latest Begin snapshot of calls whose final record is not yet durable
-	spill  []Record          // finished records neither queue nor journal took (journal I/O error)
-	spillE []AgentEvent      // ditto for agent events
+	// pending counts, per record ID, the "end" entries journaled and not yet
+	// replayed: a newer version of such a record must not overtake them.
+	pending map[string]int
+	spill   []Record     // finished records neither queue nor journal took (journal I/O error)
+	spillE  []AgentEvent // ditto for agent events
 	// agents logged in, by the LOGIN and LOGOUT events given to Event;
 	// agentsChanged: not yet in a heartbeat. Guarded by openMu.
 	agents        map[string]beatAgent
@@ -176,6 +193,7 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 		queue:   make(chan Record, opts.QueueSize),
 		events:  make(chan AgentEvent, opts.QueueSize),
 		open:    make(map[string]Record),
+		pending: make(map[string]int),
 		agents:  make(map[string]beatAgent),
 		beatNow: make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
@@ -193,13 +211,16 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 	retry := false
 	if len(segs) > 0 {
 		log.Info("cdr writer: replaying journal of previous run", "dir", opts.JournalDir, "files", len(segs))
+		// Bounded: what is not stored by then is replayed in the
+		// background, between the new calls' records.
 		ctx, cancel := context.WithTimeout(context.Background(), opts.StoreTimeout)
 		err := w.replay(ctx)
 		cancel()
 		if err != nil {
 			w.errs.Add(1)
-			log.Error("cdr writer: journal replay failed; will retry", "dir", opts.JournalDir, "error", err)
+			log.Error("cdr writer: journal replay not finished; going on in the background", "dir", opts.JournalDir, "error", err)
 			retry = true
+			w.storeDown = true
 		}
 	}
 	go w.run(retry)
@@ -321,16 +342,52 @@ func (w *Writer) ensureID(rec *Record) {
 // journalEnds appends finished records to the journal. If even that fails,
 // they are kept in memory and retried with the next batch: never dropped.
 func (w *Writer) journalEnds(recs []Record) {
+	// Pending before the append: a replay of the segment (which subtracts)
+	// can only follow the append.
+	w.markPending(recs, 1)
 	if err := w.j.append(journalOpEnd, recs...); err != nil {
 		w.errs.Add(1)
 		w.log.Error("cdr writer: journal append failed; keeping records in memory", "records", len(recs), "error", err)
 		w.openMu.Lock()
 		w.spill = append(w.spill, recs...)
 		w.openMu.Unlock()
+		w.markPending(recs, -1)
 		return
 	}
 	w.journaled.Add(uint64(len(recs)))
 	w.resolve(recs)
+}
+
+// markPending adds d to the journaled versions of each record.
+func (w *Writer) markPending(recs []Record, d int) {
+	w.openMu.Lock()
+	defer w.openMu.Unlock()
+	for i := range recs {
+		if n := w.pending[recs[i].ID] + d; n > 0 {
+			w.pending[recs[i].ID] = n
+		} else {
+			delete(w.pending, recs[i].ID)
+		}
+	}
+}
+
+// splitPending returns the records of batch with no version in the journal
+// (direct) and those that have one (behind). direct aliases batch when no
+// record is pending.
+func (w *Writer) splitPending(batch []Record) (direct, behind []Record) {
+	w.openMu.Lock()
+	defer w.openMu.Unlock()
+	if len(w.pending) == 0 {
+		return batch, nil
+	}
+	for _, r := range batch {
+		if w.pending[r.ID] > 0 {
+			behind = append(behind, r)
+		} else {
+			direct = append(direct, r)
+		}
+	}
+	return direct, behind
 }
 
 // resolve marks records durable (stored or journaled): their begin entries
@@ -456,17 +513,58 @@ func (w *Writer) run(retryPending bool) {
 			evBatch = evBatch[:0]
 		}
 	}
-	replay := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), w.opts.StoreTimeout)
-		err := w.replay(ctx)
-		cancel()
-		if err != nil {
-			w.errs.Add(1)
-			w.log.Warn("cdr writer: journal replay failed", "error", err, "retry_in", min(2*backoff, w.opts.RetryMax))
-			backoff = min(2*backoff, w.opts.RetryMax)
-			schedule()
+	// A replay runs a chunk at a time, each after the queue is drained:
+	// stepC is ready while a replay is under way and not backing off.
+	ready := make(chan struct{})
+	close(ready)
+	var stepC <-chan struct{}
+	fail := func(err error) {
+		w.errs.Add(1)
+		w.storeDown = true // batches wait in the journal behind the replay
+		backoff = min(2*backoff, w.opts.RetryMax)
+		w.log.Warn("cdr writer: journal replay failed", "error", err, "retry_in", backoff)
+		stepC = nil
+		schedule()
+	}
+	startReplay := func() {
+		if !w.replaying() {
+			if err := w.replayStart(); err != nil {
+				fail(err)
+				return
+			}
+		}
+		stepC = ready
+	}
+	take := func(rec Record) {
+		batch = append(batch, rec)
+		if len(batch) >= w.opts.BatchSize {
+			flush()
+		}
+	}
+	takeEvent := func(ev AgentEvent) {
+		evBatch = append(evBatch, ev)
+		if len(evBatch) >= w.opts.BatchSize {
+			flush()
+		}
+	}
+	step := func() {
+		// What is queued first: a replay must not leave the calls to
+		// journal their own records.
+		for n := len(w.queue); n > 0; n-- {
+			take(<-w.queue)
+		}
+		for n := len(w.events); n > 0; n-- {
+			takeEvent(<-w.events)
+		}
+		if err := w.replayStep(context.Background()); err != nil {
+			fail(err)
 			return
 		}
+		w.storeDown = false
+		if w.replaying() {
+			return
+		}
+		stepC = nil
 		backoff = w.opts.RetryMin
 		if w.j.backlog.Load() > 0 { // journaled while we replayed
 			schedule()
@@ -478,20 +576,16 @@ func (w *Writer) run(retryPending bool) {
 	for {
 		select {
 		case rec := <-w.queue:
-			batch = append(batch, rec)
-			if len(batch) >= w.opts.BatchSize {
-				flush()
-			}
+			take(rec)
 		case ev := <-w.events:
-			evBatch = append(evBatch, ev)
-			if len(evBatch) >= w.opts.BatchSize {
-				flush()
-			}
+			takeEvent(ev)
 		case <-ticker.C:
 			flush()
-			if retryC == nil && w.j.activeSize() >= compactAt {
-				replay()
+			if retryC == nil && stepC == nil && w.j.activeSize() >= compactAt {
+				startReplay()
 			}
+		case <-stepC:
+			step()
 		case <-w.kick:
 			schedule()
 		case <-beat.C:
@@ -501,7 +595,7 @@ func (w *Writer) run(retryPending bool) {
 		case <-retryC:
 			retryC = nil
 			flush()
-			replay()
+			startReplay()
 		case ctx := <-w.stop:
 			w.result = w.drain(ctx, batch, evBatch)
 			return
@@ -515,27 +609,36 @@ func (w *Writer) run(retryPending bool) {
 // journal already holds records (which must reach the store first). It
 // reports whether the batch reached the store.
 func (w *Writer) storeBatch(ctx context.Context, batch []Record) bool {
-	if w.j.backlog.Load() > 0 || ctx.Err() != nil {
+	if w.storeDown || ctx.Err() != nil {
 		w.journalEnds(batch)
+		return false
+	}
+	direct, behind := w.splitPending(batch)
+	if len(behind) > 0 {
+		w.journalEnds(behind)
+	}
+	if len(direct) == 0 {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
-	err := w.store.Upsert(ctx, batch)
+	err := w.store.Upsert(ctx, direct)
 	cancel()
 	if err != nil {
 		w.errs.Add(1)
-		w.log.Warn("cdr writer: store failed; journaling batch", "records", len(batch), "error", err)
-		w.journalEnds(batch)
+		w.storeDown = true
+		w.log.Warn("cdr writer: store failed; journaling batch", "records", len(direct), "error", err)
+		w.journalEnds(direct)
 		return false
 	}
-	w.written.Add(uint64(len(batch)))
-	w.resolve(batch)
-	return true
+	w.storeDown = false
+	w.written.Add(uint64(len(direct)))
+	w.resolve(direct)
+	return len(behind) == 0
 }
 
 // storeEvents appends evs to the store, or journals them, like storeBatch.
 func (w *Writer) storeEvents(ctx context.Context, evs []AgentEvent) bool {
-	if w.j.backlog.Load() > 0 || ctx.Err() != nil {
+	if w.storeDown || ctx.Err() != nil {
 		w.journalEvents(evs)
 		return false
 	}
@@ -544,10 +647,12 @@ func (w *Writer) storeEvents(ctx context.Context, evs []AgentEvent) bool {
 	cancel()
 	if err != nil {
 		w.errs.Add(1)
+		w.storeDown = true
 		w.log.Warn("cdr writer: store failed; journaling events", "events", len(evs), "error", err)
 		w.journalEvents(evs)
 		return false
 	}
+	w.storeDown = false
 	w.evWritten.Add(uint64(len(evs)))
 	return true
 }
@@ -584,9 +689,7 @@ queued:
 	// stored) until it succeeds or ctx ends.
 	var err error
 	for backoff := w.opts.RetryMin; ctx.Err() == nil; backoff = min(2*backoff, w.opts.RetryMax) {
-		rctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
-		err = w.replay(rctx)
-		cancel()
+		err = w.replay(ctx) // each chunk bounded by StoreTimeout, the whole by ctx
 		if err == nil {
 			break
 		}

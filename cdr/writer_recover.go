@@ -89,6 +89,7 @@ func (w *Writer) readPrevious(segs []segment) error {
 				w.j.backlog.Add(1)
 				if e.Op == journalOpEnd {
 					delete(w.recovered, e.Rec.ID)
+					w.pending[e.Rec.ID]++
 				}
 			case journalOpBegin:
 				w.recovered[e.Rec.ID] = e.Rec
@@ -124,14 +125,61 @@ func (w *Writer) readPrevious(segs []segment) error {
 	return nil
 }
 
+// replayCursor is a journal segment being replayed, read once and stored
+// BatchSize items at a time: records, then agent events, then the records of
+// calls a crash cut. done counts what of each is stored, so a replay that
+// fails part way resumes after it (the segment stays until all is stored).
+type replayCursor struct {
+	seg         segment
+	ends        []Record // finished records, last version of each ID
+	evs         []AgentEvent
+	interrupted []Record
+	live        []string       // calls still up: their begin entries are carried over
+	endIDs      map[string]int // "end" entries per record ID, for w.pending
+	entries     int64          // "end" and "event" entries read (the backlog they made)
+	done        [3]int
+}
+
+// remaining reports whether the cursor has items left to store.
+func (c *replayCursor) remaining() bool {
+	return c.done[0] < len(c.ends) || c.done[1] < len(c.evs) || c.done[2] < len(c.interrupted)
+}
+
 // replay stores the records of every closed journal segment, oldest first,
 // deleting each segment once its records are committed; it stops at the
-// first failure, keeping the progress made. Begin entries without a final
+// first failure, keeping the progress made. NewWriter and Close use it;
+// the writer goroutine replays step by step (replayStart, replayStep) so
+// that it drains its queue between chunks.
+func (w *Writer) replay(ctx context.Context) error {
+	// A replay under way is finished first; then one over everything
+	// journaled since.
+	for pass := range 2 {
+		if pass == 0 && !w.replaying() {
+			continue
+		}
+		if !w.replaying() {
+			if err := w.replayStart(); err != nil {
+				return err
+			}
+		}
+		for w.replaying() {
+			if err := w.replayStep(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// replaying reports whether a replay is under way (segments left to store).
+func (w *Writer) replaying() bool { return w.cursor != nil || len(w.replaySegs) > 0 }
+
+// replayStart closes the active segment and lists the segments to replay:
+// every segment before the new active one. Begin entries without a final
 // record are either carried into the active segment (the call is still up)
 // or, for segments of a previous run, turned into the records of calls a
-// crash cut (see Writer). Only the writer goroutine (or NewWriter, before
-// it starts) calls replay.
-func (w *Writer) replay(ctx context.Context) error {
+// crash cut (see Writer).
+func (w *Writer) replayStart() error {
 	upTo, err := w.j.rotate()
 	if err != nil {
 		return err
@@ -143,43 +191,131 @@ func (w *Writer) replay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.replaySegs = w.replaySegs[:0]
 	for _, s := range segs {
 		if s.seq >= upTo {
 			break // the active segment
 		}
-		if err := w.replaySegment(ctx, s); err != nil {
-			return err
-		}
+		w.replaySegs = append(w.replaySegs, s)
 	}
 	return nil
 }
 
-// replaySegment stores one segment's records and deletes it. Segments are
-// replayed in order, so a later version of a record (later segment) is
-// upserted later and wins; a rebuilt record of a previous run whose final
-// record sits in a later segment is overwritten by it.
-func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
+// replayStep stores one chunk (BatchSize items) of the segment being
+// replayed, reading the next segment first if none is, and deletes the
+// segment once all of it is stored. Each store call is bounded by
+// StoreTimeout under ctx.
+func (w *Writer) replayStep(ctx context.Context) error {
+	if w.cursor == nil {
+		if len(w.replaySegs) == 0 {
+			return nil
+		}
+		c, err := w.readCursor(w.replaySegs[0])
+		if err != nil {
+			return err
+		}
+		w.replaySegs = w.replaySegs[1:]
+		w.cursor = c
+	}
+	c := w.cursor
+	if c.remaining() {
+		if err := w.storeChunk(ctx, c); err != nil {
+			return err
+		}
+		if c.remaining() {
+			return nil
+		}
+	}
+	carried, err := w.carry(c.live)
+	if err != nil {
+		return err
+	}
+	w.cursor = nil
+	if err := w.j.remove([]segment{c.seg}); err != nil {
+		// The records are stored; a segment left behind replays harmlessly.
+		w.log.Warn("cdr writer: removing replayed journal file", "error", err)
+	}
+	w.j.backlog.Add(-c.entries)
+	w.openMu.Lock()
+	for id, n := range c.endIDs {
+		if w.pending[id] <= n {
+			delete(w.pending, id)
+		} else {
+			w.pending[id] -= n
+		}
+	}
+	w.openMu.Unlock()
+	if len(c.ends) > 0 || len(c.interrupted) > 0 || len(c.evs) > 0 {
+		w.log.Info("cdr writer: journal replayed", "file", c.seg.path, "records", len(c.ends), "events", len(c.evs),
+			"interrupted", len(c.interrupted), "carried", carried)
+	}
+	return nil
+}
+
+// storeChunk stores the next BatchSize items of c, in one transaction.
+// Records are upserted and agent events inserted if missing, so a chunk
+// stored twice (after a restart) is still stored once.
+func (w *Writer) storeChunk(ctx context.Context, c *replayCursor) error {
+	ctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
+	defer cancel()
+	n := w.opts.BatchSize
+	switch {
+	case c.done[0] < len(c.ends):
+		lo, hi := c.done[0], min(len(c.ends), c.done[0]+n)
+		if err := w.store.Upsert(ctx, c.ends[lo:hi]); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", hi-lo, c.seg.path, err)
+		}
+		c.done[0] = hi
+		w.written.Add(uint64(hi - lo))
+	case c.done[1] < len(c.evs):
+		lo, hi := c.done[1], min(len(c.evs), c.done[1]+n)
+		if err := w.store.AppendEvents(ctx, c.evs[lo:hi]); err != nil {
+			return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", hi-lo, c.seg.path, err)
+		}
+		c.done[1] = hi
+		w.evWritten.Add(uint64(hi - lo))
+	default:
+		lo, hi := c.done[2], min(len(c.interrupted), c.done[2]+n)
+		var err error
+		if mi, ok := w.store.(MissingInserter); ok {
+			err = mi.InsertMissing(ctx, c.interrupted[lo:hi])
+		} else {
+			err = w.store.Upsert(ctx, c.interrupted[lo:hi])
+		}
+		if err != nil {
+			return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", hi-lo, c.seg.path, err)
+		}
+		c.done[2] = hi
+		w.written.Add(uint64(hi - lo))
+	}
+	return nil
+}
+
+// readCursor reads a segment for replay. Segments are replayed in order,
+// so a later version of a record (later segment) is upserted later and
+// wins; a rebuilt record of a previous run whose final record sits in a
+// later segment is overwritten by it.
+func (w *Writer) readCursor(seg segment) (*replayCursor, error) {
+	c := &replayCursor{seg: seg, endIDs: map[string]int{}}
 	var (
-		ends     []Record
-		endIdx   = map[string]int{}
-		begins   = map[string]Record{}
-		order    []string // of begins
-		endsRead int64
-		evs      []AgentEvent
+		endIdx = map[string]int{}
+		begins = map[string]Record{}
+		order  []string // of begins
 	)
 	err := w.j.readSegment(seg, true, func(e journalEntry) {
 		id := e.Rec.ID
 		switch e.Op {
 		case journalOpEvent:
-			endsRead++
-			evs = append(evs, *e.Ev)
+			c.entries++
+			c.evs = append(c.evs, *e.Ev)
 		case journalOpEnd:
-			endsRead++
+			c.entries++
+			c.endIDs[id]++
 			if i, ok := endIdx[id]; ok {
-				ends[i] = e.Rec // last wins
+				c.ends[i] = e.Rec // last wins
 			} else {
-				endIdx[id] = len(ends)
-				ends = append(ends, e.Rec)
+				endIdx[id] = len(c.ends)
+				c.ends = append(c.ends, e.Rec)
 			}
 			delete(begins, id)
 		case journalOpBegin:
@@ -193,12 +329,9 @@ func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
 		}
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-
 	old := seg.seq <= w.recoverUpTo
-	var interrupted []Record
-	var live []string
 	for _, id := range order {
 		b, ok := begins[id]
 		switch {
@@ -207,51 +340,12 @@ func (w *Writer) replaySegment(ctx context.Context, seg segment) error {
 			if r, ok := w.recovered[id]; ok {
 				b = r // the latest snapshot, maybe in a later segment
 			}
-			interrupted = append(interrupted, w.interrupt(b))
+			c.interrupted = append(c.interrupted, w.interrupt(b))
 		default:
-			live = append(live, id)
+			c.live = append(c.live, id)
 		}
 	}
-
-	// One transaction per segment: a failure loses no progress made on
-	// earlier segments, and a segment is bounded by the replay interval.
-	if len(ends) > 0 {
-		if err := w.store.Upsert(ctx, ends); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", len(ends), seg.path, err)
-		}
-	}
-	if len(evs) > 0 {
-		if err := w.store.AppendEvents(ctx, evs); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", len(evs), seg.path, err)
-		}
-	}
-	if len(interrupted) > 0 {
-		var err error
-		if mi, ok := w.store.(MissingInserter); ok {
-			err = mi.InsertMissing(ctx, interrupted)
-		} else {
-			err = w.store.Upsert(ctx, interrupted)
-		}
-		if err != nil {
-			return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", len(interrupted), seg.path, err)
-		}
-	}
-	carried, err := w.carry(live)
-	if err != nil {
-		return err
-	}
-	if err := w.j.remove([]segment{seg}); err != nil {
-		// The records are stored; a segment left behind replays harmlessly.
-		w.log.Warn("cdr writer: removing replayed journal file", "error", err)
-	}
-	w.j.backlog.Add(-endsRead)
-	w.written.Add(uint64(len(ends) + len(interrupted)))
-	w.evWritten.Add(uint64(len(evs)))
-	if len(ends) > 0 || len(interrupted) > 0 || len(evs) > 0 {
-		w.log.Info("cdr writer: journal replayed", "file", seg.path, "records", len(ends), "events", len(evs),
-			"interrupted", len(interrupted), "carried", carried)
-	}
-	return nil
+	return c, nil
 }
 
 // carry appends the latest Begin snapshot of the calls of ids still open
