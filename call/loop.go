@@ -161,6 +161,13 @@ func (c *Call) run() {
 		c.refuse(404, "Not Found")
 		return
 	}
+	if m.cfg.Admit != nil {
+		if err := m.cfg.Admit(); err != nil {
+			c.log.Error("call refused: records cannot be written", "error", err)
+			c.refuse(503, "Service Unavailable")
+			return
+		}
+	}
 	s, err := m.media.NewStream(c.log)
 	if err != nil {
 		c.log.Error("no RTP port for the call", "error", err)

@@ -48,8 +48,11 @@ type Config struct {
 	Agents     []acd.AgentConfig
 	ACDClock   acd.Clock // nil: system clock
 	Records    Records
-	Trunks     Trunks                // outbound trunks for surveys and callbacks; nil = none
-	Surveys    map[string]ivr.Survey // survey scripts by name
+	// Admit, if set, is asked before each inbound call is answered; an error
+	// (the records cannot be written: cdr.Writer.Accepting) refuses it with 503.
+	Admit   func() error
+	Trunks  Trunks                // outbound trunks for surveys and callbacks; nil = none
+	Surveys map[string]ivr.Survey // survey scripts by name
 	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
 	CallbackTrunk string
 	// CallerIDs is the number each outbound trunk presents (the records' caller).

@@ -15,6 +15,10 @@ var (
 	ErrInvalidEvent = errors.New("invalid agent event")
 	// ErrNoJournalDir means WriterOptions.JournalDir was empty.
 	ErrNoJournalDir = errors.New("cdr writer: JournalDir is required")
+	// ErrBacklogged means records can be neither stored nor journaled (a
+	// full disk, say) and WriterOptions.SpillLimit of them wait in memory:
+	// the writer asks that no new calls be taken until they can be written.
+	ErrBacklogged = errors.New("cdr writer: records can be neither stored nor journaled")
 	// ErrClosed is returned by operations on a closed store or writer.
 	ErrClosed = errors.New("cdr: closed")
 )

@@ -28,6 +28,10 @@ const (
 	// DefaultHeartbeat is how often the writer journals that it is alive
 	// while calls are open or agents logged in (one fsync each).
 	DefaultHeartbeat = 5 * time.Second
+	// DefaultSpillLimit is how many records and events may wait in memory
+	// when neither the store nor the journal takes them (a full disk)
+	// before Accepting says to take no new calls (about 2 KiB each).
+	DefaultSpillLimit = 20000
 )
 
 // WriterOptions configures a Writer. Only JournalDir is required.
@@ -47,6 +51,10 @@ type WriterOptions struct {
 	StoreTimeout time.Duration // per store call; default 10s
 	CompactBytes int64         // see DefaultCompactBytes
 	Heartbeat    time.Duration // see DefaultHeartbeat
+	// SpillLimit: see DefaultSpillLimit. Past twice as many, records of
+	// calls never answered and agent events are dropped (and counted);
+	// answered calls' records are always kept.
+	SpillLimit int
 }
 
 // WriterStats is a snapshot of a Writer's counters.
@@ -59,6 +67,8 @@ type WriterStats struct {
 	Open           int    // calls begun whose final record is not yet stored or journaled
 	EventsQueued   int    // agent events in the in-memory queue
 	EventsWritten  uint64 // agent events committed to the store
+	Spilled        int    // records and events waiting in memory: neither store nor journal took them
+	Dropped        uint64 // records of unanswered calls and agent events dropped past twice SpillLimit
 }
 
 // Writer gets call records into a Store without blocking the call path and
@@ -135,6 +145,9 @@ type Writer struct {
 	pending map[string]int
 	spill   []Record     // finished records neither queue nor journal took (journal I/O error)
 	spillE  []AgentEvent // ditto for agent events
+	// spillTaken: spilled items the writer goroutine took to retry; they
+	// still count for Accepting until the retry ends.
+	spillTaken int
 	// agents logged in, by the LOGIN and LOGOUT events given to Event;
 	// agentsChanged: not yet in a heartbeat. Guarded by openMu.
 	agents        map[string]beatAgent
@@ -153,8 +166,9 @@ type Writer struct {
 	done    chan struct{}
 	result  error // of the loop's drain; read after done
 
-	written, errs, journaled, evWritten atomic.Uint64
-	collectors                          []prometheus.Collector
+	written, errs, journaled, evWritten, dropped atomic.Uint64
+	spillLogged                                  atomic.Int64 // unix nanoseconds of the last logSpill line
+	collectors                                   []prometheus.Collector
 }
 
 // NewWriter starts a writer on store. Before it returns it replays any
@@ -177,6 +191,7 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 	setDefault(&opts.StoreTimeout, DefaultStoreTimeout)
 	setDefault(&opts.CompactBytes, DefaultCompactBytes)
 	setDefault(&opts.Heartbeat, DefaultHeartbeat)
+	setDefault(&opts.SpillLimit, DefaultSpillLimit)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -315,8 +330,14 @@ func (w *Writer) Event(e AgentEvent) {
 func (w *Writer) journalEvents(evs []AgentEvent) {
 	if err := w.j.appendEvents(evs); err != nil {
 		w.errs.Add(1)
-		w.log.Error("cdr writer: journal append failed; keeping events in memory", "events", len(evs), "error", err)
+		w.logSpill("cdr writer: journal append failed; keeping events in memory", "events", len(evs), "error", err)
 		w.openMu.Lock()
+		if room := 2*w.opts.SpillLimit - len(w.spill) - len(w.spillE); room < len(evs) {
+			lost := len(evs) - max(room, 0)
+			w.dropped.Add(uint64(lost))
+			w.log.Error("cdr writer: too many records in memory; dropping agent events", "events", lost, "spill_limit", w.opts.SpillLimit)
+			evs = evs[:len(evs)-lost]
+		}
 		w.spillE = append(w.spillE, evs...)
 		w.openMu.Unlock()
 		return
@@ -329,6 +350,7 @@ func (w *Writer) takeSpillEvents() []AgentEvent {
 	defer w.openMu.Unlock()
 	s := w.spillE
 	w.spillE = nil
+	w.spillTaken += len(s)
 	return s
 }
 
@@ -347,15 +369,34 @@ func (w *Writer) journalEnds(recs []Record) {
 	w.markPending(recs, 1)
 	if err := w.j.append(journalOpEnd, recs...); err != nil {
 		w.errs.Add(1)
-		w.log.Error("cdr writer: journal append failed; keeping records in memory", "records", len(recs), "error", err)
+		w.logSpill("cdr writer: journal append failed; keeping records in memory", "records", len(recs), "error", err)
 		w.openMu.Lock()
-		w.spill = append(w.spill, recs...)
+		over := len(w.spill)+len(w.spillE)+len(recs) > 2*w.opts.SpillLimit
+		for _, r := range recs {
+			if over && r.Answer.IsZero() {
+				w.dropped.Add(1)
+				w.log.Error("cdr writer: too many records in memory; dropping the record of a call never answered", "call_id", r.ID, "spill_limit", w.opts.SpillLimit)
+				continue
+			}
+			w.spill = append(w.spill, r)
+		}
 		w.openMu.Unlock()
 		w.markPending(recs, -1)
 		return
 	}
 	w.journaled.Add(uint64(len(recs)))
 	w.resolve(recs)
+}
+
+// logSpill logs a failed journal append, at most once every 10 s (the
+// writer retries what waits in memory every FlushInterval), with the number
+// of records and events waiting.
+func (w *Writer) logSpill(msg string, args ...any) {
+	now, last := time.Now().UnixNano(), w.spillLogged.Load()
+	if now-last < int64(10*time.Second) || !w.spillLogged.CompareAndSwap(last, now) {
+		return
+	}
+	w.log.Error(msg, append(args, "in_memory", w.Stats().Spilled, "spill_limit", w.opts.SpillLimit)...)
 }
 
 // markPending adds d to the journaled versions of each record.
@@ -412,13 +453,36 @@ func (w *Writer) takeSpill() []Record {
 	defer w.openMu.Unlock()
 	s := w.spill
 	w.spill = nil
+	w.spillTaken += len(s)
 	return s
+}
+
+// spillRetried ends a retry of taken spill: what failed again is back in
+// the spill.
+func (w *Writer) spillRetried() {
+	w.openMu.Lock()
+	w.spillTaken = 0
+	w.openMu.Unlock()
+}
+
+// Accepting returns nil while records can be written, and an error
+// wrapping ErrBacklogged while SpillLimit or more records and events wait
+// in memory because neither the store nor the journal takes them: new
+// calls should then be refused (503) until they can be written.
+func (w *Writer) Accepting() error {
+	w.openMu.Lock()
+	n := len(w.spill) + len(w.spillE) + w.spillTaken
+	w.openMu.Unlock()
+	if n >= w.opts.SpillLimit {
+		return fmt.Errorf("%w: %d waiting in memory (limit %d); is the disk of %s full?", ErrBacklogged, n, w.opts.SpillLimit, w.opts.JournalDir)
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the writer's counters.
 func (w *Writer) Stats() WriterStats {
 	w.openMu.Lock()
-	open := len(w.open)
+	open, spilled := len(w.open), len(w.spill)+len(w.spillE)+w.spillTaken
 	w.openMu.Unlock()
 	return WriterStats{
 		Queued:         len(w.queue),
@@ -429,6 +493,8 @@ func (w *Writer) Stats() WriterStats {
 		Open:           open,
 		EventsQueued:   len(w.events),
 		EventsWritten:  w.evWritten.Load(),
+		Spilled:        spilled,
+		Dropped:        w.dropped.Load(),
 	}
 }
 
@@ -491,33 +557,36 @@ func (w *Writer) run(retryPending bool) {
 		schedule()
 	}
 	compactAt := w.opts.CompactBytes
-	batch := make([]Record, 0, w.opts.BatchSize)
-	evBatch := make([]AgentEvent, 0, w.opts.BatchSize)
-	flush := func() {
-		if s := w.takeSpill(); len(s) > 0 {
-			batch = append(batch, s...)
-		}
-		if s := w.takeSpillEvents(); len(s) > 0 {
-			evBatch = append(evBatch, s...)
-		}
-		if len(batch) > 0 {
-			if !w.storeBatch(context.Background(), batch) {
-				schedule()
-			}
-			batch = batch[:0]
-		}
-		if len(evBatch) > 0 {
-			if !w.storeEvents(context.Background(), evBatch) {
-				schedule()
-			}
-			evBatch = evBatch[:0]
-		}
-	}
 	// A replay runs a chunk at a time, each after the queue is drained:
 	// stepC is ready while a replay is under way and not backing off.
 	ready := make(chan struct{})
 	close(ready)
 	var stepC <-chan struct{}
+	batch := make([]Record, 0, w.opts.BatchSize)
+	evBatch := make([]AgentEvent, 0, w.opts.BatchSize)
+	flush := func() {
+		s, sE := w.takeSpill(), w.takeSpillEvents()
+		batch, evBatch = append(batch, s...), append(evBatch, sE...)
+		for lo := 0; lo < len(batch); lo += w.opts.BatchSize {
+			if !w.storeBatch(context.Background(), batch[lo:min(len(batch), lo+w.opts.BatchSize)]) {
+				schedule()
+			}
+		}
+		for lo := 0; lo < len(evBatch); lo += w.opts.BatchSize {
+			if !w.storeEvents(context.Background(), evBatch[lo:min(len(evBatch), lo+w.opts.BatchSize)]) {
+				schedule()
+			}
+		}
+		batch, evBatch = batch[:0], evBatch[:0]
+		w.spillRetried()
+		if len(s)+len(sE) > 0 && w.Stats().Spilled == 0 && stepC == nil {
+			// What waited in memory (a full disk) is in the journal or the
+			// store again: replay soon, not after the outage's backoff.
+			backoff = w.opts.RetryMin
+			retry.Reset(backoff)
+			retryC = retry.C
+		}
+	}
 	fail := func(err error) {
 		w.errs.Add(1)
 		w.storeDown = true // batches wait in the journal behind the replay
@@ -741,6 +810,14 @@ func (w *Writer) register(reg prometheus.Registerer) error {
 			Name: "hotline_cdr_records_written_total",
 			Help: "Call records committed to the store.",
 		}, func() float64 { return float64(w.written.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hotline_cdr_spilled",
+			Help: "Call records and agent events waiting in memory because neither the store nor the journal takes them (a full disk).",
+		}, func() float64 { return float64(w.Stats().Spilled) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hotline_cdr_dropped_total",
+			Help: "Records of calls never answered and agent events dropped because too many waited in memory (twice the spill limit).",
+		}, func() float64 { return float64(w.dropped.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "hotline_cdr_event_queue_depth",
 			Help: "Agent events waiting in the writer's in-memory queue.",

@@ -64,17 +64,21 @@ const (
 
 // Config is the whole server configuration.
 type Config struct {
-	NodeID       string       `yaml:"node_id"`
-	Timezone     string       `yaml:"timezone"` // IANA zone of routes without their own, reports and the API's dates; default Asia/Shanghai
-	SIP          SIP          `yaml:"sip"`
-	HTTP         HTTP         `yaml:"http"`
-	DataDir      string       `yaml:"data_dir"`
-	CDRDSN       string       `yaml:"cdr_dsn"` // postgres://… for PostgreSQL; empty = SQLite in the data dir (the journal stays in the data dir)
-	RTP          RTP          `yaml:"rtp"`
-	DrainTimeout ivr.Duration `yaml:"drain_timeout"` // SIGTERM: how long live calls may continue
-	MemoryLimit  string       `yaml:"memory_limit"`  // soft limit of the Go heap ("1536MiB", "2GiB"); empty = half the memory of the machine or its cgroup; GOMEMLIMIT in the environment wins
-	Prompts      Prompts      `yaml:"prompts"`
-	Trunks       []Trunk      `yaml:"trunks"`
+	NodeID   string `yaml:"node_id"`
+	Timezone string `yaml:"timezone"` // IANA zone of routes without their own, reports and the API's dates; default Asia/Shanghai
+	SIP      SIP    `yaml:"sip"`
+	HTTP     HTTP   `yaml:"http"`
+	DataDir  string `yaml:"data_dir"`
+	CDRDSN   string `yaml:"cdr_dsn"` // postgres://… for PostgreSQL; empty = SQLite in the data dir (the journal stays in the data dir)
+	// CDRSpillLimit: records and agent events kept in memory while neither
+	// the store nor the journal takes them (a full disk); from then on new
+	// calls get 503. 0 = cdr.DefaultSpillLimit.
+	CDRSpillLimit int          `yaml:"cdr_spill_limit"`
+	RTP           RTP          `yaml:"rtp"`
+	DrainTimeout  ivr.Duration `yaml:"drain_timeout"` // SIGTERM: how long live calls may continue
+	MemoryLimit   string       `yaml:"memory_limit"`  // soft limit of the Go heap ("1536MiB", "2GiB"); empty = half the memory of the machine or its cgroup; GOMEMLIMIT in the environment wins
+	Prompts       Prompts      `yaml:"prompts"`
+	Trunks        []Trunk      `yaml:"trunks"`
 	// OutboundTrunks carry survey calls and callbacks to citizens.
 	OutboundTrunks []OutboundTrunk     `yaml:"outbound_trunks"`
 	Routes         []ivr.Route         `yaml:"routes"`

@@ -55,6 +55,9 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	if c.DrainTimeout < 0 {
 		add("drain_timeout", "must not be negative")
 	}
+	if c.CDRSpillLimit < 0 {
+		add("cdr_spill_limit", "must not be negative")
+	}
 	if c.MemoryLimit != "" {
 		if n, err := ParseSize(c.MemoryLimit); err != nil {
 			add("memory_limit", "%v, got %q", err, c.MemoryLimit)

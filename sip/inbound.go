@@ -64,7 +64,7 @@ func (l *Inbound) Ring() error {
 	return l.tx.Respond(l.newResponse(180, "Ringing", nil))
 }
 
-// Reject answers the INVITE with a final error status.
+// Reject answers the INVITE with a final error status (a 503 with Retry-After).
 func (l *Inbound) Reject(code int, reason string) error {
 	if l.state.Load() != legEarly {
 		return ErrLegEnded
@@ -73,7 +73,11 @@ func (l *Inbound) Reject(code int, reason string) error {
 		return ErrLegEnded
 	}
 	l.s.rejected.Add(1)
-	return l.tx.Respond(l.newResponse(code, reason, nil))
+	res := l.newResponse(code, reason, nil)
+	if code == 503 { // overload: tell the trunk when to try again
+		res.AppendHeader(l.s.retryAfter())
+	}
+	return l.tx.Respond(res)
 }
 
 func (l *Inbound) newResponse(code int, reason string, body []byte) *sip.Response {

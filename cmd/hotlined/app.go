@@ -151,7 +151,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	}
 	a.store = store
 	if a.writer, err = cdr.NewWriter(a.store, cdr.WriterOptions{
-		JournalDir: filepath.Join(cfg.DataDir, "journal"), Logger: log, Registerer: a.reg,
+		JournalDir: filepath.Join(cfg.DataDir, "journal"), SpillLimit: cfg.CDRSpillLimit, Logger: log, Registerer: a.reg,
 	}); err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if a.calls, err = call.NewManager(call.Config{
 		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
 		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
-		ACDQueues: acdQueues, Agents: agents, Records: tap, Logger: log, Registerer: a.reg,
+		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -253,7 +253,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 			if a.sip.Draining() {
 				return errors.New("draining")
 			}
-			return nil
+			return a.writer.Accepting()
 		},
 	})
 	if o.Pprof {
