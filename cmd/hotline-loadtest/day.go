@@ -49,6 +49,9 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	htmlFile := fs.String("html", "", "write an HTML report with plots to this file")
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	soak := fs.String("soak", "", "the server's /metrics URL: sample its memory, goroutines, open files, calls and agents through the run, and fail unless they stay flat and return to idle after it (a soak test)")
+	soakEvery := fs.Duration("soak-every", loadtest.DefaultSoakEvery, "with --soak: the sampling interval")
+	soakSettle := fs.Duration("soak-settle", loadtest.DefaultSoakSettle, "with --soak: how long the server may take to return to idle after the run")
 	if ok, code := parseWithScenario(fs, args, stderr); !ok {
 		return code
 	}
@@ -82,6 +85,19 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Talk: *talk, RingDelay: *ringDelay, Patience: *patience, Seed: *seed, SetupTimeout: *setupTimeout,
 	}
 	bar := newProgress(stderr, expected, *quiet)
+	if *soak != "" {
+		srep, truth, err := loadtest.RunSoak(ctx, loadtest.SoakConfig{Day: cfg, Metrics: *soak, Every: *soakEvery, Settle: *soakSettle}, bar.update)
+		if srep == nil {
+			return fail(stderr, "day", err)
+		}
+		bar.end(err)
+		if *htmlFile != "" {
+			if werr := writeHTML(*htmlFile, "hotline-loadtest day --soak", "day", srep.Day.Target, srep.Day.Started, srep.Day.Samples, srep.WriteText); werr != nil {
+				fmt.Fprintf(stderr, "hotline-loadtest day: html: %v\n", werr)
+			}
+		}
+		return output("day", stdout, stderr, srep, truth, *truthFile, *jsonOut, err)
+	}
 	rep, truth, err := loadtest.RunDay(ctx, cfg, bar.update)
 	if rep == nil { // an invalid configuration: no run, and no bar drawn
 		return fail(stderr, "day", err)
