@@ -49,6 +49,9 @@ func WriteHTMLReport(w io.Writer, r HTMLReport) error {
 	every := plotEvery(len(r.Samples))
 	var plots []htmlPlot
 	for _, p := range htmlPlots {
+		if p.optional && !p.hasData(r.Samples) {
+			continue
+		}
 		plots = append(plots, htmlPlot{Title: p.title, SVG: p.svg(r.Samples, span, every)})
 	}
 	data := struct {
@@ -114,6 +117,7 @@ type plotSpec struct {
 	title, yLabel string
 	counts        bool // whole numbers: no fractional y ticks
 	series        []plotSeries
+	optional      bool // left out of a report that has no data for it
 }
 
 func plotAlways(f func(*Sample) float64) func(*Sample) (float64, bool) {
@@ -126,26 +130,49 @@ func durMS(d Dur) float64 { return float64(d) / float64(time.Millisecond) }
 var htmlPlots = []plotSpec{
 	{"并发通话 Concurrent calls", "通话数 calls", true, []plotSeries{
 		{"active", "并发 active", "#2980b9", false, plotAlways(func(s *Sample) float64 { return float64(s.Active) })},
-	}},
+	}, false},
 	{"每秒建立与失败 Setups and failures per second", "次/秒 per s", false, []plotSeries{
 		{"setups", "建立 setups/s", "#27ae60", true, plotAlways(func(s *Sample) float64 { return float64(s.Setups) })},
 		{"failures", "失败 failures/s", "#c0392b", true, plotAlways(func(s *Sample) float64 { return float64(s.Failures) })},
-	}},
+	}, false},
 	{"建立时延 Setup latency (INVITE → 200)", "毫秒 ms", false, []plotSeries{
 		{"setup_p50", "p50", "#2980b9", false, func(s *Sample) (float64, bool) { return durMS(s.SetupP50), s.Setups > 0 }},
 		{"setup_p99", "p99", "#8e44ad", false, func(s *Sample) (float64, bool) { return durMS(s.SetupP99), s.Setups > 0 }},
-	}},
+	}, false},
 	{"丢包率 RTP loss", "丢包 loss %", false, []plotSeries{
 		{"loss", "丢包率 loss %", "#c0392b", false, plotAlways(func(s *Sample) float64 { return s.LossPercent })},
-	}},
+	}, false},
 	{"排队人数 Callers waiting", "人数 callers", true, []plotSeries{
 		{"waiting", "排队 waiting", "#f39c12", false, plotAlways(func(s *Sample) float64 { return float64(s.Waiting) })},
-	}},
+	}, false},
 	{"排队等待 Queue wait p50 (callers connected in each second)", "秒 s", false, []plotSeries{
 		{"wait_p50", "等待 wait p50", "#16a085", false, func(s *Sample) (float64, bool) {
 			return s.WaitP50.D().Seconds(), s.WaitP50 > 0
 		}},
-	}},
+	}, false},
+	{"服务器内存 Server memory (soak)", "MiB", false, []plotSeries{
+		{"server_rss", "RSS", "#2c3e50", false, func(s *Sample) (float64, bool) { return s.ServerRSSMiB, s.ServerRSSMiB > 0 }},
+	}, true},
+	{"服务器协程与文件 Server goroutines and open files (soak)", "个 count", true, []plotSeries{
+		{"server_goroutines", "协程 goroutines", "#8e44ad", false, func(s *Sample) (float64, bool) {
+			return float64(s.ServerGoroutines), s.ServerGoroutines > 0
+		}},
+		{"server_fds", "文件 open files", "#d35400", false, func(s *Sample) (float64, bool) {
+			return float64(s.ServerOpenFDs), s.ServerOpenFDs > 0
+		}},
+	}, true},
+}
+
+// hasData reports whether any sample has a value for one of p's series.
+func (p *plotSpec) hasData(ss []Sample) bool {
+	for i := range p.series {
+		for j := range ss {
+			if _, ok := p.series[i].value(&ss[j]); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func dashIfEmpty(s string) string {

@@ -191,6 +191,7 @@ func RunSoak(ctx context.Context, cfg SoakConfig, progress func(Sample)) (*SoakR
 	if day == nil {
 		return nil, nil, runErr
 	}
+	mergeResources(day.Samples, rep.Samples, day.Started.Sub(start))
 
 	// Back to idle: poll until the after-run checks hold or Settle ends.
 	deadline := time.Now().Add(cfg.Settle)
@@ -212,6 +213,22 @@ func RunSoak(ctx context.Context, cfg SoakConfig, progress func(Sample)) (*SoakR
 	}
 	rep.Checks = append(afterChecks(idle, rep.After), growthChecks(rep.Samples, cfg.Day.Duration)...)
 	return rep, truth, runErr
+}
+
+// mergeResources copies each resource sample into the day's sample of the
+// same second (the day began offset after the soak), for the HTML plots.
+func mergeResources(days []Sample, res []SoakSample, offset time.Duration) {
+	j := 0
+	for _, r := range res {
+		at := time.Duration(r.At) - offset
+		for j+1 < len(days) && days[j+1].At.D() <= at {
+			j++
+		}
+		if j < len(days) && (at-days[j].At.D()).Abs() <= 2*time.Second {
+			d := &days[j]
+			d.ServerRSSMiB, d.ServerGoroutines, d.ServerOpenFDs = r.RSS/(1<<20), int(r.Goroutines), int(r.OpenFDs)
+		}
+	}
 }
 
 func allPassed(cs []SoakCheck) bool {

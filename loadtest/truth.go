@@ -80,4 +80,8 @@ type Sample struct {
 	LossPercent float64 `json:"loss_percent"` // RTP loss heard in this second, all calls
 	Waiting     int     `json:"waiting"`      // callers in queue
 	WaitP50     Dur     `json:"wait_p50"`     // queue waits of the callers connected in this second (after a transfer: the wait since it)
+	// The server's resources, where a soak read them (day --soak) in this second.
+	ServerRSSMiB     float64 `json:"server_rss_mib,omitempty"`
+	ServerGoroutines int     `json:"server_goroutines,omitempty"`
+	ServerOpenFDs    int     `json:"server_open_fds,omitempty"`
 }

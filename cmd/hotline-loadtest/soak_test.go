@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,17 +24,27 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	h := startServer(t, "30000-31998")
+	html := filepath.Join(t.TempDir(), "soak.html")
 	ctx, cancel := context.WithTimeout(context.Background(), d+4*time.Minute) // a bound: the run stops by itself
 	defer cancel()
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"day", "--target", h.SIP, "--api", "http://" + h.HTTP,
 		"--soak", "http://" + h.HTTP + "/metrics", "--soak-every", "3s", "--soak-settle", "60s",
 		"--agents", "8", "--rate", "1.5", "--duration", d.String(), "--max-calls", "20000",
-		"--talk", "2s", "--ring-delay", "200ms", "--patience", "60s", "--seed", "7", "--quiet"}, &out, &errb)
+		"--talk", "2s", "--ring-delay", "200ms", "--patience", "60s", "--seed", "7", "--html", html, "--quiet"}, &out, &errb)
 	stdout := out.String()
 	t.Logf("soak of %s:\n%s", d, stdout)
 	if code != 0 {
 		t.Fatalf("soak: exit %d\n%s", code, errb.String())
+	}
+	page, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, series := range []string{"server_rss", "server_goroutines", "server_fds"} {
+		if !strings.Contains(string(page), `data-series="`+series+`"`) {
+			t.Errorf("the HTML report has no %s plot", series)
+		}
 	}
 	for _, want := range []string{"ok   memory flat", "ok   goroutines flat", "ok   calls ended", "ok   no agent stuck", "ok   goroutines back", "ok   open files back"} {
 		if !strings.Contains(stdout, want) {
