@@ -85,6 +85,10 @@ type memoryReleaser struct {
 	rates    [releaseWindow / releaseEvery]uint64 // allocations per check over the last minute
 	next     int
 	followUp time.Time // when to release once more after a fall (zero: none due)
+	// readHeap and freeOS are the runtime's (runtime/metrics, debug.FreeOSMemory); tests
+	// replace them to drive the decisions with a heap of their own.
+	readHeap func() (free, held, live, allocs uint64)
+	freeOS   func()
 }
 
 // releaseFollowUp is when a release after the load's fall is repeated: SIP transactions
@@ -113,6 +117,7 @@ func newMemoryReleaser(reg prometheus.Registerer) *memoryReleaser {
 			{Name: "/gc/heap/allocs:bytes"},               // allocated since start
 		},
 	}
+	r.readHeap, r.freeOS = r.readRuntime, debug.FreeOSMemory
 	reg.MustRegister(r.released, r.runs)
 	_, _, _, r.allocs = r.read() // the first interval counts from now, not from start
 	return r
@@ -120,7 +125,9 @@ func newMemoryReleaser(reg prometheus.Registerer) *memoryReleaser {
 
 // read returns the free heap not yet returned, what the runtime holds from the kernel, the
 // live heap at the last collection and the allocations since start.
-func (r *memoryReleaser) read() (free, held, live, allocs uint64) {
+func (r *memoryReleaser) read() (free, held, live, allocs uint64) { return r.readHeap() }
+
+func (r *memoryReleaser) readRuntime() (free, held, live, allocs uint64) {
 	metrics.Read(r.sample)
 	var v [5]uint64
 	for i, s := range r.sample {
@@ -157,7 +164,7 @@ func (r *memoryReleaser) check(now time.Time) {
 	case due:
 		r.followUp = time.Time{}
 	}
-	debug.FreeOSMemory()
+	r.freeOS()
 	if _, after, _, _ := r.read(); after < held {
 		r.released.Add(float64(held - after))
 	}
