@@ -72,7 +72,7 @@ func (m *Manager) confirm(leg *sip.Inbound, prompt string) {
 	if err != nil {
 		return
 	}
-	setRemote(s, remote)
+	setRemote(s, remote, leg.SignalAddr())
 	s.Start(ctx)
 	if p, ok := m.prompt(prompt); ok {
 		select {

@@ -41,15 +41,20 @@ type Config struct {
 	Prompts    Prompts
 	Language   string // prompt names are looked up as Language/name, then name
 	RTPTimeout time.Duration
-	Menus      map[string]ivr.Menu
-	Routes     []ivr.Route
-	Queues     map[string]Queue
-	ACDQueues  []acd.QueueConfig
-	Agents     []acd.AgentConfig
-	ACDClock   acd.Clock // nil: system clock
-	Records    Records
-	Trunks     Trunks                // outbound trunks for surveys and callbacks; nil = none
-	Surveys    map[string]ivr.Survey // survey scripts by name
+	// RTP latching (media.SessionConfig): probation packets, silence before another
+	// source may be latched, any address; zero values are media's defaults.
+	RTPProbation      int
+	RTPRelatchSilence time.Duration
+	RTPAnyAddress     bool
+	Menus             map[string]ivr.Menu
+	Routes            []ivr.Route
+	Queues            map[string]Queue
+	ACDQueues         []acd.QueueConfig
+	Agents            []acd.AgentConfig
+	ACDClock          acd.Clock // nil: system clock
+	Records           Records
+	Trunks            Trunks                // outbound trunks for surveys and callbacks; nil = none
+	Surveys           map[string]ivr.Survey // survey scripts by name
 	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
 	CallbackTrunk string
 	// CallerIDs is the number each outbound trunk presents (the records' caller).
@@ -109,7 +114,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}, media: cfg.Media}
 	if m.media == nil {
-		m.media = rtpMedia{ports: cfg.Ports, sched: cfg.Scheduler, timeout: cfg.RTPTimeout}
+		m.media = rtpMedia{ports: cfg.Ports, sched: cfg.Scheduler, timeout: cfg.RTPTimeout,
+			probation: cfg.RTPProbation, relatch: cfg.RTPRelatchSilence, anyAddr: cfg.RTPAnyAddress}
 	}
 	for i := range cfg.Routes {
 		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
@@ -220,6 +226,7 @@ func addStats(t *media.SessionStats, s media.SessionStats) {
 	t.PacketsOut += s.PacketsOut
 	t.Lost += s.Lost
 	t.Strangers += s.Strangers
+	t.Probation += s.Probation
 	t.Garbage += s.Garbage
 }
 
@@ -290,10 +297,15 @@ type rtpMedia struct {
 	ports   *media.Ports
 	sched   *media.Scheduler
 	timeout time.Duration
+
+	probation int
+	relatch   time.Duration
+	anyAddr   bool
 }
 
 func (r rtpMedia) NewStream(log *slog.Logger) (Stream, error) {
-	s, err := r.ports.NewSession(media.SessionConfig{Scheduler: r.sched, Timeout: r.timeout, Logger: log})
+	s, err := r.ports.NewSession(media.SessionConfig{Scheduler: r.sched, Timeout: r.timeout, Logger: log,
+		Probation: r.probation, RelatchSilence: r.relatch, AnyAddress: r.anyAddr})
 	if err != nil {
 		return nil, err
 	}

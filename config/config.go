@@ -29,6 +29,7 @@ const (
 	DefaultDataDir      = "./data"
 	DefaultRTPPorts     = "10000-20000"
 	DefaultRTPTimeout   = 30 * time.Second
+	MaxLatchProbation   = 100 // rtp.latch_probation: 2 s of packets
 	DefaultDrainTimeout = 60 * time.Second
 	DefaultLanguage     = "zh"
 	DefaultMaxWait      = 10 * time.Minute
@@ -104,6 +105,14 @@ type HTTP struct {
 type RTP struct {
 	Ports   string       `yaml:"ports"`   // "LOW-HIGH", even-aligned
 	Timeout ivr.Duration `yaml:"timeout"` // no RTP from the caller for this long ends the call
+
+	// Latching (RTP-bleed protection): RTP is accepted only from a source on the SDP's or
+	// the signalling's address, after LatchProbation packets in sequence (the SDP's own
+	// address and port at once); another source may take over after a new SDP or when the
+	// latched one has been silent for LatchSilence.
+	LatchProbation  int          `yaml:"latch_probation"`   // 0 = media.DefaultProbation (3)
+	LatchSilence    ivr.Duration `yaml:"latch_silence"`     // 0 = media.DefaultRelatchSilence (2s)
+	LatchAnyAddress bool         `yaml:"latch_any_address"` // accept sources on any address (probation only): for media relays that use neither address
 }
 
 // Prompts says where the voice prompts are and which language to play.

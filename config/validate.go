@@ -52,6 +52,12 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	if c.RTP.Timeout < 0 {
 		add("rtp.timeout", "must not be negative")
 	}
+	if c.RTP.LatchProbation < 0 || c.RTP.LatchProbation > MaxLatchProbation {
+		add("rtp.latch_probation", "must be between 0 (default) and %d", MaxLatchProbation)
+	}
+	if c.RTP.LatchSilence < 0 {
+		add("rtp.latch_silence", "must not be negative")
+	}
 	if c.DrainTimeout < 0 {
 		add("drain_timeout", "must not be negative")
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	natPrivate = netip.MustParseAddrPort("10.1.2.3:4000")   // the SDP of a phone behind a NAT
+	natPrivate = netip.MustParseAddrPort("10.1.2.3:4000")    // the SDP of a phone behind a NAT
 	natPublic  = netip.MustParseAddrPort("203.0.113.7:6100") // where its packets really come from
 	natSignal  = netip.MustParseAddr("203.0.113.7")          // its SIP source
 	neighbour  = netip.MustParseAddrPort("203.0.113.7:6200") // another phone behind the same NAT

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,16 @@ func (d *dialog) Media() Media {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.media
+}
+
+// SignalAddr is the address the remote party's signalling comes from (where our requests
+// go), or the zero Addr when that is a host name: RTP from it may be latched as well as
+// from the SDP's address, for a peer behind a NAT whose SDP carries a private address.
+func (d *dialog) SignalAddr() netip.Addr {
+	if ap, err := netip.ParseAddrPort(d.dest); err == nil { // dest is set before the dialog is shared
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func (d *dialog) setMedia(m Media) {

@@ -51,6 +51,10 @@ func (m Media) WireType() uint8 {
 	return m.PayloadType
 }
 
+// Receives reports whether the remote wants our media (its direction is sendrecv or
+// recvonly): a sendonly or inactive remote gets no RTP from us.
+func (m Media) Receives() bool { return m.Direction != SendOnly && m.Direction != Inactive }
+
 // OnHold reports whether the remote party put us on hold.
 func (m Media) OnHold() bool {
 	return m.Direction == SendOnly || m.Direction == Inactive || !m.Addr.Addr().IsValid() || m.Addr.Addr().IsUnspecified()

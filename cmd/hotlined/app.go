@@ -184,7 +184,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	}
 	if a.calls, err = call.NewManager(call.Config{
 		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
-		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
+		RTPTimeout: cfg.RTP.Timeout.D(), RTPProbation: cfg.RTP.LatchProbation, RTPRelatchSilence: cfg.RTP.LatchSilence.D(),
+		RTPAnyAddress: cfg.RTP.LatchAnyAddress, Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
 	}); err != nil {
