@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"net"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/hotline12345/hotline/call"
+	"github.com/hotline12345/hotline/loadtest/phone"
+)
+
+// metricValue reads one sample of the server's /metrics, e.g.
+// `hotline_rtp_dropped_total{reason="stranger"}`; -1 if absent.
+func metricValue(t *testing.T, httpAddr, sample string) float64 {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(sample) + ` ([0-9.e+]+)$`)
+	m := re.FindStringSubmatch(httpGet(t, "http://"+httpAddr+"/metrics", 200))
+	if m == nil {
+		return -1
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// waitStage polls the API until the call is in stage at queue (any queue if "").
+func waitStage(t *testing.T, httpAddr, sipCallID, stage, queue string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lc, ok := liveCall(t, httpAddr, sipCallID)
+		if ok && lc.Stage == stage && (queue == "" || lc.Queue == queue) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call not in stage %s %s: %+v (found %v)", stage, queue, lc, ok)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// RTP bleed (AST-2017-005): a stranger on another address sends RTP to the call's media
+// port before the caller does, in sequence and for as long as it likes. It is not
+// latched: it gets no media, and the caller's own RFC 4733 digit still drives the IVR.
+func TestRTPStrangerCannotTakeTheCall(t *testing.T) {
+	s := startServer(t, "")
+	// The caller sends nothing until its digit, so the stranger is first for sure.
+	p := newPhone(t, phone.Config{SendSilence: phone.Bool(false)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13900139000")
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Fatalf("stranger socket on 127.0.0.2: %v", err)
+	}
+	defer stranger.Close()
+	target := c.RemoteRTP()
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: c.Codec(), SSRC: 0xbad}, Payload: make([]byte, 160)}
+	send := func(n int) {
+		for range n {
+			pkt.SequenceNumber++
+			pkt.Timestamp += 160
+			b, err := pkt.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stranger.WriteToUDPAddrPort(b, target); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const sample = `hotline_rtp_dropped_total{reason="stranger"}`
+	base := metricValue(t, s.httpAddr(), sample)
+	send(20)
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, s.httpAddr(), sample) < base+20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stranger's 20 packets were not counted: %s = %v (was %v)", sample, metricValue(t, s.httpAddr(), sample), base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The caller is heard: digit 2 moves it from the menu to the complaint queue, while
+	// the stranger keeps sending.
+	if err := c.SendDTMF("2", 120*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	send(10)
+	waitStage(t, s.httpAddr(), c.SIPCallID(), call.StageQueued, "complaint")
+	if err := c.WaitAudio(ctx, -40, 300*time.Millisecond); err != nil {
+		t.Fatalf("the caller hears nothing: %v", err)
+	}
+	if src := c.Audio().Source; src != target {
+		t.Errorf("caller's audio came from %v, want the server's media port %v", src, target)
+	}
+	// The stranger got nothing back.
+	_ = stranger.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	buf := make([]byte, 1500)
+	if n, from, err := stranger.ReadFromUDPAddrPort(buf); err == nil {
+		t.Fatalf("the stranger received %d bytes from %v", n, from)
+	}
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+	rec := s.records(t, 1)[0]
+	if rec.IVRPath != "main>2>complaint" {
+		t.Fatalf("record IVR path %q, want main>2>complaint", rec.IVRPath)
+	}
+}
+
+// A sendonly or inactive offer gets no RTP from us; the answer mirrors the direction, and
+// the call goes on (a sendonly caller's digits still drive the IVR).
+func TestSDPDirectionHonoured(t *testing.T) {
+	for _, tc := range []struct{ offer, answer string }{
+		{"sendonly", "recvonly"},
+		{"inactive", "inactive"},
+	} {
+		t.Run(tc.offer, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, "")
+			p := newPhone(t, phone.Config{Direction: tc.offer, SendSilence: phone.Bool(tc.offer == "sendonly")})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13900139000")
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			if got := c.AnswerDirection(); got != tc.answer {
+				t.Errorf("answer direction %q, want %q", got, tc.answer)
+			}
+			// The welcome prompt plays for seconds: over a polled window of 1 s the
+			// server sends nothing while the call is up.
+			waitStage(t, s.httpAddr(), c.SIPCallID(), call.StageIVR, "")
+			deadline := time.Now().Add(time.Second)
+			for time.Now().Before(deadline) {
+				if n := c.Audio().Packets; n != 0 {
+					t.Fatalf("%s offer received %d RTP packets", tc.offer, n)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, ok := liveCall(t, s.httpAddr(), c.SIPCallID()); !ok {
+				t.Fatal("the call ended")
+			}
+			if tc.offer == "sendonly" {
+				if err := c.SendDTMF("2", 120*time.Millisecond); err != nil {
+					t.Fatal(err)
+				}
+				waitStage(t, s.httpAddr(), c.SIPCallID(), call.StageQueued, "complaint")
+				if n := c.Audio().Packets; n != 0 {
+					t.Fatalf("received %d RTP packets in the queue", n)
+				}
+			}
+			if err := c.Hangup(ctx); err != nil {
+				t.Fatalf("hangup: %v", err)
+			}
+		})
+	}
+}
