@@ -166,3 +166,51 @@ func TestSDPDirectionHonoured(t *testing.T) {
 		})
 	}
 }
+
+// The caller's re-INVITE to hold (sendonly) stops our RTP; unhold (sendrecv) resumes it.
+func TestSDPDirectionReInvite(t *testing.T) {
+	s := startServer(t, "")
+	p := newPhone(t, phone.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13900139000")
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if err := c.WaitAudio(ctx, -40, 300*time.Millisecond); err != nil {
+		t.Fatalf("no menu audio: %v", err)
+	}
+	if err := c.Hold(ctx); err != nil {
+		t.Fatalf("hold: %v", err)
+	}
+	// Packets already on their way when the 200 went out may still arrive: once 100 ms
+	// passed without one, nothing more for a second (the menu plays for longer).
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Since(c.Audio().LastPacket) < 100*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatal("RTP keeps coming after the hold")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	held := c.Audio().Packets
+	deadline = time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if n := c.Audio().Packets; n != held {
+			t.Fatalf("received %d RTP packets while holding", n-held)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.Unhold(ctx); err != nil {
+		t.Fatalf("unhold: %v", err)
+	}
+	deadline = time.Now().Add(15 * time.Second) // the menu may be between prompts
+	for c.Audio().Packets < held+10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTP after unhold: %d packets, %d before", c.Audio().Packets, held)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+}
