@@ -45,6 +45,7 @@ type dialog struct {
 	remoteSide string // SideCaller or SideAgent
 
 	prefs   []uint8
+	srtp    SRTPPolicy // the peer's SRTP policy (re-INVITEs are answered under it)
 	local   *localSDP
 	contact sip.Header
 
@@ -262,12 +263,16 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			// Keep the codec we have if it is still offered.
 			next, err = negotiate(o, append([]uint8{current.PayloadType}, d.prefs...))
 		}
+		if err == nil {
+			next.SRTP, err = answerSRTP(o, d.srtp, current.SRTP)
+		}
 		if err != nil {
 			code, reason := statusFor(err)
 			s.respond(req, tx, code, reason)
 			return
 		}
 		d.local.version++
+		d.local.keys = next.SRTP
 		body = d.local.answer(&o, []uint8{next.PayloadType}, next.DTMFType, answerDirection(next.Direction))
 	} else {
 		d.local.version++
@@ -290,6 +295,9 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		if next, err = negotiate(o, d.prefs); err != nil {
+			return
+		}
+		if next.SRTP, err = answeredSRTP(o, d.local.offered, d.srtp); err != nil {
 			return
 		}
 	}
