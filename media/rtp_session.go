@@ -61,6 +61,7 @@ type SessionStats struct {
 	Lost          uint64 // packets missing by sequence number gaps
 	Strangers     uint64 // valid RTP from sources other than the latched one, dropped
 	Probation     uint64 // valid RTP from a source on probation (not latched yet), dropped
+	SRTPFailed    uint64 // SRTP packets that failed authentication or replay checks, dropped
 	Garbage       uint64 // datagrams that are not RTP version 2, dropped
 	UnknownPT     uint64 // accepted packets of a payload type not negotiated, ignored
 	DTMFIn        uint64 // RFC 4733 packets received
@@ -96,7 +97,8 @@ type Session struct {
 
 	packetsIn, packetsOut, bytesIn, bytesOut   atomic.Uint64
 	lost, strangers, garbage, unknownPT        atomic.Uint64
-	probation                                  atomic.Uint64
+	probation, srtpFailed                      atomic.Uint64
+	srtp                                       atomic.Pointer[srtpState] // nil: plain RTP
 	dtmfIn, digitsIn, digitsDropped, sendError atomic.Uint64
 
 	// sending counts packets built under mu whose send has not returned yet
@@ -506,6 +508,7 @@ func (s *Session) Stats() SessionStats {
 		Lost:          s.lost.Load(),
 		Strangers:     s.strangers.Load(),
 		Probation:     s.probation.Load(),
+		SRTPFailed:    s.srtpFailed.Load(),
 		Garbage:       s.garbage.Load(),
 		UnknownPT:     s.unknownPT.Load(),
 		DTMFIn:        s.dtmfIn.Load(),
@@ -602,6 +605,14 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	if len(buf) < rtpHeaderSize || buf[0]>>6 != 2 {
 		s.garbage.Add(1)
 		return
+	}
+	if st := s.srtp.Load(); st != nil {
+		dec, err := st.decrypt(buf)
+		if err != nil {
+			s.srtpFailed.Add(1)
+			return
+		}
+		buf = dec
 	}
 	pkt := &s.rxPkt
 	if err := pkt.Unmarshal(buf); err != nil {
@@ -732,10 +743,15 @@ func (s *Session) tick(deadline time.Time) {
 // send writes one packet built by the tick or a bridge; no lock is held.
 func (s *Session) send(b []byte, dst netip.AddrPort) bool {
 	var err error
-	if s.raw != nil {
-		err = s.raw.sendTo(b, dst)
+	if st := s.srtp.Load(); st != nil {
+		st.txMu.Lock() // the buffer and the context's rollover state are shared
+		var out []byte
+		if out, err = st.tx.EncryptRTP(st.txBuf[:0], b, &st.txHdr); err == nil {
+			err = s.write(out, dst)
+		}
+		st.txMu.Unlock()
 	} else {
-		_, err = s.conn.WriteToUDPAddrPort(b, dst)
+		err = s.write(b, dst)
 	}
 	if err != nil {
 		if s.sendError.Add(1) == 1 && !s.ended.Load() {
@@ -746,6 +762,15 @@ func (s *Session) send(b []byte, dst netip.AddrPort) bool {
 	s.packetsOut.Add(1)
 	s.bytesOut.Add(uint64(len(b)))
 	return true
+}
+
+// write sends one datagram from the session's socket.
+func (s *Session) write(b []byte, dst netip.AddrPort) error {
+	if s.raw != nil {
+		return s.raw.sendTo(b, dst)
+	}
+	_, err := s.conn.WriteToUDPAddrPort(b, dst)
+	return err
 }
 
 // waitSends returns once no packet built before the call is still being
