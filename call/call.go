@@ -56,8 +56,9 @@ type Stream interface {
 	LocalAddr() netip.AddrPort
 	SetRemote(addr netip.AddrPort, codec media.Codec, dtmfPT uint8)
 	SetAudioPayloadType(pt uint8)
-	AllowSource(ip netip.Addr) // RTP may be latched from this address too (the signalling's)
-	SetSending(on bool)        // false: send nothing (the remote is sendonly or inactive)
+	AllowSource(ip netip.Addr)          // RTP may be latched from this address too (the signalling's)
+	SetSending(on bool)                 // false: send nothing (the remote is sendonly or inactive)
+	SetSRTP(keys *media.SRTPKeys) error // nil: plain RTP
 	Start(ctx context.Context)
 	Play(prompts ...*media.Prompt) <-chan struct{}
 	Loop(p *media.Prompt)

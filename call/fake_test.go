@@ -140,6 +140,7 @@ func (s *fakeStream) SetRemote(netip.AddrPort, media.Codec, uint8) {}
 func (s *fakeStream) SetAudioPayloadType(uint8)                    {}
 func (s *fakeStream) AllowSource(netip.Addr)                       {}
 func (s *fakeStream) SetSending(bool)                              {}
+func (s *fakeStream) SetSRTP(*media.SRTPKeys) error                { return nil }
 func (s *fakeStream) Start(context.Context)                        {}
 func (s *fakeStream) Digits() <-chan rune                          { return s.digits }
 func (s *fakeStream) Done() <-chan struct{}                        { return s.done }

@@ -46,6 +46,7 @@ type Config struct {
 	RTPProbation      int
 	RTPRelatchSilence time.Duration
 	RTPAnyAddress     bool
+	AgentSRTP         sip.SRTPPolicy // what we offer agents' phones; "" = off
 	Menus             map[string]ivr.Menu
 	Routes            []ivr.Route
 	Queues            map[string]Queue
@@ -145,7 +146,7 @@ func (m *Manager) SetPhones(p Phones) { m.phones = p }
 
 // SetSIP rings agents through the registrar (where they are) and the SIP server.
 func (m *Manager) SetSIP(dir Directory, dialer Dialer) {
-	m.phones = sipPhones{dir: dir, dialer: dialer}
+	m.phones = sipPhones{dir: dir, dialer: dialer, srtp: m.cfg.AgentSRTP}
 }
 
 // Close stops the ACD's timers (wrap-up, rests, ring timeouts) so that nothing more is

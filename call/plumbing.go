@@ -106,5 +106,12 @@ func setRemote(s Stream, md sip.Media, signal netip.Addr) {
 		}
 		s.AllowSource(signal)
 	}
-	s.SetSending(addrOK(md) && md.Receives())
+	var keys *media.SRTPKeys
+	if k := md.SRTP; k != nil {
+		keys = &media.SRTPKeys{Suite: k.Suite, LocalKey: k.LocalKey, RemoteKey: k.RemoteKey}
+	}
+	// The sip package checked suite and key lengths; should SetSRTP refuse them anyway,
+	// nothing is sent in clear to a peer that asked for SRTP.
+	srtpOK := s.SetSRTP(keys) == nil
+	s.SetSending(addrOK(md) && md.Receives() && srtpOK)
 }

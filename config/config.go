@@ -113,6 +113,11 @@ type RTP struct {
 	LatchProbation  int          `yaml:"latch_probation"`   // 0 = media.DefaultProbation (3)
 	LatchSilence    ivr.Duration `yaml:"latch_silence"`     // 0 = media.DefaultRelatchSilence (2s)
 	LatchAnyAddress bool         `yaml:"latch_any_address"` // accept sources on any address (probation only): for media relays that use neither address
+
+	// AgentsSRTP is the SRTP policy of the calls we make to agents' phones: off (default,
+	// plain RTP/AVP), optional (RTP/AVP with a=crypto: SRTP if the phone takes it),
+	// required (RTP/SAVP).
+	AgentsSRTP string `yaml:"agents_srtp"`
 }
 
 // Prompts says where the voice prompts are and which language to play.
@@ -130,6 +135,8 @@ type Trunk struct {
 	Codecs   []string `yaml:"codecs"` // preference order; default [PCMA, PCMU] as Chinese carriers use A-law
 	// AnswerDelay: callers hear ringing (180) this long before we answer; default 0.
 	AnswerDelay ivr.Duration `yaml:"answer_delay"`
+	// SRTP: off, optional (default: SRTP when the offer has usable a=crypto), required.
+	SRTP string `yaml:"srtp"`
 }
 
 // Queue is an ACD queue. Until agents exist a queue holds callers with music until MaxWait.
