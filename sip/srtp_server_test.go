@@ -1,0 +1,76 @@
+package sip
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// SDES-SRTP through the server: an RTP/SAVP offer with a=crypto is answered RTP/SAVP with
+// our own key under the offer's tag, and the leg's media carries both keys; under a
+// trunk's srtp: required a plain offer gets 488, under srtp: off an RTP/SAVP one does.
+func TestInviteSRTP(t *testing.T) {
+	t.Parallel()
+	crypto := "a=crypto:3 AES_CM_128_HMAC_SHA1_80 " + inline(testKey)
+	savp := strings.Replace(sdpOffer(4000, "8", crypto), "RTP/AVP", "RTP/SAVP", 1)
+	for _, tc := range []struct {
+		name   string
+		policy SRTPPolicy
+		body   string
+		status int
+		proto  string // of the answer
+	}{
+		{"SAVP with crypto, default policy", "", savp, 200, "RTP/SAVP"},
+		{"AVP with crypto (best effort), required", SRTPRequired, sdpOffer(4000, "8", crypto), 200, "RTP/AVP"},
+		{"plain, required", SRTPRequired, sdpOffer(4000, "8"), 488, ""},
+		{"SAVP, off", SRTPOff, savp, 488, ""},
+		{"SAVP with an unusable line", "", strings.Replace(savp, "AES_CM_128_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_80", 1), 488, ""},
+		{"plain, off", SRTPOff, sdpOffer(4000, "8", crypto), 200, "RTP/AVP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			trunk := defaultTrunk()
+			trunk.SRTP = tc.policy
+			ts := startServer(t, withTrunks(trunk))
+			p := newUDPPhone(t, ts)
+			u := p.dialog(testDID)
+			res := p.status(u.req("INVITE", 0, "application/sdp", tc.body))
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d %s, want %d", res.StatusCode, res.Reason, tc.status)
+			}
+			if tc.status != 200 {
+				u.ackError()
+				return
+			}
+			u.toTag, _ = res.To().Params.Get("tag")
+			tl := ts.nextCall(t)
+			u.ack(u.cseq, "")
+			tl.waitAnswered(t)
+			if tl.answerErr != nil {
+				t.Fatal(tl.answerErr)
+			}
+			ours := answerSDP(t, res.Body())
+			if ours.proto != tc.proto {
+				t.Errorf("answer transport %s, want %s\n%s", ours.proto, tc.proto, res.Body())
+			}
+			k := tl.media.SRTP
+			if tc.policy == SRTPOff {
+				if k != nil || len(ours.cryptos) != 0 {
+					t.Fatalf("SRTP with srtp: off: %+v\n%s", k, res.Body())
+				}
+			} else {
+				if k == nil || len(ours.cryptos) != 1 {
+					t.Fatalf("keys %+v, answer\n%s", k, res.Body())
+				}
+				c := ours.cryptos[0]
+				if c.tag != 3 || c.suite != SuiteAES80 || !bytes.Equal(c.key, k.LocalKey) || !bytes.Equal(k.RemoteKey, testKey) {
+					t.Errorf("answer line %+v, keys %+v", c, k)
+				}
+			}
+			if r := p.status(u.req("BYE", 0, "", "")); r.StatusCode != 200 {
+				t.Fatalf("BYE: %d", r.StatusCode)
+			}
+			tl.waitDone(t)
+		})
+	}
+}
