@@ -276,6 +276,11 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		body = d.local.answer(&o, []uint8{next.PayloadType}, next.DTMFType, answerDirection(next.Direction))
 	} else {
 		d.local.version++
+		if k := current.SRTP; k != nil && len(d.local.offered) == 0 {
+			// Our offer keeps the leg's keying: the line we answered with before.
+			d.local.offered = []cryptoAttr{{tag: k.Tag, suite: k.Suite, key: k.LocalKey}}
+			d.local.secure = d.srtp == SRTPRequired
+		}
 		body = d.local.marshal(d.prefs, DefaultDTMFPayloadType, SendRecv)
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // SDES-SRTP through the server: an RTP/SAVP offer with a=crypto is answered RTP/SAVP with
@@ -73,4 +74,61 @@ func TestInviteSRTP(t *testing.T) {
 			tl.waitDone(t)
 		})
 	}
+}
+
+// Re-INVITEs of an SRTP leg: repeating the offer's line keeps our key (hold and unhold
+// keep the stream going); a refresh without SDP gets our offer with the leg's own line,
+// and the answer in the ACK keeps the keying.
+func TestReinviteSRTP(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t)
+	p := newUDPPhone(t, ts)
+	u := p.dialog(testDID)
+	crypto := "a=crypto:1 AES_CM_128_HMAC_SHA1_32 " + inline(testKey)
+	offer := func(attrs ...string) string {
+		return strings.Replace(sdpOffer(4000, "8", append([]string{crypto}, attrs...)...), "RTP/AVP", "RTP/SAVP", 1)
+	}
+	tl := u.established(ts, offer())
+	first := tl.Media().SRTP
+	if first == nil {
+		t.Fatal("no SRTP on the leg")
+	}
+	res := u.reinvite("application/sdp", offer("a=sendonly"))
+	if res.StatusCode != 200 {
+		t.Fatalf("hold: %d", res.StatusCode)
+	}
+	ours := answerSDP(t, res.Body())
+	if len(ours.cryptos) != 1 || !bytes.Equal(ours.cryptos[0].key, first.LocalKey) || ours.proto != "RTP/SAVP" {
+		t.Fatalf("hold answer changed our keying:\n%s", res.Body())
+	}
+	u.ack(u.cseq, "")
+	if m := nextUpdate(t, tl); m.SRTP != first {
+		t.Fatalf("hold update keys %+v, want the leg's", m.SRTP)
+	}
+
+	res = u.reinvite("", "")
+	if res.StatusCode != 200 {
+		t.Fatalf("refresh: %d", res.StatusCode)
+	}
+	ours = answerSDP(t, res.Body())
+	if len(ours.cryptos) != 1 || ours.cryptos[0].tag != 1 || !bytes.Equal(ours.cryptos[0].key, first.LocalKey) {
+		t.Fatalf("our offer lacks the leg's crypto line:\n%s", res.Body())
+	}
+	u.ack(u.cseq, offer())
+	m := nextUpdate(t, tl)
+	if m.SRTP == nil || !bytes.Equal(m.SRTP.LocalKey, first.LocalKey) || !bytes.Equal(m.SRTP.RemoteKey, testKey) {
+		t.Fatalf("refresh update keys %+v", m.SRTP)
+	}
+}
+
+// nextUpdate waits for the leg's next media update.
+func nextUpdate(t *testing.T, tl *testLeg) Media {
+	t.Helper()
+	select {
+	case m := <-tl.MediaUpdates():
+		return m
+	case <-time.After(waitLong):
+		t.Fatal("no media update")
+	}
+	return Media{}
 }

@@ -204,6 +204,30 @@ func (b *baresipAgent) heard(t *testing.T) (at1000, at600 float64) {
 	return at1000, at600
 }
 
+// talk puts a citizen through to the baresip agent, waits until the citizen hears the
+// agent's 600 Hz tone, sends 1000 Hz for 2 s and hangs up.
+func (b *baresipAgent) talk(t *testing.T, ctx context.Context, s *testServer) {
+	t.Helper()
+	citizen := citizenToConsult(t, s, phone.Config{})
+	waitAgentState(t, s, "1001", "on_call")
+	waitTone(t, citizen, 600, "citizen (baresip's tone)")
+	if err := citizen.SendTone(1000, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := citizen.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// heardCitizen checks, in what baresip decoded (its sndfile module's dump), the
+// citizen's 1000 Hz tone.
+func (b *baresipAgent) heardCitizen(t *testing.T) {
+	t.Helper()
+	if at1000, at600 := b.heard(t); at1000 < 0.2 || at1000 < 5*at600 {
+		t.Fatalf("baresip did not hear the citizen's 1000 Hz tone (share %.3f, 600 Hz %.3f)", at1000, at600)
+	}
+}
+
 // A real softphone as the agent: baresip registers as 1001 with digest auth and answers
 // automatically; a citizen presses 1 and is bridged to it; a tone from each side is heard
 // on the other; after the hang-up the agent wraps up, then is ready, and the record shows
@@ -215,15 +239,7 @@ func TestBaresipAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bs := startBaresipAgent(t, ctx, s, "", "")
-	citizen := citizenToConsult(t, s, phone.Config{})
-	waitAgentState(t, s, "1001", "on_call")
-	waitTone(t, citizen, 600, "citizen (baresip's tone)")
-	if err := citizen.SendTone(1000, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := citizen.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bs.talk(t, ctx, s)
 	waitAgentState(t, s, "1001", "wrap_up")
 	waitAgentState(t, s, "1001", "ready")
 
@@ -231,16 +247,14 @@ func TestBaresipAgent(t *testing.T) {
 	if rec.Queue != "consult" || rec.Agent != "1001" || rec.Disposition != "answered" || rec.Talk < 2*time.Second || rec.Connect.Before(rec.EnqueueTime) {
 		t.Fatalf("record %+v: want consult answered by 1001 with ≥2 s of talk", rec)
 	}
-	// baresip's sndfile module dumps what it decoded: the citizen's 1000 Hz must be there.
-	if at1000, at600 := bs.heard(t); at1000 < 0.2 || at1000 < 5*at600 {
-		t.Fatalf("baresip did not hear the citizen's 1000 Hz tone (share %.3f, 600 Hz %.3f)", at1000, at600)
-	}
+	bs.heardCitizen(t)
 }
 
 // baresip as an SRTP agent (srtp menc, SDES over plain SIP/UDP), bridged to a citizen on
 // plain RTP: the server offers a=crypto to agents (rtp.agents_srtp: optional), baresip
 // takes it, and each side hears the other's tone, through the decrypting and encrypting
-// bridge.
+// bridge (baresip would hear nothing of packets it cannot decrypt, and the citizen
+// nothing of packets the server could not).
 func TestBaresipAgentSRTP(t *testing.T) {
 	needBaresip(t)
 	t.Parallel()
@@ -248,19 +262,9 @@ func TestBaresipAgentSRTP(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bs := startBaresipAgent(t, ctx, s, "module srtp.so\n", ";mediaenc=srtp")
-	citizen := citizenToConsult(t, s, phone.Config{})
-	waitAgentState(t, s, "1001", "on_call")
-	waitTone(t, citizen, 600, "citizen (baresip's tone, decrypted by the server)")
-	if err := citizen.SendTone(1000, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := citizen.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
+	bs.talk(t, ctx, s)
 	if !strings.Contains(bs.out.String(), "SRTP is Enabled") {
 		t.Fatal("baresip did not report SRTP enabled for the call")
 	}
-	if at1000, at600 := bs.heard(t); at1000 < 0.2 || at1000 < 5*at600 {
-		t.Fatalf("baresip did not hear the citizen's 1000 Hz tone (share %.3f, 600 Hz %.3f)", at1000, at600)
-	}
+	bs.heardCitizen(t)
 }
