@@ -228,6 +228,7 @@ func addStats(t *media.SessionStats, s media.SessionStats) {
 	t.Lost += s.Lost
 	t.Strangers += s.Strangers
 	t.Probation += s.Probation
+	t.SRTPFailed += s.SRTPFailed
 	t.Garbage += s.Garbage
 }
 
