@@ -46,7 +46,7 @@ type Config struct {
 	RTPProbation      int
 	RTPRelatchSilence time.Duration
 	RTPAnyAddress     bool
-	AgentSRTP         sip.SRTPPolicy // what we offer agents' phones; "" = off
+	AgentSRTP         sip.SRTPPolicy // what we offer agents' phones ("" = off); required also refuses their plain offers
 	Menus             map[string]ivr.Menu
 	Routes            []ivr.Route
 	Queues            map[string]Queue

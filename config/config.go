@@ -116,7 +116,8 @@ type RTP struct {
 
 	// AgentsSRTP is the SRTP policy of the calls we make to agents' phones: off (default,
 	// plain RTP/AVP), optional (RTP/AVP with a=crypto: SRTP if the phone takes it),
-	// required (RTP/SAVP).
+	// required (RTP/SAVP, and calls from agents' phones without usable crypto get 488).
+	// Calls from agents' phones take SRTP when they offer it, whatever the policy.
 	AgentsSRTP string `yaml:"agents_srtp"`
 }
 

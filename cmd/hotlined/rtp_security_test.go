@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,5 +214,34 @@ func TestSDPDirectionReInvite(t *testing.T) {
 	}
 	if err := c.Hangup(ctx); err != nil {
 		t.Fatalf("hangup: %v", err)
+	}
+}
+
+// rtp.agents_srtp: required refuses a plain call from an agent's own phone with 488 (the
+// agent state does not change); the same feature code works with SRTP off.
+func TestAgentSRTPRequired(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy string
+		status int
+	}{{"required", 488}, {"off", 200}} {
+		s := startServer(t, strings.Replace(acdTestConfig(t), "\nrtp:\n", "\nrtp:\n  agents_srtp: "+tc.policy+"\n", 1))
+		ag := newAgent(t, s, "1003", phone.Config{}, answerAlways)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := ag.phone.Dial(ctx, "sip:*21@"+s.sipAddr(), "1003")
+		cancel()
+		var se *phone.StatusError
+		switch {
+		case tc.status == 200 && err != nil:
+			t.Fatalf("agents_srtp %s: dial *21: %v", tc.policy, err)
+		case tc.status == 200:
+			waitAgentState(t, s, "1003", "ready")
+		case !errors.As(err, &se) || se.Code != tc.status:
+			t.Fatalf("agents_srtp %s: dial *21: %v, want %d", tc.policy, err, tc.status)
+		default:
+			if st, _ := agentState(t, s, "1003"); st == "ready" {
+				t.Fatalf("agents_srtp %s: the refused call changed the agent's state", tc.policy)
+			}
+		}
 	}
 }
