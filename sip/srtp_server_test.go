@@ -2,9 +2,13 @@ package sip
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	testphone "github.com/hotline12345/hotline/loadtest/phone"
 )
 
 // SDES-SRTP through the server: an RTP/SAVP offer with a=crypto is answered RTP/SAVP with
@@ -131,4 +135,42 @@ func nextUpdate(t *testing.T, tl *testLeg) Media {
 		t.Fatal("no media update")
 	}
 	return Media{}
+}
+
+// Our offers to a phone that knows no SRTP (the test phone answers RTP/AVP without
+// a=crypto): optional ends up plain, required refuses the answer and hangs up.
+func TestDialSRTPPolicy(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy SRTPPolicy
+		err    error
+	}{{SRTPOptional, nil}, {SRTPRequired, ErrNoCrypto}} {
+		s := outboundServer(t)
+		p := agentPhone(t, func(*testphone.Call) bool { return true })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		opt := dialOptions(p)
+		opt.SRTP = tc.policy
+		o, err := s.Dial(ctx, opt)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		werr := o.Wait()
+		cancel()
+		if !errors.Is(werr, tc.err) {
+			t.Fatalf("%s: Wait = %v, want %v", tc.policy, werr, tc.err)
+		}
+		if m := o.Media(); m.SRTP != nil {
+			t.Fatalf("%s: keys %+v with a plain answer", tc.policy, m.SRTP)
+		}
+		if tc.err != nil {
+			select {
+			case <-o.Done():
+			case <-time.After(waitLong):
+				t.Fatalf("%s: the leg with a plain answer was not hung up", tc.policy)
+			}
+		} else {
+			o.Hangup(context.Background(), "test over")
+		}
+	}
 }
