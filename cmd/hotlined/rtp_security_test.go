@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/loadtest/phone"
+	"github.com/hotline12345/hotline/media"
 )
 
 // metricValue reads one sample of the server's /metrics, e.g.
@@ -243,5 +244,61 @@ func TestAgentSRTPRequired(t *testing.T) {
 				t.Fatalf("agents_srtp %s: the refused call changed the agent's state", tc.policy)
 			}
 		}
+	}
+}
+
+// While a citizen talks to an agent, a stranger on another address sprays the citizen's
+// media port with a 600 Hz tone: the agent hears the citizen's 1000 Hz, never the
+// stranger's tone.
+func TestRTPStrangerNotBridged(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
+	citizen, agentCall := connected(t, s, ag)
+	stranger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Fatalf("stranger socket on 127.0.0.2: %v", err)
+	}
+	defer stranger.Close()
+	frames := media.Tone("stranger", []float64{600}, 3*time.Second, 0.5).Frames(media.Codec(citizen.Codec()))
+	stop := make(chan struct{})
+	sent := make(chan int)
+	go func() {
+		tick := time.NewTicker(media.FrameDuration) // the stranger's pace, not a wait
+		defer tick.Stop()
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: citizen.Codec(), SSRC: 0xbad}}
+		n := 0
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				sent <- n
+				return
+			case <-tick.C:
+			}
+			pkt.SequenceNumber++
+			pkt.Timestamp += 160
+			pkt.Payload = frames[i%len(frames)]
+			if b, err := pkt.Marshal(); err == nil {
+				if _, err := stranger.WriteToUDPAddrPort(b, citizen.RemoteRTP()); err == nil {
+					n++
+				}
+			}
+		}
+	}()
+	if err := citizen.SendTone(1000, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitTone(t, agentCall, 1000, "agent (the citizen's tone)")
+	if r := agentCall.DetectTone(600); r > 0.1 {
+		t.Fatalf("the agent hears the stranger's 600 Hz (detector %.3f)", r)
+	}
+	close(stop)
+	if n := <-sent; n < 10 {
+		t.Fatalf("the stranger sent only %d packets", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := citizen.Hangup(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
