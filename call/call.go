@@ -23,6 +23,7 @@ import (
 type Leg interface {
 	SIPCallID() string
 	Media() sip.Media
+	SignalAddr() netip.Addr         // where the remote's signalling comes from: RTP may be latched from it (NAT)
 	MediaUpdates() <-chan sip.Media // after each accepted re-INVITE (hold, unhold, new address)
 	Digits() <-chan rune            // SIP INFO digits
 	Refers() <-chan *sip.Refer      // blind transfers asked by the remote party
@@ -55,6 +56,9 @@ type Stream interface {
 	LocalAddr() netip.AddrPort
 	SetRemote(addr netip.AddrPort, codec media.Codec, dtmfPT uint8)
 	SetAudioPayloadType(pt uint8)
+	AllowSource(ip netip.Addr)          // RTP may be latched from this address too (the signalling's)
+	SetSending(on bool)                 // false: send nothing (the remote is sendonly or inactive)
+	SetSRTP(keys *media.SRTPKeys) error // nil: plain RTP
 	Start(ctx context.Context)
 	Play(prompts ...*media.Prompt) <-chan struct{}
 	Loop(p *media.Prompt)

@@ -50,6 +50,7 @@ func newLeg(id string) *fakeLeg {
 
 func (l *fakeLeg) SIPCallID() string              { return l.id }
 func (l *fakeLeg) Media() sip.Media               { return l.media }
+func (l *fakeLeg) SignalAddr() netip.Addr         { return netip.Addr{} }
 func (l *fakeLeg) MediaUpdates() <-chan sip.Media { return l.updates }
 func (l *fakeLeg) Digits() <-chan rune            { return l.digits }
 func (l *fakeLeg) Refers() <-chan *sip.Refer      { return l.refers }
@@ -137,6 +138,9 @@ type fakeStream struct {
 func (s *fakeStream) LocalAddr() netip.AddrPort                    { return netip.MustParseAddrPort("127.0.0.1:30000") }
 func (s *fakeStream) SetRemote(netip.AddrPort, media.Codec, uint8) {}
 func (s *fakeStream) SetAudioPayloadType(uint8)                    {}
+func (s *fakeStream) AllowSource(netip.Addr)                       {}
+func (s *fakeStream) SetSending(bool)                              {}
+func (s *fakeStream) SetSRTP(*media.SRTPKeys) error                { return nil }
 func (s *fakeStream) Start(context.Context)                        {}
 func (s *fakeStream) Digits() <-chan rune                          { return s.digits }
 func (s *fakeStream) Done() <-chan struct{}                        { return s.done }

@@ -20,6 +20,12 @@ const (
 // call to a routed number (e.g. 12345, to test) runs like a citizen's call.
 func (m *Manager) HandleAgentCall(leg *sip.Inbound) {
 	agent, code := leg.Agent(), leg.Called()
+	if m.cfg.AgentSRTP == sip.SRTPRequired && leg.Media().SRTP == nil {
+		// The sip package took the offer as agents' calls are optional; ours say required.
+		m.log.Info("agent call refused: SRTP required", "agent", agent, "sip_call_id", leg.SIPCallID())
+		leg.Reject(488, "Not Acceptable Here")
+		return
+	}
 	if _, ok := m.routes[code]; ok {
 		m.HandleInbound(leg)
 		return
@@ -72,7 +78,7 @@ func (m *Manager) confirm(leg *sip.Inbound, prompt string) {
 	if err != nil {
 		return
 	}
-	setRemote(s, remote)
+	setRemote(s, remote, leg.SignalAddr())
 	s.Start(ctx)
 	if p, ok := m.prompt(prompt); ok {
 		select {

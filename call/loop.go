@@ -215,7 +215,7 @@ func (c *Call) answer() error {
 	now := c.m.cfg.Clock.Now()
 	c.rec.Answer, c.rec.Codec, c.rec.SIPStatus = now, media.Codec(remote.PayloadType).String(), 200
 	c.m.metrics.setup.Observe(now.Sub(c.in.Received()).Seconds())
-	setRemote(c.s, remote)
+	setRemote(c.s, remote, c.leg.SignalAddr())
 	c.s.Start(c.ctx)
 	c.applyMedia(remote)
 	c.m.cfg.Records.Begin(c.rec)

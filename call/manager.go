@@ -41,13 +41,19 @@ type Config struct {
 	Prompts    Prompts
 	Language   string // prompt names are looked up as Language/name, then name
 	RTPTimeout time.Duration
-	Menus      map[string]ivr.Menu
-	Routes     []ivr.Route
-	Queues     map[string]Queue
-	ACDQueues  []acd.QueueConfig
-	Agents     []acd.AgentConfig
-	ACDClock   acd.Clock // nil: system clock
-	Records    Records
+	// RTP latching (media.SessionConfig): probation packets, silence before another
+	// source may be latched, any address; zero values are media's defaults.
+	RTPProbation      int
+	RTPRelatchSilence time.Duration
+	RTPAnyAddress     bool
+	AgentSRTP         sip.SRTPPolicy // what we offer agents' phones ("" = off); required also refuses their plain offers
+	Menus             map[string]ivr.Menu
+	Routes            []ivr.Route
+	Queues            map[string]Queue
+	ACDQueues         []acd.QueueConfig
+	Agents            []acd.AgentConfig
+	ACDClock          acd.Clock // nil: system clock
+	Records           Records
 	// Admit, if set, is asked before each inbound call is answered; an error
 	// (the records cannot be written: cdr.Writer.Accepting) refuses it with 503.
 	Admit   func() error
@@ -112,7 +118,8 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}, media: cfg.Media}
 	if m.media == nil {
-		m.media = rtpMedia{ports: cfg.Ports, sched: cfg.Scheduler, timeout: cfg.RTPTimeout}
+		m.media = rtpMedia{ports: cfg.Ports, sched: cfg.Scheduler, timeout: cfg.RTPTimeout,
+			probation: cfg.RTPProbation, relatch: cfg.RTPRelatchSilence, anyAddr: cfg.RTPAnyAddress}
 	}
 	for i := range cfg.Routes {
 		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
@@ -142,7 +149,7 @@ func (m *Manager) SetPhones(p Phones) { m.phones = p }
 
 // SetSIP rings agents through the registrar (where they are) and the SIP server.
 func (m *Manager) SetSIP(dir Directory, dialer Dialer) {
-	m.phones = sipPhones{dir: dir, dialer: dialer}
+	m.phones = sipPhones{dir: dir, dialer: dialer, srtp: m.cfg.AgentSRTP}
 }
 
 // Close stops the ACD's timers (wrap-up, rests, ring timeouts) so that nothing more is
@@ -223,6 +230,8 @@ func addStats(t *media.SessionStats, s media.SessionStats) {
 	t.PacketsOut += s.PacketsOut
 	t.Lost += s.Lost
 	t.Strangers += s.Strangers
+	t.Probation += s.Probation
+	t.SRTPFailed += s.SRTPFailed
 	t.Garbage += s.Garbage
 }
 
@@ -293,10 +302,15 @@ type rtpMedia struct {
 	ports   *media.Ports
 	sched   *media.Scheduler
 	timeout time.Duration
+
+	probation int
+	relatch   time.Duration
+	anyAddr   bool
 }
 
 func (r rtpMedia) NewStream(log *slog.Logger) (Stream, error) {
-	s, err := r.ports.NewSession(media.SessionConfig{Scheduler: r.sched, Timeout: r.timeout, Logger: log})
+	s, err := r.ports.NewSession(media.SessionConfig{Scheduler: r.sched, Timeout: r.timeout, Logger: log,
+		Probation: r.probation, RelatchSilence: r.relatch, AnyAddress: r.anyAddr})
 	if err != nil {
 		return nil, err
 	}

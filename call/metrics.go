@@ -88,7 +88,7 @@ func newMediaCollector(m *Manager) *mediaCollector {
 		m:        m,
 		packets:  prometheus.NewDesc("hotline_rtp_packets_total", "RTP packets by direction (in = accepted from callers, out = sent).", []string{"direction"}, nil),
 		lost:     prometheus.NewDesc("hotline_rtp_lost_total", "RTP packets from callers missing by sequence number.", nil, nil),
-		dropped:  prometheus.NewDesc("hotline_rtp_dropped_total", "Datagrams dropped by reason (stranger = not the latched source, garbage = not RTP).", []string{"reason"}, nil),
+		dropped:  prometheus.NewDesc("hotline_rtp_dropped_total", "Datagrams dropped by reason (stranger = not a latchable source: another address, or not the latched one; probation = a new source not latched yet; srtp = failed SRTP authentication or replay check; garbage = not RTP).", []string{"reason"}, nil),
 		lateness: prometheus.NewDesc("hotline_rtp_send_lateness_seconds", "Lateness of paced sends against their 20 ms deadlines (worst send of each scheduler slot).", nil, nil),
 		streams:  prometheus.NewDesc("hotline_rtp_streams", "Media streams paced by the schedulers.", nil, nil),
 		skipped:  prometheus.NewDesc("hotline_rtp_ticks_skipped_total", "Frames skipped because a scheduler fell more than 20 ms behind.", nil, nil),
@@ -107,6 +107,8 @@ func (c *mediaCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(st.PacketsOut), "out")
 	ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(st.Lost))
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Strangers), "stranger")
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Probation), "probation")
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.SRTPFailed), "srtp")
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Garbage), "garbage")
 	if c.m.cfg.Scheduler == nil {
 		return

@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/hotline12345/hotline/media"
 	"github.com/hotline12345/hotline/sip"
@@ -81,9 +82,7 @@ func (c *Call) digit(d rune) {
 
 // applyMedia follows hold/unhold and address changes from the caller.
 func (c *Call) applyMedia(md sip.Media) {
-	if addrOK(md) {
-		setRemote(c.s, md)
-	}
+	setRemote(c.s, md, c.leg.SignalAddr())
 	if md.OnHold() {
 		c.s.SetInactivityTimeout(-1) // a held caller sends no RTP; that is not a dead call
 	} else {
@@ -96,10 +95,23 @@ func addrOK(md sip.Media) bool {
 }
 
 // setRemote points a stream at the negotiated media, with the codec's payload type as the
-// SDP gave it (a dynamic number for G.711 is rare but allowed).
-func setRemote(s Stream, md sip.Media) {
-	s.SetRemote(md.Addr, media.Codec(md.PayloadType), md.DTMFType)
-	if md.RTPType != 0 {
-		s.SetAudioPayloadType(md.RTPType)
+// SDP gave it (a dynamic number for G.711 is rare but allowed), lets RTP be latched from
+// the signalling's address too (NAT), and sends only if the remote wants our media (not
+// sendonly, inactive or a 0.0.0.0 hold). An SDP without a usable address keeps the old one.
+func setRemote(s Stream, md sip.Media, signal netip.Addr) {
+	if addrOK(md) {
+		s.SetRemote(md.Addr, media.Codec(md.PayloadType), md.DTMFType)
+		if md.RTPType != 0 {
+			s.SetAudioPayloadType(md.RTPType)
+		}
+		s.AllowSource(signal)
 	}
+	var keys *media.SRTPKeys
+	if k := md.SRTP; k != nil {
+		keys = &media.SRTPKeys{Suite: k.Suite, LocalKey: k.LocalKey, RemoteKey: k.RemoteKey}
+	}
+	// The sip package checked suite and key lengths; should SetSRTP refuse them anyway,
+	// nothing is sent in clear to a peer that asked for SRTP.
+	srtpOK := s.SetSRTP(keys) == nil
+	s.SetSending(addrOK(md) && md.Receives() && srtpOK)
 }

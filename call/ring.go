@@ -25,6 +25,7 @@ type Dialer interface {
 type sipPhones struct {
 	dir    Directory
 	dialer Dialer
+	srtp   sip.SRTPPolicy
 }
 
 func (p sipPhones) Contact(agent string) string {
@@ -42,7 +43,7 @@ func (p sipPhones) Ring(ctx context.Context, r RingRequest) (AgentLeg, error) {
 	b := binds[0]
 	out, err := p.dialer.Dial(ctx, sip.DialOptions{
 		Target: b.Contact, Destination: b.Source, Transport: b.Transport,
-		FromUser: r.Caller, AssertedID: r.Caller, ToUser: r.Agent, Local: r.Local, Codecs: r.Codecs,
+		FromUser: r.Caller, AssertedID: r.Caller, ToUser: r.Agent, Local: r.Local, Codecs: r.Codecs, SRTP: p.srtp,
 		Headers: []sipgosip.Header{sipgosip.NewHeader("X-Hotline-Queue", r.Queue), sipgosip.NewHeader("X-Hotline-Call-ID", r.CallID)},
 	})
 	if err != nil {

@@ -155,7 +155,7 @@ func (c *Call) citizenAnswered(leg TrunkLeg, s Stream) {
 	if c.task != nil {
 		c.task.status = 200
 	}
-	setRemote(s, md)
+	setRemote(s, md, leg.SignalAddr())
 	s.Start(c.ctx)
 	c.applyMedia(md)
 	c.m.cfg.Records.Begin(c.rec)

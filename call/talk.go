@@ -42,7 +42,7 @@ func (c *Call) takeAgent(e evRing) (*agentLeg, time.Time) {
 	v := c.q
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
 	a := &agentLeg{id: e.offer.AgentID, queue: e.offer.Queue, leg: e.leg, s: e.stream, cancel: cancel, since: now}
-	setRemote(a.s, a.leg.Media())
+	setRemote(a.s, a.leg.Media(), a.leg.SignalAddr())
 	a.s.Start(ctx)
 	if v.announce != nil {
 		v.announce.Stop()
@@ -136,9 +136,7 @@ func (c *Call) agentGone(cause error, byeCause string) {
 // agentMedia follows the agent's re-INVITEs: hold plays music on hold to the caller.
 func (c *Call) agentMedia(md sip.Media) {
 	a := c.agent
-	if addrOK(md) {
-		setRemote(a.s, md)
-	}
+	setRemote(a.s, md, a.leg.SignalAddr())
 	if a.bridge == nil { // a callback task's agent before the citizen answered: nothing to hold
 		return
 	}

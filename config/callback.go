@@ -31,6 +31,7 @@ type OutboundTrunk struct {
 	// this trunk may dial; at least one. E.g. '1[3-9]\d{9}' for mainland mobiles.
 	DialPlan []string `yaml:"dial_plan"`
 	Codecs   []string `yaml:"codecs"` // preference order; empty = [PCMA, PCMU]
+	SRTP     string   `yaml:"srtp"`   // off (default), optional (offer a=crypto), required (offer RTP/SAVP)
 }
 
 // CompiledDialPlan is t's dial plan compiled; Load has checked that it compiles (a pattern

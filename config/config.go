@@ -29,6 +29,7 @@ const (
 	DefaultDataDir      = "./data"
 	DefaultRTPPorts     = "10000-20000"
 	DefaultRTPTimeout   = 30 * time.Second
+	MaxLatchProbation   = 100 // rtp.latch_probation: 2 s of packets
 	DefaultDrainTimeout = 60 * time.Second
 	DefaultLanguage     = "zh"
 	DefaultMaxWait      = 10 * time.Minute
@@ -108,6 +109,20 @@ type HTTP struct {
 type RTP struct {
 	Ports   string       `yaml:"ports"`   // "LOW-HIGH", even-aligned
 	Timeout ivr.Duration `yaml:"timeout"` // no RTP from the caller for this long ends the call
+
+	// Latching (RTP-bleed protection): RTP is accepted only from a source on the SDP's or
+	// the signalling's address, after LatchProbation packets in sequence (the SDP's own
+	// address and port at once); another source may take over after a new SDP or when the
+	// latched one has been silent for LatchSilence.
+	LatchProbation  int          `yaml:"latch_probation"`   // 0 = media.DefaultProbation (3)
+	LatchSilence    ivr.Duration `yaml:"latch_silence"`     // 0 = media.DefaultRelatchSilence (2s)
+	LatchAnyAddress bool         `yaml:"latch_any_address"` // accept sources on any address (probation only): for media relays that use neither address
+
+	// AgentsSRTP is the SRTP policy of the calls we make to agents' phones: off (default,
+	// plain RTP/AVP), optional (RTP/AVP with a=crypto: SRTP if the phone takes it),
+	// required (RTP/SAVP, and calls from agents' phones without usable crypto get 488).
+	// Calls from agents' phones take SRTP when they offer it, whatever the policy.
+	AgentsSRTP string `yaml:"agents_srtp"`
 }
 
 // Prompts says where the voice prompts are and which language to play.
@@ -125,6 +140,8 @@ type Trunk struct {
 	Codecs   []string `yaml:"codecs"` // preference order; default [PCMA, PCMU] as Chinese carriers use A-law
 	// AnswerDelay: callers hear ringing (180) this long before we answer; default 0.
 	AnswerDelay ivr.Duration `yaml:"answer_delay"`
+	// SRTP: off, optional (default: SRTP when the offer has usable a=crypto), required.
+	SRTP string `yaml:"srtp"`
 }
 
 // Queue is an ACD queue. Until agents exist a queue holds callers with music until MaxWait.

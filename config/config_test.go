@@ -561,6 +561,12 @@ func errorCases(t testing.TB) []errCase {
 	d = ed("  timeout: 30s", "  timeout: -5s")
 	add(errCase{desc: "negative rtp.timeout", doc: d,
 		want: []want{{ln(d, "timeout: -5s"), "rtp.timeout", "must not be negative"}}})
+	d = ed("  # latch_probation: 3", "  latch_probation: 101")
+	add(errCase{desc: "rtp.latch_probation too high", doc: d,
+		want: []want{{ln(d, "latch_probation: 101"), "rtp.latch_probation", "must be between 0 (default) and 100"}}})
+	d = ed("  # latch_silence: 2s", "  latch_silence: -1s")
+	add(errCase{desc: "negative rtp.latch_silence", doc: d,
+		want: []want{{ln(d, "latch_silence: -1s"), "rtp.latch_silence", "must not be negative"}}})
 	d = ed("timezone: Asia/Shanghai", "timezone: Mars/Olympus")
 	add(errCase{desc: "unknown timezone", doc: d,
 		want: []want{{ln(d, "timezone: Mars"), "timezone", `unknown time zone "Mars/Olympus"`}}})

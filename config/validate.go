@@ -52,6 +52,15 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	if c.RTP.Timeout < 0 {
 		add("rtp.timeout", "must not be negative")
 	}
+	if c.RTP.LatchProbation < 0 || c.RTP.LatchProbation > MaxLatchProbation {
+		add("rtp.latch_probation", "must be between 0 (default) and %d", MaxLatchProbation)
+	}
+	if !validSRTP(c.RTP.AgentsSRTP) {
+		add("rtp.agents_srtp", "want off, optional or required, got %q", c.RTP.AgentsSRTP)
+	}
+	if c.RTP.LatchSilence < 0 {
+		add("rtp.latch_silence", "must not be negative")
+	}
 	if c.DrainTimeout < 0 {
 		add("drain_timeout", "must not be negative")
 	}
@@ -85,6 +94,9 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	trunkNames := map[string]bool{}
 	for i, t := range c.Trunks {
 		p := fmt.Sprintf("trunks[%d]", i)
+		if !validSRTP(t.SRTP) {
+			add(p+".srtp", "want off, optional or required, got %q", t.SRTP)
+		}
 		switch {
 		case t.Name == "":
 			add(p+".name", "required")
@@ -134,6 +146,9 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			add(p+".name", "%q is already the name of an inbound trunk", t.Name)
 		}
 		outNames[t.Name] = true
+		if !validSRTP(t.SRTP) {
+			add(p+".srtp", "want off, optional or required, got %q", t.SRTP)
+		}
 		if t.Gateway == "" {
 			add(p+".gateway", "required (the carrier's SIP URI, e.g. sip:192.0.2.1:5060)")
 		} else if _, err := ParseGateway(t.Gateway); err != nil {
@@ -396,4 +411,13 @@ func (cb *Callback) validate(c *Config, hasQueue, hasPrompt func(string) bool, o
 		trunk("after_call.trunk", a.Trunk)
 	}
 	return errs
+}
+
+// validSRTP reports whether v is an SRTP policy ("" = the default).
+func validSRTP(v string) bool {
+	switch v {
+	case "", "off", "optional", "required":
+		return true
+	}
+	return false
 }

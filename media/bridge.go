@@ -212,7 +212,7 @@ func (l *bridgeLeg) forward(pkt *rtp.Packet, src Codec, event bool, now time.Tim
 		pt = dst.dtmfPT
 	}
 	switch {
-	case dst.txOwner != l || dst.ended.Load() || !dst.hasSocket() || !to.IsValid():
+	case dst.txOwner != l || dst.ended.Load() || !dst.hasSocket() || !to.IsValid() || dst.sendOff:
 		dst.mu.Unlock()
 		l.dropped.Add(1)
 		return

@@ -19,14 +19,21 @@
 // Linux): more punctual on an idle machine, worse on a saturated one (see
 // ClockEnv).
 //
+// SRTP (SetSRTP) encrypts and decrypts a session's packets with pion/srtp,
+// in reused buffers; a bridge between an SRTP and a plain leg therefore
+// decrypts on one side and encrypts on the other.
+//
 // It is a ground-floor protocol package: it knows nothing of SIP, IVR or
 // queues and imports only the standard library, golang.org/x/sys/unix,
-// pion/rtp, zaf/g711 and go-audio/wav.
+// pion/rtp, pion/srtp, zaf/g711 and go-audio/wav.
 package media
 
 import "errors"
 
 var (
+	// ErrSRTPKeys is returned by SetSRTP for an unknown suite or keys of the wrong length.
+	ErrSRTPKeys = errors.New("media: bad SRTP keys")
+
 	// ErrNoPorts is returned by Ports.Listen when every port of the range is in use.
 	ErrNoPorts = errors.New("media: no free RTP port in range")
 	// ErrPortRange is wrapped by NewPorts when the configured range is invalid.

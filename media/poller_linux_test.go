@@ -83,7 +83,8 @@ func TestPollerCloseWhileReceiving(t *testing.T) {
 	moh := Tone("moh", []float64{440}, time.Second, 0.2)
 	sessions := make([]*Session, n)
 	for i := range sessions {
-		sessions[i] = newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: -1})
+		// Probation 1: each session sees every 16th packet of a source, never in sequence.
+		sessions[i] = newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: -1, Probation: 1})
 		sessions[i].SetRemote(addrOf(sink), PCMU, 0)
 		sessions[i].Start(context.Background())
 		sessions[i].Loop(moh)
@@ -147,7 +148,7 @@ func TestPollerZeroAllocs(t *testing.T) {
 	ports := epollPorts(t, 41300, 41319, 1)
 	a := newTestSession(t, ports, SessionConfig{Timeout: -1})
 	defer a.Close()
-	b := newTestSession(t, ports, SessionConfig{Timeout: -1}) // not started: this test reads it
+	b := newTestSession(t, ports, SessionConfig{Timeout: -1, Probation: 1}) // not started: this test reads it
 	defer b.Close()
 	src := newRTPSource(t, 0, 0x1234, make([]byte, 160))
 	rx := newRecvBatch()

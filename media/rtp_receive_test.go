@@ -89,7 +89,7 @@ func FuzzRTPPacket(f *testing.F) {
 		s.handlePacket(data, from, now)
 		s.handlePacket(data, from, now.Add(time.Second)) // again: duplicates and DTMF expiry paths
 		st := s.Stats()
-		if got := st.PacketsIn + st.Strangers + st.Garbage; got != 3 {
+		if got := st.PacketsIn + st.Strangers + st.Probation + st.Garbage; got != 3 {
 			t.Fatalf("3 datagrams counted %d times: %+v", got, st)
 		}
 		if st.DigitsIn > 2 {

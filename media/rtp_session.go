@@ -18,6 +18,12 @@ import (
 // DefaultTimeout is the RTP inactivity timeout when SessionConfig.Timeout is 0.
 const DefaultTimeout = 30 * time.Second
 
+// Latching defaults (SessionConfig.Probation and RelatchSilence when 0).
+const (
+	DefaultProbation      = 3               // consecutive in-sequence packets before a new source is latched
+	DefaultRelatchSilence = 2 * time.Second // silence of the latched source after which another may take over
+)
+
 // DigitsBuffer is the capacity of the Session.Digits channel.
 const DigitsBuffer = 64
 
@@ -33,6 +39,17 @@ type SessionConfig struct {
 	Scheduler *Scheduler    // paces sending; nil makes a receive-only session (nothing sent, no inactivity timeout)
 	Timeout   time.Duration // RTP inactivity timeout; 0 = DefaultTimeout (30 s); negative = disabled
 	Logger    *slog.Logger  // nil discards
+
+	// Latching (RTP-bleed protection). A source may be latched only from an
+	// address the session was told about: the SDP's (SetRemote) or the
+	// signalling peer's (AllowSource). The SDP address and port themselves
+	// latch at once; another port on those addresses (NAT) after Probation
+	// consecutive in-sequence packets of one SSRC. Once latched, other
+	// sources are strangers until the latched one has been silent for
+	// RelatchSilence, or until a new SDP (SetRemote) opens a window as long.
+	Probation      int           // 0 = DefaultProbation; 1 latches the first packet
+	RelatchSilence time.Duration // 0 = DefaultRelatchSilence; negative = only a new SDP re-latches
+	AnyAddress     bool          // latch sources on any address (still with probation); for media relays that use neither the SDP's nor the signalling's address
 }
 
 // SessionStats is a snapshot of a Session's counters.
@@ -43,6 +60,8 @@ type SessionStats struct {
 	BytesOut      uint64 // bytes sent (RTP header included)
 	Lost          uint64 // packets missing by sequence number gaps
 	Strangers     uint64 // valid RTP from sources other than the latched one, dropped
+	Probation     uint64 // valid RTP from a source on probation (not latched yet), dropped
+	SRTPFailed    uint64 // SRTP packets that failed authentication or replay checks, dropped
 	Garbage       uint64 // datagrams that are not RTP version 2, dropped
 	UnknownPT     uint64 // accepted packets of a payload type not negotiated, ignored
 	DTMFIn        uint64 // RFC 4733 packets received
@@ -56,9 +75,11 @@ type SessionStats struct {
 // events). The reader is the session's own goroutine parked on a net.UDPConn
 // (NewSession, or Ports.NewSession in the portable mode), or a poller loop
 // that reads many sessions' raw sockets (Ports.NewSession in the epoll mode).
-// It does symmetric RTP: it sends to the SDP address until the first valid
-// RTP packet arrives, then latches to that packet's source and drops packets
-// from anyone else. All methods are safe for concurrent use.
+// It does symmetric RTP: it sends to the SDP address until a source is
+// latched, then to that source, and drops packets from anyone else. Only
+// sources on the SDP's or the signalling's address may be latched, after a
+// probation (SessionConfig), so a stranger who sends first cannot take the
+// call's media (the RTP-bleed class). All methods are safe for concurrent use.
 type Session struct {
 	conn  *net.UDPConn // the portable mode's socket, or nil
 	raw   *rawSocket   // the epoll mode's socket, owned by its poller loop, or nil
@@ -76,6 +97,8 @@ type Session struct {
 
 	packetsIn, packetsOut, bytesIn, bytesOut   atomic.Uint64
 	lost, strangers, garbage, unknownPT        atomic.Uint64
+	probation, srtpFailed                      atomic.Uint64
+	srtp                                       atomic.Pointer[srtpState] // nil: plain RTP
 	dtmfIn, digitsIn, digitsDropped, sendError atomic.Uint64
 
 	// sending counts packets built under mu whose send has not returned yet
@@ -86,7 +109,9 @@ type Session struct {
 	// decides what to send and builds the packet, never during the send.
 	mu            sync.Mutex
 	remote        netip.AddrPort // from SDP
-	latched       netip.AddrPort // source of the first valid RTP packet; zero until then
+	latched       netip.AddrPort // the source we accept RTP from and send to; zero until one passed probation
+	latch         latchState
+	sendOff       bool // the remote's SDP direction says it receives nothing (sendonly, inactive): send nothing
 	codec         Codec
 	audioPT       uint8 // payload type of codec on the wire: uint8(codec), or a dynamic one
 	dtmfPT        uint8
@@ -111,6 +136,66 @@ type Session struct {
 	rxHaveSeq bool
 	rxSSRC    uint32
 	rxSeq     uint16
+}
+
+// latchState decides which source is latched; guarded by Session.mu.
+type latchState struct {
+	probation int   // packets a source on probation must send in sequence
+	silence   int64 // ns; <= 0: silence never frees the latch
+	any       bool  // any address may be latched
+
+	sources   [2]netip.Addr // the SDP's address and the signalling peer's; zero = unknown
+	latchRx   int64         // ns since epoch of the last packet from the latched source
+	reopenEnd int64         // ns since epoch: until then (after a new SDP) another source may take over; 0 = no window
+
+	cand     netip.AddrPort // the source on probation
+	candSSRC uint32
+	candSeq  uint16
+	candN    int
+}
+
+// latch outcomes of latchState.check.
+const (
+	latchKeep      = iota // from is the latched source
+	latchNew              // from was latched just now
+	latchStranger         // dropped: not latchable now
+	latchProbation        // dropped: on probation
+)
+
+// allowed reports whether a source on ip may be latched.
+func (l *latchState) allowed(ip netip.Addr) bool {
+	if l.any || (!l.sources[0].IsValid() && !l.sources[1].IsValid()) {
+		return true // nothing known yet (no SDP): probation only
+	}
+	return ip == l.sources[0] || ip == l.sources[1]
+}
+
+// checkLocked decides about a valid packet from a source that is not the
+// latched one (the caller checked), at now (ns since epoch). s.mu is held.
+func (s *Session) checkLatchLocked(from netip.AddrPort, ssrc uint32, seq uint16, now int64) int {
+	l := &s.latch
+	if !l.allowed(from.Addr()) {
+		return latchStranger
+	}
+	if s.latched.IsValid() {
+		reopened := l.reopenEnd != 0 && now < l.reopenEnd // a new SDP came lately
+		silent := l.silence > 0 && now-l.latchRx > l.silence
+		if !reopened && !silent {
+			return latchStranger
+		}
+	}
+	if from == l.cand && ssrc == l.candSSRC && seq == l.candSeq+1 {
+		l.candN++
+	} else {
+		l.cand, l.candSSRC, l.candN = from, ssrc, 1
+	}
+	l.candSeq = seq
+	if l.candN < l.probation && from != s.remote {
+		return latchProbation
+	}
+	s.latched, l.latchRx, l.reopenEnd = from, now, 0
+	l.cand, l.candN = netip.AddrPort{}, 0
+	return latchNew
 }
 
 // txState is the sender's state, guarded by Session.mu; buf is only touched
@@ -218,6 +303,17 @@ func newSession(cfg SessionConfig, raw *rawSocket) *Session {
 	case cfg.Timeout > 0:
 		s.timeout.Store(int64(cfg.Timeout))
 	}
+	s.latch.probation = cfg.Probation
+	if s.latch.probation <= 0 {
+		s.latch.probation = DefaultProbation
+	}
+	switch {
+	case cfg.RelatchSilence == 0:
+		s.latch.silence = int64(DefaultRelatchSilence)
+	case cfg.RelatchSilence > 0:
+		s.latch.silence = int64(cfg.RelatchSilence)
+	}
+	s.latch.any = cfg.AnyAddress
 	s.tx.ssrc = rand.Uint32()
 	s.tx.seq = uint16(rand.Uint32())
 	s.tx.ts0 = rand.Uint32()
@@ -234,17 +330,50 @@ func (s *Session) LocalAddr() netip.AddrPort { return s.local }
 func (s *Session) SSRC() uint32 { return s.tx.ssrc }
 
 // SetRemote sets the SDP-negotiated remote address, codec and telephone-event
-// payload type (0 = none). It may be called again (re-INVITE); if the address
-// changes, the symmetric-RTP latch is reset so the new peer can be latched.
+// payload type (0 = none). It may be called again (re-INVITE): if the address
+// changes, the latch is reset so the new peer can be latched; otherwise a
+// source on the SDP's or the signalling's address that passes probation may
+// replace the latched one during the next RelatchSilence (a phone that moved
+// port behind its NAT).
 func (s *Session) SetRemote(addr netip.AddrPort, codec Codec, dtmfPT uint8) {
 	addr = unmap(addr)
+	now := int64(time.Since(s.epoch))
 	s.mu.Lock()
-	if s.remote.IsValid() && s.remote != addr {
+	l := &s.latch
+	switch {
+	case s.remote.IsValid() && s.remote != addr:
+		s.latched = netip.AddrPort{}
+	case s.latched.IsValid():
+		l.reopenEnd = now + max(l.silence, int64(DefaultRelatchSilence))
+	}
+	l.sources[0] = addr.Addr()
+	if s.latched.IsValid() && !l.allowed(s.latched.Addr()) {
 		s.latched = netip.AddrPort{}
 	}
+	l.cand, l.candN = netip.AddrPort{}, 0
 	s.remote, s.codec, s.dtmfPT, s.audioPT = addr, codec, dtmfPT, uint8(codec)
 	s.mu.Unlock()
 	s.log.Debug("rtp remote set", "rtp_remote", addr.String(), "codec", codec.String(), "dtmf_pt", dtmfPT)
+}
+
+// AllowSource lets sources on ip be latched besides the SDP's address: the
+// address the signalling came from, for a peer behind a NAT whose SDP has a
+// private address. An invalid ip clears it.
+func (s *Session) AllowSource(ip netip.Addr) {
+	ip = ip.Unmap()
+	s.mu.Lock()
+	s.latch.sources[1] = ip
+	s.mu.Unlock()
+}
+
+// SetSending says whether the remote wants our media: false (its SDP is
+// sendonly or inactive) stops everything we send — prompts and music on hold
+// are consumed at the normal pace but not sent, RFC 4733 events are dropped,
+// and a bridge relays nothing to this session — until SetSending(true).
+func (s *Session) SetSending(on bool) {
+	s.mu.Lock()
+	s.sendOff = !on
+	s.mu.Unlock()
 }
 
 // SetAudioPayloadType sets the payload type the codec's packets carry when the SDP gave
@@ -378,6 +507,8 @@ func (s *Session) Stats() SessionStats {
 		BytesOut:      s.bytesOut.Load(),
 		Lost:          s.lost.Load(),
 		Strangers:     s.strangers.Load(),
+		Probation:     s.probation.Load(),
+		SRTPFailed:    s.srtpFailed.Load(),
 		Garbage:       s.garbage.Load(),
 		UnknownPT:     s.unknownPT.Load(),
 		DTMFIn:        s.dtmfIn.Load(),
@@ -475,6 +606,14 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 		s.garbage.Add(1)
 		return
 	}
+	if st := s.srtp.Load(); st != nil {
+		dec, err := st.decrypt(buf)
+		if err != nil {
+			s.srtpFailed.Add(1)
+			return
+		}
+		buf = dec
+	}
 	pkt := &s.rxPkt
 	if err := pkt.Unmarshal(buf); err != nil {
 		s.garbage.Add(1)
@@ -482,16 +621,23 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	}
 	from = unmap(from)
 
+	nowNS := int64(now.Sub(s.epoch))
 	s.mu.Lock()
 	latchedNow := false
-	if s.latched.IsValid() {
-		if from != s.latched {
+	if from != s.latched {
+		switch s.checkLatchLocked(from, pkt.SSRC, pkt.SequenceNumber, nowNS) {
+		case latchStranger:
 			s.mu.Unlock()
 			s.strangers.Add(1)
 			return
+		case latchProbation:
+			s.mu.Unlock()
+			s.probation.Add(1)
+			return
 		}
+		latchedNow = true
 	} else {
-		s.latched, latchedNow = from, true
+		s.latch.latchRx = nowNS
 	}
 	codec, audioPT, dtmfPT, sink, relay := s.codec, s.audioPT, s.dtmfPT, s.sink, s.relay
 	isDTMF := dtmfPT != 0 && pkt.PayloadType == dtmfPT
@@ -502,11 +648,11 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	s.mu.Unlock()
 
 	if latchedNow {
-		s.log.Debug("rtp latched", "rtp_source", from.String())
+		s.log.Debug("rtp latched", "rtp_source", from.String()) // no allocation when the level is off
 	}
 	s.packetsIn.Add(1)
 	s.bytesIn.Add(uint64(len(buf)))
-	s.lastRx.Store(int64(now.Sub(s.epoch)))
+	s.lastRx.Store(nowNS)
 	s.trackSequence(pkt.SSRC, pkt.SequenceNumber)
 
 	switch {
@@ -597,10 +743,15 @@ func (s *Session) tick(deadline time.Time) {
 // send writes one packet built by the tick or a bridge; no lock is held.
 func (s *Session) send(b []byte, dst netip.AddrPort) bool {
 	var err error
-	if s.raw != nil {
-		err = s.raw.sendTo(b, dst)
+	if st := s.srtp.Load(); st != nil {
+		st.txMu.Lock() // the buffer and the context's rollover state are shared
+		var out []byte
+		if out, err = st.tx.EncryptRTP(st.txBuf[:0], b, &st.txHdr); err == nil {
+			err = s.write(out, dst)
+		}
+		st.txMu.Unlock()
 	} else {
-		_, err = s.conn.WriteToUDPAddrPort(b, dst)
+		err = s.write(b, dst)
 	}
 	if err != nil {
 		if s.sendError.Add(1) == 1 && !s.ended.Load() {
@@ -611,6 +762,15 @@ func (s *Session) send(b []byte, dst netip.AddrPort) bool {
 	s.packetsOut.Add(1)
 	s.bytesOut.Add(uint64(len(b)))
 	return true
+}
+
+// write sends one datagram from the session's socket.
+func (s *Session) write(b []byte, dst netip.AddrPort) error {
+	if s.raw != nil {
+		return s.raw.sendTo(b, dst)
+	}
+	_, err := s.conn.WriteToUDPAddrPort(b, dst)
+	return err
 }
 
 // waitSends returns once no packet built before the call is still being
@@ -676,7 +836,7 @@ func (s *Session) nextPacketLocked(deadline time.Time) (n int, dst netip.AddrPor
 	if !dst.IsValid() {
 		dst = s.remote
 	}
-	canSend := dst.IsValid() && s.hasSocket()
+	canSend := dst.IsValid() && s.hasSocket() && !s.sendOff
 
 	// RFC 4733 events pre-empt audio; the audio after them starts a talkspurt.
 	if evTS, marker, ok := tx.dtmf.Tick(tx.dtmfBuf[:], ts); ok {

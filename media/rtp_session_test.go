@@ -280,16 +280,23 @@ func testSessionLatching(t *testing.T, ports *Ports) {
 	a.SetAudioSink(rec.sink)
 	a.Start(context.Background())
 
+	// Another port on the SDP's address: latched after 3 packets in sequence.
 	sendRTP(t, peer, a.LocalAddr(), 0, 1)
+	sendRTP(t, peer, a.LocalAddr(), 0, 2)
+	waitFor(t, "probation", func() bool { return a.Stats().Probation == 2 })
+	if st := a.Stats(); st.PacketsIn != 0 {
+		t.Fatalf("accepted before probation: %+v", st)
+	}
+	sendRTP(t, peer, a.LocalAddr(), 0, 3)
 	waitFor(t, "latch", func() bool { return a.Stats().PacketsIn == 1 })
 	sendRTP(t, stranger, a.LocalAddr(), 0, 100)
 	sendRTP(t, stranger, a.LocalAddr(), 0, 101)
 	if _, err := stranger.WriteToUDPAddrPort([]byte("hello, not RTP"), a.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	sendRTP(t, peer, a.LocalAddr(), 13, 2) // comfort noise: accepted silently
-	sendRTP(t, peer, a.LocalAddr(), 99, 3) // unexpected PT: counted
-	sendRTP(t, peer, a.LocalAddr(), 0, 5)  // seq 4 lost
+	sendRTP(t, peer, a.LocalAddr(), 13, 4) // comfort noise: accepted silently
+	sendRTP(t, peer, a.LocalAddr(), 99, 5) // unexpected PT: counted
+	sendRTP(t, peer, a.LocalAddr(), 0, 7)  // seq 6 lost
 	waitFor(t, "all packets", func() bool {
 		st := a.Stats()
 		return st.PacketsIn == 4 && st.Strangers == 2 && st.Garbage == 1

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,7 @@ type dialog struct {
 	remoteSide string // SideCaller or SideAgent
 
 	prefs   []uint8
+	srtp    SRTPPolicy // the peer's SRTP policy (re-INVITEs are answered under it)
 	local   *localSDP
 	contact sip.Header
 
@@ -81,6 +83,16 @@ func (d *dialog) Media() Media {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.media
+}
+
+// SignalAddr is the address the remote party's signalling comes from (where our requests
+// go), or the zero Addr when that is a host name: RTP from it may be latched as well as
+// from the SDP's address, for a peer behind a NAT whose SDP carries a private address.
+func (d *dialog) SignalAddr() netip.Addr {
+	if ap, err := netip.ParseAddrPort(d.dest); err == nil { // dest is set before the dialog is shared
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 func (d *dialog) setMedia(m Media) {
@@ -251,15 +263,24 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			// Keep the codec we have if it is still offered.
 			next, err = negotiate(o, append([]uint8{current.PayloadType}, d.prefs...))
 		}
+		if err == nil {
+			next.SRTP, err = answerSRTP(o, d.srtp, current.SRTP)
+		}
 		if err != nil {
 			code, reason := statusFor(err)
 			s.respond(req, tx, code, reason)
 			return
 		}
 		d.local.version++
+		d.local.keys = next.SRTP
 		body = d.local.answer(&o, []uint8{next.PayloadType}, next.DTMFType, answerDirection(next.Direction))
 	} else {
 		d.local.version++
+		if k := current.SRTP; k != nil && len(d.local.offered) == 0 {
+			// Our offer keeps the leg's keying: the line we answered with before.
+			d.local.offered = []cryptoAttr{{tag: k.Tag, suite: k.Suite, key: k.LocalKey}}
+			d.local.secure = d.srtp == SRTPRequired
+		}
 		body = d.local.marshal(d.prefs, DefaultDTMFPayloadType, SendRecv)
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
@@ -279,6 +300,9 @@ func (d *dialog) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		if next, err = negotiate(o, d.prefs); err != nil {
+			return
+		}
+		if next.SRTP, err = answeredSRTP(o, d.local.offered, d.srtp); err != nil {
 			return
 		}
 	}

@@ -25,7 +25,7 @@ func statusFor(err error) (int, string) {
 	switch {
 	case errors.Is(err, ErrBadSDP):
 		return 400, "Bad Request"
-	case errors.Is(err, ErrNoAudio), errors.Is(err, ErrNoCommonCodec):
+	case errors.Is(err, ErrNoAudio), errors.Is(err, ErrNoCommonCodec), errors.Is(err, ErrNoCrypto):
 		return 488, "Not Acceptable Here"
 	}
 	return 500, "Server Internal Error"

@@ -104,6 +104,7 @@ func (l *Inbound) Answer(ctx context.Context, local netip.AddrPort) (Media, erro
 	var body []byte
 	if l.offer != nil {
 		m := l.Media()
+		l.local.keys = m.SRTP
 		body = l.local.answer(l.offer, []uint8{m.PayloadType}, m.DTMFType, answerDirection(m.Direction))
 	} else {
 		body = l.local.marshal(l.prefs, DefaultDTMFPayloadType, SendRecv)
@@ -213,6 +214,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if err == nil {
 			media, err = negotiate(parsed, trunk.codecs())
 		}
+		if err == nil {
+			media.SRTP, err = answerSRTP(parsed, trunk.srtpPolicy(), nil)
+		}
 		if err != nil {
 			code, reason := statusFor(err)
 			if s.warnLimit.allow() {
@@ -269,6 +273,7 @@ func (s *Server) newInbound(req *sip.Request, tx sip.ServerTransaction, trunk *T
 	}
 	l := &Inbound{invite: invite, tx: tx, trunk: trunk, source: src, received: time.Now(), offer: o}
 	l.init(s, SideCaller)
+	l.srtp = trunk.srtpPolicy()
 	from := invite.To().AsFrom() // our party, with our tag
 	to := invite.From().AsTo()
 	l.callID, l.localTag, l.localHdr, l.remoteHdr = callID(req), tag, &from, &to
@@ -353,6 +358,9 @@ func (s *Server) agentCall(req *sip.Request, tx sip.ServerTransaction, src netip
 		parsed, err := parseSDP(req.Body())
 		if err == nil {
 			media, err = negotiate(parsed, agentTrunk.codecs())
+		}
+		if err == nil {
+			media.SRTP, err = answerSRTP(parsed, agentTrunk.srtpPolicy(), nil)
 		}
 		if err != nil {
 			code, reason := statusFor(err)

@@ -27,6 +27,7 @@ type DialOptions struct {
 	ToUser      string         // To user; default Target's user
 	Local       netip.AddrPort // our RTP address
 	Codecs      []uint8        // offered in this order (put the other leg's codec first to avoid transcoding)
+	SRTP        SRTPPolicy     // "" or off: plain RTP/AVP; optional: RTP/AVP with a=crypto; required: RTP/SAVP
 	Headers     []sip.Header   // extra headers (e.g. X-Hotline-Queue)
 	// Auth answers one digest challenge (401/407) of the INVITE; nil = none (agents' phones).
 	Auth *DigestCredentials
@@ -85,6 +86,12 @@ func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
 	o.prefs = opt.Codecs
 	o.auth = opt.Auth
 	o.local = newLocalSDP(opt.Local)
+	o.srtp = opt.SRTP
+	var err error
+	if o.local.offered, err = offerCryptos(opt.SRTP); err != nil {
+		return nil, err
+	}
+	o.local.secure = opt.SRTP == SRTPRequired
 	o.transport = transport
 	o.log = s.log.With("sip_call_id", o.callID)
 
@@ -365,7 +372,9 @@ func (o *Outbound) answeredWith(res *sip.Response, cancelled bool) {
 	if perr == nil {
 		var m Media
 		if m, perr = negotiate(offer, o.prefs); perr == nil {
-			o.setMedia(m)
+			if m.SRTP, perr = answeredSRTP(offer, o.local.offered, o.srtp); perr == nil {
+				o.setMedia(m)
+			}
 		}
 	}
 	if perr != nil {

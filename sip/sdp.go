@@ -41,6 +41,7 @@ type Media struct {
 	RTPType   uint8
 	DTMFType  uint8     // telephone-event payload type the remote used; 0 = none
 	Direction Direction // the remote's direction; sendonly/inactive means "on hold"
+	SRTP      *SRTP     // SDES keys when the media is SRTP; nil = plain RTP
 }
 
 // WireType is the payload type RTP packets of the chosen codec carry.
@@ -50,6 +51,10 @@ func (m Media) WireType() uint8 {
 	}
 	return m.PayloadType
 }
+
+// Receives reports whether the remote wants our media (its direction is sendrecv or
+// recvonly): a sendonly or inactive remote gets no RTP from us.
+func (m Media) Receives() bool { return m.Direction != SendOnly && m.Direction != Inactive }
 
 // OnHold reports whether the remote party put us on hold.
 func (m Media) OnHold() bool {
@@ -84,6 +89,8 @@ type offer struct {
 	mlines    []mline         // every m= line of the offer, in order
 	audio     int             // index of the audio stream we take in mlines
 	dynamic   map[uint8]uint8 // codec → the dynamic payload type the offer gave it, if no static one
+	proto     string          // the audio stream's transport: RTP/AVP, RTP/AVPF, RTP/SAVP or RTP/SAVPF
+	cryptos   []cryptoAttr    // its usable a=crypto lines, in order
 }
 
 // mline is an m= line of an offer; the answer repeats each, rejecting all but our audio
@@ -117,8 +124,17 @@ func parseSDP(body []byte) (offer, error) {
 		return o, ErrNoAudio
 	}
 	proto := strings.Join(audio.MediaName.Protos, "/")
-	if proto != "RTP/AVP" && proto != "RTP/AVPF" {
+	if proto != "RTP/AVP" && proto != "RTP/AVPF" && !secureProto(proto) {
 		return o, fmt.Errorf("%w: transport %q", ErrNoAudio, proto)
+	}
+	o.proto = proto
+	for _, a := range audio.Attributes {
+		if a.Key != "crypto" || len(o.cryptos) >= maxCryptos {
+			continue
+		}
+		if c, err := parseCrypto(a.Value); err == nil {
+			o.cryptos = append(o.cryptos, c)
+		}
 	}
 	port := audio.MediaName.Port.Value
 	if port < 1 || port > 65535 {
@@ -171,6 +187,9 @@ func parseSDP(body []byte) (offer, error) {
 	}
 	return o, nil
 }
+
+// maxCryptos bounds the a=crypto lines kept from one offer.
+const maxCryptos = 8
 
 // addCodec notes that the offer carries codec under payload type pt; a static type wins
 // over a dynamic one for the same codec.
@@ -228,6 +247,10 @@ type localSDP struct {
 	id      uint64
 	version uint64
 	addr    netip.AddrPort
+
+	keys    *SRTP        // our answer's keying (answer with an offer); nil = plain
+	offered []cryptoAttr // our offer's a=crypto lines (answer without an offer)
+	secure  bool         // our offer is RTP/SAVP (SRTP required)
 }
 
 func newLocalSDP(addr netip.AddrPort) *localSDP {
@@ -277,6 +300,22 @@ func (l *localSDP) answer(o *offer, pts []uint8, dtmf uint8, dir Direction) []by
 			sdp.NewAttribute("fmtp", fmt.Sprintf("%d 0-16", dtmf)))
 	}
 	attrs = append(attrs, sdp.NewAttribute("ptime", "20"), sdp.NewPropertyAttribute(string(dir)))
+	protos := []string{"RTP", "AVP"}
+	switch {
+	case o != nil && l.keys != nil:
+		if secureProto(o.proto) {
+			protos = []string{"RTP", "SAVP"}
+		}
+		ours := cryptoAttr{tag: l.keys.Tag, suite: l.keys.Suite, key: l.keys.LocalKey}
+		attrs = append(attrs, sdp.NewAttribute("crypto", ours.String()))
+	case o == nil && len(l.offered) > 0:
+		if l.secure {
+			protos = []string{"RTP", "SAVP"}
+		}
+		for _, c := range l.offered {
+			attrs = append(attrs, sdp.NewAttribute("crypto", c.String()))
+		}
+	}
 	sd := sdp.SessionDescription{
 		Origin: sdp.Origin{
 			Username: "hotline", SessionID: l.id, SessionVersion: l.version,
@@ -289,7 +328,7 @@ func (l *localSDP) answer(o *offer, pts []uint8, dtmf uint8, dir Direction) []by
 	ours := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{
 			Media: "audio", Port: sdp.RangedPort{Value: int(l.addr.Port())},
-			Protos: []string{"RTP", "AVP"}, Formats: formats,
+			Protos: protos, Formats: formats,
 		},
 		Attributes: attrs,
 	}

@@ -83,7 +83,7 @@ func TestParseSDP(t *testing.T) {
 		{"payload type 200", sdpAudio + sdpBody("m=audio 4000 RTP/AVP 8 200"), offer{}, ErrBadSDP},
 		{"video only", sdpAudio + sdpBody("m=video 5000 RTP/AVP 96"), offer{}, ErrNoAudio},
 		{"audio port 0 only", sdpAudio + sdpBody("m=audio 0 RTP/AVP 8"), offer{}, ErrNoAudio},
-		{"SRTP", sdpAudio + sdpBody("m=audio 4000 RTP/SAVP 8"), offer{}, ErrNoAudio},
+		{"SRTP without crypto parses (refused by answerSRTP)", sdpAudio + sdpBody("m=audio 4000 RTP/SAVP 8"), offer{addr: addr, codecs: []uint8{8}, direction: SendRecv}, nil},
 		{"UDP/TLS/RTP/SAVPF", sdpAudio + sdpBody("m=audio 4000 UDP/TLS/RTP/SAVPF 8"), offer{}, ErrNoAudio},
 	}
 	for _, tt := range tests {
@@ -268,6 +268,7 @@ func FuzzParseSDP(f *testing.F) {
 		sdpAudio + sdpBody("m=audio 4000 RTP/AVP 97", "a=rtpmap:97 PCMU/8000"),
 		sdpAudio + sdpBody("m=audio 4000 RTP/AVP 18", "a=rtpmap:18 G729/8000"),
 		sdpAudio + sdpBody("m=audio 70000 RTP/AVP 8"),
+		sdpAudio + sdpBody("m=audio 4000 RTP/SAVP 8", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20"),
 		"v=0\r\n",
 		"",
 	} {
@@ -283,6 +284,11 @@ func FuzzParseSDP(f *testing.F) {
 		}
 		if !o.addr.Addr().IsValid() || o.addr.Port() == 0 {
 			t.Fatalf("accepted offer without address: %+v", o)
+		}
+		for _, policy := range []SRTPPolicy{SRTPOff, SRTPOptional, SRTPRequired} {
+			if k, err := answerSRTP(o, policy, nil); err != nil && !errors.Is(err, ErrNoCrypto) || k != nil && (len(k.LocalKey) != masterLen || len(k.RemoteKey) != masterLen) {
+				t.Fatalf("answerSRTP(%s): %+v, %v", policy, k, err)
+			}
 		}
 		m, err := negotiate(o, []uint8{PayloadPCMA, PayloadPCMU})
 		if err != nil {

@@ -16,8 +16,18 @@ type Trunk struct {
 	Codecs   []uint8        // payload types in order of preference; empty = PCMA, PCMU
 	// AnswerDelay is how long callers hear ringing (180) before we answer; 0 answers at once.
 	AnswerDelay time.Duration
+	// SRTP is the trunk's media encryption policy; "" = SRTPOptional.
+	SRTP SRTPPolicy
 
 	active atomic.Int64
+}
+
+// srtpPolicy is the trunk's SRTP policy, SRTPOptional by default.
+func (t *Trunk) srtpPolicy() SRTPPolicy {
+	if t.SRTP == "" {
+		return SRTPOptional
+	}
+	return t.SRTP
 }
 
 // Allows reports whether src is one of the trunk's sources.

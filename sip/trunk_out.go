@@ -42,6 +42,7 @@ type OutboundTrunk struct {
 	DialPlan    []*regexp.Regexp
 	Codecs      []uint8       // offered in this order; empty = PCMA, PCMU
 	RingTimeout time.Duration // how long a citizen's phone may ring; 0 = DefaultRingTimeout
+	SRTP        SRTPPolicy    // what our offers ask for; "" = SRTPOff
 }
 
 // Allows reports whether number may be dialled through the trunk: it is a dial string
@@ -175,6 +176,9 @@ func (s *Server) DialTrunk(ctx context.Context, trunk, number string, opt DialOp
 	}
 	if len(opt.Codecs) == 0 {
 		opt.Codecs = t.cfg.Codecs
+	}
+	if opt.SRTP == "" {
+		opt.SRTP = t.cfg.SRTP
 	}
 	if opt.Auth == nil && t.cfg.Username != "" {
 		opt.Auth = &DigestCredentials{Username: t.cfg.Username, Password: t.cfg.Password}

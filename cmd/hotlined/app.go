@@ -184,7 +184,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	}
 	if a.calls, err = call.NewManager(call.Config{
 		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
-		RTPTimeout: cfg.RTP.Timeout.D(), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
+		RTPTimeout: cfg.RTP.Timeout.D(), RTPProbation: cfg.RTP.LatchProbation, RTPRelatchSilence: cfg.RTP.LatchSilence.D(),
+		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
 	}); err != nil {
@@ -204,7 +205,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 
 	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))
 	for _, t := range cfg.Trunks {
-		tr := &sip.Trunk{Name: t.Name, DIDs: t.DIDs, MaxCalls: t.MaxCalls, AnswerDelay: t.AnswerDelay.D()}
+		tr := &sip.Trunk{Name: t.Name, DIDs: t.DIDs, MaxCalls: t.MaxCalls, AnswerDelay: t.AnswerDelay.D(), SRTP: sip.SRTPPolicy(t.SRTP)}
 		for _, s := range t.Sources {
 			p, _ := config.ParsePrefix(s)
 			tr.Sources = append(tr.Sources, p)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,14 +94,38 @@ func freeUDPPort(t *testing.T) int {
 	return 0
 }
 
-// A real softphone as the agent: baresip registers as 1001 with digest auth and answers
-// automatically; a citizen presses 1 and is bridged to it; a tone from each side is heard
-// on the other; after the hang-up the agent wraps up, then is ready, and the record shows
-// the queue, the wait, the agent and the talk time.
-func TestBaresipAgent(t *testing.T) {
-	needBaresip(t)
-	t.Parallel()
-	s := startServer(t, acdTestConfig(t))
+// baresipAgent is a running baresip registered as agent 1001, playing a 600 Hz tone and
+// dumping what it decodes into dir.
+type baresipAgent struct {
+	dir string
+	cmd *exec.Cmd
+	out *captureWriter
+}
+
+// captureWriter logs a process's output in the test and keeps it for assertions.
+type captureWriter struct {
+	w   testWriter
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.buf.Write(p)
+	c.mu.Unlock()
+	return c.w.Write(p)
+}
+
+func (c *captureWriter) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// startBaresipAgent starts baresip with the extra config lines and account parameters,
+// waits for its registration as 1001 and makes the agent ready.
+func startBaresipAgent(t *testing.T, ctx context.Context, s *testServer, extraConfig, accountParams string) *baresipAgent {
+	t.Helper()
 	dir := t.TempDir()
 	writeToneWAV(t, filepath.Join(dir, "tone600.wav"), 600, 30*time.Second)
 	port := freeUDPPort(t)
@@ -106,23 +133,21 @@ func TestBaresipAgent(t *testing.T) {
 module g711.so
 module aufile.so
 module sndfile.so
-module account.so
+%smodule account.so
 sip_listen 127.0.0.1:%d
 audio_player aufile,%s
 audio_source aufile,%s
 snd_path %s
-`, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"), dir)
-	accounts := fmt.Sprintf("<sip:1001@%s>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU\n", s.sipAddr())
+`, extraConfig, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"), dir)
+	accounts := fmt.Sprintf("<sip:1001@%s>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU%s\n", s.sipAddr(), accountParams)
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(accounts), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	bs := exec.CommandContext(ctx, "baresip", "-f", dir)
-	out := newTestWriter(t)
+	out := &captureWriter{w: newTestWriter(t)}
 	bs.Stdout, bs.Stderr = out, out
 	if err := bs.Start(); err != nil {
 		t.Fatal(err)
@@ -137,29 +162,32 @@ snd_path %s
 		time.Sleep(50 * time.Millisecond)
 	}
 	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
-	citizen := citizenToConsult(t, s, phone.Config{})
-	waitAgentState(t, s, "1001", "on_call")
-	waitTone(t, citizen, 600, "citizen (baresip's tone)")
-	if err := citizen.SendTone(1000, 2*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := citizen.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitAgentState(t, s, "1001", "wrap_up")
-	waitAgentState(t, s, "1001", "ready")
+	return &baresipAgent{dir: dir, cmd: bs, out: out}
+}
 
-	rec := s.records(t, 1)[0]
-	if rec.Queue != "consult" || rec.Agent != "1001" || rec.Disposition != "answered" || rec.Talk < 2*time.Second || rec.Connect.Before(rec.EnqueueTime) {
-		t.Fatalf("record %+v: want consult answered by 1001 with ≥2 s of talk", rec)
+// heard stops baresip and returns the shares of 1000 Hz and 600 Hz in the audio it
+// decoded (its sndfile module's dump).
+func (b *baresipAgent) heard(t *testing.T) (at1000, at600 float64) {
+	t.Helper()
+	b.cmd.Process.Signal(os.Interrupt)
+	var dumps []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		dumps, _ = filepath.Glob(filepath.Join(b.dir, "dump-*-dec.wav"))
+		if len(dumps) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-
-	// baresip's sndfile module dumps what it decoded: the citizen's 1000 Hz must be there.
-	bs.Process.Signal(os.Interrupt)
-	time.Sleep(300 * time.Millisecond)
-	dumps, _ := filepath.Glob(filepath.Join(dir, "dump-*-dec.wav"))
 	if len(dumps) == 0 {
 		t.Fatal("baresip wrote no decoded-audio dump")
+	}
+	// The dump is complete once baresip has exited (or the file stops growing).
+	done := make(chan struct{})
+	go func() { b.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
 	}
 	f, err := os.Open(dumps[0])
 	if err != nil {
@@ -171,9 +199,72 @@ snd_path %s
 		t.Fatalf("read %s: %v", dumps[0], err)
 	}
 	rate := buf.Format.SampleRate
-	at1000, at600 := toneRatio(buf.Data, rate, 1000), toneRatio(buf.Data, rate, 600)
+	at1000, at600 = toneRatio(buf.Data, rate, 1000), toneRatio(buf.Data, rate, 600)
 	t.Logf("baresip heard: %d samples at %d Hz, 1000 Hz share %.3f, 600 Hz share %.3f", len(buf.Data), rate, at1000, at600)
-	if at1000 < 0.2 || at1000 < 5*at600 {
+	return at1000, at600
+}
+
+// talk puts a citizen through to the baresip agent, waits until the citizen hears the
+// agent's 600 Hz tone, sends 1000 Hz for 2 s and hangs up.
+func (b *baresipAgent) talk(t *testing.T, ctx context.Context, s *testServer) {
+	t.Helper()
+	citizen := citizenToConsult(t, s, phone.Config{})
+	waitAgentState(t, s, "1001", "on_call")
+	waitTone(t, citizen, 600, "citizen (baresip's tone)")
+	if err := citizen.SendTone(1000, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := citizen.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// heardCitizen checks, in what baresip decoded (its sndfile module's dump), the
+// citizen's 1000 Hz tone.
+func (b *baresipAgent) heardCitizen(t *testing.T) {
+	t.Helper()
+	if at1000, at600 := b.heard(t); at1000 < 0.2 || at1000 < 5*at600 {
 		t.Fatalf("baresip did not hear the citizen's 1000 Hz tone (share %.3f, 600 Hz %.3f)", at1000, at600)
 	}
+}
+
+// A real softphone as the agent: baresip registers as 1001 with digest auth and answers
+// automatically; a citizen presses 1 and is bridged to it; a tone from each side is heard
+// on the other; after the hang-up the agent wraps up, then is ready, and the record shows
+// the queue, the wait, the agent and the talk time.
+func TestBaresipAgent(t *testing.T) {
+	needBaresip(t)
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bs := startBaresipAgent(t, ctx, s, "", "")
+	bs.talk(t, ctx, s)
+	waitAgentState(t, s, "1001", "wrap_up")
+	waitAgentState(t, s, "1001", "ready")
+
+	rec := s.records(t, 1)[0]
+	if rec.Queue != "consult" || rec.Agent != "1001" || rec.Disposition != "answered" || rec.Talk < 2*time.Second || rec.Connect.Before(rec.EnqueueTime) {
+		t.Fatalf("record %+v: want consult answered by 1001 with ≥2 s of talk", rec)
+	}
+	bs.heardCitizen(t)
+}
+
+// baresip as an SRTP agent (srtp menc, SDES over plain SIP/UDP), bridged to a citizen on
+// plain RTP: the server offers a=crypto to agents (rtp.agents_srtp: optional), baresip
+// takes it, and each side hears the other's tone, through the decrypting and encrypting
+// bridge (baresip would hear nothing of packets it cannot decrypt, and the citizen
+// nothing of packets the server could not).
+func TestBaresipAgentSRTP(t *testing.T) {
+	needBaresip(t)
+	t.Parallel()
+	s := startServer(t, strings.Replace(acdTestConfig(t), "\nrtp:\n", "\nrtp:\n  agents_srtp: optional\n", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bs := startBaresipAgent(t, ctx, s, "module srtp.so\n", ";mediaenc=srtp")
+	bs.talk(t, ctx, s)
+	if !strings.Contains(bs.out.String(), "SRTP is Enabled") {
+		t.Fatal("baresip did not report SRTP enabled for the call")
+	}
+	bs.heardCitizen(t)
 }

@@ -30,7 +30,7 @@ func sipOutboundTrunks(cfg *config.Config) ([]sip.OutboundTrunk, error) {
 		ot := sip.OutboundTrunk{
 			Name: t.Name, Gateway: gw, Transport: t.Transport, Username: t.Username, Password: t.Password,
 			CallerID: t.CallerID, MaxChannels: t.MaxChannels, CPS: t.MaxCPS, RingTimeout: t.RingTimeout.D(),
-			DialPlan: []*regexp.Regexp(t.CompiledDialPlan()),
+			DialPlan: []*regexp.Regexp(t.CompiledDialPlan()), SRTP: sip.SRTPPolicy(t.SRTP),
 		}
 		for _, c := range t.Codecs {
 			pt, _ := sip.CodecPayload(c)

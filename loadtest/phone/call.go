@@ -41,14 +41,15 @@ type Call struct {
 	respMu sync.Mutex // serialises responses to an incoming INVITE
 	final  bool       // a final response to the incoming INVITE was sent (guarded by respMu)
 
-	mu     sync.Mutex // guards the fields below
-	codec  uint8
-	dtmf   bool
-	dtmfPT uint8
-	m      *rtpStream
-	remote netip.AddrPort // the peer's RTP address, with Config.MediaAddr
-	reason string
-	over   bool // end has run: no media may start
+	mu        sync.Mutex // guards the fields below
+	codec     uint8
+	answerDir string // the direction of the answer to our INVITE
+	dtmf      bool
+	dtmfPT    uint8
+	m         *rtpStream
+	remote    netip.AddrPort // the peer's RTP address, with Config.MediaAddr
+	reason    string
+	over      bool // end has run: no media may start
 
 	ctx        context.Context // the call's lifetime; media goroutines stop on it
 	cancel     context.CancelCauseFunc
@@ -103,7 +104,7 @@ func (c *Call) goroutine(f func()) {
 }
 
 func (c *Call) localSDP(codecs []uint8, dtmf bool, dtmfPT uint8) ([]byte, error) {
-	return buildSDP(c.media.Addr(), c.media.Port(), c.sessID, codecs, dtmf, dtmfPT)
+	return buildSDP(c.media.Addr(), c.media.Port(), c.sessID, codecs, dtmf, dtmfPT, c.p.cfg.Direction)
 }
 
 // DialAsync sends an INVITE with an SDP offer to target (e.g.
@@ -242,7 +243,7 @@ func (c *Call) waitAnswer(ctx context.Context) {
 		return
 	}
 	c.mu.Lock()
-	c.codec = codec
+	c.codec, c.answerDir = codec, ans.dir
 	c.dtmf, c.dtmfPT = ans.dtmf && !c.p.cfg.NoDTMF, ans.dtmfPT
 	c.mu.Unlock()
 	c.startMedia(ans.addr)
@@ -428,6 +429,14 @@ func (c *Call) ByeReason() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reason
+}
+
+// AnswerDirection is the SDP direction of the answer to a Dial (sendrecv, sendonly,
+// recvonly or inactive); "" before the answer.
+func (c *Call) AnswerDirection() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answerDir
 }
 
 // Codec returns the negotiated payload type (0 PCMU or 8 PCMA).

@@ -35,7 +35,7 @@ func TestParseInfoDigit(t *testing.T) {
 }
 
 func TestSDPRoundTripAndSIPpStyle(t *testing.T) {
-	body, err := buildSDP(netip.MustParseAddr("127.0.0.1"), 40000, 1, []uint8{PCMA, PCMU}, true, 101)
+	body, err := buildSDP(netip.MustParseAddr("127.0.0.1"), 40000, 1, []uint8{PCMA, PCMU}, true, 101, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestGoertzel(t *testing.T) {
 }
 
 func FuzzParseSDP(f *testing.F) {
-	body, _ := buildSDP(netip.MustParseAddr("127.0.0.1"), 40000, 1, []uint8{PCMA, PCMU}, true, 101)
+	body, _ := buildSDP(netip.MustParseAddr("127.0.0.1"), 40000, 1, []uint8{PCMA, PCMU}, true, 101, "")
 	f.Add(body)
 	f.Add([]byte("v=0\r\nc=IN IP4 1.2.3.4/127\r\nm=audio 1 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {

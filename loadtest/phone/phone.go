@@ -34,6 +34,7 @@ type Config struct {
 	DTMFPayloadType uint8      // default 101
 	NoDTMF          bool       // do not offer or accept telephone-event
 	Transport       string     // "udp" (default) or "tcp"
+	Direction       string     // SDP direction of our offers and answers: "" (sendrecv), "sendonly", "recvonly", "inactive"
 	Logger          *slog.Logger
 
 	// Scheduler paces the RTP the phone's calls send (20 ms ticks on
@@ -112,6 +113,11 @@ func (c *Config) validate() error {
 	}
 	if c.Transport != "udp" && c.Transport != "tcp" {
 		return fmt.Errorf("%w: transport %q", ErrConfig, c.Transport)
+	}
+	switch c.Direction {
+	case "", "sendrecv", "sendonly", "recvonly", "inactive":
+	default:
+		return fmt.Errorf("%w: direction %q", ErrConfig, c.Direction)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -21,6 +21,7 @@ type mediaOffer struct {
 	codecs []uint8        // G.711 payload types, in the order given
 	dtmfPT uint8          // telephone-event/8000 payload type, valid if hasDTMF
 	dtmf   bool
+	dir    string // sendrecv, sendonly, recvonly or inactive (media level wins over session level)
 }
 
 func codecName(pt uint8) string {
@@ -34,7 +35,11 @@ func codecName(pt uint8) string {
 }
 
 // buildSDP returns an SDP body offering or answering one audio stream.
-func buildSDP(ip netip.Addr, port uint16, sessID uint64, codecs []uint8, dtmf bool, dtmfPT uint8) ([]byte, error) {
+// dir is its direction attribute ("" = sendrecv).
+func buildSDP(ip netip.Addr, port uint16, sessID uint64, codecs []uint8, dtmf bool, dtmfPT uint8, dir string) ([]byte, error) {
+	if dir == "" {
+		dir = "sendrecv"
+	}
 	addrType := "IP4"
 	if ip.Is6() {
 		addrType = "IP6"
@@ -53,7 +58,7 @@ func buildSDP(ip netip.Addr, port uint16, sessID uint64, codecs []uint8, dtmf bo
 		md.WithCodec(dtmfPT, "telephone-event", 8000, 0, "0-16")
 	}
 	md.WithValueAttribute("ptime", "20")
-	md.WithPropertyAttribute("sendrecv")
+	md.WithPropertyAttribute(dir)
 	s := &sdp.SessionDescription{
 		Origin: sdp.Origin{
 			Username:       "-",
@@ -101,7 +106,15 @@ func parseSDP(body []byte) (mediaOffer, error) {
 		if port < 1 || port > 65535 {
 			return mediaOffer{}, fmt.Errorf("%w: port %d", ErrSDP, port)
 		}
-		o := mediaOffer{addr: netip.AddrPortFrom(ip, uint16(port))}
+		o := mediaOffer{addr: netip.AddrPortFrom(ip, uint16(port)), dir: "sendrecv"}
+		for _, attrs := range [][]sdp.Attribute{s.Attributes, md.Attributes} {
+			for _, a := range attrs {
+				switch a.Key {
+				case "sendrecv", "sendonly", "recvonly", "inactive":
+					o.dir = a.Key
+				}
+			}
+		}
 		rtpmap := map[uint8]string{}
 		for _, a := range md.Attributes {
 			if a.Key != "rtpmap" {
