@@ -73,6 +73,8 @@ type Config struct {
 	// full numbers; nil: none written. AuditLog serves /api/v1/audit (nil: 404).
 	Audit    Auditor
 	AuditLog cdr.AuditLog
+	// Debug (Go's profiler, --pprof) is served under /debug/pprof/ to admins; nil: not at all.
+	Debug http.Handler
 	// MaxBody bounds request bodies (default DefaultMaxBody); MaxImportBody
 	// those of campaign creation and target import (default MaxCampaignBody).
 	MaxBody, MaxImportBody int64
@@ -134,6 +136,9 @@ func New(cfg Config) http.Handler {
 		a.route(mux, "GET /api/v1/queues", viewer, a.queues)
 	}
 	a.campaignRoutes(mux)
+	if cfg.Debug != nil {
+		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

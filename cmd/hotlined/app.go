@@ -264,11 +264,19 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		auditor = a.audit
 	}
 	warnPlainHTTP(cfg, log)
+	var debug http.Handler
+	if o.Pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		debug = mux
+	}
 	handler := api.New(api.Config{
 		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Auth: authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
-		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(),
+		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug,
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")
@@ -276,14 +284,6 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 			return nil
 		},
 	})
-	if o.Pprof {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/", handler)
-		handler = mux
-	}
 	a.http = &http.Server{
 		Handler: handler, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(), ReadTimeout: cfg.HTTP.ReadTimeout.D(),
 		WriteTimeout: cfg.HTTP.WriteTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D(),
