@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,7 @@ type AuditWriter struct {
 	ch      chan cdr.AuditEntry
 	done    chan struct{}
 	once    sync.Once
+	drops   atomic.Int64
 	dropped prometheus.Counter
 	failed  prometheus.Counter
 	written prometheus.Counter
@@ -85,7 +87,9 @@ func (w *AuditWriter) Audit(e cdr.AuditEntry) {
 	case w.ch <- e:
 	default:
 		w.dropped.Inc()
-		w.log.Error("audit row dropped: queue full", "action", e.Action, "who", e.Who, "result", e.Result)
+		if n := w.drops.Add(1); n == 1 || n%1000 == 0 { // a log line per thousand, not per row
+			w.log.Error("audit rows dropped: queue full (the records database is down or slow)", "dropped", n, "action", e.Action, "who", e.Who)
+		}
 	}
 }
 
