@@ -3,9 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -320,5 +328,68 @@ func TestHTTPLimits(t *testing.T) {
 	wantJSONError(t, "413", body)
 	if code, _, body := apiDo(t, "POST", base+"/api/v1/agents/1001/login", "Bearer "+supervisor, `{"reason": "x"}`); code != http.StatusOK {
 		t.Errorf("a small body: %d %s", code, body)
+	}
+}
+
+// With http.tls_cert and tls_key the API is served over HTTPS only.
+func TestHTTPSListener(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
+	writeSelfSigned(t, certFile, keyFile)
+	s := startServer(t, testConfig(t, "  listen: 127.0.0.1:8080        # API, /metrics, /healthz\n",
+		"  listen: 127.0.0.1:8080\n  tls_cert: "+certFile+"\n  tls_key: "+keyFile+"\n"))
+	pool := x509.NewCertPool()
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(certPEM)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "https://"+s.httpAddr()+"/api/v1/agents", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET over HTTPS: %d", res.StatusCode)
+	}
+	if res, err := anonClient.Get("http://" + s.httpAddr() + "/healthz"); err == nil {
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Error("plain HTTP answered 200 on the HTTPS listener")
+		}
+	}
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key (PEM).
+func writeSelfSigned(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hotline test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
