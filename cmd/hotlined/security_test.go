@@ -393,3 +393,37 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
+
+// `hotlined token` prints a new token and the config line with its hash;
+// the config accepts the line and the server the token.
+func TestTokenCommand(t *testing.T) {
+	t.Parallel()
+	var out, errb strings.Builder
+	if code := tokenMain([]string{"--name", "wall", "--role", "viewer"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var token, line string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "token: "); ok {
+			token = v
+		}
+		if strings.Contains(l, "hash:") {
+			line = l
+		}
+	}
+	if token == "" || !strings.Contains(line, auth.HashToken(token)) || strings.Contains(line, token) {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	s := startServer(t, testConfig(t, "  listen: 127.0.0.1:8080        # API, /metrics, /healthz\n",
+		"  listen: 127.0.0.1:8080\n  tokens:\n  "+line+"\n"))
+	base := "http://" + s.httpAddr()
+	if code, _, body := apiDo(t, "GET", base+"/api/v1/queues", "Bearer "+token, ""); code != http.StatusOK {
+		t.Errorf("the printed token: %d %s", code, body)
+	}
+	if code, _, _ := apiDo(t, "POST", base+"/api/v1/agents/1001/login", "Bearer "+token, ""); code != http.StatusForbidden {
+		t.Errorf("a viewer token logs an agent in: %d, want 403", code)
+	}
+	if code := tokenMain([]string{"--role", "root"}, &out, &errb); code != 2 {
+		t.Errorf("--role root: exit %d, want 2", code)
+	}
+}
