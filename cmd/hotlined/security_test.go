@@ -182,14 +182,19 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // securityConfig is the default config with a viewer, a supervisor and an
-// admin token, a short read-header timeout and a small body limit.
+// admin token, a short read-header timeout and a small body limit; the
+// campaigns' calling window is shut (today and tomorrow are holidays).
 func securityConfig(t *testing.T) (yaml, viewer, supervisor, admin string) {
 	viewer, supervisor, admin = auth.NewToken(), auth.NewToken(), auth.NewToken()
+	sh, _ := time.LoadLocation("Asia/Shanghai")
+	now := time.Now().In(sh)
 	yaml = testConfig(t, "  listen: 127.0.0.1:8080        # API, /metrics, /healthz\n",
 		"  listen: 127.0.0.1:8080\n  read_header_timeout: 300ms\n  max_body: 1KiB\n  tokens:\n"+
 			"    - {name: wall, role: viewer, hash: \""+auth.HashToken(viewer)+"\"}\n"+
 			"    - {name: lead, role: supervisor, hash: \""+auth.HashToken(supervisor)+"\"}\n"+
-			"    - {name: ops, role: admin, hash: \""+auth.HashToken(admin)+"\"}\n")
+			"    - {name: ops, role: admin, hash: \""+auth.HashToken(admin)+"\"}\n",
+		`    # holidays: ["2026-10-01"]  # no calls`,
+		`    holidays: ["`+now.Format(time.DateOnly)+`", "`+now.AddDate(0, 0, 1).Format(time.DateOnly)+`"]`)
 	return yaml, viewer, supervisor, admin
 }
 
@@ -211,6 +216,19 @@ func TestRolesMaskingAndAudit(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.store.AppendEvents(context.Background(), []cdr.AgentEvent{
+		{ID: "e1", Time: t0, CallID: "in1", Queue: "consult", Event: cdr.EventEnterQueue, Data2: "13800138000"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := apiDo(t, "POST", base+"/api/v1/campaigns", "Bearer "+admin,
+		`{"name": "回访", "script": "satisfaction", "trunk": "loopback-out", "targets": [{"case_id": "M1", "phone": "13700001234"}]}`)
+	var created struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal([]byte(body), &created); code != http.StatusCreated || created.ID == "" {
+		t.Fatalf("admin creates a campaign: %d %s", code, body)
+	}
 	for _, tc := range []struct {
 		who, authz string
 		masked     bool
@@ -231,6 +249,18 @@ func TestRolesMaskingAndAudit(t *testing.T) {
 				t.Errorf("%s cdrs %s: the service number 12345 is masked too", tc.who, format)
 			}
 		}
+		for _, c := range []struct{ path, full, masked string }{
+			{"/api/v1/events", "13800138000", "138****8000"},
+			{"/api/v1/campaigns/" + created.ID, "13700001234", "137****1234"},
+		} {
+			code, _, body := apiDo(t, "GET", base+c.path, tc.authz, "")
+			if code != http.StatusOK {
+				t.Fatalf("%s GET %s: %d %s", tc.who, c.path, code, body)
+			}
+			if strings.Contains(body, c.full) == tc.masked || strings.Contains(body, c.masked) != tc.masked {
+				t.Errorf("%s GET %s: want masked=%v:\n%s", tc.who, c.path, tc.masked, body)
+			}
+		}
 	}
 	// Roles: a viewer may not change an agent's state, a supervisor may; only an admin reads the audit log.
 	if code, _, _ := apiDo(t, "POST", base+"/api/v1/agents/1004/ready", "Bearer "+viewer, ""); code != http.StatusForbidden {
@@ -249,14 +279,18 @@ func TestRolesMaskingAndAudit(t *testing.T) {
 		t.Errorf("supervisor creates a campaign: %d, want 403", code)
 	}
 
-	// The audit log: the supervisor's state change, the viewer's refused one, the admin's two
-	// full-number exports (JSON and CSV); not the masked reads.
+	// The audit log: the supervisor's state change, the viewer's refused one, the admin's
+	// campaign and full-number reads (records in JSON and CSV, events, targets); not the
+	// masked reads.
 	type row = cdr.AuditEntry
 	want := []row{
 		{Who: "wall", Role: "viewer", Action: "POST /api/v1/agents/{id}/{action}", Target: "/api/v1/agents/1004/ready", Result: 403},
 		{Who: "lead", Role: "supervisor", Action: "POST /api/v1/agents/{id}/{action}", Target: "/api/v1/agents/1004/ready", Result: 200},
 		{Who: "ops", Role: "admin", Action: "GET /api/v1/cdrs", Target: "/api/v1/cdrs?format=json", Result: 200},
 		{Who: "ops", Role: "admin", Action: "GET /api/v1/cdrs", Target: "/api/v1/cdrs?format=csv", Result: 200},
+		{Who: "ops", Role: "admin", Action: "POST /api/v1/campaigns", Target: "/api/v1/campaigns", Result: 201},
+		{Who: "ops", Role: "admin", Action: "GET /api/v1/events", Target: "/api/v1/events", Result: 200},
+		{Who: "ops", Role: "admin", Action: "GET /api/v1/campaigns/{id}", Target: "/api/v1/campaigns/" + created.ID, Result: 200},
 		{Who: "lead", Role: "supervisor", Action: "POST /api/v1/campaigns", Target: "/api/v1/campaigns", Result: 403},
 	}
 	deadline := time.Now().Add(10 * time.Second)
