@@ -34,7 +34,9 @@ func TestAccessLayer(t *testing.T) {
 	}
 	a := &api{cfg: Config{Auth: authn, MaxBody: 16}}
 	mux := http.NewServeMux()
-	ok := func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"who": principalOf(r).Name}) }
+	ok := func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]string{"who": principalOf(r).Name})
+	}
 	a.route(mux, "POST /x/{id}", access{min: auth.Supervisor, agent: true}, ok)
 	a.route(mux, "GET /open", access{}, ok)
 	do := func(method, path, authz, body string) *httptest.ResponseRecorder {
