@@ -188,6 +188,10 @@ func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 	if p.Role == auth.Agent {
 		f.Agent = p.AgentID // an agent sees its own calls only
 	}
+	if f.Caller != "" && !p.Role.SeesNumbers() { // a search by number would tell whether that citizen called
+		writeError(w, http.StatusForbidden, "caller: only an admin may search by the citizen's number")
+		return
+	}
 	recs, err := a.cfg.Records.List(r.Context(), f)
 	if !p.Role.SeesNumbers() {
 		maskRecords(recs)

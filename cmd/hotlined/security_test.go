@@ -262,6 +262,9 @@ func TestRolesMaskingAndAudit(t *testing.T) {
 			}
 		}
 	}
+	if code, _, _ := apiDo(t, "GET", base+"/api/v1/cdrs?caller=13800138000", "Bearer "+viewer, ""); code != http.StatusForbidden {
+		t.Errorf("viewer searches by a citizen's number: %d, want 403", code)
+	}
 	// Roles: a viewer may not change an agent's state, a supervisor may; only an admin reads the audit log.
 	if code, _, _ := apiDo(t, "POST", base+"/api/v1/agents/1004/ready", "Bearer "+viewer, ""); code != http.StatusForbidden {
 		t.Errorf("viewer sets an agent ready: %d, want 403", code)
