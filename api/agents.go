@@ -51,6 +51,22 @@ func (a *api) agents(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
+// agent serves GET /api/v1/agents/{id}: one agent (an agent may read itself).
+func (a *api) agent(w http.ResponseWriter, r *http.Request) {
+	a.writeAgent(w, r.PathValue("id"))
+}
+
+// writeAgent answers agent id's view, or 404.
+func (a *api) writeAgent(w http.ResponseWriter, id string) {
+	for _, v := range a.cfg.ACD.Agents() {
+		if v.ID == id {
+			writeJSON(w, http.StatusOK, toAgentJSON(v))
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "unknown agent "+id)
+}
+
 // agentAction serves POST /api/v1/agents/{id}/{login|ready|pause|logout}; pause and logout
 // take an optional JSON body {"reason": "..."}. ready logs a logged-out agent in first.
 func (a *api) agentAction(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +76,10 @@ func (a *api) agentAction(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+		if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
+			writeTooLarge(w, mb.Limit)
+			return
+		}
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "body: "+err.Error())
 			return
@@ -109,13 +129,7 @@ func (a *api) agentAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
-	for _, v := range a.cfg.ACD.Agents() {
-		if v.ID == id {
-			writeJSON(w, http.StatusOK, toAgentJSON(v))
-			return
-		}
-	}
-	writeError(w, http.StatusNotFound, "unknown agent "+id)
+	a.writeAgent(w, id)
 }
 
 // queueJSON is a queue as /api/v1/queues shows it. The day's counters are

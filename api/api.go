@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hotline12345/hotline/auth"
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/cdr"
 )
@@ -62,7 +63,25 @@ type Config struct {
 
 	// Campaigns serves /api/v1/campaigns (campaigns.go); nil: those routes answer 404.
 	Campaigns Campaigns
+
+	// Auth identifies callers (access.go); nil: every request is admin,
+	// for tests of the handlers only (the server always sets it).
+	Auth *auth.Authenticator
+	// MetricsOpen serves /metrics without credentials.
+	MetricsOpen bool
+	// Audit takes a row for every state-changing request and every read of
+	// full numbers; nil: none written. AuditLog serves /api/v1/audit (nil: 404).
+	Audit    Auditor
+	AuditLog cdr.AuditLog
+	// Debug (Go's profiler, --pprof) is served under /debug/pprof/ to admins; nil: not at all.
+	Debug http.Handler
+	// MaxBody bounds request bodies (default DefaultMaxBody); MaxImportBody
+	// those of campaign creation and target import (default MaxCampaignBody).
+	MaxBody, MaxImportBody int64
 }
+
+// DefaultMaxBody is Config.MaxBody's default.
+const DefaultMaxBody = 1 << 20
 
 // New returns the HTTP handler of the API.
 func New(cfg Config) http.Handler {
@@ -78,28 +97,48 @@ func New(cfg Config) http.Handler {
 	if cfg.Events == nil && cfg.Store != nil {
 		cfg.Events = cfg.Store
 	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxImportBody <= 0 {
+		cfg.MaxImportBody = MaxCampaignBody
+	}
 	a := &api{cfg: cfg}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}))
-	mux.HandleFunc("GET /api/v1/calls", a.calls)
-	mux.HandleFunc("GET /api/v1/cdrs", a.cdrs)
+	public, viewer := access{}, access{min: auth.Viewer}
+	a.route(mux, "GET /healthz", public, a.healthz)
+	metrics := viewer
+	if cfg.MetricsOpen {
+		metrics = public
+	}
+	a.route(mux, "GET /metrics", metrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError)}).ServeHTTP)
+	a.route(mux, "GET /api/v1/calls", access{min: auth.Supervisor}, a.calls)
+	a.route(mux, "GET /api/v1/cdrs", access{min: auth.Viewer, agent: true, export: true}, a.cdrs)
 	if cfg.Store != nil {
-		mux.HandleFunc("GET /api/v1/reports/summary", a.summary)
+		a.route(mux, "GET /api/v1/reports/summary", viewer, a.summary)
 	}
 	if cfg.Events != nil {
-		mux.HandleFunc("GET /api/v1/events", a.events)
+		a.route(mux, "GET /api/v1/events", access{min: auth.Viewer, export: true}, a.events)
+	}
+	if cfg.AuditLog != nil {
+		a.route(mux, "GET /api/v1/audit", access{min: auth.Admin}, a.audit)
 	}
 	if cfg.ACD != nil {
-		mux.HandleFunc("GET /wallboard", func(w http.ResponseWriter, r *http.Request) {
+		// The page holds no data: it asks for a token and sends it with its data calls.
+		a.route(mux, "GET /wallboard", public, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Referrer-Policy", "no-referrer")
 			w.Write(wallboardHTML)
 		})
-		mux.HandleFunc("GET /api/v1/agents", a.agents)
-		mux.HandleFunc("POST /api/v1/agents/{id}/{action}", a.agentAction)
-		mux.HandleFunc("GET /api/v1/queues", a.queues)
+		a.route(mux, "GET /api/v1/agents", viewer, a.agents)
+		a.route(mux, "GET /api/v1/agents/{id}", access{min: auth.Viewer, agent: true}, a.agent)
+		a.route(mux, "POST /api/v1/agents/{id}/{action}", access{min: auth.Supervisor, agent: true}, a.agentAction)
+		a.route(mux, "GET /api/v1/queues", viewer, a.queues)
 	}
 	a.campaignRoutes(mux)
+	if cfg.Debug != nil {
+		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -124,7 +163,13 @@ func (a *api) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) calls(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"calls": a.cfg.Calls.Live()})
+	live := a.cfg.Calls.Live()
+	if !principalOf(r).Role.SeesNumbers() {
+		for i := range live {
+			live[i].Caller, live[i].Called = maskNumber(live[i].Caller), maskNumber(live[i].Called)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"calls": live})
 }
 
 // cdrs serves GET /api/v1/cdrs?from=&to=&queue=&agent=&disposition=&caller=&limit=&format=json|csv.
@@ -139,7 +184,18 @@ func (a *api) cdrs(w http.ResponseWriter, r *http.Request) {
 	}
 	f.Queue, f.Disposition, f.Caller, f.Agent = q.Get("queue"), cdr.Disposition(q.Get("disposition")), q.Get("caller"), q.Get("agent")
 	f.Direction = q.Get("direction") // inbound, survey, callback
+	p := principalOf(r)
+	if p.Role == auth.Agent {
+		f.Agent = p.AgentID // an agent sees its own calls only
+	}
+	if f.Caller != "" && !p.Role.SeesNumbers() { // a search by number would tell whether that citizen called
+		writeError(w, http.StatusForbidden, "caller: only an admin may search by the citizen's number")
+		return
+	}
 	recs, err := a.cfg.Records.List(r.Context(), f)
+	if !p.Role.SeesNumbers() {
+		maskRecords(recs)
+	}
 	writeList(a, w, "cdrs", format, recs, err, cdr.WriteRecordsCSV)
 }
 
@@ -232,6 +288,9 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evs, err := a.cfg.Events.ListEvents(r.Context(), f)
+	if !principalOf(r).Role.SeesNumbers() {
+		maskEvents(evs)
+	}
 	writeList(a, w, "events", format, evs, err, cdr.WriteEventsCSV)
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hotline12345/hotline/auth"
 	"github.com/hotline12345/hotline/callback"
 	"github.com/hotline12345/hotline/cdr"
 )
@@ -35,8 +36,9 @@ type CampaignTargets interface {
 	Targets(ctx context.Context, campaign, state string, limit int) ([]callback.Target, error)
 }
 
-// MaxCampaignBody bounds the body of POST /api/v1/campaigns[/{id}/targets]
-// (some 50,000 targets); a larger one is answered 413.
+// MaxCampaignBody is the default bound of the body of POST
+// /api/v1/campaigns[/{id}/targets] (some 50,000 targets; Config.MaxImportBody);
+// a larger one is answered 413.
 const MaxCampaignBody = 8 << 20
 
 // DefaultCampaignTargets is how many targets GET /api/v1/campaigns/{id}
@@ -55,13 +57,14 @@ func (a *api) campaignRoutes(mux *http.ServeMux) {
 		mux.HandleFunc("/api/v1/campaigns/", off)
 		return
 	}
-	mux.HandleFunc("POST /api/v1/campaigns", a.createCampaign)
-	mux.HandleFunc("GET /api/v1/campaigns", a.listCampaigns)
-	mux.HandleFunc("GET /api/v1/campaigns/{id}", a.campaign)
-	mux.HandleFunc("POST /api/v1/campaigns/{id}/targets", a.addTargets)
-	mux.HandleFunc("POST /api/v1/campaigns/{id}/pause", a.campaignAction(a.cfg.Campaigns.Pause))
-	mux.HandleFunc("POST /api/v1/campaigns/{id}/resume", a.campaignAction(a.cfg.Campaigns.Resume))
-	mux.HandleFunc("POST /api/v1/campaigns/{id}/cancel", a.campaignAction(a.cfg.Campaigns.Cancel))
+	importing := access{min: auth.Admin, body: a.cfg.MaxImportBody}
+	a.route(mux, "POST /api/v1/campaigns", importing, a.createCampaign)
+	a.route(mux, "GET /api/v1/campaigns", access{min: auth.Viewer}, a.listCampaigns)
+	a.route(mux, "GET /api/v1/campaigns/{id}", access{min: auth.Viewer, export: true}, a.campaign)
+	a.route(mux, "POST /api/v1/campaigns/{id}/targets", importing, a.addTargets)
+	a.route(mux, "POST /api/v1/campaigns/{id}/pause", access{min: auth.Admin}, a.campaignAction(a.cfg.Campaigns.Pause))
+	a.route(mux, "POST /api/v1/campaigns/{id}/resume", access{min: auth.Admin}, a.campaignAction(a.cfg.Campaigns.Resume))
+	a.route(mux, "POST /api/v1/campaigns/{id}/cancel", access{min: auth.Admin}, a.campaignAction(a.cfg.Campaigns.Cancel))
 }
 
 // duration is a time.Duration written as a Go duration string ("10m", "24h").
@@ -231,17 +234,18 @@ func toTargetJSON(t callback.Target) targetJSON {
 	}
 }
 
-// readJSON decodes r's body (at most MaxCampaignBody, no unknown fields, one
-// value) into v; it answers the error itself (400 or 413) and reports false.
+// readJSON decodes r's body (at most the route's limit, Config.MaxImportBody
+// here, set by the access layer; no unknown fields, one value) into v; it
+// answers the error itself (400 or 413) and reports false.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxCampaignBody))
+	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
 		err = errors.New("unexpected data after the JSON object")
 	}
 	if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
-		writeError(w, http.StatusRequestEntityTooLarge, "body: larger than "+strconv.Itoa(MaxCampaignBody>>20)+" MiB")
+		writeTooLarge(w, mb.Limit)
 		return false
 	}
 	if errors.Is(err, io.EOF) {
@@ -410,8 +414,13 @@ func (a *api) campaign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ts := make([]targetJSON, 0, len(s.Targets))
+	full := principalOf(r).Role.SeesNumbers()
 	for _, t := range s.Targets {
-		ts = append(ts, toTargetJSON(t))
+		tj := toTargetJSON(t)
+		if !full {
+			tj.Phone = maskNumber(tj.Phone)
+		}
+		ts = append(ts, tj)
 	}
 	writeJSON(w, http.StatusOK, struct {
 		campaignJSON

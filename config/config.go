@@ -100,11 +100,6 @@ type SIP struct {
 	UserAgent string `yaml:"user_agent"` // Server / User-Agent header
 }
 
-// HTTP is the API listener.
-type HTTP struct {
-	Listen string `yaml:"listen"`
-}
-
 // RTP is the media port range and inactivity timeout.
 type RTP struct {
 	Ports   string       `yaml:"ports"`   // "LOW-HIGH", even-aligned
@@ -383,9 +378,7 @@ func (c *Config) applyDefaults() {
 	if c.SIP.UserAgent == "" {
 		c.SIP.UserAgent = DefaultUserAgent
 	}
-	if c.HTTP.Listen == "" {
-		c.HTTP.Listen = DefaultHTTPListen
-	}
+	c.HTTP.applyDefaults()
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}

@@ -1442,3 +1442,25 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// The http section: token hashes and roles are checked, timeouts and body
+// limits get their defaults.
+func TestHTTPSection(t *testing.T) {
+	doc := defaultDoc(t)
+	c, err := Load("h.yaml", []byte(doc), Known{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.ReadHeaderTimeout.D() != DefaultHTTPReadHeaderTimeout || c.HTTP.WriteTimeout.D() != DefaultHTTPWriteTimeout ||
+		c.HTTP.MaxBodyBytes() != 1<<20 || c.HTTP.MaxImportBodyBytes() != 16<<20 {
+		t.Errorf("defaults: %+v", c.HTTP)
+	}
+	bad := strings.Replace(doc, "  listen: 127.0.0.1:8080", "  listen: 127.0.0.1:8080\n  tls_cert: a.pem\n  max_body: lots\n  tokens:\n"+
+		"    - {name: ops, role: root, hash: \"sha256:00\"}", 1)
+	_, err = Load("h.yaml", []byte(bad), Known{})
+	for _, want := range []string{"http.tls_cert", "http.tokens[0].role", "http.tokens[0].hash", "http.max_body"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}

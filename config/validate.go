@@ -43,9 +43,7 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			add("sip.media_ip", "want an IP address, got %q", c.SIP.MediaIP)
 		}
 	}
-	if _, err := netip.ParseAddrPort(c.HTTP.Listen); err != nil {
-		add("http.listen", "want IP:PORT, got %q", c.HTTP.Listen)
-	}
+	c.HTTP.validate(add)
 	if _, _, err := ParsePorts(c.RTP.Ports); err != nil {
 		add("rtp.ports", "%v", err)
 	}

@@ -60,7 +60,7 @@ func startAgents(ctx context.Context, d *day, sched *media.Scheduler) (*agentPoo
 	cfg := &d.cfg
 	p := &agentPool{
 		d: d, log: d.log,
-		http:        &http.Client{Timeout: cfg.SetupTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: agentSetupParallel}},
+		http:        &http.Client{Timeout: cfg.SetupTimeout, Transport: WithToken(&http.Transport{MaxIdleConnsPerHost: agentSetupParallel})},
 		stopRefresh: make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)

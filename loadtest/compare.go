@@ -105,7 +105,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 
 // apiClient opens a connection per request: compare makes two, and no idle
 // connection (and its goroutines) outlives it.
-var apiClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+var apiClient = &http.Client{Transport: WithToken(&http.Transport{DisableKeepAlives: true})}
 
 // Compare holds the ground truth t against the server at api (its HTTP base
 // URL, e.g. http://127.0.0.1:8080): the inbound records of

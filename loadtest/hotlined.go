@@ -69,6 +69,7 @@ queues:
 // scripted benchmark runs).
 type Hotlined struct {
 	SIP, HTTP string // addresses it serves on
+	Token     string // its admin token (DATA_DIR/admin.token), which the load tester's requests to it carry
 	cmd       *exec.Cmd
 	exited    chan struct{}
 	err       error
@@ -132,6 +133,13 @@ func StartHotlined(bin, config, dir, rtpPorts string, logw io.Writer) (*Hotlined
 	select {
 	case a := <-ready:
 		h.SIP, h.HTTP = a[0], a[1]
+		tok, err := ReadAdminToken(filepath.Join(dir, "data"))
+		if err != nil {
+			h.Stop()
+			return nil, fmt.Errorf("loadtest: hotlined's admin token: %w", err)
+		}
+		h.Token = tok
+		UseToken(h.HTTP, tok)
 		return h, nil
 	case <-h.exited:
 		return nil, fmt.Errorf("loadtest: hotlined exited before serving: %v", h.err)

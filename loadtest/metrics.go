@@ -33,7 +33,7 @@ const (
 
 // scrapeClient opens a connection per scrape: scrapes are rare, and no idle
 // connection (and its goroutines) outlives a run.
-var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+var scrapeClient = &http.Client{Transport: WithToken(&http.Transport{DisableKeepAlives: true})}
 
 // Scrape is one reading of a Prometheus text exposition: every sample by
 // its name and label set exactly as exposed, e.g.

@@ -192,7 +192,7 @@ func (r *sippScnRun) waitBound(t *testing.T, port int) {
 }
 
 // sippScnHTTP has no keep-alive: no connection outlives a test (goleak).
-var sippScnHTTP = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+var sippScnHTTP = &http.Client{Timeout: 5 * time.Second, Transport: WithToken(&http.Transport{DisableKeepAlives: true})}
 
 // sippScnDo sends a request to the server's API and decodes the JSON answer into v.
 func sippScnDo(t *testing.T, method, url, body string, want int, v any) {

@@ -317,7 +317,7 @@ func TestDayBadInputAgainstServer(t *testing.T) {
 		rctx, rcancel := context.WithTimeout(context.Background(), time.Minute)
 		defer rcancel()
 		cmd := exec.CommandContext(rctx, "sh", "-c", `ulimit -n 40 && exec "$0" "$@"`, cli, "day",
-			"--target", h.SIP, "--api", "http://"+h.HTTP, "--agents", "0", "--rate", "20", "--duration", "10s",
+			"--target", h.SIP, "--api", "http://"+h.HTTP, "--token", h.Token, "--agents", "0", "--rate", "20", "--duration", "10s",
 			"--quiet", "--json", "--truth", truthFile, "--html", htmlFile)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -394,7 +394,7 @@ func badStartServer(t *testing.T, bin, rtpPorts string, replace ...string) *load
 
 func badGetJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second, Transport: loadtest.WithToken(nil)}
 	res, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	target := fs.String("target", "127.0.0.1:5060", "the server's SIP address")
 	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API (agents go ready through it)")
+	token := tokenFlag(fs)
 	metrics := fs.String("metrics", "", "the server's /metrics URL for its CPU and RSS while held (default: --api + /metrics; \"-\": none)")
 	localIP := fs.String("local-ip", "127.0.0.1", "the tester's address (its SDP and SIP Contact); a non-loopback address allows a non-loopback target")
 	agents := fs.Int("agents", 10, "pairs: simulated agents (ids from --agent-start, password agent<id>) and as many citizens")
@@ -56,6 +57,9 @@ func runBridge(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		*metrics = api + "/metrics"
 	case "-":
 		*metrics = ""
+	}
+	if err := useToken(*token, api, *metrics); err != nil {
+		return fail(stderr, "bridge", err)
 	}
 	stopProfile, err := startProfile(*cpuprofile)
 	if err != nil {

@@ -26,6 +26,7 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	target := fs.String("target", "127.0.0.1:5060", "the server's SIP address")
 	localIP := fs.String("local-ip", "127.0.0.1", "the tester's address (its SDP and SIP Contact); a non-loopback address allows a non-loopback target")
 	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API (agents go ready through it)")
+	token := tokenFlag(fs)
 	agents := fs.Int("agents", 10, "simulated agents (ids from --agent-start, password agent<id>)")
 	agentStart := fs.String("agent-start", loadtest.DefaultAgentStart, "first agent id")
 	rate := fs.Float64("rate", 1, "new citizens per second (Poisson arrivals)")
@@ -57,6 +58,9 @@ func runDay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	weights, err := parseMix(*mix)
 	if err != nil {
+		return fail(stderr, "day", err)
+	}
+	if err := useToken(*token, *apiURL); err != nil {
 		return fail(stderr, "day", err)
 	}
 	// Checked here, not only by RunDay, so that the message names the flag.
@@ -131,8 +135,12 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	truthFile := fs.String("truth", "", "the ground truth written by `day --truth` (required)")
 	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API")
+	token := tokenFlag(fs)
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
+	}
+	if err := useToken(*token, *apiURL); err != nil {
+		return fail(stderr, "compare", err)
 	}
 	if *truthFile == "" {
 		return fail(stderr, "compare", fmt.Errorf("%w: --truth is required", loadtest.ErrConfig))

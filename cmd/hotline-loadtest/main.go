@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // common are the flags both commands take.
 type common struct {
 	target, metrics, cpuprofile string
+	token                       *string
 	json                        bool
 }
 
@@ -105,6 +106,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.metrics, "metrics", "", "the server's /metrics URL, e.g. http://127.0.0.1:8080/metrics (loopback only; empty: no server figures)")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the load tester (client side only) to this file")
+	c.token = tokenFlag(fs)
 }
 
 // parse parses the flags and reports usage errors on stderr in one line (the flag
@@ -176,6 +178,9 @@ func runIVR(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "ivr", fmt.Errorf("--target: %w", err))
 	}
+	if err := useToken(*c.token, c.metrics); err != nil {
+		return fail(stderr, "ivr", err)
+	}
 	ip, err := loadtest.LoopbackIP(*local)
 	if err != nil {
 		return fail(stderr, "ivr", fmt.Errorf("--local-ip: %w", err))
@@ -237,6 +242,9 @@ func runSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	target, err := loadtest.LoopbackAddrPort(c.target)
 	if err != nil {
 		return fail(stderr, "setup", fmt.Errorf("--target: %w", err))
+	}
+	if err := useToken(*c.token, c.metrics); err != nil {
+		return fail(stderr, "setup", err)
 	}
 	ip, err := loadtest.LoopbackIP(*local)
 	if err != nil {

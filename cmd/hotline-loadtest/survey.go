@@ -20,6 +20,7 @@ func runSurvey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := flag.NewFlagSet("survey", flag.ContinueOnError)
 	listen := fs.String("listen", loadtest.DefaultSurveyListen, "the far end's SIP address: the outbound trunk's gateway (loopback only)")
 	apiURL := fs.String("api", "http://127.0.0.1:8080", "the server's HTTP API (the campaign is created and followed through it)")
+	token := tokenFlag(fs)
 	targets := fs.Int("targets", 0, "run a campaign calling this many generated numbers (1390000xxxx) and wait for it to finish")
 	script := fs.String("campaign-survey", loadtest.DefaultSurveyScript, "the campaign's survey script")
 	trunk := fs.String("trunk", loadtest.DefaultSurveyTrunk, "the campaign's outbound trunk")
@@ -70,6 +71,9 @@ func runSurvey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		InfoShare: *infoShare, RatingMix: mix, Seed: *seed,
 	}
 	if *targets > 0 {
+		if err := useToken(*token, *apiURL); err != nil {
+			return fail(stderr, "survey", err)
+		}
 		cfg.API, cfg.Targets, cfg.Survey, cfg.Trunk = strings.TrimSuffix(*apiURL, "/"), *targets, *script, *trunk
 		cfg.MaxAttempts, cfg.Retry, cfg.RingTimeout, cfg.CPS, cfg.MaxConcurrent = *attempts, *retry, *ringTimeout, *cps, *concurrent
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/api"
+	"github.com/hotline12345/hotline/auth"
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/callback"
 	"github.com/hotline12345/hotline/cdr"
@@ -51,6 +52,7 @@ type app struct {
 	calls     *call.Manager
 	registrar *sip.Registrar
 	campaigns callback.Store // beside the records; nil without outbound trunks
+	audit     *api.AuditWriter
 	dialer    *callback.Dialer
 	dialerRun *dialerRun
 	sip       *sip.Server
@@ -247,9 +249,35 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if a.dialer != nil {
 		campaigns = a.dialer
 	}
+	tokens, err := apiTokens(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	authn, err := auth.New(tokens, func(id string) (string, bool) { p, ok := passwords[id]; return p, ok })
+	if err != nil {
+		return nil, fmt.Errorf("config: http.tokens: %w", err)
+	}
+	var auditLog cdr.AuditLog
+	var auditor api.Auditor
+	if al, ok := a.store.(cdr.AuditLog); ok {
+		auditLog = al
+		a.audit = api.NewAuditWriter(al, log.With("caller", "audit"), a.reg)
+		auditor = a.audit
+	}
+	warnPlainHTTP(cfg, log)
+	var debug http.Handler
+	if o.Pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		debug = mux
+	}
 	handler := api.New(api.Config{
 		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
+		Auth: authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
+		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug,
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")
@@ -257,22 +285,24 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 			return a.writer.Accepting()
 		},
 	})
-	if o.Pprof {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.Handle("/", handler)
-		handler = mux
+	a.http = &http.Server{
+		Handler: handler, ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(), ReadTimeout: cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout: cfg.HTTP.WriteTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D(),
+		ErrorLog: slog.NewLogLogger(log.With("caller", "http").Handler(), slog.LevelDebug),
 	}
-	a.http = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
 }
 
 // serve runs the SIP and HTTP servers until ctx is done.
 func (a *app) serve(ctx context.Context) {
 	go func() {
-		if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if c := a.cfg.HTTP; c.TLSCert != "" {
+			err = a.http.ServeTLS(a.httpLn, c.TLSCert, c.TLSKey)
+		} else {
+			err = a.http.Serve(a.httpLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("HTTP server failed", "error", err)
 		}
 	}()
@@ -363,6 +393,12 @@ func (a *app) close() {
 		a.httpLn.Close()
 	}
 	a.stopDialer()
+	if a.audit != nil { // after the HTTP server: no more requests to audit
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a.audit.Close(ctx)
+		cancel()
+		a.audit = nil
+	}
 	if a.calls != nil {
 		a.calls.Close() // no more agent events after this point
 	}

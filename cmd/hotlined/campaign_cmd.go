@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 const campaignUsage = `usage: hotlined campaign import --file cases.csv [--campaign ID | --name NAME]
         [--script NAME] [--trunk NAME] [--api URL] [--config FILE]
+        [--token TOKEN | --token-file FILE]
 
 Imports the cases of a CSV file (a header row names the columns: case_id,
 phone, queue, agent, closed_at; Chinese headers such as 工单号 and 电话 work
@@ -48,6 +50,8 @@ func campaignMain(args []string, stdout, stderr io.Writer) int {
 		trunk    = fs.String("trunk", "", "outbound trunk of a new campaign (default: callback.trunk of the config)")
 		apiURL   = fs.String("api", "", "the server's HTTP API (default: http://<http.listen of the config>)")
 		confFile = fs.String("config", "", "config file (default: the embedded configs/hotline.yaml)")
+		token    = fs.String("token", os.Getenv("HOTLINE_TOKEN"), "an admin token of the API (default $HOTLINE_TOKEN)")
+		tokFile  = fs.String("token-file", "", "a file holding the token (default without --token: admin.token in the config's data dir)")
 	)
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,6 +90,14 @@ func campaignMain(args []string, stdout, stderr io.Writer) int {
 	if *name == "" && *id == "" {
 		*name = strings.TrimSuffix(baseName(*file), ".csv")
 	}
+	if *token == "" {
+		if *tokFile == "" {
+			*tokFile = filepath.Join(cfg.DataDir, adminTokenFile)
+		}
+		if *token, err = readAdminToken(*tokFile); err != nil {
+			return usage("no API token: give --token, --token-file or $HOTLINE_TOKEN (%v)", err)
+		}
+	}
 	loc, err := time.LoadLocation(cfg.Timezone)
 	if err != nil {
 		return usage("timezone: %v", err)
@@ -98,7 +110,7 @@ func campaignMain(args []string, stdout, stderr io.Writer) int {
 	defer f.Close()
 	start := time.Now()
 	// The file is read while the chunks read so far are posted: one goroutine posts, in order.
-	imp := importer{api: strings.TrimSuffix(*apiURL, "/"), client: &http.Client{Timeout: 2 * time.Minute}, id: *id}
+	imp := importer{api: strings.TrimSuffix(*apiURL, "/"), client: &http.Client{Timeout: 2 * time.Minute}, id: *id, token: *token}
 	chunks := make(chan []callback.Target, 2)
 	type outcome struct {
 		added   int
@@ -191,6 +203,7 @@ type importer struct {
 	api    string
 	client *http.Client
 	id     string
+	token  string
 }
 
 type importTarget struct {
@@ -236,7 +249,13 @@ func (im *importer) post(path string, body any, want int, out any) error {
 	if err != nil {
 		return err
 	}
-	resp, err := im.client.Post(im.api+path, "application/json", bytes.NewReader(b))
+	req, err := http.NewRequest(http.MethodPost, im.api+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+im.token)
+	resp, err := im.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("the server's API: %w", err)
 	}

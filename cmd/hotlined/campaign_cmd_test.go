@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,7 +39,7 @@ func TestCampaignImportCommand(t *testing.T) {
 	confPath := filepath.Join(s.dir, "hotline.yaml")
 	api := "http://" + s.httpAddr()
 	var out, errb bytes.Buffer
-	code := campaignMain([]string{"import", "--file", csvPath, "--api", api, "--config", confPath, "--name", "十二月回访"}, &out, &errb)
+	code := campaignMain([]string{"import", "--file", csvPath, "--api", api, "--token", s.token, "--config", confPath, "--name", "十二月回访"}, &out, &errb)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (some rows refused)\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
@@ -89,7 +88,7 @@ func TestCampaignImportCommand(t *testing.T) {
 
 	out.Reset()
 	errb.Reset()
-	code = campaignMain([]string{"import", "--file", csvPath, "--api", api, "--config", confPath, "--campaign", id}, &out, &errb)
+	code = campaignMain([]string{"import", "--file", csvPath, "--api", api, "--token", s.token, "--config", confPath, "--campaign", id}, &out, &errb)
 	if code != 1 || strings.Count(errb.String(), "duplicate case id") != 4 || !strings.Contains(out.String(), "0 imported") {
 		t.Errorf("second import: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
@@ -97,14 +96,14 @@ func TestCampaignImportCommand(t *testing.T) {
 		t.Errorf("no --file: exit %d, want 2", code)
 	}
 	errb.Reset()
-	if code := campaignMain([]string{"import", "--file", csvPath, "--api", api, "--config", confPath, "--campaign", "nope"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "404") {
+	if code := campaignMain([]string{"import", "--file", csvPath, "--api", api, "--token", s.token, "--config", confPath, "--campaign", "nope"}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "404") {
 		t.Errorf("unknown campaign: exit %d: %s", code, errb.String())
 	}
 }
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := httpClient.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,6 +245,7 @@ func restartProcess(t *testing.T, p *process) *process {
 	select {
 	case addrs := <-ready:
 		q.sip, q.http = addrs[0], addrs[1]
+		useAdminToken(t, q.http, q.dataDir)
 	case <-q.exited:
 		t.Fatalf("hotlined exited before serving after the restart: %v", q.exitErr)
 	case <-time.After(20 * time.Second):

@@ -102,6 +102,7 @@ func startProcess(t *testing.T, yaml string) *process {
 	select {
 	case addrs := <-ready:
 		p.sip, p.http = addrs[0], addrs[1]
+		useAdminToken(t, p.http, p.dataDir)
 	case <-p.exited:
 		t.Fatalf("hotlined exited before serving: %v", p.exitErr)
 	case <-time.After(20 * time.Second):

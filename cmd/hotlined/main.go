@@ -2,6 +2,7 @@
 //
 //	hotlined report --data-dir DIR | --cdr-dsn DSN [--from --to --queue --by hour|day|queue|agent] [--format text|csv|json|html]
 //	hotlined campaign import --file cases.csv [--campaign ID | --name NAME] [--api URL]
+//	hotlined token [--name NAME] [--role viewer|supervisor|admin]   (a new API token and its config line)
 //	hotlined events --data-dir DIR | --cdr-dsn DSN [--from --to --agent --queue --call --event] [--format text|csv|json]
 //	hotlined [--config FILE] [--sip-listen HOST:PORT] [--http-listen HOST:PORT]
 //	         [--data-dir DIR] [--rtp-ports LOW-HIGH] [--log-level debug|info|warn|error] [--log-format text|json]
@@ -33,6 +34,8 @@ func main() {
 			os.Exit(eventsMain(os.Args[2:], os.Stdout, os.Stderr))
 		case "campaign":
 			os.Exit(campaignMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "token":
+			os.Exit(tokenMain(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))

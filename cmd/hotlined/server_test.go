@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 type testServer struct {
 	*app
 	dir    string
+	token  string // the admin token (DATA_DIR/admin.token); "" with tokens in the config
 	stop   context.CancelFunc
 	served chan struct{}
 }
@@ -67,6 +69,7 @@ func startServer(t *testing.T, yaml string, edits ...func(*options)) *testServer
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{app: a, dir: dir, stop: cancel, served: make(chan struct{})}
+	s.token = useAdminToken(t, s.httpAddr(), o.DataDir)
 	go func() { a.serve(ctx); close(s.served) }()
 	t.Cleanup(func() { s.shutdownNow() })
 	return s
@@ -209,7 +212,45 @@ func runSIPp(t *testing.T, target, scenario string, extra ...string) sippResult 
 	return res
 }
 
-var httpClient = &http.Client{Timeout: 5 * time.Second}
+// httpClient is the tests' client of the API: it sends the admin token of
+// the test server it calls (useAdminToken) unless the request has its own
+// Authorization. anonClient sends none.
+var (
+	httpClient = &http.Client{Timeout: 5 * time.Second, Transport: tokenTransport{http.DefaultTransport}}
+	anonClient = &http.Client{Timeout: 5 * time.Second}
+)
+
+// adminTokens maps a test server's HTTP address to its admin token.
+var adminTokens sync.Map
+
+// useAdminToken reads the admin token a server on httpAddr generated in
+// dataDir and has httpClient send it there; "" if the config has tokens
+// (no file).
+func useAdminToken(t *testing.T, httpAddr, dataDir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, adminTokenFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(b))
+	adminTokens.Store(httpAddr, tok)
+	t.Cleanup(func() { adminTokens.CompareAndDelete(httpAddr, tok) })
+	return tok
+}
+
+// tokenTransport adds the admin token of the server a request goes to.
+type tokenTransport struct{ base http.RoundTripper }
+
+func (tt tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if tok, ok := adminTokens.Load(r.URL.Host); ok && r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+tok.(string))
+	}
+	return tt.base.RoundTrip(r)
+}
 
 // httpGet fetches url and checks the status code.
 func httpGet(t *testing.T, url string, want int) string {

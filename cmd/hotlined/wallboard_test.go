@@ -53,7 +53,7 @@ func TestWallboardInChromium(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
 	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1004/ready", http.StatusOK)
-	url := "http://" + s.httpAddr() + "/wallboard"
+	url := "http://" + s.httpAddr() + "/wallboard#token=" + s.token
 	dom := headless(t, bin, url, "--dump-dom")
 	// Queues by their display names (咨询 for consult), keys kept as data attributes.
 	for _, want := range []string{`data-queue="consult"`, `data-queue="complaint"`, `data-agent="1004"`, "就绪 ready", "坐席1004",
@@ -133,7 +133,7 @@ func TestWallboardShowsCampaigns(t *testing.T) {
 		`    holidays: ["`+now.Format(time.DateOnly)+`", "`+now.AddDate(0, 0, 1).Format(time.DateOnly)+`"]`))
 	body := `{"name": "十二月回访", "script": "satisfaction", "trunk": "loopback-out",
 		"targets": [{"case_id": "W1", "phone": "13900000001"}, {"case_id": "W2", "phone": "13900000002"}]}`
-	resp, err := http.Post("http://"+s.httpAddr()+"/api/v1/campaigns", "application/json", strings.NewReader(body))
+	resp, err := httpClient.Post("http://"+s.httpAddr()+"/api/v1/campaigns", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestWallboardShowsCampaigns(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusCreated || created.ID == "" {
 		t.Fatalf("POST campaign: %d %v", resp.StatusCode, err)
 	}
-	dom := headless(t, bin, "http://"+s.httpAddr()+"/wallboard", "--dump-dom")
+	dom := headless(t, bin, "http://"+s.httpAddr()+"/wallboard#token="+s.token, "--dump-dom")
 	row := regexp.MustCompile(`(?s)<tr data-campaign="` + created.ID + `">(.*?)</tr>`).FindStringSubmatch(dom)
 	if row == nil || !strings.Contains(dom, "回访") || !strings.Contains(row[1], "十二月回访") || !strings.Contains(row[1], "进行中 running") {
 		t.Fatalf("wallboard lacks the campaign row: %q", row)
