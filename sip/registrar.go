@@ -26,8 +26,11 @@ package sip
 //     phone restarted on a new port does not pile up bindings. Beyond MaxContacts per user
 //     the least recently registered binding is dropped (Asterisk's remove_existing); a single
 //     REGISTER with more contacts than that is refused with 403.
-//   - A source with LockoutFailures wrong answers within LockoutWindow is refused with 403
-//     for LockoutFor, right password or not (agents behind the same NAT share its fate).
+//   - A user with LockoutFailures wrong answers from one source address within LockoutWindow
+//     is refused with 403 from that address for LockoutFor, right password or not; other
+//     users behind the same address (a call centre's NAT) are unaffected. A source from
+//     which LockoutSourceUsers distinct users failed within the window (a scanner) is
+//     refused as a whole (registrar_auth.go, lockouts).
 //   - Memory is bounded: nonces are stateless (registrar_auth.go), bindings are capped per
 //     user and in total (MaxBindings, then 503), the lockout and nonce-count tables are capped.
 
@@ -56,11 +59,15 @@ const (
 	DefaultMaxContacts     = 5
 	DefaultMaxBindings     = 100_000
 	DefaultLockoutFailures = 10
-	DefaultLockoutWindow   = time.Minute
-	DefaultLockoutFor      = 5 * time.Minute
-	DefaultQualifyInterval = 30 * time.Second
-	DefaultQualifyTimeout  = 5 * time.Second
-	DefaultQualifyFailures = 3
+	// DefaultLockoutSourceUsers is the number of distinct users failing from one address
+	// within the window that locks the whole address: well above one NAT's misconfigured
+	// phones, well below a scanner's username list.
+	DefaultLockoutSourceUsers = 30
+	DefaultLockoutWindow      = time.Minute
+	DefaultLockoutFor         = 5 * time.Minute
+	DefaultQualifyInterval    = 30 * time.Second
+	DefaultQualifyTimeout     = 5 * time.Second
+	DefaultQualifyFailures    = 3
 )
 
 // Reasons given to RegistrarConfig.OnChange.
@@ -93,8 +100,12 @@ type RegistrarConfig struct {
 	MaxContacts                            int           // per user
 	MaxBindings                            int           // in total; beyond, new bindings get 503
 
-	// Brute-force guard per source IP; LockoutFailures < 0 disables it.
+	// Brute-force guard: LockoutFailures wrong answers for one user from one source IP, or
+	// LockoutSourceUsers distinct users failing from one source IP, within LockoutWindow
+	// lock that user at that source, or the whole source, for LockoutFor. A value < 0
+	// disables that half of the guard.
 	LockoutFailures           int
+	LockoutSourceUsers        int
 	LockoutWindow, LockoutFor time.Duration
 
 	// Qualify: every QualifyInterval (< 0 disables) each binding is pinged with Pinger; a
@@ -155,6 +166,9 @@ func (c *RegistrarConfig) setDefaults() {
 	if c.LockoutFailures == 0 {
 		c.LockoutFailures = DefaultLockoutFailures
 	}
+	if c.LockoutSourceUsers == 0 {
+		c.LockoutSourceUsers = DefaultLockoutSourceUsers
+	}
 	if c.QualifyInterval == 0 {
 		c.QualifyInterval = DefaultQualifyInterval
 	}
@@ -192,20 +206,23 @@ type Binding struct {
 
 // RegistrarStats are counters of the registrar, and a few gauges.
 type RegistrarStats struct {
-	Registrations uint64 // REGISTERs answered 200 (new, refresh, removal, query)
-	Challenges    uint64 // 401s sent, stale ones included
-	Stale         uint64 // 401s with stale=true (old or foreign nonce, reused nc)
-	Replays       uint64 // of those, a reused nonce-count
-	AuthFailures  uint64 // unknown user or wrong password (403)
-	Forbidden     uint64 // authenticated, but not as the To user (403)
-	Lockouts      uint64 // times a source was locked out
-	LockedOut     uint64 // REGISTERs refused because their source was locked out
-	Rejected      uint64 // other refusals: 400, 403 (too many contacts), 420, 423, 500, 503
-	Expired       uint64 // bindings removed because they expired
-	Unreachable   uint64 // bindings dropped after failed qualify pings
-	Active        int    // live bindings
-	Users         int    // users with a live binding
-	LockedSources int    // source addresses locked out now
+	Registrations   uint64 // REGISTERs answered 200 (new, refresh, removal, query)
+	Challenges      uint64 // 401s sent, stale ones included
+	Stale           uint64 // 401s with stale=true (old or foreign nonce, reused nc)
+	Replays         uint64 // of those, a reused nonce-count
+	AuthFailures    uint64 // unknown user or wrong password (403)
+	Forbidden       uint64 // authenticated, but not as the To user (403)
+	Lockouts        uint64 // times a user was locked out at a source address
+	SourceLockouts  uint64 // times a whole source address was locked out (many users failed)
+	LockedOut       uint64 // REGISTERs refused because their user at that source was locked out
+	SourceLockedOut uint64 // REGISTERs refused because their source was locked out
+	Rejected        uint64 // other refusals: 400, 403 (too many contacts), 420, 423, 500, 503
+	Expired         uint64 // bindings removed because they expired
+	Unreachable     uint64 // bindings dropped after failed qualify pings
+	Active          int    // live bindings
+	Users           int    // users with a live binding
+	LockedUsers     int    // (user, source address) pairs locked out now
+	LockedSources   int    // source addresses locked out as a whole now
 }
 
 // binding is a Binding with the registrar's bookkeeping.
@@ -241,7 +258,7 @@ type Registrar struct {
 	notifyMu sync.Mutex // serialises OnChange calls, in the order changes happened
 
 	registrations, challenges, stale, replays, authFailures, forbidden,
-	lockouts, lockedOut, rejected, expired, unreachable atomic.Uint64
+	lockouts, sourceLockouts, lockedOut, sourceLockedOut, rejected, expired, unreachable atomic.Uint64
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
@@ -258,7 +275,7 @@ func NewRegistrar(cfg RegistrarConfig) *Registrar {
 		nonces: nonceSigner{key: slices.Clone(cfg.NonceSecret)},
 		users:  make(map[string][]*binding),
 		uses:   nonceUses{m: make(map[string]nonceUse)},
-		locks:  lockouts{m: make(map[netip.Addr]*lockEntry)},
+		locks:  newLockouts(),
 	}
 	if cfg.Credentials == nil {
 		r.log.Warn("registrar has no credentials: every REGISTER will be refused")
@@ -278,10 +295,10 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	r.mu.Lock()
-	locked := r.cfg.LockoutFailures > 0 && r.locks.locked(src.Addr(), now)
+	locked := r.locks.sourceLocked(src.Addr(), now)
 	r.mu.Unlock()
 	if locked {
-		r.lockedOut.Add(1)
+		r.sourceLockedOut.Add(1)
 		r.respond(req, tx, 403, "Forbidden")
 		return
 	}
@@ -293,6 +310,17 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 
 	// §10.3 step 3 and 4: authenticate and authorise.
 	user, res, why := r.authenticate(req, now)
+	if res != authChallenge && user != "" {
+		r.mu.Lock()
+		locked = r.locks.userLocked(user, src.Addr(), now)
+		r.mu.Unlock()
+		if locked {
+			r.lockedOut.Add(1)
+			log.Debug("REGISTER refused: user locked out at this source", "user", user)
+			r.respond(req, tx, 403, "Forbidden")
+			return
+		}
+	}
 	switch res {
 	case authChallenge:
 		r.challenges.Add(1)
@@ -313,17 +341,20 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	case authFailed:
 		r.authFailures.Add(1)
-		lockedNow := false
-		if r.cfg.LockoutFailures > 0 {
-			r.mu.Lock()
-			lockedNow = r.locks.fail(src.Addr(), now, &r.cfg)
-			r.mu.Unlock()
-		}
-		if lockedNow {
+		r.mu.Lock()
+		userLock, sourceLock := r.locks.fail(user, src.Addr(), now, &r.cfg)
+		r.mu.Unlock()
+		if userLock {
 			r.lockouts.Add(1)
-			log.Warn("source locked out after failed REGISTERs", "user", user,
+			log.Warn("user locked out at this source after failed REGISTERs", "user", user,
 				"failures", r.cfg.LockoutFailures, "for", r.cfg.LockoutFor)
-		} else {
+		}
+		if sourceLock {
+			r.sourceLockouts.Add(1)
+			log.Warn("source locked out: many users failed from it", "last_user", user,
+				"users", r.cfg.LockoutSourceUsers, "window", r.cfg.LockoutWindow, "for", r.cfg.LockoutFor)
+		}
+		if !userLock && !sourceLock {
 			log.Debug("REGISTER refused", "user", user, "why", why)
 		}
 		r.respond(req, tx, 403, "Forbidden")
@@ -641,7 +672,8 @@ func (r *Registrar) Stats() RegistrarStats {
 	s := RegistrarStats{
 		Registrations: r.registrations.Load(), Challenges: r.challenges.Load(), Stale: r.stale.Load(),
 		Replays: r.replays.Load(), AuthFailures: r.authFailures.Load(), Forbidden: r.forbidden.Load(),
-		Lockouts: r.lockouts.Load(), LockedOut: r.lockedOut.Load(), Rejected: r.rejected.Load(),
+		Lockouts: r.lockouts.Load(), SourceLockouts: r.sourceLockouts.Load(), LockedOut: r.lockedOut.Load(),
+		SourceLockedOut: r.sourceLockedOut.Load(), Rejected: r.rejected.Load(),
 		Expired: r.expired.Load(), Unreachable: r.unreachable.Load(),
 	}
 	r.mu.Lock()
@@ -658,7 +690,7 @@ func (r *Registrar) Stats() RegistrarStats {
 			s.Users++
 		}
 	}
-	s.LockedSources = r.locks.count(now)
+	s.LockedUsers, s.LockedSources = r.locks.count(now)
 	return s
 }
 

@@ -198,8 +198,12 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Credentials: func(user string) (string, bool) { p, ok := passwords[user]; return p, ok },
 		OnChange:    a.calls.AgentReachability,
 		Pinger:      func(ctx context.Context, b sip.Binding) error { return a.sip.Ping(ctx, b) },
+		Algorithms:  cfg.SIP.AuthAlgorithms,
 		UserAgent:   cfg.SIP.UserAgent,
-		Logger:      log.With("caller", "registrar"),
+		// The config's -1 (off) is the registrar's "< 0 disables".
+		LockoutFailures: cfg.SIP.Lockout.Failures, LockoutSourceUsers: cfg.SIP.Lockout.SourceUsers,
+		LockoutWindow: cfg.SIP.Lockout.Window.D(), LockoutFor: cfg.SIP.Lockout.Duration.D(),
+		Logger: log.With("caller", "registrar"),
 	})
 
 	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))

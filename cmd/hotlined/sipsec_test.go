@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipgosip "github.com/emiago/sipgo/sip"
+
+	"github.com/hotline12345/hotline/loadtest/phone"
+)
+
+// register registers user from p and returns the final status (200 as 0 error).
+func registerStatus(t *testing.T, p *phone.Phone, registrar, user, password string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := p.Register(ctx, registrar, user, password, time.Minute)
+	var se *phone.StatusError
+	switch {
+	case err == nil:
+		return 200
+	case errors.As(err, &se):
+		return se.Code
+	}
+	t.Fatalf("REGISTER %s: %v", user, err)
+	return 0
+}
+
+// One agent's misconfigured softphone behind the centre's NAT locks out that agent at that
+// address, not the other agents behind it; /metrics shows the lockout.
+func TestRegisterLockoutPerUser(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "    failures: 10 ", "    failures: 3 "))
+	bad := newPhone(t, phone.Config{})
+	for i := range 3 {
+		if code := registerStatus(t, bad, s.sipAddr(), "1001", "wrong"); code != 403 {
+			t.Fatalf("wrong password %d: %d, want 403", i+1, code)
+		}
+	}
+	if code := registerStatus(t, bad, s.sipAddr(), "1001", "agent1001"); code != 403 {
+		t.Fatalf("1001 locked out, right password: %d, want 403", code)
+	}
+	other := newPhone(t, phone.Config{}) // same address, 127.0.0.1
+	if code := registerStatus(t, other, s.sipAddr(), "1002", "agent1002"); code != 200 {
+		t.Fatalf("1002 from the same address: %d, want 200", code)
+	}
+	body := httpGet(t, "http://"+s.httpAddr()+"/metrics", 200)
+	for _, want := range []string{
+		`hotline_registrar_lockouts_total{scope="user"} 1`,
+		`hotline_registrar_lockouts_total{scope="source"} 0`,
+		`hotline_registrar_locked{scope="user"} 1`,
+		`hotline_registrar_auth_failures_total{reason="locked"} 1`,
+		`hotline_registrar_auth_failures_total{reason="password"} 3`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// With sip.auth_algorithms [SHA-256, MD5] a REGISTER is challenged twice, SHA-256 first
+// (RFC 8760), and a phone answering with SHA-256 registers; with MD5 alone a SHA-256
+// answer is challenged again.
+func TestRegisterSHA256(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "auth_algorithms: [MD5]", "auth_algorithms: [SHA-256, MD5]"))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("sha-phone"), sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := sipgosip.ParseAddr(s.sipAddr())
+	req := sipgosip.NewRequest(sipgosip.REGISTER, sipgosip.Uri{Scheme: "sip", Host: host, Port: port})
+	aor := sipgosip.Uri{Scheme: "sip", User: "1003", Host: host, Port: port}
+	from := &sipgosip.FromHeader{Address: aor, Params: sipgosip.NewParams()}
+	from.Params.Add("tag", sipgosip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sipgosip.ToHeader{Address: aor, Params: sipgosip.NewParams()})
+	req.AppendHeader(&sipgosip.ContactHeader{Address: sipgosip.Uri{Scheme: "sip", User: "1003", Host: "127.0.0.1", Port: 5999}})
+	req.AppendHeader(sipgosip.NewHeader("Expires", "60"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := cli.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chals := res.GetHeaders("WWW-Authenticate")
+	if res.StatusCode != 401 || len(chals) != 2 ||
+		!strings.Contains(chals[0].Value(), "algorithm=SHA-256") || !strings.Contains(chals[1].Value(), "algorithm=MD5") {
+		t.Fatalf("challenge %d with %v, want 401 with SHA-256 then MD5", res.StatusCode, chals)
+	}
+	res, err = cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: "1003", Password: "agent1003"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := req.GetHeader("Authorization"); res.StatusCode != 200 || a == nil || !strings.Contains(a.Value(), "algorithm=SHA-256") {
+		t.Fatalf("REGISTER with SHA-256: %d (Authorization %v), want 200", res.StatusCode, a)
+	}
+	if bs := s.registrar.Bindings("1003"); len(bs) != 1 {
+		t.Fatalf("bindings of 1003: %+v", bs)
+	}
+}
