@@ -166,12 +166,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Terminate()
 		return
 	}
-	src, err := netip.ParseAddrPort(req.Source())
-	if err != nil {
+	src, ok := sourceAddr(req)
+	if !ok {
 		s.respond(req, tx, 400, "Bad Request")
 		return
 	}
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if !s.trusted(src.Addr()) && !s.inviteLimit.allow(src.Addr()) {
+		s.shed(req, tx, src.Addr())
+		return
+	}
 	if req.Contact() == nil {
 		s.respond(req, tx, 400, "Missing Contact")
 		return

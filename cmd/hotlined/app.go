@@ -223,6 +223,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
 		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
 		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks,
+		InviteLimit:   sip.RateLimit{Rate: cfg.SIP.RateLimits.Invite.Rate, Burst: cfg.SIP.RateLimits.Invite.Burst},
+		RegisterLimit: sip.RateLimit{Rate: cfg.SIP.RateLimits.Register.Rate, Burst: cfg.SIP.RateLimits.Register.Burst},
 	}); err != nil {
 		return nil, err
 	}

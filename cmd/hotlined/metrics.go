@@ -18,6 +18,7 @@ type sipCollector struct {
 	bindings  *prometheus.Desc
 	dropped   *prometheus.Desc
 	invites   *prometheus.Desc
+	shed      *prometheus.Desc
 }
 
 func newSIPCollector(s *sip.Server, r *sip.Registrar) *sipCollector {
@@ -29,12 +30,13 @@ func newSIPCollector(s *sip.Server, r *sip.Registrar) *sipCollector {
 		locked:   prometheus.NewDesc("hotline_registrar_locked", "Lockouts in force now, by scope (user: user and source address pairs; source: whole addresses).", []string{"scope"}, nil),
 		bindings: prometheus.NewDesc("hotline_registrar_bindings", "Live registrations (softphone contacts) and the users that have one.", []string{"kind"}, nil),
 		dropped:  prometheus.NewDesc("hotline_registrar_bindings_dropped_total", "Bindings removed by expiry or failed qualify pings.", []string{"reason"}, nil),
-		invites:  prometheus.NewDesc("hotline_sip_invites_total", "Initial INVITEs by outcome (accepted, rejected: a final error to a trunk, forbidden: source outside every trunk, absorbed: a late retransmission of an INVITE already taken).", []string{"outcome"}, nil),
+		invites:  prometheus.NewDesc("hotline_sip_invites_total", "Initial INVITEs by outcome (accepted, rejected: a final error to a trunk, recorded as a lost call; not_found: 404 for a number the trunk does not deliver, not recorded; forbidden: source outside every trunk, not recorded; absorbed: a late retransmission of an INVITE already taken).", []string{"outcome"}, nil),
+		shed:     prometheus.NewDesc("hotline_sip_shed_total", "Requests dropped unanswered, by method and reason (rate: the source exceeded its per-source rate limit).", []string{"method", "reason"}, nil),
 	}
 }
 
 func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.reg, c.auth, c.lockouts, c.locked, c.bindings, c.dropped, c.invites} {
+	for _, d := range []*prometheus.Desc{c.reg, c.auth, c.lockouts, c.locked, c.bindings, c.dropped, c.invites, c.shed} {
 		ch <- d
 	}
 }
@@ -48,6 +50,9 @@ func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.invites, st.Rejected, "rejected")
 	counter(c.invites, st.Forbidden, "forbidden")
 	counter(c.invites, st.Absorbed, "absorbed")
+	counter(c.invites, st.NotFound, "not_found")
+	counter(c.shed, st.ShedInvites, "INVITE", sip.ShedRate)
+	counter(c.shed, st.ShedRegister, "REGISTER", sip.ShedRate)
 	if c.registrar == nil {
 		return
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,60 @@ func TestRegisterSHA256(t *testing.T) {
 	}
 	if bs := s.registrar.Bindings("1003"); len(bs) != 1 {
 		t.Fatalf("bindings of 1003: %+v", bs)
+	}
+}
+
+// runSIPpFlood sends n INVITEs at rate per second from ip to number, once each, without
+// waiting for answers.
+func runSIPpFlood(t *testing.T, target, ip, number string, n, rate int) {
+	t.Helper()
+	res := runSIPp(t, target, "uac_flood.xml", "-i", ip, "-s", number, "-m", strconv.Itoa(n),
+		"-r", strconv.Itoa(rate), "-l", strconv.Itoa(n))
+	if !res.ok {
+		t.Fatalf("SIPp flood failed:\n%s", res.output)
+	}
+}
+
+// A 5,000-INVITE flood from outside the trunks, and 500 misdialled INVITEs from the trunk,
+// write no record: they are counted (forbidden, not_found, shed); a citizen's call after
+// them is answered and recorded.
+func TestSIPpFloodWritesNoRecords(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, "sources: [127.0.0.0/8]", "sources: [127.0.0.1/32]"))
+	runSIPpFlood(t, s.sipAddr(), "127.0.0.1", "99999", 500, 1000)
+	runSIPpFlood(t, s.sipAddr(), "127.0.0.2", "12345", 5000, 1000)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := s.sip.Stats()
+		if st.NotFound == 500 && st.Forbidden+st.ShedInvites == 5000 {
+			if st.ShedInvites < 4000 || st.Invites != 0 || st.Rejected != 0 {
+				t.Fatalf("stats %+v: want most of the flood shed, no call", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: want 500 not found and 5000 forbidden or shed", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := runSIPp(t, s.sipAddr(), "uac_rfc2833.xml"); !res.ok {
+		t.Fatalf("a citizen's call after the flood failed:\n%s", res.output)
+	}
+	recs := s.records(t, 1)
+	if len(recs) != 1 || recs[0].IVRPath != "main>2>complaint" {
+		t.Fatalf("records after the flood: %d, want only the citizen's call: %+v", len(recs), recs)
+	}
+	body := httpGet(t, "http://"+s.httpAddr()+"/metrics", 200)
+	for _, want := range []string{
+		`hotline_sip_invites_total{outcome="not_found"} 500`,
+		`hotline_sip_invites_total{outcome="accepted"} 1`,
+		`hotline_cdr_records_written_total 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if !strings.Contains(body, `hotline_sip_shed_total{method="INVITE",reason="rate"} `) {
+		t.Error("/metrics lacks the shed INVITEs")
 	}
 }
