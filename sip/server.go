@@ -64,6 +64,8 @@ type Config struct {
 	InviteLimit, RegisterLimit RateLimit
 	// LimitClock is the rate limits' clock; nil = time.Now.
 	LimitClock func() time.Time
+	// TCP bounds the accepted TCP connections (tcp.go). Zero: no bounds.
+	TCP TCPLimits
 
 	// Registrar, when set, takes REGISTERs (agents' softphones).
 	Registrar *Registrar
@@ -97,6 +99,9 @@ type Stats struct {
 	NotFound     uint64 // INVITEs from a trunk for a number it does not deliver (404; not in Rejected)
 	ShedInvites  uint64 // initial INVITEs dropped unanswered by the per-source rate limit
 	ShedRegister uint64 // REGISTERs dropped unanswered by the per-source rate limit
+	TCPOpen      int    // accepted TCP connections open now
+	TCPIdle      uint64 // TCP connections closed for idleness
+	TCPRefused   uint64 // TCP connections refused: their address had MaxPerSource open
 	NoDialog     uint64 // in-dialog requests for unknown dialogs (481)
 	Retransmit2x uint64 // 200 OK retransmissions while waiting for ACK
 	Absorbed     uint64 // late copies of an INVITE already taken, ignored (linger.go)
@@ -111,9 +116,10 @@ type Server struct {
 	srv      *sipgo.Server
 	client   *sipgo.Client
 
-	udp  *net.UDPConn
-	tcp  *net.TCPListener
-	addr netip.AddrPort
+	udp   *net.UDPConn
+	tcp   *net.TCPListener
+	tcpLn *tcpListener // tcp, bounded
+	addr  netip.AddrPort
 
 	draining atomic.Bool
 	closed   atomic.Bool // Serve returned: nothing can be sent any more
@@ -150,6 +156,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := s.listen(cfg.Listen); err != nil {
 		return nil, err
 	}
+	s.tcpLn = newTCPListener(s.tcp, cfg.TCP, s.tcpInUse, func(msg string, args ...any) {
+		if s.warnLimit.allow() {
+			s.log.Warn(msg, args...)
+		}
+	})
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(s.addr.Addr().String()))
 	if err != nil {
 		s.closeListeners()
@@ -223,7 +234,7 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(s.udp) }()
-	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
+	go func() { errc <- s.srv.ServeTCP(s.tcpLn) }()
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -310,6 +321,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Invites: s.invites.Load(), Rejected: s.rejected.Load(), Forbidden: s.forbidden.Load(), NotFound: s.notFound.Load(),
 		ShedInvites: s.inviteLimit.shedCount(), ShedRegister: s.registerLimit.shedCount(),
+		TCPOpen: int(s.tcpLn.open.Load()), TCPIdle: s.tcpLn.idleClosed.Load(), TCPRefused: s.tcpLn.refused.Load(),
 		NoDialog: s.noDialog.Load(), Retransmit2x: s.retransmits.Load(), Absorbed: s.absorbed.Load(),
 	}
 }

@@ -225,6 +225,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks,
 		InviteLimit:   sip.RateLimit{Rate: cfg.SIP.RateLimits.Invite.Rate, Burst: cfg.SIP.RateLimits.Invite.Burst},
 		RegisterLimit: sip.RateLimit{Rate: cfg.SIP.RateLimits.Register.Rate, Burst: cfg.SIP.RateLimits.Register.Burst},
+		TCP:           sip.TCPLimits{IdleTimeout: cfg.SIP.TCP.IdleTimeout.D(), MaxPerSource: cfg.SIP.TCP.MaxPerSource},
 	}); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,8 @@ type sipCollector struct {
 	dropped   *prometheus.Desc
 	invites   *prometheus.Desc
 	shed      *prometheus.Desc
+	tcpOpen   *prometheus.Desc
+	tcpShut   *prometheus.Desc
 }
 
 func newSIPCollector(s *sip.Server, r *sip.Registrar) *sipCollector {
@@ -31,12 +33,14 @@ func newSIPCollector(s *sip.Server, r *sip.Registrar) *sipCollector {
 		bindings: prometheus.NewDesc("hotline_registrar_bindings", "Live registrations (softphone contacts) and the users that have one.", []string{"kind"}, nil),
 		dropped:  prometheus.NewDesc("hotline_registrar_bindings_dropped_total", "Bindings removed by expiry or failed qualify pings.", []string{"reason"}, nil),
 		invites:  prometheus.NewDesc("hotline_sip_invites_total", "Initial INVITEs by outcome (accepted, rejected: a final error to a trunk, recorded as a lost call; not_found: 404 for a number the trunk does not deliver, not recorded; forbidden: source outside every trunk, not recorded; absorbed: a late retransmission of an INVITE already taken).", []string{"outcome"}, nil),
+		tcpOpen:  prometheus.NewDesc("hotline_sip_tcp_connections", "Accepted SIP TCP connections open now.", nil, nil),
+		tcpShut:  prometheus.NewDesc("hotline_sip_tcp_connections_closed_total", "SIP TCP connections we closed, by reason (idle: nothing on it for sip.tcp.idle_timeout and no call or registration using it; per_source_cap: refused at accept, its address had sip.tcp.max_per_source open).", []string{"reason"}, nil),
 		shed:     prometheus.NewDesc("hotline_sip_shed_total", "Requests dropped unanswered, by method and reason (rate: the source exceeded its per-source rate limit).", []string{"method", "reason"}, nil),
 	}
 }
 
 func (c *sipCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.reg, c.auth, c.lockouts, c.locked, c.bindings, c.dropped, c.invites, c.shed} {
+	for _, d := range []*prometheus.Desc{c.reg, c.auth, c.lockouts, c.locked, c.bindings, c.dropped, c.invites, c.shed, c.tcpOpen, c.tcpShut} {
 		ch <- d
 	}
 }
@@ -53,6 +57,9 @@ func (c *sipCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.invites, st.NotFound, "not_found")
 	counter(c.shed, st.ShedInvites, "INVITE", sip.ShedRate)
 	counter(c.shed, st.ShedRegister, "REGISTER", sip.ShedRate)
+	counter(c.tcpShut, st.TCPIdle, sip.TCPClosedIdle)
+	counter(c.tcpShut, st.TCPRefused, sip.TCPRefusedPerSource)
+	ch <- prometheus.MustNewConstMetric(c.tcpOpen, prometheus.GaugeValue, float64(st.TCPOpen))
 	if c.registrar == nil {
 		return
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	sipgosip "github.com/emiago/sipgo/sip"
 
 	"github.com/hotline12345/hotline/loadtest/phone"
+	"github.com/hotline12345/hotline/sip"
 )
 
 // register registers user from p and returns the final status (200 as 0 error).
@@ -162,5 +165,87 @@ func TestSIPpFloodWritesNoRecords(t *testing.T) {
 	}
 	if !strings.Contains(body, `hotline_sip_shed_total{method="INVITE",reason="rate"} `) {
 		t.Error("/metrics lacks the shed INVITEs")
+	}
+}
+
+// Fifty TCP connections that never send a byte are closed after sip.tcp.idle_timeout; the
+// per-source cap refuses connections beyond it; an agent registered over TCP keeps its
+// connection (its binding is live) and is rung over it afterwards.
+func TestTCPIdleClosedAgentKept(t *testing.T) {
+	t.Parallel()
+	const idle = time.Second
+	s := startServer(t, testConfig(t, "    idle_timeout: 5m ", "    idle_timeout: 1s ", "    max_per_source: 500 ", "    max_per_source: 51 ",
+		"    ring_timeout: 15s ", "    ring_timeout: 5s "))
+	ag := newAgent(t, s, "1001", phone.Config{Transport: "tcp"}, answerAlways)
+	addr := net.TCPAddrFromAddrPort(s.sip.Addr())
+	idleConns := make([]*net.TCPConn, 0, 50)
+	for range 50 {
+		c, err := net.DialTCP("tcp", nil, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		idleConns = append(idleConns, c)
+	}
+	waitSIPStats(t, s, "51 connections", func(st sip.Stats) bool { return st.TCPOpen == 51 })
+	extra, err := net.DialTCP("tcp", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := extra.Read(make([]byte, 16)); err == nil || isTimeout(err) {
+		t.Fatalf("the 52nd connection from one address was not refused: %v", err)
+	}
+	// The idle ones are closed by the server (the read sees the end), within a few idle times.
+	for i, c := range idleConns {
+		_ = c.SetReadDeadline(time.Now().Add(10 * idle))
+		if _, err := c.Read(make([]byte, 16)); err == nil || isTimeout(err) {
+			t.Fatalf("idle connection %d still open after %v: %v", i, 10*idle, err)
+		}
+	}
+	waitSIPStats(t, s, "50 closed for idleness, the agent's kept", func(st sip.Stats) bool {
+		return st.TCPIdle == 50 && st.TCPOpen == 1 && st.TCPRefused == 1
+	})
+	// The agent, silent for more than the idle time, is still reachable over its connection.
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+	waitAgentState(t, s, "1001", "ready")
+	citizen := citizenToConsult(t, s, phone.Config{})
+	defer citizen.Hangup(context.Background())
+	select {
+	case c := <-ag.calls:
+		if c == nil {
+			t.Fatal("no call")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the TCP agent was not rung after the idle time")
+	}
+	waitAgentState(t, s, "1001", "on_call")
+	body := httpGet(t, "http://"+s.httpAddr()+"/metrics", 200)
+	for _, want := range []string{
+		`hotline_sip_tcp_connections_closed_total{reason="idle"} 50`,
+		`hotline_sip_tcp_connections_closed_total{reason="per_source_cap"} 1`,
+		`hotline_sip_tcp_connections 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// waitSIPStats polls the SIP layer's stats until ok.
+func waitSIPStats(t *testing.T, s *testServer, what string, ok func(sip.Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok(s.sip.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: stats %+v", what, s.sip.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
