@@ -112,7 +112,18 @@ type SIP struct {
 	Lockout        Lockout    `yaml:"lockout"`
 	RateLimits     RateLimits `yaml:"rate_limits"`
 	TCP            SIPTCP     `yaml:"tcp"`
+	// TLSListen is the SIP over TLS listener. Empty: the listen address with the next port
+	// (5060 → 5061; with port 0 a free one), skipped with a warning when it cannot be bound;
+	// "off": no TLS.
+	TLSListen string `yaml:"tls_listen"`
+	// TLSCert and TLSKey are PEM files; both empty: a self-signed ECDSA certificate is
+	// made in the data dir at first start (sip-tls.crt, sip-tls.key) and reused after.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
+
+// TLSOff is the sip.tls_listen value that turns SIP over TLS off.
+const TLSOff = "off"
 
 // Digest algorithms accepted in sip.auth_algorithms.
 var AuthAlgorithms = []string{"SHA-256", "MD5"}

@@ -43,6 +43,14 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			add("sip.media_ip", "want an IP address, got %q", c.SIP.MediaIP)
 		}
 	}
+	if l := c.SIP.TLSListen; l != "" && l != TLSOff {
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			add("sip.tls_listen", "want IP:PORT or off, got %q", l)
+		}
+	}
+	if (c.SIP.TLSCert == "") != (c.SIP.TLSKey == "") {
+		add("sip.tls_cert", "tls_cert and tls_key go together (neither: a self-signed certificate is made in the data dir)")
+	}
 	for i, alg := range c.SIP.AuthAlgorithms {
 		if !slices.Contains(AuthAlgorithms, alg) {
 			add(fmt.Sprintf("sip.auth_algorithms[%d]", i), "unknown digest algorithm %q (SHA-256, MD5)", alg)

@@ -262,10 +262,6 @@ func (s *Server) newInbound(req *sip.Request, tx sip.ServerTransaction, trunk *T
 	tag := uuid.NewString()
 	invite := req.Clone()
 	invite.To().Params.Add("tag", tag)
-	transport := ""
-	if strings.EqualFold(req.Transport(), "TCP") {
-		transport = ";transport=tcp"
-	}
 	l := &Inbound{invite: invite, tx: tx, trunk: trunk, source: src, received: time.Now(), offer: o}
 	l.init(s, SideCaller)
 	from := invite.To().AsFrom() // our party, with our tag
@@ -281,7 +277,7 @@ func (s *Server) newInbound(req *sip.Request, tx sip.ServerTransaction, trunk *T
 	// Symmetric signalling: send where the INVITE came from, as carriers' SBCs and NATs expect.
 	l.dest, l.transport = req.Source(), req.Transport()
 	l.prefs, l.media = trunk.codecs(), m
-	l.contact = sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s%s>", s.addr, transport))
+	l.contact = s.contactHeader(req.Transport())
 	l.log = s.log.With("sip_call_id", l.callID)
 	return l
 }

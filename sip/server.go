@@ -7,6 +7,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,8 +65,14 @@ type Config struct {
 	InviteLimit, RegisterLimit RateLimit
 	// LimitClock is the rate limits' clock; nil = time.Now.
 	LimitClock func() time.Time
-	// TCP bounds the accepted TCP connections (tcp.go). Zero: no bounds.
+	// TCP bounds the accepted TCP and TLS connections (tcp.go), per listener. Zero: no bounds.
 	TCP TCPLimits
+
+	// TLSListen, when valid, is the SIP over TLS listener (port 0 picks a free one), with
+	// TLS its certificate. TLSOptional makes a failure to bind it a warning, not an error.
+	TLSListen   netip.AddrPort
+	TLS         *tls.Config
+	TLSOptional bool
 
 	// Registrar, when set, takes REGISTERs (agents' softphones).
 	Registrar *Registrar
@@ -99,9 +106,9 @@ type Stats struct {
 	NotFound     uint64 // INVITEs from a trunk for a number it does not deliver (404; not in Rejected)
 	ShedInvites  uint64 // initial INVITEs dropped unanswered by the per-source rate limit
 	ShedRegister uint64 // REGISTERs dropped unanswered by the per-source rate limit
-	TCPOpen      int    // accepted TCP connections open now
-	TCPIdle      uint64 // TCP connections closed for idleness
-	TCPRefused   uint64 // TCP connections refused: their address had MaxPerSource open
+	TCPOpen      int    // accepted TCP and TLS connections open now
+	TCPIdle      uint64 // TCP and TLS connections closed for idleness
+	TCPRefused   uint64 // TCP and TLS connections refused: their address had MaxPerSource open (per listener)
 	NoDialog     uint64 // in-dialog requests for unknown dialogs (481)
 	Retransmit2x uint64 // 200 OK retransmissions while waiting for ACK
 	Absorbed     uint64 // late copies of an INVITE already taken, ignored (linger.go)
@@ -119,7 +126,11 @@ type Server struct {
 	udp   *net.UDPConn
 	tcp   *net.TCPListener
 	tcpLn *tcpListener // tcp, bounded
-	addr  netip.AddrPort
+
+	tlsTCP  *net.TCPListener // nil without TLS
+	tlsLn   *tcpListener     // tlsTCP, bounded
+	tlsAddr netip.AddrPort
+	addr    netip.AddrPort
 
 	draining atomic.Bool
 	closed   atomic.Bool // Serve returned: nothing can be sent any more
@@ -161,6 +172,10 @@ func NewServer(cfg Config) (*Server, error) {
 			s.log.Warn(msg, args...)
 		}
 	})
+	if err := s.listenTLS(); err != nil {
+		s.closeListeners()
+		return nil, err
+	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(s.addr.Addr().String()))
 	if err != nil {
 		s.closeListeners()
@@ -224,6 +239,49 @@ func (s *Server) closeListeners() {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
+	if s.tlsTCP != nil {
+		s.tlsTCP.Close()
+	}
+}
+
+// listenTLS binds the SIP over TLS listener, if configured.
+func (s *Server) listenTLS() error {
+	if !s.cfg.TLSListen.IsValid() {
+		return nil
+	}
+	if s.cfg.TLS == nil {
+		return errors.New("sip: TLSListen without a TLS config")
+	}
+	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(s.cfg.TLSListen))
+	if err != nil {
+		if s.cfg.TLSOptional {
+			s.log.Warn("SIP over TLS not started: its port is taken", "tls_listen", s.cfg.TLSListen.String(), "error", err)
+			return nil
+		}
+		return fmt.Errorf("sip: TLS: %w", err)
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	s.tlsTCP, s.tlsAddr = ln, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	s.tlsLn = newTCPListener(ln, s.cfg.TCP, s.tcpInUse, s.tcpLn.logger)
+	return nil
+}
+
+// TLSAddr is the SIP over TLS address, invalid without TLS.
+func (s *Server) TLSAddr() netip.AddrPort { return s.tlsAddr }
+
+// contactHeader is our Contact for a dialog over transport: the listener's address that
+// transport reaches, with transport=tcp or transport=tls (RFC 3261 §19.1.1) so that the
+// peer's in-dialog requests come back over the same kind of connection.
+func (s *Server) contactHeader(transport string) sip.Header {
+	switch strings.ToUpper(transport) {
+	case "TCP":
+		return sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s;transport=tcp>", s.addr))
+	case "TLS":
+		if s.tlsAddr.IsValid() {
+			return sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s;transport=tls>", s.tlsAddr))
+		}
+	}
+	return sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s>", s.addr))
 }
 
 // Addr is the address the server listens on (UDP and TCP).
@@ -235,6 +293,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(s.udp) }()
 	go func() { errc <- s.srv.ServeTCP(s.tcpLn) }()
+	if s.tlsLn != nil {
+		go func() { errc <- s.srv.ServeTLS(tls.NewListener(s.tlsLn, s.cfg.TLS)) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -318,6 +379,16 @@ func (s *Server) Wait() { s.legs.Wait() }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
+	st := s.stats()
+	if s.tlsLn != nil {
+		st.TCPOpen += int(s.tlsLn.open.Load())
+		st.TCPIdle += s.tlsLn.idleClosed.Load()
+		st.TCPRefused += s.tlsLn.refused.Load()
+	}
+	return st
+}
+
+func (s *Server) stats() Stats {
 	return Stats{
 		Invites: s.invites.Load(), Rejected: s.rejected.Load(), Forbidden: s.forbidden.Load(), NotFound: s.notFound.Load(),
 		ShedInvites: s.inviteLimit.shedCount(), ShedRegister: s.registerLimit.shedCount(),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -219,7 +220,15 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		}
 		trunks = append(trunks, tr)
 	}
+	tlsAddr, tlsOptional := sipTLSAddr(cfg, sipAddr)
+	var sipTLS *tls.Config
+	if tlsAddr.IsValid() {
+		if sipTLS, err = sipTLSConfig(cfg, sipAddr.Addr(), log); err != nil {
+			return nil, err
+		}
+	}
 	if a.sip, err = sip.NewServer(sip.Config{
+		TLSListen: tlsAddr, TLS: sipTLS, TLSOptional: tlsOptional,
 		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
 		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
 		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks,
@@ -282,7 +291,11 @@ func (a *app) serve(ctx context.Context) {
 			a.log.Error("HTTP server failed", "error", err)
 		}
 	}()
-	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(),
+	sipTLS := "off"
+	if t := a.sip.TLSAddr(); t.IsValid() {
+		sipTLS = t.String()
+	}
+	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(), "sip_tls", sipTLS,
 		"data_dir", a.cfg.DataDir, "rtp_ports", a.cfg.RTP.Ports, "node_id", a.cfg.NodeID)
 	go a.registrar.Start(ctx)
 	go a.memory.run(ctx)
