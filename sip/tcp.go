@@ -153,9 +153,15 @@ func (c *tcpConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection once; later calls (sipgo closes a connection we closed for
+// idleness again, and would log the error) return nil.
 func (c *tcpConn) Close() error {
-	c.once.Do(func() { c.l.release(c.remote.Addr()) })
-	return c.Conn.Close()
+	var err error
+	c.once.Do(func() {
+		c.l.release(c.remote.Addr())
+		err = c.Conn.Close()
+	})
+	return err
 }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
