@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -248,4 +252,75 @@ func waitSIPStats(t *testing.T, s *testServer, what string, ok func(sip.Stats) b
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// needLinphonec skips without linphonec, except under CI where it is required.
+func needLinphonec(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("linphonec"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("linphonec is required under CI (Debian package linphone-cli)")
+		}
+		t.Skip("linphonec not installed (Debian package linphone-cli)")
+	}
+}
+
+// A real softphone answers a SHA-256 challenge: with sip.auth_algorithms [SHA-256] alone,
+// linphonec (belle-sip) registers as 1005. (baresip 1.0 cannot: see TestRegistrarBaresip.)
+func TestLinphoneRegistersWithSHA256(t *testing.T) {
+	needLinphonec(t)
+	t.Parallel()
+	s := startServer(t, testConfig(t, "auth_algorithms: [MD5]", "auth_algorithms: [SHA-256]"))
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".local", "share", "linphone"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rc := fmt.Sprintf(`[sip]
+sip_port=%d
+sip_tcp_port=0
+default_proxy=0
+[auth_info_0]
+username=1005
+userid=1005
+passwd=agent1005
+realm=hotline
+[proxy_0]
+reg_proxy=sip:%[2]s
+reg_identity=sip:1005@%[2]s
+reg_expires=60
+reg_sendregister=1
+`, freeUDPPort(t), s.sipAddr())
+	rcPath := filepath.Join(home, "linphonerc")
+	if err := os.WriteFile(rcPath, []byte(rc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lp := exec.CommandContext(ctx, "linphonec", "-c", rcPath, "-d", "0")
+	lp.Env = append(os.Environ(), "HOME="+home)
+	stdin, err := lp.StdinPipe() // linphonec quits at the end of its input
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newTestWriter(t)
+	lp.Stdout, lp.Stderr = out, out
+	if err := lp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); lp.Process.Kill(); lp.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for len(s.registrar.Bindings("1005")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("linphonec did not register with SHA-256; registrar %+v", s.registrar.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b := s.registrar.Bindings("1005")[0]
+	if !strings.Contains(b.UserAgent, "Linphone") {
+		t.Fatalf("binding %+v: not linphonec's", b)
+	}
+	if st := s.registrar.Stats(); st.AuthFailures != 0 {
+		t.Fatalf("registrar %+v: failures", st)
+	}
+	fmt.Fprintln(stdin, "quit")
 }
