@@ -248,12 +248,18 @@ type Registrar struct {
 	log    *slog.Logger
 	nonces nonceSigner
 
-	mu      sync.Mutex
-	users   map[string][]*binding // newest first
-	total   int
-	uses    nonceUses
-	locks   lockouts
-	pending []change
+	mu    sync.Mutex
+	users map[string][]*binding // newest first
+	total int
+	// bySource counts bindings (expired ones not yet swept included) by the address they
+	// were registered from; userSources is what each user added to it. The TCP idle check
+	// asks whether a connection's address has a binding (tcp.go), for every idle
+	// connection: a stranger's must cost a map look-up, not a walk over every binding.
+	bySource    map[netip.AddrPort]int
+	userSources map[string][]netip.AddrPort
+	uses        nonceUses
+	locks       lockouts
+	pending     []change
 
 	notifyMu sync.Mutex // serialises OnChange calls, in the order changes happened
 
@@ -270,12 +276,13 @@ func NewRegistrar(cfg RegistrarConfig) *Registrar {
 	cfg.Algorithms = slices.Clone(cfg.Algorithms)
 	cfg.setDefaults()
 	r := &Registrar{
-		cfg:    cfg,
-		log:    cfg.Logger.With("caller", "sip/registrar"),
-		nonces: nonceSigner{key: slices.Clone(cfg.NonceSecret)},
-		users:  make(map[string][]*binding),
-		uses:   nonceUses{m: make(map[string]nonceUse)},
-		locks:  newLockouts(),
+		cfg:      cfg,
+		log:      cfg.Logger.With("caller", "sip/registrar"),
+		nonces:   nonceSigner{key: slices.Clone(cfg.NonceSecret)},
+		users:    make(map[string][]*binding),
+		bySource: make(map[netip.AddrPort]int), userSources: make(map[string][]netip.AddrPort),
+		uses:  nonceUses{m: make(map[string]nonceUse)},
+		locks: newLockouts(),
 	}
 	if cfg.Credentials == nil {
 		r.log.Warn("registrar has no credentials: every REGISTER will be refused")
@@ -576,9 +583,23 @@ func (r *Registrar) apply(reg *registration, now time.Time) ([]sip.Header, int, 
 	return contacts, 0, ""
 }
 
-// setLocked replaces a user's bindings and keeps the total.
+// setLocked replaces a user's bindings and keeps the total and the index by source.
 func (r *Registrar) setLocked(user string, list []*binding) {
 	r.total += len(list) - len(r.users[user])
+	for _, src := range r.userSources[user] {
+		if r.bySource[src]--; r.bySource[src] <= 0 {
+			delete(r.bySource, src)
+		}
+	}
+	delete(r.userSources, user)
+	if len(list) > 0 {
+		srcs := make([]netip.AddrPort, len(list))
+		for i, e := range list {
+			srcs[i] = e.Source
+			r.bySource[e.Source]++
+		}
+		r.userSources[user] = srcs
+	}
 	if len(list) == 0 {
 		delete(r.users, user)
 		return

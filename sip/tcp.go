@@ -202,6 +202,9 @@ func (r *Registrar) hasBindingAt(src netip.AddrPort, transport string) bool {
 	now := r.cfg.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.bySource[src] == 0 {
+		return false
+	}
 	for _, list := range r.users {
 		for _, e := range list {
 			if e.Source == src && now.Before(e.Expires) && strings.EqualFold(e.Transport, transport) {

@@ -95,3 +95,33 @@ func TestTCPIdleAndPerSourceCap(t *testing.T) {
 	defer again.Close()
 	waitStats(t, ts, "admitted after the others closed", func(s Stats) bool { return s.TCPOpen == 2 })
 }
+
+// The registrar's index by source follows registrations, refreshes from a new address and
+// removals, so hasBindingAt needs no walk for a source without bindings.
+func TestRegistrarBySource(t *testing.T) {
+	t.Parallel()
+	env := newRegEnv(t, nil)
+	d := env.device("1001")
+	regWantStatus(t, d.register(), 200)
+	b := env.r.Bindings("1001")[0]
+	if !env.r.hasBindingAt(b.Source, b.Transport) {
+		t.Fatalf("no binding at %v over %s", b.Source, b.Transport)
+	}
+	if env.r.hasBindingAt(b.Source, "TCP") {
+		t.Fatal("a UDP binding counted for TCP")
+	}
+	env.r.mu.Lock()
+	n := env.r.bySource[b.Source]
+	env.r.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("index count %d, want 1", n)
+	}
+	d.expires = 0
+	regWantStatus(t, d.register(), 200)
+	env.r.mu.Lock()
+	left := len(env.r.bySource) + len(env.r.userSources)
+	env.r.mu.Unlock()
+	if left != 0 || env.r.hasBindingAt(b.Source, b.Transport) {
+		t.Fatalf("index not emptied by the removal (%d entries)", left)
+	}
+}
