@@ -34,7 +34,7 @@ func isReset(err error) bool {
 
 func TestTCPIdleAndPerSourceCap(t *testing.T) {
 	t.Parallel()
-	const idle = 400 * time.Millisecond
+	const idle = time.Second
 	ts := startServer(t, func(c *Config, _ *serverKnobs) { c.TCP = TCPLimits{IdleTimeout: idle, MaxPerSource: 5} })
 	addr := net.TCPAddrFromAddrPort(ts.Addr())
 	var conns []net.Conn
@@ -62,7 +62,7 @@ func TestTCPIdleAndPerSourceCap(t *testing.T) {
 	stop := make(chan struct{})
 	kept := make(chan error, 1)
 	go func() {
-		tick := time.NewTicker(idle / 4)
+		tick := time.NewTicker(idle / 10) // a wide margin: the machine may be loaded
 		defer tick.Stop()
 		for {
 			select {
