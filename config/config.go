@@ -39,6 +39,19 @@ const (
 	DefaultExitPrompt   = "no_agents"
 	DefaultUserAgent    = "hotline"
 
+	// The SIP guards.
+	DefaultAuthAlgorithm     = "MD5"
+	DefaultLockoutFailures   = 10
+	DefaultLockoutSourceUser = 30
+	DefaultLockoutWindow     = time.Minute
+	DefaultLockoutDuration   = 5 * time.Minute
+	DefaultInviteRate        = 20 // per second and source outside the trunks (Kamailio pike's default is 30 per 2 s)
+	DefaultInviteBurst       = 40
+	DefaultRegisterRate      = 20 // per second and source: a centre's NAT carries many phones
+	DefaultRegisterBurst     = 200
+	DefaultTCPIdleTimeout    = 5 * time.Minute
+	DefaultTCPMaxPerSource   = 500
+
 	// Outbound trunks (云回访 and callbacks).
 	DefaultOutboundTransport   = "udp"
 	DefaultOutboundMaxChannels = 30
@@ -98,6 +111,53 @@ type SIP struct {
 	Listen    string `yaml:"listen"`     // UDP and TCP
 	MediaIP   string `yaml:"media_ip"`   // address put in SDP and bound for RTP; default the SIP listen address
 	UserAgent string `yaml:"user_agent"` // Server / User-Agent header
+	// AuthAlgorithms are the digest algorithms REGISTERs are challenged with, one
+	// WWW-Authenticate each, in this order (RFC 8760: SHA-256 first); default [MD5].
+	AuthAlgorithms []string   `yaml:"auth_algorithms"`
+	Lockout        Lockout    `yaml:"lockout"`
+	RateLimits     RateLimits `yaml:"rate_limits"`
+	TCP            SIPTCP     `yaml:"tcp"`
+	// TLSListen is the SIP over TLS listener. Empty: the listen address with the next port
+	// (5060 → 5061; with port 0 a free one), skipped with a warning when it cannot be bound;
+	// "off": no TLS.
+	TLSListen string `yaml:"tls_listen"`
+	// TLSCert and TLSKey are PEM files; both empty: a self-signed ECDSA certificate is
+	// made in the data dir at first start (sip-tls.crt, sip-tls.key) and reused after.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// TLSOff is the sip.tls_listen value that turns SIP over TLS off.
+const TLSOff = "off"
+
+// Digest algorithms accepted in sip.auth_algorithms.
+var AuthAlgorithms = []string{"SHA-256", "MD5"}
+
+// Lockout is the registrar's brute-force guard.
+type Lockout struct {
+	Failures    int          `yaml:"failures"`     // wrong answers for one user from one address within window lock that user there; -1 = off
+	SourceUsers int          `yaml:"source_users"` // distinct users failing from one address within window lock the whole address; -1 = off
+	Window      ivr.Duration `yaml:"window"`
+	Duration    ivr.Duration `yaml:"duration"` // how long a lockout lasts
+}
+
+// RateLimits are per-source-address token buckets for requests that cost us work.
+type RateLimits struct {
+	Invite   RateLimit `yaml:"invite"`   // initial INVITEs from sources outside the trunks (trunks have max_calls)
+	Register RateLimit `yaml:"register"` // REGISTERs
+}
+
+// RateLimit is a token bucket: Rate requests per second on average, bursts of Burst.
+// Rate -1 disables it.
+type RateLimit struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
+}
+
+// SIPTCP bounds the SIP TCP connections.
+type SIPTCP struct {
+	IdleTimeout  ivr.Duration `yaml:"idle_timeout"`   // a connection that carries nothing for this long is closed (unless a dialog or a fresh binding uses it); -1s = never
+	MaxPerSource int          `yaml:"max_per_source"` // connections open at once from one address; -1 = no cap
 }
 
 // RTP is the media port range and inactivity timeout.
@@ -377,6 +437,42 @@ func (c *Config) applyDefaults() {
 	}
 	if c.SIP.UserAgent == "" {
 		c.SIP.UserAgent = DefaultUserAgent
+	}
+	if len(c.SIP.AuthAlgorithms) == 0 {
+		c.SIP.AuthAlgorithms = []string{DefaultAuthAlgorithm}
+	}
+	for i, a := range c.SIP.AuthAlgorithms {
+		c.SIP.AuthAlgorithms[i] = strings.ToUpper(a)
+	}
+	lo := &c.SIP.Lockout
+	if lo.Failures == 0 {
+		lo.Failures = DefaultLockoutFailures
+	}
+	if lo.SourceUsers == 0 {
+		lo.SourceUsers = DefaultLockoutSourceUser
+	}
+	if lo.Window == 0 {
+		lo.Window = ivr.Duration(DefaultLockoutWindow)
+	}
+	if lo.Duration == 0 {
+		lo.Duration = ivr.Duration(DefaultLockoutDuration)
+	}
+	for _, rl := range []struct {
+		l           *RateLimit
+		rate, burst int
+	}{{&c.SIP.RateLimits.Invite, DefaultInviteRate, DefaultInviteBurst}, {&c.SIP.RateLimits.Register, DefaultRegisterRate, DefaultRegisterBurst}} {
+		if rl.l.Rate == 0 {
+			rl.l.Rate = float64(rl.rate)
+		}
+		if rl.l.Burst == 0 {
+			rl.l.Burst = max(rl.burst, int(math.Ceil(rl.l.Rate)))
+		}
+	}
+	if c.SIP.TCP.IdleTimeout == 0 {
+		c.SIP.TCP.IdleTimeout = ivr.Duration(DefaultTCPIdleTimeout)
+	}
+	if c.SIP.TCP.MaxPerSource == 0 {
+		c.SIP.TCP.MaxPerSource = DefaultTCPMaxPerSource
 	}
 	c.HTTP.applyDefaults()
 	if c.DataDir == "" {

@@ -430,6 +430,22 @@ func errorCases(t testing.TB) []errCase {
 	add(errCase{desc: "duplicate key", doc: d, contains: true,
 		want: []want{{ln(d, "node_id: hotline-2"), "node_id", `"node_id" already defined`}}})
 
+	d = ed("auth_algorithms: [MD5]", "auth_algorithms: [SHA-256, SHA-512-256]")
+	add(errCase{desc: "unknown digest algorithm", doc: d,
+		want: []want{{ln(d, "auth_algorithms:"), "sip.auth_algorithms[1]", `unknown digest algorithm "SHA-512-256" (SHA-256, MD5)`}}})
+
+	d = ed("    source_users: 30", "    source_users: -5")
+	add(errCase{desc: "negative lockout threshold", doc: d,
+		want: []want{{ln(d, "source_users: -5"), "sip.lockout.source_users", "want a count, or -1 to turn the per-source lockout off"}}})
+
+	d = ed("invite: {rate: 20, burst: 40}", "invite: {rate: 20, burst: -1}")
+	add(errCase{desc: "rate limit without a burst", doc: d,
+		want: []want{{ln(d, "invite: {rate: 20, burst: -1}"), "sip.rate_limits.invite.burst", "must be at least 1"}}})
+
+	d = ed("    idle_timeout: 5m", "    idle_timeout: -3s")
+	add(errCase{desc: "negative TCP idle timeout", doc: d,
+		want: []want{{ln(d, "idle_timeout: -3s"), "sip.tcp.idle_timeout", "must not be negative (-1s: never close idle connections)"}}})
+
 	d = ed("max_calls: 5000", "max_calls: many")
 	add(errCase{desc: "wrong type", doc: d,
 		want: []want{{ln(d, "max_calls: many"), "trunks[0].max_calls", `want a number, got "many"`}}})

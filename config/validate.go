@@ -43,6 +43,52 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			add("sip.media_ip", "want an IP address, got %q", c.SIP.MediaIP)
 		}
 	}
+	if l := c.SIP.TLSListen; l != "" && l != TLSOff {
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			add("sip.tls_listen", "want IP:PORT or off, got %q", l)
+		}
+	}
+	if (c.SIP.TLSCert == "") != (c.SIP.TLSKey == "") {
+		add("sip.tls_cert", "tls_cert and tls_key go together (neither: a self-signed certificate is made in the data dir)")
+	}
+	for i, alg := range c.SIP.AuthAlgorithms {
+		if !slices.Contains(AuthAlgorithms, alg) {
+			add(fmt.Sprintf("sip.auth_algorithms[%d]", i), "unknown digest algorithm %q (SHA-256, MD5)", alg)
+		} else if slices.Index(c.SIP.AuthAlgorithms, alg) != i {
+			add(fmt.Sprintf("sip.auth_algorithms[%d]", i), "%s listed twice", alg)
+		}
+	}
+	lo := c.SIP.Lockout
+	if lo.Failures < -1 {
+		add("sip.lockout.failures", "want a count, or -1 to turn the per-user lockout off")
+	}
+	if lo.SourceUsers < -1 {
+		add("sip.lockout.source_users", "want a count, or -1 to turn the per-source lockout off")
+	}
+	if lo.Window < 0 {
+		add("sip.lockout.window", "must not be negative")
+	}
+	if lo.Duration < 0 {
+		add("sip.lockout.duration", "must not be negative")
+	}
+	for _, r := range []struct {
+		name string
+		rl   RateLimit
+	}{{"invite", c.SIP.RateLimits.Invite}, {"register", c.SIP.RateLimits.Register}} {
+		name, rl := r.name, r.rl
+		if rl.Rate < 0 && rl.Rate != -1 {
+			add("sip.rate_limits."+name+".rate", "want requests per second, or -1 for no limit")
+		}
+		if rl.Rate > 0 && rl.Burst < 1 {
+			add("sip.rate_limits."+name+".burst", "must be at least 1")
+		}
+	}
+	if c.SIP.TCP.IdleTimeout < 0 && c.SIP.TCP.IdleTimeout.D() != -time.Second {
+		add("sip.tcp.idle_timeout", "must not be negative (-1s: never close idle connections)")
+	}
+	if c.SIP.TCP.MaxPerSource < -1 {
+		add("sip.tcp.max_per_source", "want a count, or -1 for no cap")
+	}
 	c.HTTP.validate(add)
 	if _, _, err := ParsePorts(c.RTP.Ports); err != nil {
 		add("rtp.ports", "%v", err)

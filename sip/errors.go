@@ -1,6 +1,10 @@
 package sip
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net"
+)
 
 // Errors of the SIP layer. Each maps to one SIP status in one place (statusFor).
 var (
@@ -18,6 +22,9 @@ var (
 	ErrServerClosed = errors.New("sip: server closed")
 	// ErrLegEnded is an operation on a leg that has already ended.
 	ErrLegEnded = errors.New("sip: leg ended")
+	// ErrTCPIdle is the read error of a TCP connection we closed for idleness; it wraps
+	// net.ErrClosed, which sipgo takes as a normal end of the connection.
+	ErrTCPIdle = fmt.Errorf("sip: idle TCP connection closed: %w", net.ErrClosed)
 )
 
 // statusFor maps an offer/answer failure to the SIP status we reply with.

@@ -171,12 +171,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Terminate()
 		return
 	}
-	src, err := netip.ParseAddrPort(req.Source())
-	if err != nil {
+	src, ok := sourceAddr(req)
+	if !ok {
 		s.respond(req, tx, 400, "Bad Request")
 		return
 	}
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if !s.trusted(src.Addr()) && !s.inviteLimit.allow(src.Addr()) {
+		s.shed(req, tx, src.Addr())
+		return
+	}
 	if req.Contact() == nil {
 		s.respond(req, tx, 400, "Missing Contact")
 		return
@@ -267,10 +270,6 @@ func (s *Server) newInbound(req *sip.Request, tx sip.ServerTransaction, trunk *T
 	tag := uuid.NewString()
 	invite := req.Clone()
 	invite.To().Params.Add("tag", tag)
-	transport := ""
-	if strings.EqualFold(req.Transport(), "TCP") {
-		transport = ";transport=tcp"
-	}
 	l := &Inbound{invite: invite, tx: tx, trunk: trunk, source: src, received: time.Now(), offer: o}
 	l.init(s, SideCaller)
 	l.srtp = trunk.srtpPolicy()
@@ -287,7 +286,7 @@ func (s *Server) newInbound(req *sip.Request, tx sip.ServerTransaction, trunk *T
 	// Symmetric signalling: send where the INVITE came from, as carriers' SBCs and NATs expect.
 	l.dest, l.transport = req.Source(), req.Transport()
 	l.prefs, l.media = trunk.codecs(), m
-	l.contact = sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s%s>", s.addr, transport))
+	l.contact = s.contactHeader(req.Transport())
 	l.log = s.log.With("sip_call_id", l.callID)
 	return l
 }

@@ -111,11 +111,7 @@ func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
 	if opt.Destination.IsValid() {
 		o.dest = opt.Destination.String()
 	}
-	tp := ""
-	if transport == "TCP" {
-		tp = ";transport=tcp"
-	}
-	o.contact = sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s%s>", s.addr, tp))
+	o.contact = s.contactHeader(transport)
 
 	inv := o.newRequest(sip.INVITE)
 	inv.AppendHeader(o.contact)

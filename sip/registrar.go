@@ -26,8 +26,11 @@ package sip
 //     phone restarted on a new port does not pile up bindings. Beyond MaxContacts per user
 //     the least recently registered binding is dropped (Asterisk's remove_existing); a single
 //     REGISTER with more contacts than that is refused with 403.
-//   - A source with LockoutFailures wrong answers within LockoutWindow is refused with 403
-//     for LockoutFor, right password or not (agents behind the same NAT share its fate).
+//   - A user with LockoutFailures wrong answers from one source address within LockoutWindow
+//     is refused with 403 from that address for LockoutFor, right password or not; other
+//     users behind the same address (a call centre's NAT) are unaffected. A source from
+//     which LockoutSourceUsers distinct users failed within the window (a scanner) is
+//     refused as a whole (registrar_auth.go, lockouts).
 //   - Memory is bounded: nonces are stateless (registrar_auth.go), bindings are capped per
 //     user and in total (MaxBindings, then 503), the lockout and nonce-count tables are capped.
 
@@ -56,11 +59,15 @@ const (
 	DefaultMaxContacts     = 5
 	DefaultMaxBindings     = 100_000
 	DefaultLockoutFailures = 10
-	DefaultLockoutWindow   = time.Minute
-	DefaultLockoutFor      = 5 * time.Minute
-	DefaultQualifyInterval = 30 * time.Second
-	DefaultQualifyTimeout  = 5 * time.Second
-	DefaultQualifyFailures = 3
+	// DefaultLockoutSourceUsers is the number of distinct users failing from one address
+	// within the window that locks the whole address: well above one NAT's misconfigured
+	// phones, well below a scanner's username list.
+	DefaultLockoutSourceUsers = 30
+	DefaultLockoutWindow      = time.Minute
+	DefaultLockoutFor         = 5 * time.Minute
+	DefaultQualifyInterval    = 30 * time.Second
+	DefaultQualifyTimeout     = 5 * time.Second
+	DefaultQualifyFailures    = 3
 )
 
 // Reasons given to RegistrarConfig.OnChange.
@@ -93,8 +100,12 @@ type RegistrarConfig struct {
 	MaxContacts                            int           // per user
 	MaxBindings                            int           // in total; beyond, new bindings get 503
 
-	// Brute-force guard per source IP; LockoutFailures < 0 disables it.
+	// Brute-force guard: LockoutFailures wrong answers for one user from one source IP, or
+	// LockoutSourceUsers distinct users failing from one source IP, within LockoutWindow
+	// lock that user at that source, or the whole source, for LockoutFor. A value < 0
+	// disables that half of the guard.
 	LockoutFailures           int
+	LockoutSourceUsers        int
 	LockoutWindow, LockoutFor time.Duration
 
 	// Qualify: every QualifyInterval (< 0 disables) each binding is pinged with Pinger; a
@@ -155,6 +166,9 @@ func (c *RegistrarConfig) setDefaults() {
 	if c.LockoutFailures == 0 {
 		c.LockoutFailures = DefaultLockoutFailures
 	}
+	if c.LockoutSourceUsers == 0 {
+		c.LockoutSourceUsers = DefaultLockoutSourceUsers
+	}
 	if c.QualifyInterval == 0 {
 		c.QualifyInterval = DefaultQualifyInterval
 	}
@@ -192,20 +206,23 @@ type Binding struct {
 
 // RegistrarStats are counters of the registrar, and a few gauges.
 type RegistrarStats struct {
-	Registrations uint64 // REGISTERs answered 200 (new, refresh, removal, query)
-	Challenges    uint64 // 401s sent, stale ones included
-	Stale         uint64 // 401s with stale=true (old or foreign nonce, reused nc)
-	Replays       uint64 // of those, a reused nonce-count
-	AuthFailures  uint64 // unknown user or wrong password (403)
-	Forbidden     uint64 // authenticated, but not as the To user (403)
-	Lockouts      uint64 // times a source was locked out
-	LockedOut     uint64 // REGISTERs refused because their source was locked out
-	Rejected      uint64 // other refusals: 400, 403 (too many contacts), 420, 423, 500, 503
-	Expired       uint64 // bindings removed because they expired
-	Unreachable   uint64 // bindings dropped after failed qualify pings
-	Active        int    // live bindings
-	Users         int    // users with a live binding
-	LockedSources int    // source addresses locked out now
+	Registrations   uint64 // REGISTERs answered 200 (new, refresh, removal, query)
+	Challenges      uint64 // 401s sent, stale ones included
+	Stale           uint64 // 401s with stale=true (old or foreign nonce, reused nc)
+	Replays         uint64 // of those, a reused nonce-count
+	AuthFailures    uint64 // unknown user or wrong password (403)
+	Forbidden       uint64 // authenticated, but not as the To user (403)
+	Lockouts        uint64 // times a user was locked out at a source address
+	SourceLockouts  uint64 // times a whole source address was locked out (many users failed)
+	LockedOut       uint64 // REGISTERs refused because their user at that source was locked out
+	SourceLockedOut uint64 // REGISTERs refused because their source was locked out
+	Rejected        uint64 // other refusals: 400, 403 (too many contacts), 420, 423, 500, 503
+	Expired         uint64 // bindings removed because they expired
+	Unreachable     uint64 // bindings dropped after failed qualify pings
+	Active          int    // live bindings
+	Users           int    // users with a live binding
+	LockedUsers     int    // (user, source address) pairs locked out now
+	LockedSources   int    // source addresses locked out as a whole now
 }
 
 // binding is a Binding with the registrar's bookkeeping.
@@ -231,17 +248,23 @@ type Registrar struct {
 	log    *slog.Logger
 	nonces nonceSigner
 
-	mu      sync.Mutex
-	users   map[string][]*binding // newest first
-	total   int
-	uses    nonceUses
-	locks   lockouts
-	pending []change
+	mu    sync.Mutex
+	users map[string][]*binding // newest first
+	total int
+	// bySource counts bindings (expired ones not yet swept included) by the address they
+	// were registered from; userSources is what each user added to it. The TCP idle check
+	// asks whether a connection's address has a binding (tcp.go), for every idle
+	// connection: a stranger's must cost a map look-up, not a walk over every binding.
+	bySource    map[netip.AddrPort]int
+	userSources map[string][]netip.AddrPort
+	uses        nonceUses
+	locks       lockouts
+	pending     []change
 
 	notifyMu sync.Mutex // serialises OnChange calls, in the order changes happened
 
 	registrations, challenges, stale, replays, authFailures, forbidden,
-	lockouts, lockedOut, rejected, expired, unreachable atomic.Uint64
+	lockouts, sourceLockouts, lockedOut, sourceLockedOut, rejected, expired, unreachable atomic.Uint64
 
 	runMu  sync.Mutex
 	cancel context.CancelFunc
@@ -253,12 +276,13 @@ func NewRegistrar(cfg RegistrarConfig) *Registrar {
 	cfg.Algorithms = slices.Clone(cfg.Algorithms)
 	cfg.setDefaults()
 	r := &Registrar{
-		cfg:    cfg,
-		log:    cfg.Logger.With("caller", "sip/registrar"),
-		nonces: nonceSigner{key: slices.Clone(cfg.NonceSecret)},
-		users:  make(map[string][]*binding),
-		uses:   nonceUses{m: make(map[string]nonceUse)},
-		locks:  lockouts{m: make(map[netip.Addr]*lockEntry)},
+		cfg:      cfg,
+		log:      cfg.Logger.With("caller", "sip/registrar"),
+		nonces:   nonceSigner{key: slices.Clone(cfg.NonceSecret)},
+		users:    make(map[string][]*binding),
+		bySource: make(map[netip.AddrPort]int), userSources: make(map[string][]netip.AddrPort),
+		uses:  nonceUses{m: make(map[string]nonceUse)},
+		locks: newLockouts(),
 	}
 	if cfg.Credentials == nil {
 		r.log.Warn("registrar has no credentials: every REGISTER will be refused")
@@ -278,10 +302,10 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	r.mu.Lock()
-	locked := r.cfg.LockoutFailures > 0 && r.locks.locked(src.Addr(), now)
+	locked := r.locks.sourceLocked(src.Addr(), now)
 	r.mu.Unlock()
 	if locked {
-		r.lockedOut.Add(1)
+		r.sourceLockedOut.Add(1)
 		r.respond(req, tx, 403, "Forbidden")
 		return
 	}
@@ -293,6 +317,17 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 
 	// §10.3 step 3 and 4: authenticate and authorise.
 	user, res, why := r.authenticate(req, now)
+	if res != authChallenge && user != "" {
+		r.mu.Lock()
+		locked = r.locks.userLocked(user, src.Addr(), now)
+		r.mu.Unlock()
+		if locked {
+			r.lockedOut.Add(1)
+			log.Debug("REGISTER refused: user locked out at this source", "user", user)
+			r.respond(req, tx, 403, "Forbidden")
+			return
+		}
+	}
 	switch res {
 	case authChallenge:
 		r.challenges.Add(1)
@@ -313,17 +348,20 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	case authFailed:
 		r.authFailures.Add(1)
-		lockedNow := false
-		if r.cfg.LockoutFailures > 0 {
-			r.mu.Lock()
-			lockedNow = r.locks.fail(src.Addr(), now, &r.cfg)
-			r.mu.Unlock()
-		}
-		if lockedNow {
+		r.mu.Lock()
+		userLock, sourceLock := r.locks.fail(user, src.Addr(), now, &r.cfg)
+		r.mu.Unlock()
+		if userLock {
 			r.lockouts.Add(1)
-			log.Warn("source locked out after failed REGISTERs", "user", user,
+			log.Warn("user locked out at this source after failed REGISTERs", "user", user,
 				"failures", r.cfg.LockoutFailures, "for", r.cfg.LockoutFor)
-		} else {
+		}
+		if sourceLock {
+			r.sourceLockouts.Add(1)
+			log.Warn("source locked out: many users failed from it", "last_user", user,
+				"users", r.cfg.LockoutSourceUsers, "window", r.cfg.LockoutWindow, "for", r.cfg.LockoutFor)
+		}
+		if !userLock && !sourceLock {
 			log.Debug("REGISTER refused", "user", user, "why", why)
 		}
 		r.respond(req, tx, 403, "Forbidden")
@@ -545,9 +583,23 @@ func (r *Registrar) apply(reg *registration, now time.Time) ([]sip.Header, int, 
 	return contacts, 0, ""
 }
 
-// setLocked replaces a user's bindings and keeps the total.
+// setLocked replaces a user's bindings and keeps the total and the index by source.
 func (r *Registrar) setLocked(user string, list []*binding) {
 	r.total += len(list) - len(r.users[user])
+	for _, src := range r.userSources[user] {
+		if r.bySource[src]--; r.bySource[src] <= 0 {
+			delete(r.bySource, src)
+		}
+	}
+	delete(r.userSources, user)
+	if len(list) > 0 {
+		srcs := make([]netip.AddrPort, len(list))
+		for i, e := range list {
+			srcs[i] = e.Source
+			r.bySource[e.Source]++
+		}
+		r.userSources[user] = srcs
+	}
 	if len(list) == 0 {
 		delete(r.users, user)
 		return
@@ -641,7 +693,8 @@ func (r *Registrar) Stats() RegistrarStats {
 	s := RegistrarStats{
 		Registrations: r.registrations.Load(), Challenges: r.challenges.Load(), Stale: r.stale.Load(),
 		Replays: r.replays.Load(), AuthFailures: r.authFailures.Load(), Forbidden: r.forbidden.Load(),
-		Lockouts: r.lockouts.Load(), LockedOut: r.lockedOut.Load(), Rejected: r.rejected.Load(),
+		Lockouts: r.lockouts.Load(), SourceLockouts: r.sourceLockouts.Load(), LockedOut: r.lockedOut.Load(),
+		SourceLockedOut: r.sourceLockedOut.Load(), Rejected: r.rejected.Load(),
 		Expired: r.expired.Load(), Unreachable: r.unreachable.Load(),
 	}
 	r.mu.Lock()
@@ -658,7 +711,7 @@ func (r *Registrar) Stats() RegistrarStats {
 			s.Users++
 		}
 	}
-	s.LockedSources = r.locks.count(now)
+	s.LockedUsers, s.LockedSources = r.locks.count(now)
 	return s
 }
 

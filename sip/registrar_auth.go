@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,8 +34,8 @@ const (
 	nonceRawLen = 8 + 8 + 16
 	// maxNonceUses bounds the table of nonce-counts; see nonceUses.add.
 	maxNonceUses = 1 << 16
-	// maxLockSources bounds the brute-force table; see lockouts.fail.
-	maxLockSources = 1 << 14
+	// maxLockEntries bounds each brute-force table; see lockEntryFor.
+	maxLockEntries = 1 << 14
 	// nonceSkew is how far in the future a nonce's issue time may be (clock steps).
 	nonceSkew = time.Minute
 )
@@ -265,76 +266,147 @@ func portOf(u *sip.Uri) int {
 	return 5060
 }
 
-// lockouts is the brute-force guard: per source IP, failures within a window; at the limit
-// the source is refused for a while. The table is bounded (maxLockSources): when full,
-// entries that are neither locked nor within their window are dropped, then the entry
-// whose window began first. A distributed attack from more addresses than that is only
-// partly tracked; memory stays bounded.
+// lockouts is the brute-force guard, in two tables (Asterisk and Kamailio key theirs by
+// source alone, which at a call centre behind one NAT lets one misconfigured softphone lock
+// every agent out):
+//   - users, keyed by (user, source IP): LockoutFailures wrong answers for one user from one
+//     address within LockoutWindow refuse that user from that address for LockoutFor, right
+//     password or not. Other users behind the same address are unaffected.
+//   - sources, keyed by source IP: LockoutSourceUsers distinct users failing from one address
+//     within LockoutWindow (a scanner walking usernames) refuse the whole address.
+//
+// Both tables are bounded (maxLockEntries each): when full, entries that are neither locked
+// nor within their window are dropped, then the unlocked entry whose window began first. A
+// distributed attack from more addresses than that is only partly tracked; memory stays
+// bounded. Usernames are cut to maxLockUser bytes in the keys.
 type lockouts struct {
-	m map[netip.Addr]*lockEntry
+	users   map[userSource]*lockEntry
+	sources map[netip.Addr]*lockEntry
+}
+
+type userSource struct {
+	user string
+	ip   netip.Addr
 }
 
 type lockEntry struct {
 	first    time.Time // start of the current failure window
 	failures int
+	users    []string  // sources: distinct users that failed in the window (at most the threshold)
 	until    time.Time // locked until
 }
 
-func (l *lockouts) locked(ip netip.Addr, now time.Time) bool {
-	e := l.m[ip]
+// maxLockUser bounds the username kept in a lockout key.
+const maxLockUser = 64
+
+func newLockouts() lockouts {
+	return lockouts{users: make(map[userSource]*lockEntry), sources: make(map[netip.Addr]*lockEntry)}
+}
+
+func lockUser(user string, ip netip.Addr) userSource {
+	if len(user) > maxLockUser {
+		user = user[:maxLockUser]
+	}
+	return userSource{user: user, ip: ip}
+}
+
+// sourceLocked reports whether the whole source is locked out.
+func (l *lockouts) sourceLocked(ip netip.Addr, now time.Time) bool {
+	e := l.sources[ip]
 	return e != nil && now.Before(e.until)
 }
 
-// fail counts a failure from ip; true when it locks ip out.
-func (l *lockouts) fail(ip netip.Addr, now time.Time, c *RegistrarConfig) bool {
-	e := l.m[ip]
-	if e == nil {
-		if len(l.m) >= maxLockSources {
-			l.prune(now, c)
+// userLocked reports whether user is locked out at ip.
+func (l *lockouts) userLocked(user string, ip netip.Addr, now time.Time) bool {
+	e := l.users[lockUser(user, ip)]
+	return e != nil && now.Before(e.until)
+}
+
+// fail counts a failure of user from ip; it reports whether it locked the (user, source)
+// pair out and whether it locked the whole source out.
+func (l *lockouts) fail(user string, ip netip.Addr, now time.Time, c *RegistrarConfig) (userLock, sourceLock bool) {
+	if c.LockoutFailures > 0 {
+		if e := lockEntryFor(l.users, lockUser(user, ip), now, c); e != nil {
+			e.failures++
+			if e.failures >= c.LockoutFailures {
+				e.until = now.Add(c.LockoutFor)
+				e.first, e.failures = now, 0
+				userLock = true
+			}
 		}
-		if len(l.m) >= maxLockSources {
-			var oldest netip.Addr
+	}
+	if c.LockoutSourceUsers > 0 {
+		if e := lockEntryFor(l.sources, ip, now, c); e != nil {
+			u := lockUser(user, ip).user
+			if !slices.Contains(e.users, u) {
+				e.users = append(e.users, u)
+			}
+			if len(e.users) >= c.LockoutSourceUsers {
+				e.until = now.Add(c.LockoutFor)
+				e.first, e.users = now, nil
+				sourceLock = true
+			}
+		}
+	}
+	return userLock, sourceLock
+}
+
+// lockEntryFor returns the entry of k with its window current, adding it (and evicting
+// another when the table is full); nil when every tracked key is locked.
+func lockEntryFor[K comparable](m map[K]*lockEntry, k K, now time.Time, c *RegistrarConfig) *lockEntry {
+	e := m[k]
+	if e == nil {
+		if len(m) >= maxLockEntries {
+			pruneLocks(m, now, c)
+		}
+		if len(m) >= maxLockEntries {
+			var oldest K
 			var t time.Time
-			for ip, e := range l.m {
+			for k, e := range m {
 				if !now.Before(e.until) && (t.IsZero() || e.first.Before(t)) {
-					oldest, t = ip, e.first
+					oldest, t = k, e.first
 				}
 			}
 			if t.IsZero() {
-				return false // every tracked source is locked: do not track more
+				return nil // every tracked key is locked: do not track more
 			}
-			delete(l.m, oldest)
+			delete(m, oldest)
 		}
 		e = &lockEntry{first: now}
-		l.m[ip] = e
+		m[k] = e
 	}
 	if now.Sub(e.first) > c.LockoutWindow {
-		e.first, e.failures = now, 0
+		e.first, e.failures, e.users = now, 0, e.users[:0]
 	}
-	e.failures++
-	if e.failures >= c.LockoutFailures {
-		e.until = now.Add(c.LockoutFor)
-		e.first, e.failures = now, 0
-		return true
-	}
-	return false
+	return e
 }
 
-// prune drops entries that are neither locked nor inside their failure window.
-func (l *lockouts) prune(now time.Time, c *RegistrarConfig) {
-	for ip, e := range l.m {
+// pruneLocks drops entries that are neither locked nor inside their failure window.
+func pruneLocks[K comparable](m map[K]*lockEntry, now time.Time, c *RegistrarConfig) {
+	for k, e := range m {
 		if !now.Before(e.until) && now.Sub(e.first) > c.LockoutWindow {
-			delete(l.m, ip)
+			delete(m, k)
 		}
 	}
 }
 
-func (l *lockouts) count(now time.Time) int {
-	n := 0
-	for _, e := range l.m {
+// prune forgets entries that are neither locked nor inside their window.
+func (l *lockouts) prune(now time.Time, c *RegistrarConfig) {
+	pruneLocks(l.users, now, c)
+	pruneLocks(l.sources, now, c)
+}
+
+// count returns how many (user, source) pairs and how many sources are locked now.
+func (l *lockouts) count(now time.Time) (users, sources int) {
+	for _, e := range l.users {
 		if now.Before(e.until) {
-			n++
+			users++
 		}
 	}
-	return n
+	for _, e := range l.sources {
+		if now.Before(e.until) {
+			sources++
+		}
+	}
+	return users, sources
 }

@@ -701,13 +701,46 @@ func TestRegistrarLockout(t *testing.T) {
 		regWantStatus(t, bad.register(), 403)
 	}
 	s := env.r.Stats()
-	if s.AuthFailures != 3 || s.Lockouts != 1 || s.LockedSources != 1 {
+	if s.AuthFailures != 3 || s.Lockouts != 1 || s.LockedUsers != 1 || s.LockedSources != 0 {
 		t.Fatalf("stats = %+v", s)
 	}
-	// Locked out: even the right password, even the first REGISTER, is refused.
-	good := env.device("1002")
-	regWantStatus(t, good.send(), 403)
-	if s := env.r.Stats(); s.LockedOut != 1 || s.Challenges != 4 {
+	// 1001 is locked out at this address: even the right password is refused.
+	right := env.device("1001")
+	regWantStatus(t, right.register(), 403)
+	if s := env.r.Stats(); s.LockedOut != 1 || len(env.r.Bindings("1001")) != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+	// Another agent behind the same address (the centre's NAT) is not affected.
+	other := env.device("1002")
+	regWantStatus(t, other.register(), 200)
+	env.clock.advance(DefaultLockoutFor + time.Second)
+	right.chal, right.nc = nil, 0
+	regWantStatus(t, right.register(), 200)
+	if s := env.r.Stats(); s.LockedUsers != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// TestRegistrarLockoutScanner: many distinct users failing from one address lock the
+// whole address, the right password of an existing user included.
+func TestRegistrarLockoutScanner(t *testing.T) {
+	t.Parallel()
+	env := newRegEnv(t, func(c *RegistrarConfig) { c.LockoutSourceUsers = 4 })
+	for i := range 3 {
+		d := env.device(strconv.Itoa(5000 + i)) // unknown users: a scan
+		regWantStatus(t, d.register(), 403)
+	}
+	good := env.device("1003")
+	regWantStatus(t, good.register(), 200) // three distinct users: still open
+	scan := env.device("admin")
+	regWantStatus(t, scan.register(), 403) // the fourth
+	s := env.r.Stats()
+	if s.SourceLockouts != 1 || s.LockedSources != 1 || s.Lockouts != 0 {
+		t.Fatalf("stats = %+v", s)
+	}
+	good = env.device("1004")
+	regWantStatus(t, good.send(), 403) // refused before any challenge
+	if s := env.r.Stats(); s.SourceLockedOut != 1 {
 		t.Errorf("stats = %+v", s)
 	}
 	env.clock.advance(DefaultLockoutFor + time.Second)
@@ -783,13 +816,13 @@ func TestRegistrarAuthorization(t *testing.T) {
 // the lockout entry; the tables have caps.
 func TestRegistrarFloodBounded(t *testing.T) {
 	t.Parallel()
-	env := newRegEnv(t, func(c *RegistrarConfig) { c.LockoutFailures = -1 })
+	env := newRegEnv(t, func(c *RegistrarConfig) { c.LockoutFailures, c.LockoutSourceUsers = -1, -1 })
 	for i := 0; i < 200; i++ {
 		d := env.device(strconv.Itoa(2000 + i))
 		regWantStatus(t, d.register(), 403)
 	}
 	env.r.mu.Lock()
-	users, uses, locks := len(env.r.users), len(env.r.uses.m), len(env.r.locks.m)
+	users, uses, locks := len(env.r.users), len(env.r.uses.m), len(env.r.locks.users)+len(env.r.locks.sources)
 	env.r.mu.Unlock()
 	if users != 0 || uses != 0 || locks != 0 {
 		t.Errorf("state after flood: users %d, nonce uses %d, lockouts %d", users, uses, locks)
@@ -812,14 +845,27 @@ func TestRegistrarFloodBounded(t *testing.T) {
 		t.Error("a nonce below the floor was accepted")
 	}
 
-	// The lockout table.
-	l := lockouts{m: map[netip.Addr]*lockEntry{}}
-	c := RegistrarConfig{LockoutFailures: 10, LockoutWindow: time.Minute, LockoutFor: time.Minute}
-	for i := 0; i < maxLockSources+100; i++ {
+	// The lockout tables: a flood of distinct users from distinct addresses.
+	l := newLockouts()
+	c := RegistrarConfig{LockoutFailures: 10, LockoutSourceUsers: 30, LockoutWindow: time.Minute, LockoutFor: time.Minute}
+	for i := 0; i < maxLockEntries+100; i++ {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		l.fail(ip, regT0, &c)
+		l.fail(strings.Repeat("u", 1000)+strconv.Itoa(i), ip, regT0, &c)
 	}
-	if len(l.m) > maxLockSources {
-		t.Errorf("lockout table: %d entries", len(l.m))
+	if len(l.users) > maxLockEntries || len(l.sources) > maxLockEntries {
+		t.Errorf("lockout tables: %d, %d entries", len(l.users), len(l.sources))
+	}
+	for k := range l.users {
+		if len(k.user) > maxLockUser {
+			t.Fatalf("lockout key keeps a %d-byte user", len(k.user))
+		}
+	}
+	// Many users from one address: the source entry keeps at most the threshold.
+	one := netip.MustParseAddr("10.9.9.9")
+	for i := range 1000 {
+		l.fail(strconv.Itoa(i), one, regT0, &c)
+	}
+	if e := l.sources[one]; e == nil || len(e.users) >= c.LockoutSourceUsers || !l.sourceLocked(one, regT0) {
+		t.Errorf("source entry after a scan: %+v", e)
 	}
 }

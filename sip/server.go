@@ -7,6 +7,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,9 +52,27 @@ type Config struct {
 	// OnCall owns an accepted inbound leg for its whole life; it runs on the INVITE's
 	// goroutine. When it returns, the server hangs the leg up if it has not ended.
 	OnCall func(*Inbound)
-	// OnReject is told of INVITEs from a known trunk that we refused (404, 488, 503...),
-	// so that they can be recorded. INVITEs from unknown sources are only counted.
+	// OnReject is told of INVITEs from a known trunk that we refused for capacity or
+	// drain (503) or whose offer we could not take (415, 488): a citizen's call that was
+	// lost, to be recorded (it counts against the 24-hour connection rate). INVITEs refused
+	// before any call could exist (403 from outside the trunks, 404 for a number the trunk
+	// does not deliver, shed by a rate limit) are only counted (Stats): a flood of them
+	// must not write a record each.
 	OnReject func(Rejection)
+
+	// InviteLimit and RegisterLimit are per-source rate limits of initial INVITEs and
+	// REGISTERs (ratelimit.go); the trunks' sources are exempt. Zero: no limit.
+	InviteLimit, RegisterLimit RateLimit
+	// LimitClock is the rate limits' clock; nil = time.Now.
+	LimitClock func() time.Time
+	// TCP bounds the accepted TCP and TLS connections (tcp.go), per listener. Zero: no bounds.
+	TCP TCPLimits
+
+	// TLSListen, when valid, is the SIP over TLS listener (port 0 picks a free one), with
+	// TLS its certificate. TLSOptional makes a failure to bind it a warning, not an error.
+	TLSListen   netip.AddrPort
+	TLS         *tls.Config
+	TLSOptional bool
 
 	// Registrar, when set, takes REGISTERs (agents' softphones).
 	Registrar *Registrar
@@ -84,6 +103,12 @@ type Stats struct {
 	Invites      uint64 // INVITEs that created a call attempt
 	Rejected     uint64 // INVITEs answered with a final error
 	Forbidden    uint64 // INVITEs from sources outside every trunk (403)
+	NotFound     uint64 // INVITEs from a trunk for a number it does not deliver (404; not in Rejected)
+	ShedInvites  uint64 // initial INVITEs dropped unanswered by the per-source rate limit
+	ShedRegister uint64 // REGISTERs dropped unanswered by the per-source rate limit
+	TCPOpen      int    // accepted TCP and TLS connections open now
+	TCPIdle      uint64 // TCP and TLS connections closed for idleness
+	TCPRefused   uint64 // TCP and TLS connections refused: their address had MaxPerSource open (per listener)
 	NoDialog     uint64 // in-dialog requests for unknown dialogs (481)
 	Retransmit2x uint64 // 200 OK retransmissions while waiting for ACK
 	Absorbed     uint64 // late copies of an INVITE already taken, ignored (linger.go)
@@ -98,19 +123,25 @@ type Server struct {
 	srv      *sipgo.Server
 	client   *sipgo.Client
 
-	udp  *net.UDPConn
-	tcp  *net.TCPListener
-	addr netip.AddrPort
+	udp   *net.UDPConn
+	tcp   *net.TCPListener
+	tcpLn *tcpListener // tcp, bounded
+
+	tlsTCP  *net.TCPListener // nil without TLS
+	tlsLn   *tcpListener     // tlsTCP, bounded
+	tlsAddr netip.AddrPort
+	addr    netip.AddrPort
 
 	draining atomic.Bool
 	closed   atomic.Bool // Serve returned: nothing can be sent any more
 	dialogs  dialogs
 	legs     sync.WaitGroup
 
-	invites, rejected, forbidden, noDialog, retransmits, absorbed atomic.Uint64
-	invitesSeen                                                   recent // initial INVITEs of calls up or ended less than 64×T1 ago (linger.go)
-	byesAnswered                                                  recent // BYEs answered 200 less than 64×T1 ago (linger.go)
-	warnLimit                                                     rateLimiter
+	invites, rejected, forbidden, notFound, noDialog, retransmits, absorbed atomic.Uint64
+	inviteLimit, registerLimit                                              *limiter
+	invitesSeen                                                             recent // initial INVITEs of calls up or ended less than 64×T1 ago (linger.go)
+	byesAnswered                                                            recent // BYEs answered 200 less than 64×T1 ago (linger.go)
+	warnLimit                                                               rateLimiter
 }
 
 // NewServer binds the UDP and TCP listeners. Call Serve to start handling requests.
@@ -130,8 +161,19 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger.With("caller", "sip"), outbound: outboundTrunks(cfg.OutboundTrunks)}
 	s.dialogs.m = make(map[dialogKey]*dialog)
 	s.warnLimit.every = time.Second
+	s.inviteLimit = newLimiter(cfg.InviteLimit, cfg.LimitClock)
+	s.registerLimit = newLimiter(cfg.RegisterLimit, cfg.LimitClock)
 
 	if err := s.listen(cfg.Listen); err != nil {
+		return nil, err
+	}
+	s.tcpLn = newTCPListener(s.tcp, cfg.TCP, s.tcpInUse, func(msg string, args ...any) {
+		if s.warnLimit.allow() {
+			s.log.Warn(msg, args...)
+		}
+	})
+	if err := s.listenTLS(); err != nil {
+		s.closeListeners()
 		return nil, err
 	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(cfg.UserAgent), sipgo.WithUserAgentHostname(s.addr.Addr().String()))
@@ -160,7 +202,7 @@ func NewServer(cfg Config) (*Server, error) {
 		s.srv.OnRequest(m, s.onNotAllowed)
 	}
 	if cfg.Registrar != nil {
-		s.srv.OnRegister(cfg.Registrar.HandleRegister)
+		s.srv.OnRegister(s.onRegister)
 	}
 	return s, nil
 }
@@ -197,6 +239,49 @@ func (s *Server) closeListeners() {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
+	if s.tlsTCP != nil {
+		s.tlsTCP.Close()
+	}
+}
+
+// listenTLS binds the SIP over TLS listener, if configured.
+func (s *Server) listenTLS() error {
+	if !s.cfg.TLSListen.IsValid() {
+		return nil
+	}
+	if s.cfg.TLS == nil {
+		return errors.New("sip: TLSListen without a TLS config")
+	}
+	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(s.cfg.TLSListen))
+	if err != nil {
+		if s.cfg.TLSOptional {
+			s.log.Warn("SIP over TLS not started: its port is taken", "tls_listen", s.cfg.TLSListen.String(), "error", err)
+			return nil
+		}
+		return fmt.Errorf("sip: TLS: %w", err)
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	s.tlsTCP, s.tlsAddr = ln, netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	s.tlsLn = newTCPListener(ln, s.cfg.TCP, s.tcpInUse, s.tcpLn.logger)
+	return nil
+}
+
+// TLSAddr is the SIP over TLS address, invalid without TLS.
+func (s *Server) TLSAddr() netip.AddrPort { return s.tlsAddr }
+
+// contactHeader is our Contact for a dialog over transport: the listener's address that
+// transport reaches, with transport=tcp or transport=tls (RFC 3261 §19.1.1) so that the
+// peer's in-dialog requests come back over the same kind of connection.
+func (s *Server) contactHeader(transport string) sip.Header {
+	switch strings.ToUpper(transport) {
+	case "TCP":
+		return sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s;transport=tcp>", s.addr))
+	case "TLS":
+		if s.tlsAddr.IsValid() {
+			return sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s;transport=tls>", s.tlsAddr))
+		}
+	}
+	return sip.NewHeader("Contact", fmt.Sprintf("<sip:hotline@%s>", s.addr))
 }
 
 // Addr is the address the server listens on (UDP and TCP).
@@ -207,7 +292,10 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(s.udp) }()
-	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
+	go func() { errc <- s.srv.ServeTCP(s.tcpLn) }()
+	if s.tlsLn != nil {
+		go func() { errc <- s.srv.ServeTLS(tls.NewListener(s.tlsLn, s.cfg.TLS)) }()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -291,8 +379,20 @@ func (s *Server) Wait() { s.legs.Wait() }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
+	st := s.stats()
+	if s.tlsLn != nil {
+		st.TCPOpen += int(s.tlsLn.open.Load())
+		st.TCPIdle += s.tlsLn.idleClosed.Load()
+		st.TCPRefused += s.tlsLn.refused.Load()
+	}
+	return st
+}
+
+func (s *Server) stats() Stats {
 	return Stats{
-		Invites: s.invites.Load(), Rejected: s.rejected.Load(), Forbidden: s.forbidden.Load(),
+		Invites: s.invites.Load(), Rejected: s.rejected.Load(), Forbidden: s.forbidden.Load(), NotFound: s.notFound.Load(),
+		ShedInvites: s.inviteLimit.shedCount(), ShedRegister: s.registerLimit.shedCount(),
+		TCPOpen: int(s.tcpLn.open.Load()), TCPIdle: s.tcpLn.idleClosed.Load(), TCPRefused: s.tcpLn.refused.Load(),
 		NoDialog: s.noDialog.Load(), Retransmit2x: s.retransmits.Load(), Absorbed: s.absorbed.Load(),
 	}
 }
@@ -306,6 +406,43 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 	if err := tx.Respond(res); err != nil {
 		s.log.Debug("respond failed", "status", code, "error", err)
 	}
+}
+
+// trusted reports whether src is a source of some trunk (exempt from the rate limits).
+func (s *Server) trusted(src netip.Addr) bool {
+	for _, t := range s.cfg.Trunks {
+		if t.Allows(src) {
+			return true
+		}
+	}
+	return false
+}
+
+// shed drops a request over its source's rate limit: no answer, the transaction ended
+// at once (ratelimit.go says why).
+func (s *Server) shed(req *sip.Request, tx sip.ServerTransaction, src netip.Addr) {
+	if s.warnLimit.allow() {
+		s.log.Warn("request shed by the per-source rate limit", "method", string(req.Method),
+			"source", src.String(), "sip_call_id", callID(req))
+	}
+	tx.Terminate()
+}
+
+// sourceAddr is the packet source of req, IPv4-mapped addresses unmapped.
+func sourceAddr(req *sip.Request) (netip.AddrPort, bool) {
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), true
+}
+
+func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	if src, ok := sourceAddr(req); ok && !s.trusted(src.Addr()) && !s.registerLimit.allow(src.Addr()) {
+		s.shed(req, tx, src.Addr())
+		return
+	}
+	s.cfg.Registrar.HandleRegister(req, tx)
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
@@ -334,11 +471,16 @@ func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(req, tx, 501, "Not Implemented", sip.NewHeader("Allow", s.allow()))
 }
 
-// reject answers an INVITE with a final error and reports it when it came from a trunk.
+// reject answers an INVITE from a trunk with a final error and reports it to OnReject
+// (see Config.OnReject for which are).
 func (s *Server) reject(req *sip.Request, tx sip.ServerTransaction, trunk *Trunk, code int, reason string, hdrs ...sip.Header) {
-	s.rejected.Add(1)
+	if code == 404 {
+		s.notFound.Add(1)
+	} else {
+		s.rejected.Add(1)
+	}
 	s.respond(req, tx, code, reason, hdrs...)
-	if trunk == nil || s.cfg.OnReject == nil {
+	if trunk == nil || s.cfg.OnReject == nil || code == 404 {
 		return
 	}
 	src, _ := netip.ParseAddrPort(req.Source())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -201,8 +202,12 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Credentials: func(user string) (string, bool) { p, ok := passwords[user]; return p, ok },
 		OnChange:    a.calls.AgentReachability,
 		Pinger:      func(ctx context.Context, b sip.Binding) error { return a.sip.Ping(ctx, b) },
+		Algorithms:  cfg.SIP.AuthAlgorithms,
 		UserAgent:   cfg.SIP.UserAgent,
-		Logger:      log.With("caller", "registrar"),
+		// The config's -1 (off) is the registrar's "< 0 disables".
+		LockoutFailures: cfg.SIP.Lockout.Failures, LockoutSourceUsers: cfg.SIP.Lockout.SourceUsers,
+		LockoutWindow: cfg.SIP.Lockout.Window.D(), LockoutFor: cfg.SIP.Lockout.Duration.D(),
+		Logger: log.With("caller", "registrar"),
 	})
 
 	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))
@@ -218,10 +223,21 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		}
 		trunks = append(trunks, tr)
 	}
+	tlsAddr, tlsOptional := sipTLSAddr(cfg, sipAddr)
+	var sipTLS *tls.Config
+	if tlsAddr.IsValid() {
+		if sipTLS, err = sipTLSConfig(cfg, sipAddr.Addr(), log); err != nil {
+			return nil, err
+		}
+	}
 	if a.sip, err = sip.NewServer(sip.Config{
+		TLSListen: tlsAddr, TLS: sipTLS, TLSOptional: tlsOptional,
 		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
 		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
 		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks,
+		InviteLimit:   sip.RateLimit{Rate: cfg.SIP.RateLimits.Invite.Rate, Burst: cfg.SIP.RateLimits.Invite.Burst},
+		RegisterLimit: sip.RateLimit{Rate: cfg.SIP.RateLimits.Register.Rate, Burst: cfg.SIP.RateLimits.Register.Burst},
+		TCP:           sip.TCPLimits{IdleTimeout: cfg.SIP.TCP.IdleTimeout.D(), MaxPerSource: cfg.SIP.TCP.MaxPerSource},
 	}); err != nil {
 		return nil, err
 	}
@@ -306,7 +322,11 @@ func (a *app) serve(ctx context.Context) {
 			a.log.Error("HTTP server failed", "error", err)
 		}
 	}()
-	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(),
+	sipTLS := "off"
+	if t := a.sip.TLSAddr(); t.IsValid() {
+		sipTLS = t.String()
+	}
+	a.log.Info("hotline started", "sip", a.sip.Addr().String(), "http", a.httpLn.Addr().String(), "sip_tls", sipTLS,
 		"data_dir", a.cfg.DataDir, "rtp_ports", a.cfg.RTP.Ports, "node_id", a.cfg.NodeID)
 	go a.registrar.Start(ctx)
 	go a.memory.run(ctx)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -389,5 +390,57 @@ func TestKill9RebuildsTalkingCall(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0].Data1 != cdr.LogoutReasonCrash || !evs[0].Time.Equal(r.End) {
 		t.Fatalf("LOGOUT events of 1001 after the crash: %+v (record ends %v)", evs, r.End)
+	}
+}
+
+// SIGHUP does not end the server: a live call goes on and ends normally with the caller's
+// BYE and its record, and the process keeps serving.
+func TestSIGHUPIgnoredLiveCallContinues(t *testing.T) {
+	needSIPp(t)
+	t.Parallel()
+	p := startProcess(t, testConfig(t))
+	done := make(chan sippResult, 1)
+	go func() { done <- runSIPp(t, p.sip, "uac_rfc2833.xml") }()
+	waitLiveCalls(t, p.http, 1)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for logged := false; !logged; {
+		select {
+		case line := <-p.logLines:
+			logged = strings.Contains(line, "SIGHUP ignored")
+		case <-p.exited:
+			t.Fatalf("hotlined exited on SIGHUP: %v", p.exitErr)
+		case <-deadline:
+			t.Fatal("no log line for SIGHUP within 10 s")
+		}
+	}
+	select {
+	case res := <-done:
+		if !res.ok {
+			t.Fatalf("the live call did not end normally after SIGHUP:\n%s", res.output)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the live call did not end")
+	}
+	var recs struct{ CDRs []cdr.Record }
+	for end := time.Now().Add(10 * time.Second); len(recs.CDRs) == 0 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+p.http+"/api/v1/cdrs?format=json", 200)), &recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(recs.CDRs) != 1 || recs.CDRs[0].IVRPath != "main>2>complaint" || recs.CDRs[0].HangupCause != "BYE" ||
+		recs.CDRs[0].HangupSide != "caller" || recs.CDRs[0].Answer.IsZero() {
+		t.Fatalf("records %+v: want the call, answered, ended by the caller's BYE", recs.CDRs)
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("hotlined exited: %v", p.exitErr)
+	default:
+	}
+	// Still serving: a second call is taken.
+	if res := runSIPp(t, p.sip, "uac_rfc2833.xml"); !res.ok {
+		t.Fatalf("a call after SIGHUP failed:\n%s", res.output)
 	}
 }

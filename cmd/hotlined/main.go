@@ -9,7 +9,7 @@
 //
 // SIGTERM (or a first SIGINT) drains: new calls get 503 with Retry-After, live calls may
 // run for drain_timeout, then are hung up with BYE and their records flushed. A second
-// signal hangs up at once.
+// signal hangs up at once. SIGHUP is ignored (logged): there is no config reload yet.
 package main
 
 import (
@@ -78,6 +78,24 @@ func run(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// SIGHUP's default action ends the process, dropping live calls without BYE (an
+	// operator's `kill -HUP` out of habit, or a closed terminal). Until config reload
+	// exists, it is ignored with a log line.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	hupDone := make(chan struct{})
+	defer func() { signal.Stop(hups); close(hupDone) }()
+	go func() {
+		for {
+			select {
+			case <-hups:
+				log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart (SIGTERM drains) to apply changes",
+					"live_calls", a.calls.Active())
+			case <-hupDone:
+				return
+			}
+		}
+	}()
 	serveCtx, stopServe := context.WithCancel(context.Background())
 	served := make(chan struct{})
 	go func() { a.serve(serveCtx); close(served) }()

@@ -152,7 +152,8 @@ func TestMetricsAfterACall(t *testing.T) {
 		`hotline_cdr_records_written_total 1`,
 		`hotline_sip_invites_total{outcome="accepted"} 1`,
 		`hotline_registrar_auth_failures_total{reason="password"} 0`,
-		`hotline_registrar_lockouts_total 0`,
+		`hotline_registrar_lockouts_total{scope="user"} 0`,
+		`hotline_registrar_lockouts_total{scope="source"} 0`,
 		`hotline_registrar_bindings{kind="contacts"} 0`,
 	} {
 		if !strings.Contains(body, want+"\n") {
