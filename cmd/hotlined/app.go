@@ -38,6 +38,8 @@ type options struct {
 	RTPPorts   string
 	CDRDSN     string
 	Pprof      bool
+	// RetentionFirstRun is not a flag: tests shorten the retention job's first run (0 = a minute).
+	RetentionFirstRun time.Duration
 }
 
 // app is one running server: everything wired, sockets bound.
@@ -53,6 +55,7 @@ type app struct {
 	campaigns callback.Store // beside the records; nil without outbound trunks
 	dialer    *callback.Dialer
 	dialerRun *dialerRun
+	retention *retentionRun // nil when records are kept forever
 	sip       *sip.Server
 	http      *http.Server
 	httpLn    net.Listener
@@ -242,6 +245,9 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.newRetention(loc, o.RetentionFirstRun); err != nil {
+		return nil, err
+	}
 	var campaigns api.Campaigns // an untyped nil without a dialer
 	if a.dialer != nil {
 		campaigns = a.dialer
@@ -280,6 +286,7 @@ func (a *app) serve(ctx context.Context) {
 	go a.registrar.Start(ctx)
 	go a.memory.run(ctx)
 	a.runDialer()
+	a.runRetention()
 	a.sip.Serve(ctx)
 }
 
@@ -362,6 +369,7 @@ func (a *app) close() {
 		a.httpLn.Close()
 	}
 	a.stopDialer()
+	a.stopRetention()
 	if a.calls != nil {
 		a.calls.Close() // no more agent events after this point
 	}
