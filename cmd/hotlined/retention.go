@@ -16,9 +16,9 @@ const defaultRetentionFirstRun = time.Minute
 // retentionRun is the retention job's goroutine: made with the app, started by serve,
 // stopped by close before the stores close.
 type retentionRun struct {
-	job    *cdr.Retention
-	ctx    context.Context
-	cancel context.CancelFunc
+	job     *cdr.Retention
+	ctx     context.Context
+	cancel  context.CancelFunc
 	done    chan struct{}
 	started atomic.Bool
 }
