@@ -25,6 +25,7 @@ import (
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/config"
 	"github.com/hotline12345/hotline/configs"
+	"github.com/hotline12345/hotline/internal/pii"
 	"github.com/hotline12345/hotline/media"
 	"github.com/hotline12345/hotline/sip"
 )
@@ -128,6 +129,11 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	cfg, prompts, err := loadConfig(o)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Log.Masked() { // citizens' numbers never reach the log in full (log.mask_numbers)
+		log = slog.New(pii.NewHandler(log.Handler()))
+	} else {
+		log.Warn("citizens' numbers are logged in full (log.mask_numbers: false); for debugging only")
 	}
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), started: time.Now()}
 	defer func() {
