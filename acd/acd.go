@@ -425,6 +425,28 @@ func (a *ACD) CallEnded(callID, agentID, side string) {
 	a.endCall(c, typ, "")
 }
 
+// ReasonAgentLost is the reason of the COMPLETEAGENT and the pause given by AgentLost.
+const ReasonAgentLost = "agent-lost"
+
+// AgentLost: the agent's softphone vanished during the bridged call (its RTP stopped and
+// no BYE came). The call ends as CallEnded with side "agent" would, COMPLETEAGENT with
+// reason agent-lost, and after the wrap-up the agent is paused with that reason instead of
+// becoming ready again: nobody is rung into a dead phone. The agent (or a supervisor) makes
+// them ready once the phone is back. Stale reports are ignored, as in CallEnded.
+func (a *ACD) AgentLost(callID, agentID string) {
+	a.lock()
+	defer a.unlock()
+	c, ok := a.callers[callID]
+	if !ok || c.st != cConnected || (agentID != "" && c.agent.id != agentID) || a.closed {
+		a.logf(levelDebug, "acd: stale agent loss", "call_id", callID, "agent", agentID)
+		return
+	}
+	if ag := c.agent; ag.pending != pendLogout { // a logout asked for during the call still wins
+		ag.pending, ag.pendingReason = pendPause, ReasonAgentLost
+	}
+	a.endCall(c, EvCompleteAgent, ReasonAgentLost)
+}
+
 func (a *ACD) endCall(c *caller, typ EventType, reason string) {
 	ag, q := c.agent, c.q
 	talk := a.now.Sub(c.connected)

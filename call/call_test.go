@@ -398,6 +398,7 @@ func TestClassify(t *testing.T) {
 		{"ivr", Ending{Cause: ErrIVREnded, Answered: true}, cdr.DispositionIVRHangup, sip.SideSystem},
 		{"closed", Ending{Cause: ErrCallerHangup, Answered: true, Closed: true}, cdr.DispositionClosedHours, sip.SideCaller},
 		{"answered", Ending{Cause: ErrAgentHangup, Answered: true, Queued: true, Agent: true}, cdr.DispositionAnswered, sip.SideAgent},
+		{"agent lost", Ending{Cause: ErrAgentLost, Answered: true, Queued: true, Agent: true}, cdr.DispositionAnswered, sip.SideAgent},
 		{"abandoned", Ending{Cause: ErrCallerHangup, Answered: true, Queued: true}, cdr.DispositionAbandoned, sip.SideCaller},
 		{"timeout", Ending{Cause: ErrMaxWait, Answered: true, Queued: true}, cdr.DispositionTimeout, sip.SideSystem},
 		{"no agent", Ending{Cause: ErrNoAgent, Answered: true, Queued: true}, cdr.DispositionNoAgent, sip.SideSystem},
@@ -411,6 +412,13 @@ func TestClassify(t *testing.T) {
 		if !o.Disposition.Valid() {
 			t.Errorf("%s: %q is not in the taxonomy", tc.name, o.Disposition)
 		}
+	}
+	// A vanished agent phone has its own cause; an agent's BYE stays BYE.
+	if o := Classify(Ending{Cause: ErrAgentLost, Answered: true, Queued: true, Agent: true}); o.Cause != "agent-lost" {
+		t.Errorf("agent lost: cause %q, want agent-lost", o.Cause)
+	}
+	if o := Classify(Ending{Cause: ErrAgentHangup, Answered: true, Queued: true, Agent: true}); o.Cause != "BYE" {
+		t.Errorf("agent BYE: cause %q, want BYE", o.Cause)
 	}
 }
 

@@ -308,7 +308,7 @@ func (c *Call) loop() {
 			c.agentGone(ErrAgentHangup, "")
 		case <-agRTP:
 			c.log.Warn("agent's RTP stopped; ending the call", "agent", ag.id, "error", ag.s.Err())
-			c.agentGone(ErrAgentHangup, "rtp-timeout")
+			c.agentGone(ErrAgentLost, "rtp-timeout")
 		case md := <-agMedia:
 			c.agentMedia(md)
 		case r := <-agRefers:

@@ -99,43 +99,9 @@ func TestBaresipAgent(t *testing.T) {
 	needBaresip(t)
 	t.Parallel()
 	s := startServer(t, acdTestConfig(t))
-	dir := t.TempDir()
-	writeToneWAV(t, filepath.Join(dir, "tone600.wav"), 600, 30*time.Second)
-	port := freeUDPPort(t)
-	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
-module g711.so
-module aufile.so
-module sndfile.so
-module account.so
-sip_listen 127.0.0.1:%d
-audio_player aufile,%s
-audio_source aufile,%s
-snd_path %s
-`, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"), dir)
-	accounts := fmt.Sprintf("<sip:1001@%s>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU\n", s.sipAddr())
-	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(accounts), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bs, dir := startBaresipAgent(t, s, "1001")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bs := exec.CommandContext(ctx, "baresip", "-f", dir)
-	out := newTestWriter(t)
-	bs.Stdout, bs.Stderr = out, out
-	if err := bs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.Process.Kill(); bs.Wait() })
-
-	deadline := time.Now().Add(15 * time.Second)
-	for len(s.registrar.Bindings("1001")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("baresip did not register as 1001")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
 	citizen := citizenToConsult(t, s, phone.Config{})
 	waitAgentState(t, s, "1001", "on_call")
@@ -176,4 +142,48 @@ snd_path %s
 	if at1000 < 0.2 || at1000 < 5*at600 {
 		t.Fatalf("baresip did not hear the citizen's 1000 Hz tone (share %.3f, 600 Hz %.3f)", at1000, at600)
 	}
+}
+
+// startBaresipAgent runs baresip registered as agent id (password agent<id>), answering
+// automatically and sending a 600 Hz tone; its sndfile module dumps what it decoded in
+// dir. It is killed when the test ends.
+func startBaresipAgent(t *testing.T, s *testServer, id string) (*exec.Cmd, string) {
+	t.Helper()
+	needBaresip(t)
+	dir := t.TempDir()
+	writeToneWAV(t, filepath.Join(dir, "tone600.wav"), 600, 30*time.Second)
+	port := freeUDPPort(t)
+	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
+module g711.so
+module aufile.so
+module sndfile.so
+module account.so
+sip_listen 127.0.0.1:%d
+audio_player aufile,%s
+audio_source aufile,%s
+snd_path %s
+`, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"), dir)
+	accounts := fmt.Sprintf("<sip:%s@%s>;auth_pass=agent%s;regint=60;answermode=auto;audio_codecs=PCMA,PCMU\n", id, s.sipAddr(), id)
+	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(accounts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bs := exec.Command("baresip", "-f", dir)
+	out := newTestWriter(t)
+	bs.Stdout, bs.Stderr = out, out
+	if err := bs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bs.Process.Kill(); bs.Wait() })
+
+	deadline := time.Now().Add(15 * time.Second)
+	for len(s.registrar.Bindings(id)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("baresip did not register as " + id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return bs, dir
 }
