@@ -7,18 +7,24 @@ import (
 )
 
 func TestRecordsAndLogDefaults(t *testing.T) {
-	c, err := Load(name, []byte(defaultDoc(t)), Known{})
+	// The embedded file states the defaults; without the sections they are the same.
+	for _, doc := range []string{defaultDoc(t), stripSections(t, defaultDoc(t), "records:", "log:")} {
+		c, err := Load(name, []byte(doc), Known{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Records.RetentionDays != 0 || c.Records.RetentionAt != DefaultRetentionAt || c.Records.RetentionTime() != 3*time.Hour+30*time.Minute {
+			t.Errorf("records defaults %+v", c.Records)
+		}
+		if !c.Log.Masked() {
+			t.Error("numbers are not masked by default")
+		}
+	}
+	doc := edit(t, defaultDoc(t), "  retention_days: 0 ", "  retention_days: 180 ")
+	doc = edit(t, doc, `  retention_at: "03:30" `, `  retention_at: "23:05" `)
+	doc = edit(t, doc, "  mask_numbers: true ", "  mask_numbers: false ")
+	c, err := Load(name, []byte(doc), Known{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Records.RetentionDays != 0 || c.Records.RetentionAt != DefaultRetentionAt || c.Records.RetentionTime() != 3*time.Hour+30*time.Minute {
-		t.Errorf("records defaults %+v", c.Records)
-	}
-	if !c.Log.Masked() {
-		t.Error("numbers are not masked by default")
-	}
-	doc := defaultDoc(t) + "\nrecords:\n  retention_days: 180\n  retention_at: \"23:05\"\nlog:\n  mask_numbers: false\n"
-	if c, err = Load(name, []byte(doc), Known{}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Records.RetentionDays != 180 || c.Records.RetentionTime() != 23*time.Hour+5*time.Minute || c.Log.Masked() {
@@ -26,24 +32,44 @@ func TestRecordsAndLogDefaults(t *testing.T) {
 	}
 }
 
+// stripSections removes the top-level sections that start with the given keys.
+func stripSections(t *testing.T, doc string, keys ...string) string {
+	t.Helper()
+	var out []string
+	skip := false
+	for _, l := range strings.Split(doc, "\n") {
+		top := l != "" && l[0] != ' ' && l[0] != '#'
+		if top {
+			skip = false
+			for _, k := range keys {
+				skip = skip || strings.HasPrefix(l, k)
+			}
+		}
+		if !skip {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func TestRecordsErrors(t *testing.T) {
-	for _, tc := range []struct{ section, field, problem string }{
-		{"records:\n  retention_days: -1\n", "records.retention_days", "want 0 (keep forever) or 1-36500 days, got -1"},
-		{"records:\n  retention_days: 99999\n", "records.retention_days", "got 99999"},
-		{"records:\n  retention_at: \"3:30\"\n", "records.retention_at", `want HH:MM between 00:00 and 23:59, got "3:30"`},
-		{"records:\n  retention_at: \"24:00\"\n", "records.retention_at", `got "24:00"`},
-		{"records:\n  retention_at: \"ab:cd\"\n", "records.retention_at", `got "ab:cd"`},
+	for _, tc := range []struct{ old, new, field, problem string }{
+		{"  retention_days: 0 ", "  retention_days: -1 ", "records.retention_days", "want 0 (keep forever) or 1-36500 days, got -1"},
+		{"  retention_days: 0 ", "  retention_days: 99999 ", "records.retention_days", "got 99999"},
+		{`  retention_at: "03:30" `, `  retention_at: "3:30" `, "records.retention_at", `want HH:MM between 00:00 and 23:59, got "3:30"`},
+		{`  retention_at: "03:30" `, `  retention_at: "24:00" `, "records.retention_at", `got "24:00"`},
+		{`  retention_at: "03:30" `, `  retention_at: "ab:cd" `, "records.retention_at", `got "ab:cd"`},
 	} {
-		doc := defaultDoc(t) + "\n" + tc.section
+		doc := edit(t, defaultDoc(t), tc.old, tc.new)
 		_, err := Load(name, []byte(doc), Known{})
 		if err == nil {
-			t.Errorf("%q: loaded", tc.section)
+			t.Errorf("%q: loaded", tc.new)
 			continue
 		}
 		got := problems(t, err)
 		if len(got) != 1 || got[0].Field != tc.field || !strings.Contains(got[0].Problem, tc.problem) ||
-			got[0].Line != strings.Count(defaultDoc(t), "\n")+3 {
-			t.Errorf("%q: %v (line %d)", tc.section, err, got[0].Line)
+			got[0].Line != lineWith(t, doc, tc.new, 1) {
+			t.Errorf("%q: %v (line %d)", tc.new, err, got[0].Line)
 		}
 	}
 }

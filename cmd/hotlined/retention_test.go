@@ -85,7 +85,7 @@ func TestRetentionThroughServer(t *testing.T) {
 	store.Close()
 
 	logs := newLogTee(t)
-	yaml := testConfig(t, "timezone: Asia/Shanghai", "timezone: Asia/Shanghai\nrecords:\n  retention_days: 30\n  retention_at: \"03:30\"")
+	yaml := testConfig(t, "  retention_days: 0 ", "  retention_days: 30 ")
 	s := startServerLog(t, yaml, logs, func(o *options) { o.DataDir = dataDir; o.RetentionFirstRun = 100 * time.Millisecond })
 	waitMetric(t, s, `hotline_retention_deleted_total{table="cdr"}`, 3)
 	waitMetric(t, s, `hotline_retention_deleted_total{table="agent_events"}`, 3)
