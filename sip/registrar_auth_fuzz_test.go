@@ -41,22 +41,7 @@ func FuzzRegisterAuthorization(f *testing.F) {
 	})
 	f.Cleanup(r.Stop)
 	f.Fuzz(func(t *testing.T, header string) {
-		header = strings.ReplaceAll(header, "{nonce}", r.nonces.make(now))
-		if strings.Contains(header, "{response}") {
-			right := "0"
-			if c, err := digest.ParseCredentials(strings.ReplaceAll(header, "{response}", "0")); err == nil {
-				pw, _ := regUsers(c.Username)
-				alg := c.Algorithm
-				if alg == "" {
-					alg = AlgMD5
-				}
-				if d, err := digest.Digest(&digest.Challenge{Realm: c.Realm, Nonce: c.Nonce, Algorithm: alg, QOP: []string{"auth"}},
-					digest.Options{Method: "REGISTER", URI: c.URI, Username: c.Username, Password: pw, Count: c.Nc, Cnonce: c.Cnonce}); err == nil {
-					right = d.Response
-				}
-			}
-			header = strings.ReplaceAll(header, "{response}", right)
-		}
+		header = fillCredentials(r, now, header)
 		req := sip.NewRequest(sip.REGISTER, sip.Uri{Host: "127.0.0.1", Port: 5060})
 		req.AppendHeader(sip.NewHeader("Authorization", header))
 		user, res, why := r.authenticate(req, now)
@@ -78,6 +63,95 @@ func FuzzRegisterAuthorization(f *testing.F) {
 		}
 		if _, again, _ := r.authenticate(req, now); again == authOK {
 			t.Fatalf("the same credentials were accepted twice: %q", header)
+		}
+	})
+}
+
+// fillCredentials puts a fresh nonce of r for {nonce} in header and, for {response}, the
+// right answer for the credentials the header states (agent<id> for 1001-1010).
+func fillCredentials(r *Registrar, now time.Time, header string) string {
+	header = strings.ReplaceAll(header, "{nonce}", r.nonces.make(now))
+	if !strings.Contains(header, "{response}") {
+		return header
+	}
+	right := "0"
+	if c, err := digest.ParseCredentials(strings.TrimSpace(strings.ReplaceAll(header, "{response}", "0"))); err == nil {
+		pw, _ := regUsers(c.Username)
+		alg := c.Algorithm
+		if alg == "" {
+			alg = AlgMD5
+		}
+		if d, err := digest.Digest(&digest.Challenge{Realm: c.Realm, Nonce: c.Nonce, Algorithm: alg, QOP: []string{"auth"}},
+			digest.Options{Method: "REGISTER", URI: c.URI, Username: c.Username, Password: pw, Count: c.Nc, Cnonce: c.Cnonce}); err == nil {
+			right = d.Response
+		}
+	}
+	return strings.ReplaceAll(header, "{response}", right)
+}
+
+// respondTx is the server transaction of a REGISTER handled in a test: it keeps the
+// responses (the registrar uses nothing else of it).
+type respondTx struct {
+	sip.ServerTransaction
+	res []*sip.Response
+}
+
+func (tx *respondTx) Respond(res *sip.Response) error { tx.res = append(tx.res, res); return nil }
+
+// A whole REGISTER as it comes off the wire (Contact, Expires, instance ids, Require,
+// Authorization with the placeholders of FuzzRegisterAuthorization): one response each,
+// never a 5xx, and a 200 only with credentials.
+func FuzzRegisterRequest(f *testing.F) {
+	const head = "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n" +
+		"From: <sip:1001@127.0.0.1>;tag=1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: reg1@127.0.0.1\r\nCSeq: 1 REGISTER\r\n"
+	const auth = `Authorization: Digest username="1001", realm="hotline", nonce="{nonce}", uri="sip:127.0.0.1:5060", response="{response}", qop=auth, nc=00000001, cnonce="c1"` + "\r\n"
+	for _, tail := range []string{
+		"Contact: <sip:1001@127.0.0.1:5070>;expires=3600\r\n",
+		auth + "Contact: <sip:1001@127.0.0.1:5070>;expires=3600\r\nExpires: 60\r\n",
+		auth + "Contact: <sip:1001@127.0.0.1:5070;transport=tcp>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1\r\n",
+		auth + "Contact: *\r\nExpires: 0\r\n",
+		auth + "Contact: <sip:1001@127.0.0.1:5070>;expires=99999999999\r\nContact: <sip:1001@[::1]:5070>\r\n",
+		auth + "\r\n", // a query of the bindings
+		"Require: gruu\r\n",
+		auth + "Contact: <sip:1001@127.0.0.1:5070>\r\nExpires: soon\r\n",
+	} {
+		f.Add([]byte(head + tail + "Content-Length: 0\r\n\r\n"))
+	}
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// A registrar of its own: the first REGISTER of a Call-ID cannot be out of order (500).
+		r := NewRegistrar(RegistrarConfig{
+			Credentials: regUsers, Now: func() time.Time { return now }, QualifyInterval: -1,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		defer r.Stop()
+		msg, err := sip.ParseMessage(data)
+		if err != nil {
+			return
+		}
+		req, ok := msg.(*sip.Request)
+		if !ok {
+			return
+		}
+		authorized := false
+		for _, h := range req.GetHeaders("Authorization") {
+			v := fillCredentials(r, now, h.Value())
+			authorized = authorized || strings.Contains(h.Value(), "{response}")
+			req.RemoveHeader("Authorization") // one at a time: each filled in turn
+			req.AppendHeader(sip.NewHeader("Authorization", v))
+		}
+		req.SetSource("127.0.0.1:5070")
+		tx := &respondTx{}
+		r.HandleRegister(req, tx)
+		if len(tx.res) != 1 {
+			t.Fatalf("%d responses to %q", len(tx.res), data)
+		}
+		code := tx.res[0].StatusCode
+		if code >= 500 || code < 200 {
+			t.Fatalf("status %d to %q", code, data)
+		}
+		if code == 200 && !authorized {
+			t.Fatalf("200 without credentials: %q", data)
 		}
 	})
 }
