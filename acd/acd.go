@@ -413,9 +413,8 @@ func (a *ACD) findOffer(callID, agentID string) *offer {
 func (a *ACD) CallEnded(callID, agentID, side string) {
 	a.lock()
 	defer a.unlock()
-	c, ok := a.callers[callID]
-	if !ok || c.st != cConnected || (agentID != "" && c.agent.id != agentID) || a.closed {
-		a.logf(levelDebug, "acd: stale call end", "call_id", callID, "agent", agentID)
+	c := a.connected(callID, agentID, "call end")
+	if c == nil {
 		return
 	}
 	typ := EvCompleteCaller
@@ -436,15 +435,25 @@ const ReasonAgentLost = "agent-lost"
 func (a *ACD) AgentLost(callID, agentID string) {
 	a.lock()
 	defer a.unlock()
-	c, ok := a.callers[callID]
-	if !ok || c.st != cConnected || (agentID != "" && c.agent.id != agentID) || a.closed {
-		a.logf(levelDebug, "acd: stale agent loss", "call_id", callID, "agent", agentID)
+	c := a.connected(callID, agentID, "agent loss")
+	if c == nil {
 		return
 	}
 	if ag := c.agent; ag.pending != pendLogout { // a logout asked for during the call still wins
 		ag.pending, ag.pendingReason = pendPause, ReasonAgentLost
 	}
 	a.endCall(c, EvCompleteAgent, ReasonAgentLost)
+}
+
+// connected is the caller of callID while bridged (to agentID, unless empty), or nil for
+// a stale report (the call ended already, e.g. via Unreachable), logged as what.
+func (a *ACD) connected(callID, agentID, what string) *caller {
+	c, ok := a.callers[callID]
+	if !ok || c.st != cConnected || (agentID != "" && c.agent.id != agentID) || a.closed {
+		a.logf(levelDebug, "acd: stale "+what, "call_id", callID, "agent", agentID)
+		return nil
+	}
+	return c
 }
 
 func (a *ACD) endCall(c *caller, typ EventType, reason string) {

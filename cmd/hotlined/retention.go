@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/hotline12345/hotline/callback"
@@ -13,17 +12,8 @@ import (
 // the journal's replay and the first calls are through.
 const defaultRetentionFirstRun = time.Minute
 
-// retentionRun is the retention job's goroutine: made with the app, started by serve,
-// stopped by close before the stores close.
-type retentionRun struct {
-	job     *cdr.Retention
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	started atomic.Bool
-}
-
-// newRetention makes the daily retention job when records.retention_days is set.
+// newRetention makes the daily retention job when records.retention_days is set; it runs
+// from serve and stops in close, before the stores close.
 func (a *app) newRetention(loc *time.Location, firstRun time.Duration) error {
 	days := a.cfg.Records.RetentionDays
 	if days == 0 {
@@ -44,37 +34,20 @@ func (a *app) newRetention(loc *time.Location, firstRun time.Duration) error {
 	if err != nil {
 		return err
 	}
-	r := &retentionRun{job: job, done: make(chan struct{})}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	a.retention = r
+	a.retention, a.retentionRun = job, newBackground()
 	a.log.Info("retention: records, agent events and finished campaign targets older than the retention period are deleted daily",
 		"retention_days", days, "at", a.cfg.Records.RetentionAt, "timezone", loc.String())
 	return nil
 }
 
-// runRetention starts the job (once; not after a stop).
+// runRetention starts the job.
 func (a *app) runRetention() {
-	r := a.retention
-	if r == nil || r.ctx.Err() != nil || !r.started.CompareAndSwap(false, true) {
-		return
-	}
-	go func() { defer close(r.done); r.job.Run(r.ctx) }()
+	a.retentionRun.start(func(ctx context.Context) { a.retention.Run(ctx) })
 }
 
-// stopRetention stops the job and waits for its current batch (either order with
-// runRetention: a stop first leaves the job nothing to do).
+// stopRetention stops the job and waits for its current batch.
 func (a *app) stopRetention() {
-	r := a.retention
-	if r == nil {
-		return
-	}
-	r.cancel()
-	if !r.started.Load() {
-		return
-	}
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
+	if !a.retentionRun.stop(10 * time.Second) {
 		a.log.Error("the retention job did not stop in time")
 	}
 }
