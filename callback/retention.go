@@ -2,6 +2,7 @@ package callback
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -37,11 +38,18 @@ const (
 )
 
 func (s *sqliteStore) purgeTargets(ctx context.Context, before time.Time, limit int) (int64, error) {
-	res, err := s.db.ExecContext(ctx, sqlitePurgeTargets, TargetDone, TargetFailed, TargetCancelled, before.UnixMicro(), limit)
+	var n int64
+	err := cdr.SQLiteSecureDelete(ctx, s.db, func(conn *sql.Conn) error {
+		res, err := conn.ExecContext(ctx, sqlitePurgeTargets, TargetDone, TargetFailed, TargetCancelled, before.UnixMicro(), limit)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("callback: database %s: retention: %w", s.path, err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 func (p *pgStore) purgeTargets(ctx context.Context, before time.Time, limit int) (int64, error) {

@@ -69,28 +69,71 @@ const (
 	pgPurgeEvents      = `DELETE FROM agent_events WHERE id IN (SELECT id FROM agent_events WHERE event_time < $1 ORDER BY event_time, id LIMIT $2)`
 )
 
-func (s *SQLite) purgeRecords(ctx context.Context, before time.Time, limit int) (int64, error) {
-	var n int64
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *SQLite) purgeRecords(ctx context.Context, before time.Time, limit int) (n int64, err error) {
+	err = s.secureDelete(ctx, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
 		if _, err := tx.ExecContext(ctx, sqlitePurgeWrapUps, before.UnixMicro(), limit); err != nil {
-			return fmt.Errorf("cdr: database %s: retention: %w", s.path, err)
+			return err
 		}
 		res, err := tx.ExecContext(ctx, sqlitePurgeRecords, before.UnixMicro(), limit)
 		if err != nil {
-			return fmt.Errorf("cdr: database %s: retention: %w", s.path, err)
+			return err
 		}
-		n, err = res.RowsAffected()
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+	return n, err
+}
+
+func (s *SQLite) purge(ctx context.Context, q string, before any, limit int) (n int64, err error) {
+	err = s.secureDelete(ctx, func(conn *sql.Conn) error {
+		res, err := conn.ExecContext(ctx, q, before, limit)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
 		return err
 	})
 	return n, err
 }
 
-func (s *SQLite) purge(ctx context.Context, q string, before any, limit int) (int64, error) {
-	res, err := s.db.ExecContext(ctx, q, before, limit)
-	if err != nil {
-		return 0, fmt.Errorf("cdr: database %s: retention: %w", s.path, err)
+// secureDelete runs fn as SQLiteSecureDelete does.
+func (s *SQLite) secureDelete(ctx context.Context, fn func(*sql.Conn) error) error {
+	if err := SQLiteSecureDelete(ctx, s.db, fn); err != nil {
+		return fmt.Errorf("cdr: database %s: retention: %w", s.path, err)
 	}
-	return res.RowsAffected()
+	return nil
+}
+
+// SQLiteSecureDelete runs fn on a connection of db of its own with secure_delete on, so
+// that what the retention job deletes is overwritten in the database file, pages freed
+// whole included, rather than left in its free space (deleted means gone); the
+// connection's setting is restored after. The other connections run with
+// secure_delete(fast) (sqliteDSNParams), which keeps earlier copies of moved rows from
+// lingering in the pages.
+func SQLiteSecureDelete(ctx context.Context, db *sql.DB, fn func(*sql.Conn) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var was string
+	if err := conn.QueryRowContext(ctx, "PRAGMA secure_delete").Scan(&was); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA secure_delete = 1"); err != nil {
+		return err
+	}
+	if was == "2" {
+		was = "fast"
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA secure_delete = "+was)
+	return fn(conn)
 }
 
 func (p *Postgres) purgeRecords(ctx context.Context, before time.Time, limit int) (int64, error) {

@@ -1,9 +1,11 @@
 package cdr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -172,5 +174,46 @@ func TestRetentionTableFailure(t *testing.T) {
 	got, err := job.RunOnce(context.Background())
 	if !errors.Is(err, boom) || second != 1 || got["b"] != 3 {
 		t.Fatalf("RunOnce = %v, %v (second table ran %d times)", got, err, second)
+	}
+}
+
+// What the job deletes from SQLite is gone from the file, not left in free pages.
+func TestRetentionSQLiteOverwritesDeletedRows(t *testing.T) {
+	s, path := openTestSQLite(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
+	var recs []Record
+	for i := range 200 {
+		r := testRecord(i)
+		r.Start, r.Caller = now.AddDate(0, 0, -100).Add(time.Duration(i)*time.Minute), "13912345678"
+		recs = append(recs, r)
+	}
+	kept := testRecord(999)
+	kept.Start, kept.Caller = now.Add(-time.Hour), "13800138000"
+	if err := s.Upsert(ctx, append(recs, kept)); err != nil {
+		t.Fatal(err)
+	}
+	job, err := NewRetention(RetentionConfig{Days: 30, Batch: 64, Pause: time.Millisecond, Tables: RetentionTables(s),
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := job.RunOnce(ctx); err != nil || got["cdr"] != 200 {
+		t.Fatalf("RunOnce: %v, %v", got, err)
+	}
+	if _, err := s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal"} {
+		b, err := os.ReadFile(f)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if n := bytes.Count(b, []byte("13912345678")); n > 0 {
+			t.Fatalf("%s still holds the deleted number %d times", f, n)
+		}
+		if f == path && !bytes.Contains(b, []byte("13800138000")) {
+			t.Fatalf("%s lacks the kept record: the test reads the wrong file", f)
+		}
 	}
 }

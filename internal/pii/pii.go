@@ -69,15 +69,16 @@ func Mask(s string) string {
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // keys are the log attribute keys whose values may carry a citizen's number: the call's
-// parties (from, to, caller, called, ...), numbers and targets dialled, SIP URIs and
-// request lines, and errors (which may quote a number). The value of any other key is
+// parties (from, to, caller, called, ...), numbers and targets dialled, SIP URIs, request
+// and status lines, sipgo's dump of a message it could not parse (data), and errors (which
+// may quote a number). The value of any other key is
 // left alone, so call ids, ports and durations stay exact. The component attribute
 // "caller" ("sip", "acd") is among them, harmlessly: it holds no digits.
 var keys = map[string]bool{
 	"caller": true, "callee": true, "called": true, "from": true, "to": true,
 	"number": true, "phone": true, "target": true, "ani": true, "dnis": true,
 	"uri": true, "ruri": true, "request_uri": true, "contact": true, "user": true,
-	"req": true, "request": true, "err": true, "error": true,
+	"req": true, "request": true, "res": true, "data": true, "err": true, "error": true,
 }
 
 // NumberKey reports whether values of the attribute key are masked (case-insensitive).

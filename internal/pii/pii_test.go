@@ -47,16 +47,17 @@ func TestHandler(t *testing.T) {
 	call := log.With("call_id", "c-12345678901", "from", "13800138000", "to", "12345")
 	call.Info("call 13700137000 answered", "agent", "1001", "user", "1001", "target", u,
 		"err", errors.New("dial 13600136000: busy"), "caller", "sip", "number", int64(13500135000),
-		slog.Group("leg", "contact", "sip:13400134000@10.0.0.2"), "sip_call_id", "9876543210@host")
+		slog.Group("leg", "contact", "sip:13400134000@10.0.0.2"), "sip_call_id", "9876543210@host",
+		"data", "INVITE sip:12345@h SIP/2.0\r\nFrom: <sip:13300133000@h>")
 	out := buf.String()
 	for _, want := range []string{"call_id=c-12345678901", "from=138****8000", "to=12345", `msg="call 137****7000 answered"`,
 		"agent=1001", "user=1001", "target=sip:139****9000@10.0.0.1", `err="dial 136****6000: busy"`, "caller=sip",
-		"number=135****5000", "leg.contact=sip:134****4000@10.0.0.2", "sip_call_id=9876543210@host"} {
+		"number=135****5000", "leg.contact=sip:134****4000@10.0.0.2", "sip_call_id=9876543210@host", "133****3000"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s:\n%s", want, out)
 		}
 	}
-	for _, full := range []string{"13800138000", "13900139000", "13600136000", "13500135000", "13400134000", "13700137000"} {
+	for _, full := range []string{"13800138000", "13900139000", "13600136000", "13500135000", "13400134000", "13700137000", "13300133000"} {
 		if strings.Contains(out, full) {
 			t.Errorf("log shows %s in full:\n%s", full, out)
 		}
