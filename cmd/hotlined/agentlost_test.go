@@ -38,8 +38,9 @@ func TestBaresipAgentVanishes(t *testing.T) {
 	if r := citizen.ByeReason(); r != "remote BYE" {
 		t.Fatalf("citizen's call ended by %q, want the server's BYE", r)
 	}
-	if took := time.Since(killed); took < 2*time.Second {
-		t.Fatalf("call ended %v after the kill, before the 2 s RTP timeout", took)
+	// The timeout runs from baresip's last packet, a little before the kill.
+	if took := time.Since(killed); took < 1500*time.Millisecond {
+		t.Fatalf("call ended %v after the kill, well before the 2 s RTP timeout", took)
 	}
 	waitAgentState(t, s, "1001", "paused")
 	if state, reason := agentState(t, s, "1001"); state != "paused" || reason != "agent-lost" {
