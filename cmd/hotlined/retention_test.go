@@ -60,8 +60,24 @@ func waitMetric(t *testing.T, s *testServer, sample string, want float64) {
 // among them), counts what it deleted in hotline_retention_deleted_total and says so.
 func TestRetentionThroughServer(t *testing.T) {
 	t.Parallel()
-	dataDir := filepath.Join(t.TempDir(), "data")
-	store, err := cdr.OpenSQLite(filepath.Join(dataDir, "cdr.db"))
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			dataDir := filepath.Join(t.TempDir(), "data")
+			where := filepath.Join(dataDir, "cdr.db")
+			if kind == "postgres" {
+				where = pgSchema(t)
+			}
+			testRetentionThroughServer(t, dataDir, where)
+		})
+	}
+}
+
+// testRetentionThroughServer runs the test on the store where names (a SQLite file in
+// dataDir or a PostgreSQL DSN).
+func testRetentionThroughServer(t *testing.T, dataDir, where string) {
+	ctx := context.Background()
+	store, err := cdr.Open(ctx, where)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +91,6 @@ func TestRetentionThroughServer(t *testing.T) {
 			Connect: start.Add(5 * time.Second), End: start.Add(time.Minute), Agent: "1001", Queue: "consult", Disposition: cdr.DispositionAnswered})
 		evs = append(evs, cdr.AgentEvent{ID: "ev-" + id, Time: start.Add(5 * time.Second), CallID: id, AgentID: "1001", Queue: "consult", Event: cdr.EventConnect})
 	}
-	ctx := context.Background()
 	if err := store.Upsert(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +101,12 @@ func TestRetentionThroughServer(t *testing.T) {
 
 	logs := newLogTee(t)
 	yaml := testConfig(t, "  retention_days: 0 ", "  retention_days: 30 ")
-	s := startServerLog(t, yaml, logs, func(o *options) { o.DataDir = dataDir; o.RetentionFirstRun = 100 * time.Millisecond })
+	s := startServerLog(t, yaml, logs, func(o *options) {
+		o.DataDir, o.RetentionFirstRun = dataDir, 100*time.Millisecond
+		if !strings.HasSuffix(where, ".db") {
+			o.CDRDSN = where
+		}
+	})
 	waitMetric(t, s, `hotline_retention_deleted_total{table="cdr"}`, 3)
 	waitMetric(t, s, `hotline_retention_deleted_total{table="agent_events"}`, 3)
 	waitMetric(t, s, `hotline_retention_deleted_total{table="campaign_targets"}`, 0)
