@@ -168,6 +168,27 @@ func TestRingAllTwoAnswersRace(t *testing.T) {
 	eventually(t, "late agent ready again", func() bool { return h.agentState(loser) == acd.AgentReady })
 }
 
+// An agent holding the caller sends no RTP, so only the registrar notices the phone is
+// gone (its qualify pings fail): the ACD logs the agent out, and the call ends both legs
+// with cause agent-lost instead of leaving the caller on music on hold.
+func TestAgentUnreachableWhileHolding(t *testing.T) {
+	h := newHarness(t)
+	leg, ag, _, done := h.connected()
+	h.clock.Advance(10 * time.Second)
+	hold(ag)
+	eventually(t, "hold: music to the caller", func() bool { return h.media.stream(0).loop() == "zh/moh" })
+	h.m.AgentReachability("1001", nil, sip.ReasonUnreachable)
+	rec := h.record(done)
+	want(t, "disposition", rec.Disposition, cdr.DispositionAnswered)
+	want(t, "side", rec.HangupSide, sip.SideAgent)
+	want(t, "cause", rec.HangupCause, "agent-lost")
+	if leg.hungUpWith() == "" {
+		t.Error("the caller got no BYE")
+	}
+	eventually(t, "the agent's leg hung up", func() bool { return ag.hungUpWith() != "" })
+	want(t, "agent state", h.agentState("1001"), acd.AgentLoggedOut)
+}
+
 func TestHoldAndUnhold(t *testing.T) {
 	h := newHarness(t)
 	leg, ag, br, done := h.connected()

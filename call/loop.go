@@ -34,6 +34,7 @@ type (
 	evCancelOffer struct{ acd.Offer }             // stop ringing this agent
 	evLeft        struct{ reason acd.ExitReason } // the ACD took the caller out of its queue
 	evOverflow    struct{ target string }         // an escalation moved the caller to another queue
+	evAgentGone   struct{ agent string }          // the registrar lost the bridged agent's phone (acd.Unreachable)
 	evJoin        struct {
 		queue, path, caseNumber string // the IVR's path and case number so far
 		reply                   chan error
@@ -335,6 +336,12 @@ func (c *Call) handle(e any) {
 		c.left(e.reason)
 	case evOverflow:
 		c.overflow(e.target)
+	case evAgentGone:
+		// Its RTP may not tell (an agent holding the caller sends none): the phone is lost.
+		if c.agent != nil && c.agent.id == e.agent {
+			c.log.Warn("agent's phone unreachable mid-call; ending the call", "agent", e.agent)
+			c.agentGone(ErrAgentLost, "unreachable")
+		}
 	case evRing:
 		c.ringEnded(e)
 	case evJoin:
