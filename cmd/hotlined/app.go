@@ -45,24 +45,23 @@ type options struct {
 
 // app is one running server: everything wired, sockets bound.
 type app struct {
-	cfg          *config.Config
-	log          *slog.Logger
-	reg          *prometheus.Registry
-	sched        *media.Scheduler
-	store        cdr.Store
-	writer       *cdr.Writer
-	calls        *call.Manager
-	registrar    *sip.Registrar
-	campaigns    callback.Store // beside the records; nil without outbound trunks
-	dialer       *callback.Dialer
-	dialerRun    *background // the dialer's goroutine; nil without a dialer
-	retention    *cdr.Retention
-	retentionRun *background // nil when records are kept forever
-	sip          *sip.Server
-	http         *http.Server
-	httpLn       net.Listener
-	started      time.Time
-	memory       *memoryReleaser
+	cfg       *config.Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	sched     *media.Scheduler
+	store     cdr.Store
+	writer    *cdr.Writer
+	calls     *call.Manager
+	registrar *sip.Registrar
+	campaigns callback.Store // beside the records; nil without outbound trunks
+	dialer    *callback.Dialer
+	dialerRun *background   // the dialer's goroutine; nil without a dialer
+	retention *retentionJob // nil when records are kept forever
+	sip       *sip.Server
+	http      *http.Server
+	httpLn    net.Listener
+	started   time.Time
+	memory    *memoryReleaser
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and

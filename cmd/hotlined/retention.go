@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"time"
 
 	"github.com/hotline12345/hotline/callback"
@@ -11,6 +10,12 @@ import (
 // defaultRetentionFirstRun: the retention job's first run comes this long after start, once
 // the journal's replay and the first calls are through.
 const defaultRetentionFirstRun = time.Minute
+
+// retentionJob is the retention job and its goroutine.
+type retentionJob struct {
+	job *cdr.Retention
+	run *background
+}
 
 // newRetention makes the daily retention job when records.retention_days is set; it runs
 // from serve and stops in close, before the stores close.
@@ -34,7 +39,7 @@ func (a *app) newRetention(loc *time.Location, firstRun time.Duration) error {
 	if err != nil {
 		return err
 	}
-	a.retention, a.retentionRun = job, newBackground()
+	a.retention = &retentionJob{job: job, run: newBackground()}
 	a.log.Info("retention: records, agent events and finished campaign targets older than the retention period are deleted daily",
 		"retention_days", days, "at", a.cfg.Records.RetentionAt, "timezone", loc.String())
 	return nil
@@ -42,12 +47,14 @@ func (a *app) newRetention(loc *time.Location, firstRun time.Duration) error {
 
 // runRetention starts the job.
 func (a *app) runRetention() {
-	a.retentionRun.start(func(ctx context.Context) { a.retention.Run(ctx) })
+	if r := a.retention; r != nil {
+		r.run.start(r.job.Run)
+	}
 }
 
 // stopRetention stops the job and waits for its current batch.
 func (a *app) stopRetention() {
-	if !a.retentionRun.stop(10 * time.Second) {
+	if r := a.retention; r != nil && !r.run.stop(10*time.Second) {
 		a.log.Error("the retention job did not stop in time")
 	}
 }
