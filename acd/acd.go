@@ -413,9 +413,8 @@ func (a *ACD) findOffer(callID, agentID string) *offer {
 func (a *ACD) CallEnded(callID, agentID, side string) {
 	a.lock()
 	defer a.unlock()
-	c, ok := a.callers[callID]
-	if !ok || c.st != cConnected || (agentID != "" && c.agent.id != agentID) || a.closed {
-		a.logf(levelDebug, "acd: stale call end", "call_id", callID, "agent", agentID)
+	c := a.connected(callID, agentID, "call end")
+	if c == nil {
 		return
 	}
 	typ := EvCompleteCaller
@@ -423,6 +422,38 @@ func (a *ACD) CallEnded(callID, agentID, side string) {
 		typ = EvCompleteAgent
 	}
 	a.endCall(c, typ, "")
+}
+
+// ReasonAgentLost is the reason of the COMPLETEAGENT and the pause given by AgentLost.
+const ReasonAgentLost = "agent-lost"
+
+// AgentLost: the agent's softphone vanished during the bridged call (its RTP stopped and
+// no BYE came). The call ends as CallEnded with side "agent" would, COMPLETEAGENT with
+// reason agent-lost, and after the wrap-up the agent is paused with that reason instead of
+// becoming ready again: nobody is rung into a dead phone. The agent (or a supervisor) makes
+// them ready once the phone is back. Stale reports are ignored, as in CallEnded.
+func (a *ACD) AgentLost(callID, agentID string) {
+	a.lock()
+	defer a.unlock()
+	c := a.connected(callID, agentID, "agent loss")
+	if c == nil {
+		return
+	}
+	if ag := c.agent; ag.pending != pendLogout { // a logout asked for during the call still wins
+		ag.pending, ag.pendingReason = pendPause, ReasonAgentLost
+	}
+	a.endCall(c, EvCompleteAgent, ReasonAgentLost)
+}
+
+// connected is the caller of callID while bridged (to agentID, unless empty), or nil for
+// a stale report (the call ended already, e.g. via Unreachable), logged as what.
+func (a *ACD) connected(callID, agentID, what string) *caller {
+	c, ok := a.callers[callID]
+	if !ok || c.st != cConnected || (agentID != "" && c.agent.id != agentID) || a.closed {
+		a.logf(levelDebug, "acd: stale "+what, "call_id", callID, "agent", agentID)
+		return nil
+	}
+	return c
 }
 
 func (a *ACD) endCall(c *caller, typ EventType, reason string) {

@@ -653,6 +653,43 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
+// A vanished phone: the call completes with reason agent-lost and, after the wrap-up, the
+// agent is paused with that reason, not offered again; a later CallEnded is stale.
+func TestAgentLost(t *testing.T) {
+	e := newEnv(t, []QueueConfig{{Name: "consult", WrapUp: 5 * time.Second, JoinEmpty: true}}, agentsWith(2, map[string]int{"consult": 5}))
+	e.login("a1")
+	e.enqueue("c1", "consult", 0)
+	e.wantOffers("c1>a1")
+	e.a.RingAnswered("c1", "a1")
+	e.a.AgentLost("c1", "a1")
+	if ev := e.out.eventsOf(EvCompleteAgent); len(ev) != 1 || ev[0].Data.Reason != ReasonAgentLost {
+		t.Fatalf("COMPLETEAGENT %v", ev)
+	}
+	e.wantState("a1", AgentWrapUp)
+	e.a.CallEnded("c1", "a1", "agent") // the loop's own report: stale
+	e.a.AgentLost("c1", "a1")          // repeated: stale
+	e.clk.Advance(5 * time.Second)
+	e.wantState("a1", AgentPaused)
+	if v := e.a.Agents()[0]; v.Reason != ReasonAgentLost {
+		t.Fatalf("paused with reason %q", v.Reason)
+	}
+	e.enqueue("c2", "consult", 0)
+	e.wantOffers("")                        // the paused agent is not rung
+	if err := e.a.Ready("a1"); err != nil { // the phone is back
+		t.Fatal(err)
+	}
+	e.wantOffers("c2>a1")
+
+	// A logout asked for during the call wins over the pause.
+	e.login("a2")
+	e.a.RingAnswered("c2", "a1")
+	if err := e.a.Logout("a1", "end of shift"); err != nil {
+		t.Fatal(err)
+	}
+	e.a.AgentLost("c2", "a1")
+	e.wantState("a1", AgentLoggedOut)
+}
+
 func TestStaleAnswer(t *testing.T) {
 	e := newEnv(t, []QueueConfig{{Name: "consult"}}, agentsWith(2, map[string]int{"consult": 5}))
 	e.login("a1", "a2")

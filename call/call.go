@@ -92,6 +92,7 @@ type Distributor interface {
 	RingAnsweredLeg(callID, agentID, leg string) bool
 	RingFailed(callID, agentID string, why acd.RingFailure)
 	CallEnded(callID, agentID, side string)
+	AgentLost(callID, agentID string) // the agent's phone vanished mid-call: ended, and the agent paused
 	Transferred(callID, fromAgent, toQueue string) (pos int, err error)
 	QueueConfig(name string) (acd.QueueConfig, bool)
 }

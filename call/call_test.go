@@ -168,6 +168,27 @@ func TestRingAllTwoAnswersRace(t *testing.T) {
 	eventually(t, "late agent ready again", func() bool { return h.agentState(loser) == acd.AgentReady })
 }
 
+// An agent holding the caller sends no RTP, so only the registrar notices the phone is
+// gone (its qualify pings fail): the ACD logs the agent out, and the call ends both legs
+// with cause agent-lost instead of leaving the caller on music on hold.
+func TestAgentUnreachableWhileHolding(t *testing.T) {
+	h := newHarness(t)
+	leg, ag, _, done := h.connected()
+	h.clock.Advance(10 * time.Second)
+	hold(ag)
+	eventually(t, "hold: music to the caller", func() bool { return h.media.stream(0).loop() == "zh/moh" })
+	h.m.AgentReachability("1001", nil, sip.ReasonUnreachable)
+	rec := h.record(done)
+	want(t, "disposition", rec.Disposition, cdr.DispositionAnswered)
+	want(t, "side", rec.HangupSide, sip.SideAgent)
+	want(t, "cause", rec.HangupCause, "agent-lost")
+	if leg.hungUpWith() == "" {
+		t.Error("the caller got no BYE")
+	}
+	eventually(t, "the agent's leg hung up", func() bool { return ag.hungUpWith() != "" })
+	want(t, "agent state", h.agentState("1001"), acd.AgentLoggedOut)
+}
+
 func TestHoldAndUnhold(t *testing.T) {
 	h := newHarness(t)
 	leg, ag, br, done := h.connected()
@@ -398,6 +419,7 @@ func TestClassify(t *testing.T) {
 		{"ivr", Ending{Cause: ErrIVREnded, Answered: true}, cdr.DispositionIVRHangup, sip.SideSystem},
 		{"closed", Ending{Cause: ErrCallerHangup, Answered: true, Closed: true}, cdr.DispositionClosedHours, sip.SideCaller},
 		{"answered", Ending{Cause: ErrAgentHangup, Answered: true, Queued: true, Agent: true}, cdr.DispositionAnswered, sip.SideAgent},
+		{"agent lost", Ending{Cause: ErrAgentLost, Answered: true, Queued: true, Agent: true}, cdr.DispositionAnswered, sip.SideAgent},
 		{"abandoned", Ending{Cause: ErrCallerHangup, Answered: true, Queued: true}, cdr.DispositionAbandoned, sip.SideCaller},
 		{"timeout", Ending{Cause: ErrMaxWait, Answered: true, Queued: true}, cdr.DispositionTimeout, sip.SideSystem},
 		{"no agent", Ending{Cause: ErrNoAgent, Answered: true, Queued: true}, cdr.DispositionNoAgent, sip.SideSystem},
@@ -411,6 +433,13 @@ func TestClassify(t *testing.T) {
 		if !o.Disposition.Valid() {
 			t.Errorf("%s: %q is not in the taxonomy", tc.name, o.Disposition)
 		}
+	}
+	// A vanished agent phone has its own cause; an agent's BYE stays BYE.
+	if o := Classify(Ending{Cause: ErrAgentLost, Answered: true, Queued: true, Agent: true}); o.Cause != "agent-lost" {
+		t.Errorf("agent lost: cause %q, want agent-lost", o.Cause)
+	}
+	if o := Classify(Ending{Cause: ErrAgentHangup, Answered: true, Queued: true, Agent: true}); o.Cause != "BYE" {
+		t.Errorf("agent BYE: cause %q, want BYE", o.Cause)
 	}
 }
 

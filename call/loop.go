@@ -34,6 +34,7 @@ type (
 	evCancelOffer struct{ acd.Offer }             // stop ringing this agent
 	evLeft        struct{ reason acd.ExitReason } // the ACD took the caller out of its queue
 	evOverflow    struct{ target string }         // an escalation moved the caller to another queue
+	evAgentGone   struct{ agent string }          // the registrar lost the bridged agent's phone (acd.Unreachable)
 	evJoin        struct {
 		queue, path, caseNumber string // the IVR's path and case number so far
 		reply                   chan error
@@ -315,7 +316,7 @@ func (c *Call) loop() {
 			c.agentGone(ErrAgentHangup, "")
 		case <-agRTP:
 			c.log.Warn("agent's RTP stopped; ending the call", "agent", ag.id, "error", ag.s.Err())
-			c.agentGone(ErrAgentHangup, "rtp-timeout")
+			c.agentGone(ErrAgentLost, "rtp-timeout")
 		case md := <-agMedia:
 			c.agentMedia(md)
 		case r := <-agRefers:
@@ -342,6 +343,12 @@ func (c *Call) handle(e any) {
 		c.left(e.reason)
 	case evOverflow:
 		c.overflow(e.target)
+	case evAgentGone:
+		// Its RTP may not tell (an agent holding the caller sends none): the phone is lost.
+		if c.agent != nil && c.agent.id == e.agent {
+			c.log.Warn("agent's phone unreachable mid-call; ending the call", "agent", e.agent)
+			c.agentGone(ErrAgentLost, "unreachable")
+		}
 	case evRing:
 		c.ringEnded(e)
 	case evJoin:

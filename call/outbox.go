@@ -49,6 +49,11 @@ func (o outbox) Event(e acd.Event) {
 		ev.Data1, ev.Data2, ev.Data3 = cdr.FormatSeconds(d.Wait), d.Leg, strconv.FormatInt(d.Ring.Milliseconds(), 10)
 	case acd.EvCompleteCaller, acd.EvCompleteAgent:
 		ev.Data1, ev.Data2, ev.Data3 = cdr.FormatSeconds(d.Wait), cdr.FormatSeconds(d.Talk), strconv.Itoa(d.Position)
+		if d.Reason == acd.ReasonUnreachable { // the ACD took the call as ended: so must the call
+			if c := o.m.call(e.CallID); c != nil {
+				c.post(evAgentGone{agent: e.AgentID})
+			}
+		}
 	case acd.EvAbandon, acd.EvExitTimeout, acd.EvExitEmpty:
 		ev.Data1, ev.Data3 = strconv.Itoa(d.Position), cdr.FormatSeconds(d.Wait)
 	case acd.EvExitKey:

@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/sip"
@@ -12,7 +13,7 @@ import (
 // disposition, a hang-up side, a cause and a SIP status; the metric label is the disposition.
 var (
 	ErrCallerHangup = errors.New("caller hung up")    // BYE (or CANCEL before answer) from the caller
-	ErrAgentHangup  = errors.New("agent hung up")     // BYE from the agent, or the agent's RTP stopped
+	ErrAgentHangup  = errors.New("agent hung up")     // BYE from the agent (ErrAgentLost: the agent's RTP stopped)
 	ErrRTPTimeout   = errors.New("rtp-timeout")       // the caller's RTP stopped
 	ErrDrain        = errors.New("drain")             // the server hung up at the end of a drain
 	ErrMaxWait      = errors.New("max-wait")          // the queue's maximum wait ran out
@@ -27,6 +28,10 @@ var (
 	ErrNotInPlan    = errors.New("not in dial plan")  // the trunk's dial plan refuses the number: nothing was sent
 	errTransfer     = errors.New("transferred")       // internal: the agent transferred the caller
 	errStale        = errors.New("answered too late") // internal: an agent answered after the offer was withdrawn
+
+	// ErrAgentLost: the bridged agent's RTP stopped and no BYE came (the softphone
+	// vanished). It is an ErrAgentHangup (side agent) with its own cause, agent-lost.
+	ErrAgentLost = fmt.Errorf("agent-lost: %w", ErrAgentHangup)
 
 	// Ring outcomes (Phones.Ring).
 	ErrUnreachable   = errors.New("agent unreachable")
@@ -181,7 +186,7 @@ func causeText(err error) string {
 		err  error
 		text string
 	}{
-		{ErrCallerHangup, "BYE"}, {ErrAgentHangup, "BYE"}, {ErrRTPTimeout, "rtp-timeout"},
+		{ErrCallerHangup, "BYE"}, {ErrAgentLost, "agent-lost"}, {ErrAgentHangup, "BYE"}, {ErrRTPTimeout, "rtp-timeout"},
 		{ErrMaxWait, "max-wait"}, {ErrDrain, "drain"}, {ErrNoAgent, "no-agent"}, {ErrExitKey, "exit-key"},
 		{ErrIVREnded, "normal"}, {ErrSurveyDone, "normal"}, {ErrShutdown, "shutdown"}, {context.Canceled, "shutdown"},
 		{ErrRingTimeout, "ring-timeout"}, {ErrNotInPlan, "dial-plan"},

@@ -2,8 +2,10 @@ package call
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	"github.com/hotline12345/hotline/acd"
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/sip"
 )
@@ -117,10 +119,14 @@ const (
 	byeTimeout    = 10 * time.Second
 )
 
-// agentGone: the agent hung up or their RTP stopped; after the post-call rating (if the
+// agentGone: the agent hung up, or their RTP stopped (ErrAgentLost: the agent is paused); after the post-call rating (if the
 // queue has it) the caller's queue visit is over.
 func (c *Call) agentGone(cause error, byeCause string) {
 	a := c.agent
+	if errors.Is(cause, ErrAgentLost) { // before endTalk: its CallEnded is then stale
+		c.m.dist.AgentLost(c.id, a.id)
+		c.log.Warn("agent's phone lost mid-call: the agent is paused", "agent", a.id, "reason", acd.ReasonAgentLost)
+	}
 	c.endTalk(sip.SideAgent, byeCause, byeCause != "")
 	c.agentEnd = true
 	if c.s == nil { // a callback task's agent left before the citizen answered

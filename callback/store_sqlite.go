@@ -22,8 +22,9 @@ var sqliteMigrationFS embed.FS
 
 // sqliteDSNParams are cdr's (cdr/sqlite.go), so that both handles on one
 // file agree: busy_timeout first so the other pragmas wait for locks, WAL,
-// and BEGIN IMMEDIATE so that concurrent writers queue on busy_timeout.
-const sqliteDSNParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+// and BEGIN IMMEDIATE so that concurrent writers queue on busy_timeout;
+// secure_delete(fast) zeroes deleted content in the pages written anyway.
+const sqliteDSNParams = "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(fast)&_txlock=immediate"
 
 // sqliteStore is the Store in a SQLite file (times as INTEGER microseconds).
 type sqliteStore struct {

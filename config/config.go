@@ -104,6 +104,10 @@ type Config struct {
 	// Callback holds the campaigns' defaults and the human fallback; nil (absent) = no human
 	// callback queue and no after-call surveys. Read it through [Config.CallbackSettings].
 	Callback *Callback `yaml:"callback"`
+	// Records: retention of records and citizens' data (records.go).
+	Records Records `yaml:"records"`
+	// Log: masking of citizens' numbers in the server log (records.go).
+	Log Log `yaml:"log"`
 }
 
 // SIP is the signalling listener.
@@ -527,6 +531,7 @@ func (c *Config) applyDefaults() {
 	if c.Callback != nil {
 		c.Callback.applyDefaults(c.OutboundTrunks)
 	}
+	c.Records.applyDefaults()
 	for name, q := range c.Queues {
 		if q.MaxWait == 0 {
 			q.MaxWait = ivr.Duration(DefaultMaxWait)

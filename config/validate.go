@@ -118,6 +118,7 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 			add("memory_limit", "%q is below 64MiB: the server would spend its time collecting garbage", c.MemoryLimit)
 		}
 	}
+	errs = append(errs, c.Records.validate()...)
 	if !nameRe.MatchString(c.Prompts.Language) {
 		add("prompts.language", "invalid language %q", c.Prompts.Language)
 	}

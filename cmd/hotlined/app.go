@@ -27,6 +27,7 @@ import (
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/config"
 	"github.com/hotline12345/hotline/configs"
+	"github.com/hotline12345/hotline/mask"
 	"github.com/hotline12345/hotline/media"
 	"github.com/hotline12345/hotline/sip"
 )
@@ -40,6 +41,8 @@ type options struct {
 	RTPPorts   string
 	CDRDSN     string
 	Pprof      bool
+	// RetentionFirstRun is not a flag: tests shorten the retention job's first run (0 = a minute).
+	RetentionFirstRun time.Duration
 }
 
 // app is one running server: everything wired, sockets bound.
@@ -55,7 +58,8 @@ type app struct {
 	campaigns callback.Store // beside the records; nil without outbound trunks
 	audit     *api.AuditWriter
 	dialer    *callback.Dialer
-	dialerRun *dialerRun
+	dialerRun *background   // the dialer's goroutine; nil without a dialer
+	retention *retentionJob // nil when records are kept forever
 	sip       *sip.Server
 	http      *http.Server
 	httpLn    net.Listener
@@ -128,6 +132,11 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	cfg, prompts, err := loadConfig(o)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Log.Masked() { // citizens' numbers never reach the log in full (log.mask_numbers)
+		log = slog.New(mask.NewHandler(log.Handler()))
+	} else {
+		log.Warn("citizens' numbers are logged in full (log.mask_numbers: false); for debugging only")
 	}
 	a := &app{cfg: cfg, log: log, reg: prometheus.NewRegistry(), started: time.Now()}
 	defer func() {
@@ -261,6 +270,9 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.newRetention(loc, o.RetentionFirstRun); err != nil {
+		return nil, err
+	}
 	var campaigns api.Campaigns // an untyped nil without a dialer
 	if a.dialer != nil {
 		campaigns = a.dialer
@@ -331,6 +343,7 @@ func (a *app) serve(ctx context.Context) {
 	go a.registrar.Start(ctx)
 	go a.memory.run(ctx)
 	a.runDialer()
+	a.runRetention()
 	a.sip.Serve(ctx)
 }
 
@@ -413,6 +426,7 @@ func (a *app) close() {
 		a.httpLn.Close()
 	}
 	a.stopDialer()
+	a.stopRetention()
 	if a.audit != nil { // after the HTTP server: no more requests to audit
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		a.audit.Close(ctx)

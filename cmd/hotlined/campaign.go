@@ -102,9 +102,7 @@ func (a *app) newDialer(ctx context.Context, dsn string, loc *time.Location, tap
 		return err
 	}
 	a.dialer = d
-	run := &dialerRun{done: make(chan struct{})}
-	run.ctx, run.cancel = context.WithCancel(context.Background())
-	a.dialerRun = run
+	a.dialerRun = newBackground()
 	if rule != nil {
 		f := d.AfterCall
 		tap.after.Store(&f)
@@ -112,27 +110,13 @@ func (a *app) newDialer(ctx context.Context, dsn string, loc *time.Location, tap
 	return nil
 }
 
-// dialerRun is the dialer's goroutine: made with the app, started by serve, stopped first by
-// shutdown (in either order: a stop before the start leaves Run nothing to do).
-type dialerRun struct {
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	started atomic.Bool
-}
-
 // runDialer runs the dialer until stopDialer.
 func (a *app) runDialer() {
-	r := a.dialerRun
-	if r == nil || !r.started.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer close(r.done)
-		if err := a.dialer.Run(r.ctx); err != nil && r.ctx.Err() == nil {
+	a.dialerRun.start(func(ctx context.Context) {
+		if err := a.dialer.Run(ctx); err != nil && ctx.Err() == nil {
 			a.log.Error("campaign dialer stopped", "error", err)
 		}
-	}()
+	})
 }
 
 // dialerStopTimeout bounds the dialer's stop: its calls are hung up and saved as interrupted.
@@ -141,17 +125,7 @@ const dialerStopTimeout = 20 * time.Second
 // stopDialer stops dialling: calls in flight end interrupted and are saved, to be retried
 // after the restart by the campaign's rules.
 func (a *app) stopDialer() {
-	r := a.dialerRun
-	if r == nil {
-		return
-	}
-	r.cancel()
-	if !r.started.Load() {
-		return
-	}
-	select {
-	case <-r.done:
-	case <-time.After(dialerStopTimeout):
+	if !a.dialerRun.stop(dialerStopTimeout) {
 		a.log.Error("the campaign dialer did not stop in time", "timeout", dialerStopTimeout)
 	}
 }

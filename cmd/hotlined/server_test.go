@@ -51,6 +51,12 @@ func testConfig(t *testing.T, replace ...string) string {
 // edits change the command-line options.
 func startServer(t *testing.T, yaml string, edits ...func(*options)) *testServer {
 	t.Helper()
+	return startServerLog(t, yaml, newTestWriter(t), edits...)
+}
+
+// startServerLog is startServer with the server's log (text, level info) written to w.
+func startServerLog(t *testing.T, yaml string, w io.Writer, edits ...func(*options)) *testServer {
+	t.Helper()
 	dir := t.TempDir()
 	o := options{SIPListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"), RTPPorts: "20000-29998"}
 	if yaml != "" {
@@ -62,7 +68,7 @@ func startServer(t *testing.T, yaml string, edits ...func(*options)) *testServer
 	for _, edit := range edits {
 		edit(&o)
 	}
-	log := slog.New(slog.NewTextHandler(newTestWriter(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := newApp(o, log)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
