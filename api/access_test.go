@@ -13,7 +13,7 @@ import (
 func TestMaskHelpers(t *testing.T) {
 	recs := []cdr.Record{{Caller: "13800138000", Called: "12345"}, {Caller: "12345", Called: "+8613912348000"}}
 	maskRecords(recs)
-	if recs[0].Caller != "138****8000" || recs[0].Called != "12345" || recs[1].Caller != "12345" || recs[1].Called != "+861******8000" {
+	if recs[0].Caller != "138****8000" || recs[0].Called != "12345" || recs[1].Caller != "12345" || recs[1].Called != "+86139****8000" {
 		t.Errorf("maskRecords: %+v", recs)
 	}
 	evs := []cdr.AgentEvent{{Event: cdr.EventEnterQueue, Data2: "13800138000"}, {Event: cdr.EventConnect, Data2: "13800138000"}}
