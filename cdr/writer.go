@@ -167,7 +167,7 @@ type Writer struct {
 	result  error // of the loop's drain; read after done
 
 	written, errs, journaled, evWritten, dropped atomic.Uint64
-	spillLogged                                  atomic.Int64 // unix nanoseconds of the last logSpill line
+	spillLogged, fullLogged                      atomic.Int64 // unix nanoseconds of the last such line (logEvery)
 	collectors                                   []prometheus.Collector
 }
 
@@ -274,7 +274,7 @@ func (w *Writer) Write(rec Record) {
 		return
 	}
 	if !closed {
-		w.log.Warn("cdr writer: queue full; journaling record", "call_id", rec.ID, "queue_size", w.opts.QueueSize)
+		w.logEvery(&w.fullLogged, slog.LevelWarn, "cdr writer: queue full; journaling records (logged once every 10 s)", "call_id", rec.ID, "queue_size", w.opts.QueueSize, "journaled", w.journaled.Load())
 	}
 	w.journalEnds([]Record{rec})
 	w.wake()
@@ -319,7 +319,7 @@ func (w *Writer) Event(e AgentEvent) {
 		return
 	}
 	if !closed {
-		w.log.Warn("cdr writer: event queue full; journaling event", "event_id", e.ID, "queue_size", w.opts.QueueSize)
+		w.logEvery(&w.fullLogged, slog.LevelWarn, "cdr writer: event queue full; journaling events (logged once every 10 s)", "event_id", e.ID, "queue_size", w.opts.QueueSize, "journaled", w.journaled.Load())
 	}
 	w.journalEvents([]AgentEvent{e})
 	w.wake()
@@ -392,11 +392,17 @@ func (w *Writer) journalEnds(recs []Record) {
 // writer retries what waits in memory every FlushInterval), with the number
 // of records and events waiting.
 func (w *Writer) logSpill(msg string, args ...any) {
-	now, last := time.Now().UnixNano(), w.spillLogged.Load()
-	if now-last < int64(10*time.Second) || !w.spillLogged.CompareAndSwap(last, now) {
+	w.logEvery(&w.spillLogged, slog.LevelError, msg, append(args, "in_memory", w.Stats().Spilled, "spill_limit", w.opts.SpillLimit)...)
+}
+
+// logEvery logs at most once every 10 s per last (the time of the previous line):
+// in a storm or an outage the same line would come for every record.
+func (w *Writer) logEvery(last *atomic.Int64, level slog.Level, msg string, args ...any) {
+	now, prev := time.Now().UnixNano(), last.Load()
+	if now-prev < int64(10*time.Second) || !last.CompareAndSwap(prev, now) {
 		return
 	}
-	w.log.Error(msg, append(args, "in_memory", w.Stats().Spilled, "spill_limit", w.opts.SpillLimit)...)
+	w.log.Log(context.Background(), level, msg, args...)
 }
 
 // markPending adds d to the journaled versions of each record.
@@ -806,6 +812,10 @@ func (w *Writer) register(reg prometheus.Registerer) error {
 			Name: "hotline_cdr_write_errors_total",
 			Help: "Failed CDR store calls and journal appends.",
 		}, func() float64 { return float64(w.errs.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hotline_cdr_journaled_total",
+			Help: "Finished call records and agent events that went to the journal instead of the store (the queue was full or the store failing).",
+		}, func() float64 { return float64(w.journaled.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "hotline_cdr_records_written_total",
 			Help: "Call records committed to the store.",
