@@ -126,6 +126,13 @@ func (c *captureWriter) String() string {
 // waits for its registration as 1001 and makes the agent ready.
 func startBaresipAgent(t *testing.T, ctx context.Context, s *testServer, extraConfig, accountParams string) *baresipAgent {
 	t.Helper()
+	return startBaresipAgentAt(t, ctx, s, s.sipAddr(), extraConfig, accountParams)
+}
+
+// startBaresipAgentAt is startBaresipAgent registering at registrar, the host:port and URI
+// parameters of its account line (127.0.0.1:5061;transport=tls).
+func startBaresipAgentAt(t *testing.T, ctx context.Context, s *testServer, registrar, extraConfig, accountParams string) *baresipAgent {
+	t.Helper()
 	dir := t.TempDir()
 	writeToneWAV(t, filepath.Join(dir, "tone600.wav"), 600, 30*time.Second)
 	port := freeUDPPort(t)
@@ -139,7 +146,7 @@ audio_player aufile,%s
 audio_source aufile,%s
 snd_path %s
 `, extraConfig, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"), dir)
-	accounts := fmt.Sprintf("<sip:1001@%s>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU%s\n", s.sipAddr(), accountParams)
+	accounts := fmt.Sprintf("<sip:1001@%s>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU%s\n", registrar, accountParams)
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -256,12 +263,29 @@ func TestBaresipAgent(t *testing.T) {
 // bridge (baresip would hear nothing of packets it cannot decrypt, and the citizen
 // nothing of packets the server could not).
 func TestBaresipAgentSRTP(t *testing.T) {
+	testBaresipAgentSRTP(t, false)
+}
+
+// The same with the signalling over SIP TLS as well (issue 11's "baresip registers over TLS
+// with SRTP and talks to a citizen on plain RTP"): SDES keys travel only inside TLS.
+func TestBaresipAgentTLSAndSRTP(t *testing.T) {
+	testBaresipAgentSRTP(t, true)
+}
+
+func testBaresipAgentSRTP(t *testing.T, overTLS bool) {
 	needBaresip(t)
 	t.Parallel()
 	s := startServer(t, strings.Replace(acdTestConfig(t), "\nrtp:\n", "\nrtp:\n  agents_srtp: optional\n", 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bs := startBaresipAgent(t, ctx, s, "module srtp.so\n", ";mediaenc=srtp")
+	registrar := s.sipAddr()
+	if overTLS {
+		registrar = s.sip.TLSAddr().String() + ";transport=tls"
+	}
+	bs := startBaresipAgentAt(t, ctx, s, registrar, "module srtp.so\n", ";mediaenc=srtp")
+	if b := s.registrar.Bindings("1001")[0]; overTLS != strings.EqualFold(b.Transport, "TLS") {
+		t.Fatalf("binding %+v: over TLS %v", b, overTLS)
+	}
 	bs.talk(t, ctx, s)
 	if !strings.Contains(bs.out.String(), "SRTP is Enabled") {
 		t.Fatal("baresip did not report SRTP enabled for the call")
