@@ -9,12 +9,18 @@ import (
 	"time"
 )
 
-// A bridge run against the real server: 16 citizens through the menu to 16 agents, all
+// A bridge run against the real server: 8 citizens through the menu to 8 agents, all
 // pairs held together with each side's tone checked at the other; no loss on loopback,
-// and the ground truth agrees with the server's records.
+// and the ground truth agrees with the server's records. (Eight, not more: the tester's
+// pacer runs in this race-detector binary on a machine other tests load, and capacity is
+// the benchmarks' business.)
 func TestRunBridgeAgainstServer(t *testing.T) {
 	t.Parallel()
-	const maxSkip = 0.5 // the share of its frames the tester may skip on a machine other work saturates
+	const (
+		maxSkip = 0.5 // the share of its frames the tester may skip on a machine other work saturates
+		pairs   = 8
+		legs    = 2 * pairs
+	)
 	h := startDayServer(t, "60000-61998")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound: RunBridge stops by itself
 	defer cancel()
@@ -22,7 +28,7 @@ func TestRunBridgeAgainstServer(t *testing.T) {
 	var progress []Sample
 	rep, truth, err := RunBridge(ctx, BridgeConfig{
 		Target: h.SIP, API: "http://" + h.HTTP, Metrics: h.MetricsURL(),
-		Pairs: 16, Rate: 16, Hold: 3 * time.Second, Seed: 3,
+		Pairs: pairs, Rate: pairs, Hold: 3 * time.Second, Seed: 3,
 		MaxSkip: maxSkip, // the server is under test, not the tester's share of the machine
 	}, func(s Sample) {
 		mu.Lock()
@@ -35,21 +41,21 @@ func TestRunBridgeAgainstServer(t *testing.T) {
 	var out bytes.Buffer
 	rep.WriteText(&out)
 	t.Logf("report:\n%s", out.String())
-	if rep.Bridged != 16 || rep.PeakBridged != 16 || rep.Failed != 0 || rep.AudioPassed != 16 {
-		t.Fatalf("bridged %d, %d up together, failed %d %v, audio passed %d: want all 16", rep.Bridged, rep.PeakBridged, rep.Failed, rep.FailReasons, rep.AudioPassed)
+	if rep.Bridged != pairs || rep.PeakBridged != pairs || rep.Failed != 0 || rep.AudioPassed != pairs {
+		t.Fatalf("bridged %d, %d up together, failed %d %v, audio passed %d: want all %d", rep.Bridged, rep.PeakBridged, rep.Failed, rep.FailReasons, rep.AudioPassed, pairs)
 	}
 	if rep.HeldFor < Dur(3*time.Second) || rep.TesterCores <= 0 || rep.ServerCores <= 0 || rep.ServerRSS <= 0 {
 		t.Errorf("held %s, tester %.3f cores, server %.3f cores, RSS %d: want the hold and both CPUs measured", rep.HeldFor, rep.TesterCores, rep.ServerCores, rep.ServerRSS)
 	}
-	// Each leg carried the hold's worth of packets (3 s at 50 packets/s, 32 legs), less the
+	// Each leg carried the hold's worth of packets (3 s at 50 packets/s), less the
 	// frames the tester may skip when the machine starves it (MaxSkip); what it did send
 	// arrived: nothing lost by sequence, and during the hold every leg received what the far
 	// side sent.
-	const frames = 32 * 150
+	const frames = legs * 150
 	if min := int64(frames * (1 - maxSkip)); rep.RTPPackets < min || rep.LossPercent > 0.1 {
 		t.Errorf("%d RTP packets (want at least %d), %.3f%% lost", rep.RTPPackets, min, rep.LossPercent)
 	}
-	if min := int64(32 * 140 * (1 - maxSkip)); rep.HoldSent < min || rep.HoldLost != 0 || rep.HoldReceived < rep.HoldSent-32*holdSlack {
+	if min := int64(legs * 140 * (1 - maxSkip)); rep.HoldSent < min || rep.HoldLost != 0 || rep.HoldReceived < rep.HoldSent-legs*holdSlack {
 		t.Errorf("hold: %d sent (want at least %d), %d received, %d lost", rep.HoldSent, min, rep.HoldReceived, rep.HoldLost)
 	}
 	if !rep.Passed() {
