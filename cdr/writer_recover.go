@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -258,37 +259,32 @@ func (w *Writer) replayStep(ctx context.Context) error {
 func (w *Writer) storeChunk(ctx context.Context, c *replayCursor) error {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.StoreTimeout)
 	defer cancel()
-	n := w.opts.BatchSize
+	// next stores items [done, done+BatchSize) of n with store and counts them.
+	next := func(done *int, n int, what string, count *atomic.Uint64, store func(lo, hi int) error) error {
+		lo, hi := *done, min(n, *done+w.opts.BatchSize)
+		if err := store(lo, hi); err != nil {
+			return fmt.Errorf("cdr writer: replay %d %s of %s: %w", hi-lo, what, c.seg.path, err)
+		}
+		*done = hi
+		count.Add(uint64(hi - lo))
+		return nil
+	}
 	switch {
 	case c.done[0] < len(c.ends):
-		lo, hi := c.done[0], min(len(c.ends), c.done[0]+n)
-		if err := w.store.Upsert(ctx, c.ends[lo:hi]); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled records of %s: %w", hi-lo, c.seg.path, err)
-		}
-		c.done[0] = hi
-		w.written.Add(uint64(hi - lo))
+		return next(&c.done[0], len(c.ends), "journaled records", &w.written, func(lo, hi int) error {
+			return w.store.Upsert(ctx, c.ends[lo:hi])
+		})
 	case c.done[1] < len(c.evs):
-		lo, hi := c.done[1], min(len(c.evs), c.done[1]+n)
-		if err := w.store.AppendEvents(ctx, c.evs[lo:hi]); err != nil {
-			return fmt.Errorf("cdr writer: replay %d journaled agent events of %s: %w", hi-lo, c.seg.path, err)
-		}
-		c.done[1] = hi
-		w.evWritten.Add(uint64(hi - lo))
-	default:
-		lo, hi := c.done[2], min(len(c.interrupted), c.done[2]+n)
-		var err error
-		if mi, ok := w.store.(MissingInserter); ok {
-			err = mi.InsertMissing(ctx, c.interrupted[lo:hi])
-		} else {
-			err = w.store.Upsert(ctx, c.interrupted[lo:hi])
-		}
-		if err != nil {
-			return fmt.Errorf("cdr writer: store %d interrupted calls of %s: %w", hi-lo, c.seg.path, err)
-		}
-		c.done[2] = hi
-		w.written.Add(uint64(hi - lo))
+		return next(&c.done[1], len(c.evs), "journaled agent events", &w.evWritten, func(lo, hi int) error {
+			return w.store.AppendEvents(ctx, c.evs[lo:hi])
+		})
 	}
-	return nil
+	return next(&c.done[2], len(c.interrupted), "interrupted calls", &w.written, func(lo, hi int) error {
+		if mi, ok := w.store.(MissingInserter); ok {
+			return mi.InsertMissing(ctx, c.interrupted[lo:hi])
+		}
+		return w.store.Upsert(ctx, c.interrupted[lo:hi])
+	})
 }
 
 // readCursor reads a segment for replay. Segments are replayed in order,

@@ -5,13 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,46 +28,12 @@ func TestBaresipAgentOverTLS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.cfg.DataDir, selfSignedCert)); err != nil {
 		t.Fatalf("self-signed certificate: %v", err)
 	}
-	dir := t.TempDir()
-	writeToneWAV(t, filepath.Join(dir, "tone600.wav"), 600, 30*time.Second)
-	port := freeUDPPort(t)
-	config := fmt.Sprintf(`module_path /usr/lib/baresip/modules
-module g711.so
-module aufile.so
-module account.so
-sip_listen 127.0.0.1:%d
-audio_player aufile,%s
-audio_source aufile,%s
-`, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"))
-	accounts := fmt.Sprintf("<sip:1001@%s;transport=tls>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU\n", tlsAddr)
-	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(accounts), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	bs := exec.CommandContext(ctx, "baresip", "-f", dir)
-	var out baresipOutput
-	w := io.MultiWriter(newTestWriter(t), &out)
-	bs.Stdout, bs.Stderr = w, w
-	if err := bs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.Process.Kill(); bs.Wait() })
-
-	deadline := time.Now().Add(15 * time.Second)
-	for len(s.registrar.Bindings("1001")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("baresip did not register as 1001 over TLS")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	bs := startBaresipAgentAt(t, ctx, s, tlsAddr.String()+";transport=tls", "", "") // registered and ready
 	if b := s.registrar.Bindings("1001")[0]; !strings.EqualFold(b.Transport, "TLS") {
 		t.Fatalf("binding %+v: want transport TLS", b)
 	}
-	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
 	citizen := citizenToConsult(t, s, phone.Config{})
 	waitAgentState(t, s, "1001", "on_call")
 	waitTone(t, citizen, 600, "citizen (baresip's tone over a TLS-signalled call)")
@@ -81,9 +43,9 @@ audio_source aufile,%s
 	waitAgentState(t, s, "1001", "wrap_up")
 	// Our BYE reached baresip over its TLS connection: libre ends a session on a received
 	// BYE with ECONNRESET, which baresip prints as "Connection reset by peer".
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "session closed: Connection reset by peer"); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(bs.out.String(), "session closed: Connection reset by peer"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("baresip's call did not end with our BYE:\n%s", out.String())
+			t.Fatalf("baresip's call did not end with our BYE:\n%s", bs.out.String())
 		}
 	}
 	rec := s.records(t, 1)[0]
@@ -91,20 +53,6 @@ audio_source aufile,%s
 		t.Fatalf("record %+v: want answered by 1001", rec)
 	}
 }
-
-// baresipOutput collects baresip's output for the test to look at.
-type baresipOutput struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *baresipOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *baresipOutput) String() string { o.mu.Lock(); defer o.mu.Unlock(); return o.b.String() }
 
 // The self-signed certificate is made once and reused; SIP over TLS answers OPTIONS;
 // tls_listen: off has no TLS listener.
