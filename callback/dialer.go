@@ -141,8 +141,12 @@ type Config struct {
 	// CPS, MaxAttempts, each Retry delay, RingTimeout, Deadline, Fallback
 	// (with FallbackDissatisfied, when the campaign names no Fallback); the
 	// DoNotCall lists are merged.
-	Defaults   Campaign
-	AfterCall  *AfterCallRule
+	Defaults  Campaign
+	AfterCall *AfterCallRule
+	// Admit, if set, is asked each tick before new calls and tasks start; while it
+	// returns an error (the records cannot be written: cdr.Writer.Accepting) none
+	// starts, and calls under way go on.
+	Admit      func() error
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are not registered
 }

@@ -30,6 +30,7 @@ type loopState struct {
 	inflight map[tkey]bool // targets in a call or a task
 	unsaved  []write       // target writes that failed, retried each tick
 	stopping bool
+	held     error           // Config.Admit's refusal while it lasts: nothing new starts
 	lead     claimLead       // how long claims take: dials are prepared that much before their slot
 	base     context.Context // Run's context without its cancellation: store writes
 	callCtx  context.Context // Run's context: calls and tasks
@@ -236,6 +237,10 @@ func (d *Dialer) tick() time.Time {
 		}
 		tr.ok, tr.channels, tr.cps, tr.pace.gap = ok, channels, cps, gapFor(cps)
 	}
+	if !d.admitted() {
+		d.checkDone()
+		return earliest(wake, now.Add(pollEvery))
+	}
 	n := len(l.order)
 	for i := range n {
 		c := l.order[(l.rr+i)%n]
@@ -249,6 +254,23 @@ func (d *Dialer) tick() time.Time {
 	}
 	d.checkDone()
 	return wake
+}
+
+// admitted asks Config.Admit whether new calls may start, and logs when
+// the answer changes.
+func (d *Dialer) admitted() bool {
+	if d.cfg.Admit == nil {
+		return true
+	}
+	err := d.cfg.Admit()
+	switch {
+	case err != nil && d.loop.held == nil:
+		d.log.Error("campaigns hold: no new calls while records cannot be written", "err", err)
+	case err == nil && d.loop.held != nil:
+		d.log.Info("campaigns resume: records can be written again")
+	}
+	d.loop.held = err
+	return err == nil
 }
 
 // serve starts what campaign c may start now and returns when it wants the

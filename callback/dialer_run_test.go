@@ -426,3 +426,35 @@ func TestDialerCrashRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestDialerHoldsWhileRecordsCannotBeWritten: while Config.Admit refuses (a full disk),
+// no call starts; when it admits again, the campaign goes on.
+func TestDialerHoldsWhileRecordsCannotBeWritten(t *testing.T) {
+	var full atomic.Bool
+	full.Store(true)
+	h := newHarness(t, monday10, func(c *Config) {
+		c.Admit = func() error {
+			if full.Load() {
+				return cdr.ErrBacklogged
+			}
+			return nil
+		}
+	})
+	h.calls.survey = func(call.SurveyRequest) (call.SurveyResult, hold) {
+		return answered(cdr.SatisfactionSatisfied), 10 * time.Second
+	}
+	h.start()
+	c := h.create(Campaign{}, 3)
+	h.runFor(10 * time.Minute)
+	if n := len(h.calls.calls(nil)); n != 0 {
+		t.Fatalf("%d calls started while records could not be written, want 0", n)
+	}
+	if got := h.store.target(c.ID, "c00"); got.State != TargetPending || got.Attempts != 0 {
+		t.Fatalf("target %+v, want pending with no attempt", got)
+	}
+	full.Store(false)
+	h.runUntil(10*time.Minute, "the campaign done", func() bool { return h.finalCount(c.ID) == 3 })
+	if n := len(h.calls.calls(nil)); n != 3 {
+		t.Errorf("%d calls, want 3", n)
+	}
+}

@@ -96,7 +96,7 @@ func (a *app) newDialer(ctx context.Context, dsn string, loc *time.Location, tap
 	d, err := callback.New(callback.Config{
 		Store: store, Calls: a.calls, Trunks: a.sip, Location: loc, AtRisk: cb.AtRisk.D(),
 		Scripts:  func(name string) bool { _, ok := a.cfg.Surveys[name]; return ok },
-		Defaults: campaignDefaults(cb), AfterCall: rule, Logger: a.log, Registerer: a.reg,
+		Defaults: campaignDefaults(cb), AfterCall: rule, Admit: a.writer.Accepting, Logger: a.log, Registerer: a.reg,
 	})
 	if err != nil {
 		return err
