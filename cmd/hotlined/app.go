@@ -318,6 +318,11 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		WriteTimeout: cfg.HTTP.WriteTimeout.D(), IdleTimeout: cfg.HTTP.IdleTimeout.D(),
 		ErrorLog: slog.NewLogLogger(log.With("caller", "http").Handler(), slog.LevelDebug),
 	}
+	if cfg.HTTP.TLSCert != "" {
+		if a.http.TLSConfig, err = httpTLSConfig(cfg, log); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -325,8 +330,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 func (a *app) serve(ctx context.Context) {
 	go func() {
 		var err error
-		if c := a.cfg.HTTP; c.TLSCert != "" {
-			err = a.http.ServeTLS(a.httpLn, c.TLSCert, c.TLSKey)
+		if a.http.TLSConfig != nil {
+			err = a.http.ServeTLS(a.httpLn, "", "") // the certificate from TLSConfig, re-read when renewed
 		} else {
 			err = a.http.Serve(a.httpLn)
 		}

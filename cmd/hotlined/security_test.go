@@ -368,7 +368,7 @@ func TestHTTPSListener(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "api.crt"), filepath.Join(dir, "api.key")
-	if err := writeSelfSigned(certFile, keyFile, netip.Addr{}); err != nil { // the SIP listener's, for 127.0.0.1
+	if err := writeSelfSigned(certFile, keyFile, netip.Addr{}, time.Now(), 24*time.Hour); err != nil { // the SIP listener's, for 127.0.0.1
 		t.Fatal(err)
 	}
 	s := startServer(t, testConfig(t, "  listen: 127.0.0.1:8080        # API, /metrics, /healthz\n",

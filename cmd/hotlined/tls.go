@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hotline12345/hotline/config"
@@ -44,28 +45,141 @@ func sipTLSAddr(cfg *config.Config, sipAddr netip.AddrPort) (addr netip.AddrPort
 	return netip.MustParseAddrPort(cfg.SIP.TLSListen), false // validated by config.Load
 }
 
-// sipTLSConfig loads the configured certificate, or makes (once) and loads a self-signed
-// ECDSA P-256 one in the data dir for host.
+// sipTLSConfig serves the configured certificate, or a self-signed ECDSA P-256 one made
+// in the data dir for host (at first start, and again when it nears its end).
 func sipTLSConfig(cfg *config.Config, host netip.Addr, log *slog.Logger) (*tls.Config, error) {
-	certFile, keyFile := cfg.SIP.TLSCert, cfg.SIP.TLSKey
-	if certFile == "" {
-		certFile, keyFile = filepath.Join(cfg.DataDir, selfSignedCert), filepath.Join(cfg.DataDir, selfSignedKey)
-		if _, err := os.Stat(certFile); errors.Is(err, fs.ErrNotExist) {
-			if err := writeSelfSigned(certFile, keyFile, host); err != nil {
-				return nil, fmt.Errorf("sip tls: self-signed certificate: %w", err)
-			}
-			log.Warn("SIP over TLS uses a self-signed certificate made now; set sip.tls_cert and sip.tls_key for production",
-				"cert", certFile)
-		}
+	certs := &certFiles{cert: cfg.SIP.TLSCert, key: cfg.SIP.TLSKey, host: host, now: time.Now,
+		log: log.With("caller", "sip-tls")}
+	if certs.cert == "" {
+		certs.cert, certs.key = filepath.Join(cfg.DataDir, selfSignedCert), filepath.Join(cfg.DataDir, selfSignedKey)
+		certs.selfSigned = true
 	}
-	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("sip tls: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+	return certs.tlsConfig()
 }
 
-func writeSelfSigned(certFile, keyFile string, host netip.Addr) error {
+// httpTLSConfig serves http.tls_cert and tls_key, re-read when they change.
+func httpTLSConfig(cfg *config.Config, log *slog.Logger) (*tls.Config, error) {
+	certs := &certFiles{cert: cfg.HTTP.TLSCert, key: cfg.HTTP.TLSKey, now: time.Now, log: log.With("caller", "http-tls")}
+	return certs.tlsConfig()
+}
+
+// Certificate upkeep: the files are looked at again at most once a minute (at a handshake);
+// a self-signed certificate is made anew this long before it ends; a configured one that
+// ends within renewWarn is warned about once a day.
+const (
+	certCheckEvery   = time.Minute
+	selfSignedValid  = 825 * 24 * time.Hour
+	selfSignedRenew  = 30 * 24 * time.Hour
+	renewWarn        = 30 * 24 * time.Hour
+	renewWarnRepeats = 24 * time.Hour
+)
+
+// certFiles is a certificate and key in PEM files, loaded again when the files change: an
+// operator's renewed certificate (certbot, a CA's rotation) is served from the next
+// handshake on, without a restart and without dropping a call.
+type certFiles struct {
+	cert, key  string
+	selfSigned bool       // made and renewed by us (sip-tls.crt in the data dir)
+	host       netip.Addr // of a self-signed one
+	now        func() time.Time
+	log        *slog.Logger
+
+	mu       sync.Mutex
+	pair     *tls.Certificate
+	modTime  time.Time // of the certificate file loaded
+	checked  time.Time
+	warned   time.Time
+	notAfter time.Time
+}
+
+func (c *certFiles) tlsConfig() (*tls.Config, error) {
+	if err := c.refresh(c.now()); err != nil {
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get}, nil
+}
+
+// get is the handshake's tls.Config.GetCertificate: the loaded pair, refreshed first when
+// certCheckEvery has passed; a refresh that fails keeps the pair that works (and logs).
+func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	now := c.now()
+	c.mu.Lock()
+	due := now.Sub(c.checked) >= certCheckEvery
+	c.mu.Unlock()
+	if due {
+		if err := c.refresh(now); err != nil {
+			c.log.Error("certificate not reloaded; the previous one is served", "cert", c.cert, "err", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pair, nil
+}
+
+// refresh makes the self-signed certificate when missing or near its end, and loads the
+// files when they changed since the last load.
+func (c *certFiles) refresh(now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checked = now
+	if c.selfSigned {
+		_, err := os.Stat(c.cert)
+		renew := c.pair != nil && c.notAfter.Sub(now) < selfSignedRenew
+		if errors.Is(err, fs.ErrNotExist) || renew {
+			if err := writeSelfSigned(c.cert, c.key, c.host, now, selfSignedValid); err != nil {
+				return fmt.Errorf("sip tls: self-signed certificate: %w", err)
+			}
+			c.log.Warn("SIP over TLS uses a self-signed certificate made now; set sip.tls_cert and sip.tls_key for production",
+				"cert", c.cert, "renewed", renew)
+		}
+	}
+	st, err := os.Stat(c.cert)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	if c.pair == nil || !st.ModTime().Equal(c.modTime) {
+		pair, err := tls.LoadX509KeyPair(c.cert, c.key)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		if c.pair != nil {
+			c.log.Info("certificate reloaded", "cert", c.cert, "not_after", pair.Leaf.NotAfter)
+		}
+		c.pair, c.modTime, c.notAfter = &pair, st.ModTime(), pair.Leaf.NotAfter
+		if c.selfSigned && c.notAfter.Sub(now) < selfSignedRenew { // an old one found at start
+			c.checked = time.Time{}
+			return c.refreshSelfSignedNow(now)
+		}
+	}
+	if left := c.notAfter.Sub(now); !c.selfSigned && left < renewWarn && now.Sub(c.warned) >= renewWarnRepeats {
+		c.warned = now
+		c.log.Warn("certificate ends soon: renew it (the new files are read without a restart)",
+			"cert", c.cert, "not_after", c.notAfter, "days_left", int(left.Hours()/24))
+	}
+	return nil
+}
+
+// refreshSelfSignedNow renews a self-signed certificate found near its end (c.mu held).
+func (c *certFiles) refreshSelfSignedNow(now time.Time) error {
+	if err := writeSelfSigned(c.cert, c.key, c.host, now, selfSignedValid); err != nil {
+		return fmt.Errorf("sip tls: self-signed certificate: %w", err)
+	}
+	c.log.Warn("the self-signed SIP certificate neared its end and was made anew", "cert", c.cert)
+	pair, err := tls.LoadX509KeyPair(c.cert, c.key)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	st, err := os.Stat(c.cert)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	c.pair, c.modTime, c.notAfter = &pair, st.ModTime(), pair.Leaf.NotAfter
+	return nil
+}
+
+// writeSelfSigned writes a self-signed certificate valid from now for validity, and its
+// key, replacing both files whole (a handshake reading them never sees half of one).
+func writeSelfSigned(certFile, keyFile string, host netip.Addr, now time.Time, validity time.Duration) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
@@ -75,12 +189,11 @@ func writeSelfSigned(certFile, keyFile string, host netip.Addr) error {
 		return err
 	}
 	hostname, _ := os.Hostname()
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: "hotline SIP", Organization: []string{"hotline"}},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(825 * 24 * time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost"},
@@ -101,8 +214,20 @@ func writeSelfSigned(certFile, keyFile string, host netip.Addr) error {
 		return err
 	}
 	// The key first, so that a certificate never exists without it.
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := writeReplace(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return writeReplace(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// writeReplace writes data to a temporary file beside path and renames it over path.
+func writeReplace(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // WriteFile keeps an old file's mode
+		return err
+	}
+	return os.Rename(tmp, path)
 }
