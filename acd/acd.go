@@ -304,6 +304,14 @@ func (a *ACD) Close() {
 	}
 }
 
+// HasQueue reports whether the ACD has a queue of that name.
+func (a *ACD) HasQueue(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.qByName[name]
+	return ok
+}
+
 // Enqueue puts a caller in a queue and returns their position (1 = next).
 // Errors: ErrUnknownQueue, ErrQueueFull, ErrNoAgents, ErrDuplicateCall,
 // ErrClosed. Routing happens at once: the Offer may be delivered before

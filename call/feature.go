@@ -26,7 +26,7 @@ func (m *Manager) HandleAgentCall(leg *sip.Inbound) {
 		leg.Reject(488, "Not Acceptable Here")
 		return
 	}
-	if _, ok := m.routes[code]; ok {
+	if _, ok := m.plan.Load().routes[code]; ok {
 		m.HandleInbound(leg)
 		return
 	}

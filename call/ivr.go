@@ -30,7 +30,7 @@ func (c *Call) startIVR(entry ivr.Action, noGreeting bool) {
 	c.setStage(StageIVR)
 	iq := &ivrQueue{c: c}
 	runner := ivr.Runner{
-		Menus: c.m.cfg.Menus, Media: ivrMedia{c: c, s: c.s, digits: t.digits}, Queue: iq,
+		Menus: c.plan.Menus, Media: ivrMedia{c: c, s: c.s, digits: t.digits}, Queue: iq,
 		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting,
 		OnQueue: func(res ivr.Result) { iq.path, iq.caseNumber = res.PathString(), res.Vars["case_number"] },
 	}

@@ -57,6 +57,7 @@ type (
 type Call struct {
 	m      *Manager
 	id     string
+	plan   *plan // the menus, routes and queue settings in force when the call started
 	log    *slog.Logger
 	in     InboundLeg      // an inbound call's leg; nil for outbound calls
 	ctx    context.Context // the call's lifetime; ends with the call's cause
@@ -102,7 +103,7 @@ func (m *Manager) run(leg InboundLeg) {
 
 // newCall makes a call with its record; logAttrs go on every line it logs.
 func (m *Manager) newCall(rec cdr.Record, logAttrs ...any) *Call {
-	c := &Call{m: m, id: newID(), rings: map[string]*ring{}}
+	c := &Call{m: m, id: newID(), rings: map[string]*ring{}, plan: m.plan.Load()}
 	c.box.init()
 	c.log = m.log.With(append([]any{"call_id", c.id, "direction", rec.Direction, "from", rec.Caller, "to", rec.Called}, logAttrs...)...)
 	rec.ID, rec.NodeID = c.id, m.cfg.NodeID
@@ -157,7 +158,7 @@ const callGrace = 45 * time.Second
 // run answers the call, starts its IVR and runs the loop until the call is over.
 func (c *Call) run() {
 	m := c.m
-	route := m.routes[c.in.Called()]
+	route := c.plan.routes[c.in.Called()]
 	if route == nil { // the trunk serves the number but no route does; config validation prevents it
 		c.refuse(404, "Not Found")
 		return

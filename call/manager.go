@@ -2,10 +2,10 @@ package call
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,8 +73,9 @@ type Manager struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
-	routes  map[string]*ivr.Route
 	media   Media
+	plan    atomic.Pointer[plan]    // for calls starting now (SetPlan); each call keeps the one it started with
+	notices atomic.Pointer[Notices] // emergency notices (SetNotices)
 
 	base   context.Context
 	cancel context.CancelCauseFunc
@@ -99,30 +100,16 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	for name, q := range cfg.Queues {
-		if q.Rating {
-			for _, p := range []string{PromptRate, PromptRateThanks} {
-				if !HasPrompt(cfg.Prompts, cfg.Language, p) {
-					return nil, fmt.Errorf("queue %s has the post-call rating on, but prompt %q is missing", name, p)
-				}
-			}
-		}
-		if q.AnnounceFrequency <= 0 {
-			continue
-		}
-		for _, p := range announcementPrompts {
-			if !HasPrompt(cfg.Prompts, cfg.Language, p) {
-				return nil, fmt.Errorf("queue %s announces position and wait, but prompt %q is missing", name, p)
-			}
-		}
+	pl := newPlan(Plan{Menus: cfg.Menus, Routes: cfg.Routes, Queues: cfg.Queues, Surveys: cfg.Surveys,
+		Prompts: cfg.Prompts, Language: cfg.Language})
+	if err := pl.check(nil); err != nil {
+		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}, media: cfg.Media}
+	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, media: cfg.Media}
+	m.plan.Store(pl)
 	if m.media == nil {
 		m.media = rtpMedia{ports: cfg.Ports, sched: cfg.Scheduler, timeout: cfg.RTPTimeout,
 			probation: cfg.RTPProbation, relatch: cfg.RTPRelatchSilence, anyAddr: cfg.RTPAnyAddress}
-	}
-	for i := range cfg.Routes {
-		m.routes[cfg.Routes[i].Number] = &cfg.Routes[i]
 	}
 	var err error
 	if m.acd, err = acd.New(cfg.ACDQueues, cfg.Agents, cfg.ACDClock, outbox{m}, cfg.Logger.With("caller", "acd")); err != nil {
@@ -250,15 +237,17 @@ func (m *Manager) finish(rec cdr.Record) {
 	m.cfg.Records.Write(rec)
 }
 
-// prompt finds a prompt by name in the configured language first.
+// prompt finds a prompt by name in the plan's language first (the newest plan: a live
+// call after a reload hears the new recording of a prompt).
 func (m *Manager) prompt(name string) (*media.Prompt, bool) {
 	if name == "" {
 		return nil, false
 	}
-	if p, ok := m.cfg.Prompts.Get(m.cfg.Language + "/" + name); ok {
+	pl := m.plan.Load()
+	if p, ok := pl.Prompts.Get(pl.Language + "/" + name); ok {
 		return p, true
 	}
-	return m.cfg.Prompts.Get(name)
+	return pl.Prompts.Get(name)
 }
 
 // prompts resolves names, skipping (and logging) the missing ones.

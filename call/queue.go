@@ -30,7 +30,7 @@ func (c *Call) join(name string, reply chan error) {
 		reply <- c.cause
 		return
 	}
-	q, ok := c.m.cfg.Queues[name]
+	q, ok := c.plan.Queues[name]
 	if !ok {
 		c.log.Error("unknown queue", "queue", name)
 		reply <- ErrNoAgent
@@ -213,7 +213,7 @@ func (c *Call) overflow(target string) {
 	if v == nil || c.agent != nil || v.name == target {
 		return
 	}
-	q, ok := c.m.cfg.Queues[target]
+	q, ok := c.plan.Queues[target]
 	if !ok {
 		return
 	}
@@ -289,7 +289,7 @@ func (c *Call) ringEnded(e evRing) {
 // positionPrompts builds the position and estimated-wait announcement.
 func (c *Call) positionPrompts(pos int, ewt time.Duration) []string {
 	var names []string
-	lang := c.m.cfg.Language
+	lang := c.plan.Language
 	ahead := pos - 1 // Mandarin says how many are ahead; English says the position
 	n := ahead
 	if lang != "zh" {

@@ -31,14 +31,14 @@ func TestNumberPrompts(t *testing.T) {
 }
 
 func TestPositionPrompts(t *testing.T) {
-	zh := &Call{m: &Manager{cfg: Config{Language: "zh"}}}
+	zh := &Call{plan: newPlan(Plan{Language: "zh"})}
 	if got, want := zh.positionPrompts(3, 4*time.Minute), []string{"position_pre", "digit_2", "position_post", "wait_pre", "digit_4", "minutes"}; !slices.Equal(got, want) {
 		t.Errorf("zh position 3, 4 min: %v, want %v", got, want)
 	}
 	if got, want := zh.positionPrompts(1, 20*time.Second), []string{"wait_pre", "less_than_one_minute"}; !slices.Equal(got, want) {
 		t.Errorf("zh next in line: %v, want %v", got, want)
 	}
-	en := &Call{m: &Manager{cfg: Config{Language: "en"}}}
+	en := &Call{plan: newPlan(Plan{Language: "en"})}
 	if got, want := en.positionPrompts(1, 90*time.Second), []string{"position_pre", "digit_1", "position_post", "wait_pre", "digit_2", "minutes"}; !slices.Equal(got, want) {
 		t.Errorf("en: %v, want %v", got, want)
 	}

@@ -34,7 +34,7 @@ type rating struct {
 
 // startRating asks the caller to rate agent (who answered in queue), if that queue wants it.
 func (c *Call) startRating(agent, queue string) bool {
-	if q, ok := c.m.cfg.Queues[queue]; !ok || !q.Rating || c.cause != nil {
+	if q, ok := c.plan.Queues[queue]; !ok || !q.Rating || c.cause != nil {
 		return false
 	}
 	p := c.play(PromptRate)

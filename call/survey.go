@@ -74,7 +74,7 @@ func (c *Call) runSurvey(ctx context.Context) {
 	st := c.survey
 	stop := context.AfterFunc(ctx, func() { c.cancel(ErrShutdown) })
 	defer stop()
-	script, ok := c.m.cfg.Surveys[st.req.Script]
+	script, ok := c.plan.Surveys[st.req.Script]
 	if !ok {
 		c.endDial(fmt.Errorf("%w: unknown survey script %q", ErrLocal, st.req.Script))
 		return

@@ -153,7 +153,7 @@ func (c *Call) agentMedia(md sip.Media) {
 		a.held = true
 		a.bridge.Stop()
 		a.s.SetInactivityTimeout(-1)
-		if p, ok := c.m.prompt(c.m.cfg.Queues[a.queue].MusicOnHold); ok {
+		if p, ok := c.m.prompt(c.plan.Queues[a.queue].MusicOnHold); ok {
 			c.s.Loop(p)
 		}
 		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventHold, "")
@@ -180,7 +180,7 @@ func (c *Call) transfer(r *sip.Refer) {
 		return
 	}
 	target := r.Target.User
-	q, ok := c.m.cfg.Queues[target]
+	q, ok := c.plan.Queues[target]
 	if !ok {
 		c.log.Info("transfer refused: unknown target", "agent", a.id, "target", r.Target.String())
 		r.Reject(404)
