@@ -78,6 +78,10 @@ type Config struct {
 	// MaxBody bounds request bodies (default DefaultMaxBody); MaxImportBody
 	// those of campaign creation and target import (default MaxCampaignBody).
 	MaxBody, MaxImportBody int64
+	// Notices serves /api/v1/notices (notices.go); nil: 404.
+	Notices Notices
+	// Reload serves POST /api/v1/config/reload; nil: 404.
+	Reload Reload
 }
 
 // DefaultMaxBody is Config.MaxBody's default.
@@ -136,6 +140,7 @@ func New(cfg Config) http.Handler {
 		a.route(mux, "GET /api/v1/queues", viewer, a.queues)
 	}
 	a.campaignRoutes(mux)
+	a.noticeRoutes(mux)
 	if cfg.Debug != nil {
 		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // Role is what a caller may do.
@@ -109,7 +110,7 @@ type tokenEntry struct {
 
 // Authenticator checks the credentials of requests.
 type Authenticator struct {
-	tokens []tokenEntry
+	tokens atomic.Pointer[[]tokenEntry] // replaced whole by SetTokens (a config reload)
 	agents func(id string) (password string, ok bool)
 }
 
@@ -117,17 +118,28 @@ type Authenticator struct {
 // sign-in) gives an agent's SIP password by id.
 func New(tokens []Token, agentPassword func(id string) (string, bool)) (*Authenticator, error) {
 	a := &Authenticator{agents: agentPassword}
+	if err := a.SetTokens(tokens); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetTokens replaces the bearer tokens (a config reload): the next request is checked
+// against the new ones. On an error nothing changes.
+func (a *Authenticator) SetTokens(tokens []Token) error {
+	entries := make([]tokenEntry, 0, len(tokens))
 	for _, t := range tokens {
 		d, err := ParseHash(t.Hash)
 		if err != nil {
-			return nil, fmt.Errorf("token %q: %w", t.Name, err)
+			return fmt.Errorf("token %q: %w", t.Name, err)
 		}
 		if _, err := ParseRole(string(t.Role)); err != nil {
-			return nil, fmt.Errorf("token %q: %w", t.Name, err)
+			return fmt.Errorf("token %q: %w", t.Name, err)
 		}
-		a.tokens = append(a.tokens, tokenEntry{digest: d, p: Principal{Name: t.Name, Role: t.Role}})
+		entries = append(entries, tokenEntry{digest: d, p: Principal{Name: t.Name, Role: t.Role}})
 	}
-	return a, nil
+	a.tokens.Store(&entries)
+	return nil
 }
 
 // Authenticate identifies the caller of r by its Authorization header:
@@ -160,7 +172,7 @@ func (a *Authenticator) bearer(token string) (Principal, error) {
 	sum := sha256.Sum256([]byte(token))
 	var found Principal
 	match := 0
-	for _, t := range a.tokens {
+	for _, t := range *a.tokens.Load() {
 		eq := subtle.ConstantTimeCompare(sum[:], t.digest)
 		if eq == 1 && match == 0 {
 			found = t.p

@@ -27,11 +27,12 @@ func (c *Call) startIVR(entry ivr.Action, noGreeting bool) {
 		c.ivr = t
 	}
 	t.cancel = cancel
+	defer func() { c.preamble = nil }() // once per call
 	c.setStage(StageIVR)
 	iq := &ivrQueue{c: c}
 	runner := ivr.Runner{
 		Menus: c.plan.Menus, Media: ivrMedia{c: c, s: c.s, digits: t.digits}, Queue: iq,
-		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting,
+		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting, Preamble: c.preamble,
 		OnQueue: func(res ivr.Result) { iq.path, iq.caseNumber = res.PathString(), res.Vars["case_number"] },
 	}
 	c.spawn(func() {

@@ -55,17 +55,19 @@ type (
 // below "owned by the loop" is read and written only by the goroutine running loop; others
 // talk to it through post.
 type Call struct {
-	m      *Manager
-	id     string
-	plan   *plan // the menus, routes and queue settings in force when the call started
-	log    *slog.Logger
-	in     InboundLeg      // an inbound call's leg; nil for outbound calls
-	ctx    context.Context // the call's lifetime; ends with the call's cause
-	cancel context.CancelCauseFunc
-	box    mailbox
-	view   atomic.Pointer[LiveCall] // the API's snapshot, replaced by the loop
-	stream atomic.Pointer[Stream]   // for the RTP metrics
-	wg     sync.WaitGroup           // goroutines the call started (IVR, rings, teardowns)
+	m    *Manager
+	id   string
+	plan *plan // the menus, routes and queue settings in force when the call started
+	// preamble: the emergency notice's prompts, played before the entry (once)
+	preamble []string
+	log      *slog.Logger
+	in       InboundLeg      // an inbound call's leg; nil for outbound calls
+	ctx      context.Context // the call's lifetime; ends with the call's cause
+	cancel   context.CancelCauseFunc
+	box      mailbox
+	view     atomic.Pointer[LiveCall] // the API's snapshot, replaced by the loop
+	stream   atomic.Pointer[Stream]   // for the RTP metrics
+	wg       sync.WaitGroup           // goroutines the call started (IVR, rings, teardowns)
 
 	// owned by the loop
 	leg       Leg    // the citizen's leg: in, or the outbound leg once answered; nil before
@@ -183,8 +185,17 @@ func (c *Call) run() {
 		c.unanswered(err)
 		return
 	}
-	entry := route.Entry(m.cfg.Clock.Now())
+	now := m.cfg.Clock.Now()
+	entry := route.Entry(now)
 	c.closed = entry.Kind == ivr.ActMenu && route.ClosedMenu != "" && entry.Target == route.ClosedMenu
+	notice, menu := m.notice(route.Number, now)
+	if _, ok := c.plan.Menus[menu]; ok { // an emergency menu replaces the entry, open or closed
+		entry, c.closed = ivr.Action{Kind: ivr.ActMenu, Target: menu}, false
+	}
+	if len(notice) > 0 || menu != "" {
+		c.log.Info("emergency notice", "prompts", notice, "menu", menu)
+	}
+	c.preamble = notice
 	c.startIVR(entry, false)
 	c.loop()
 	c.finish()

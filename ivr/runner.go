@@ -113,11 +113,14 @@ type Runner struct {
 	// NoGreeting skips menus' Greeting prompts: for a caller coming back to the IVR later in
 	// the call (e.g. leaving a queue with its exit digit), who has been greeted already.
 	NoGreeting bool
-	Menus      map[string]Menu
-	Media      Media
-	Queue      Queue
-	Clock      Clock
-	Logger     *slog.Logger
+	// Preamble is played before the entry, whole (digits during it are dropped): an
+	// emergency notice (应急公告) in front of the menu.
+	Preamble []string
+	Menus    map[string]Menu
+	Media    Media
+	Queue    Queue
+	Clock    Clock
+	Logger   *slog.Logger
 	// OnQueue, if set, is called with the path and variables so far just before the
 	// runner hands the caller to a queue (the call journals them: a crash during the
 	// queue or the talk then keeps how the caller got there). It must not keep res.
@@ -162,6 +165,11 @@ func (r *Runner) Run(ctx context.Context, entry Action) (Result, error) {
 		c.digits = r.Media.Digits()
 	}
 	c.log.Debug("ivr start", "entry", entry.String())
+	if len(r.Preamble) > 0 && r.Media != nil {
+		if _, _, err := c.playAll(r.Preamble, false); err != nil {
+			return c.res, err
+		}
+	}
 	err := c.run()
 	c.log.Debug("ivr end", "path", c.res.PathString(), "error", err)
 	return c.res, err

@@ -118,12 +118,31 @@ type promptError struct{ file, problem string }
 func (e *promptError) Error() string { return e.file + ": " + e.problem }
 func (e *promptError) Unwrap() error { return ErrPromptFormat }
 
+// DecodePrompt makes a prompt called name from a WAV file's bytes (8 kHz, 16-bit, mono
+// PCM, as LoadPrompts wants): an uploaded recording. Errors wrap ErrPromptFormat.
+func DecodePrompt(name string, data []byte) (p *Prompt, err error) {
+	defer func() { // the WAV decoder is not hardened against every malformed header
+		if r := recover(); r != nil {
+			p, err = nil, &promptError{name, fmt.Sprintf("not a WAV file (%v)", r)}
+		}
+	}()
+	pcm, err := decodeWAV(name, data)
+	if err != nil {
+		return nil, err
+	}
+	return NewPrompt(name, pcm), nil
+}
+
 // readWAV decodes an 8 kHz 16-bit mono PCM WAV file.
 func readWAV(fsys fs.FS, file string) ([]int16, error) {
 	data, err := fs.ReadFile(fsys, file)
 	if err != nil {
 		return nil, err
 	}
+	return decodeWAV(file, data)
+}
+
+func decodeWAV(file string, data []byte) ([]int16, error) {
 	d := wav.NewDecoder(bytes.NewReader(data))
 	d.ReadInfo()
 	switch {

@@ -189,7 +189,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.agentCall(req, tx, src)
 		return
 	}
-	trunk, served := match(s.cfg.Trunks, src.Addr(), number)
+	trunk, served := match(*s.trunks.Load(), src.Addr(), number)
 	if trunk == nil {
 		s.forbidden.Add(1)
 		if s.warnLimit.allow() {

@@ -132,6 +132,7 @@ type Server struct {
 	tlsAddr netip.AddrPort
 	addr    netip.AddrPort
 
+	trunks   atomic.Pointer[[]*Trunk] // the inbound trunks: Config.Trunks, then SetTrunks
 	draining atomic.Bool
 	closed   atomic.Bool // Serve returned: nothing can be sent any more
 	dialogs  dialogs
@@ -160,6 +161,8 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("caller", "sip"), outbound: outboundTrunks(cfg.OutboundTrunks)}
 	s.dialogs.m = make(map[dialogKey]*dialog)
+	counted(cfg.Trunks, nil)
+	s.trunks.Store(&cfg.Trunks)
 	s.warnLimit.every = time.Second
 	s.inviteLimit = newLimiter(cfg.InviteLimit, cfg.LimitClock)
 	s.registerLimit = newLimiter(cfg.RegisterLimit, cfg.LimitClock)
@@ -408,9 +411,16 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, r
 	}
 }
 
+// SetTrunks replaces the inbound trunks (a config reload): new INVITEs are matched against
+// them; calls under way keep the trunk they came in on.
+func (s *Server) SetTrunks(trunks []*Trunk) {
+	counted(trunks, *s.trunks.Load())
+	s.trunks.Store(&trunks)
+}
+
 // trusted reports whether src is a source of some trunk (exempt from the rate limits).
 func (s *Server) trusted(src netip.Addr) bool {
-	for _, t := range s.cfg.Trunks {
+	for _, t := range *s.trunks.Load() {
 		if t.Allows(src) {
 			return true
 		}

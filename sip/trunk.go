@@ -19,7 +19,22 @@ type Trunk struct {
 	// SRTP is the trunk's media encryption policy; "" = SRTPOptional.
 	SRTP SRTPPolicy
 
-	active atomic.Int64
+	active *atomic.Int64 // calls in progress; shared with the trunk of the same name a reload replaced
+}
+
+// counted gives each trunk its call counter, taken over from the trunk of the same name
+// in old (a reload: calls under way are counted against the new limit).
+func counted(trunks, old []*Trunk) {
+	for _, t := range trunks {
+		if t.active != nil {
+			continue
+		}
+		if i := slices.IndexFunc(old, func(o *Trunk) bool { return o.Name == t.Name }); i >= 0 && old[i].active != nil {
+			t.active = old[i].active
+		} else {
+			t.active = new(atomic.Int64)
+		}
+	}
 }
 
 // srtpPolicy is the trunk's SRTP policy, SRTPOptional by default.

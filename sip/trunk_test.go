@@ -48,6 +48,7 @@ func TestMatch(t *testing.T) {
 func TestTrunkAcquire(t *testing.T) {
 	t.Parallel()
 	tr := &Trunk{MaxCalls: 3}
+	counted([]*Trunk{tr}, nil)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	got := 0
@@ -72,6 +73,7 @@ func TestTrunkAcquire(t *testing.T) {
 	}
 
 	unlimited := &Trunk{}
+	counted([]*Trunk{unlimited}, nil)
 	for i := 0; i < 1000; i++ {
 		if !unlimited.acquire() {
 			t.Fatal("unlimited trunk refused")

@@ -29,6 +29,7 @@ import (
 	"github.com/hotline12345/hotline/configs"
 	"github.com/hotline12345/hotline/mask"
 	"github.com/hotline12345/hotline/media"
+	"github.com/hotline12345/hotline/notice"
 	"github.com/hotline12345/hotline/sip"
 )
 
@@ -65,6 +66,9 @@ type app struct {
 	httpLn    net.Listener
 	started   time.Time
 	memory    *memoryReleaser
+	reloads   *reloader           // config reload (reload.go)
+	authn     *auth.Authenticator // the API's credentials (tokens replaced by a reload)
+	notices   *notice.Store       // emergency notices
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and
@@ -182,6 +186,11 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		return nil, fmt.Errorf("rtp ports: %w", err)
 	}
 	a.sched = media.NewScheduler(2)
+	a.reloads = &reloader{opts: o, cfg: cfg, prompts: prompts}
+	a.reloads.setPasswords(cfg.Agents)
+	if a.notices, err = notice.Open(filepath.Join(cfg.DataDir, "notices"), a.noticeChecks(), log.With("caller", "notices")); err != nil {
+		return nil, err
+	}
 
 	queues, acdQueues, agents := acdConfig(cfg)
 	tap := &recordsTap{Writer: a.writer}
@@ -195,7 +204,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		trunkDialer = lazyTrunks
 	}
 	if a.calls, err = call.NewManager(call.Config{
-		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: prompts, Language: cfg.Prompts.Language,
+		NodeID: cfg.NodeID, Ports: ports, Scheduler: a.sched, Prompts: promptSet{base: prompts, notices: a.notices}, Language: cfg.Prompts.Language,
 		RTPTimeout: cfg.RTP.Timeout.D(), RTPProbation: cfg.RTP.LatchProbation, RTPRelatchSilence: cfg.RTP.LatchSilence.D(),
 		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
@@ -203,12 +212,9 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	passwords := make(map[string]string, len(cfg.Agents))
-	for _, ag := range cfg.Agents {
-		passwords[ag.ID] = ag.Password
-	}
+	a.calls.SetNotices(a.notices)
 	a.registrar = sip.NewRegistrar(sip.RegistrarConfig{
-		Credentials: func(user string) (string, bool) { p, ok := passwords[user]; return p, ok },
+		Credentials: a.reloads.password,
 		OnChange:    a.calls.AgentReachability,
 		Pinger:      func(ctx context.Context, b sip.Binding) error { return a.sip.Ping(ctx, b) },
 		Algorithms:  cfg.SIP.AuthAlgorithms,
@@ -219,19 +225,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Logger: log.With("caller", "registrar"),
 	})
 
-	trunks := make([]*sip.Trunk, 0, len(cfg.Trunks))
-	for _, t := range cfg.Trunks {
-		tr := &sip.Trunk{Name: t.Name, DIDs: t.DIDs, MaxCalls: t.MaxCalls, AnswerDelay: t.AnswerDelay.D(), SRTP: sip.SRTPPolicy(t.SRTP)}
-		for _, s := range t.Sources {
-			p, _ := config.ParsePrefix(s)
-			tr.Sources = append(tr.Sources, p)
-		}
-		for _, c := range t.Codecs {
-			pt, _ := sip.CodecPayload(c)
-			tr.Codecs = append(tr.Codecs, pt)
-		}
-		trunks = append(trunks, tr)
-	}
+	trunks := inboundTrunks(cfg)
 	tlsAddr, tlsOptional := sipTLSAddr(cfg, sipAddr)
 	var sipTLS *tls.Config
 	if tlsAddr.IsValid() {
@@ -281,8 +275,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	authn, err := auth.New(tokens, func(id string) (string, bool) { p, ok := passwords[id]; return p, ok })
-	if err != nil {
+	if a.authn, err = auth.New(tokens, a.reloads.password); err != nil {
 		return nil, fmt.Errorf("config: http.tokens: %w", err)
 	}
 	var auditLog cdr.AuditLog
@@ -304,7 +297,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	handler := api.New(api.Config{
 		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
-		Auth: authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
+		Notices: a.notices, Reload: a.reload,
+		Auth: a.authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
 		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug,
 		Health: func() error {
 			if a.sip.Draining() {

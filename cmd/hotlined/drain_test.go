@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,7 @@ type process struct {
 	sip      string
 	http     string
 	dataDir  string
+	config   string // the config file
 	exited   chan struct{}
 	exitErr  error
 	logLines chan string
@@ -69,7 +71,7 @@ func startProcess(t *testing.T, yaml string) *process {
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{dataDir: filepath.Join(dir, "data"), exited: make(chan struct{}), logLines: make(chan string, 1024)}
+	p := &process{dataDir: filepath.Join(dir, "data"), config: cfg, exited: make(chan struct{}), logLines: make(chan string, 1024)}
 	p.cmd = exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
 		"--data-dir", p.dataDir, "--rtp-ports", "20000-29998")
 	stderr, err := p.cmd.StderrPipe()
@@ -393,15 +395,20 @@ func TestKill9RebuildsTalkingCall(t *testing.T) {
 	}
 }
 
-// SIGHUP does not end the server: a live call goes on and ends normally with the caller's
-// BYE and its record, and the process keeps serving.
-func TestSIGHUPIgnoredLiveCallContinues(t *testing.T) {
+// SIGHUP reloads the configuration without ending the server: a live call goes on under
+// the menus it started with and ends normally with the caller's BYE and its record; the
+// next call follows the new menus.
+func TestSIGHUPReloadsLiveCallContinues(t *testing.T) {
 	needSIPp(t)
 	t.Parallel()
 	p := startProcess(t, testConfig(t))
 	done := make(chan sippResult, 1)
 	go func() { done <- runSIPp(t, p.sip, "uac_rfc2833.xml") }()
 	waitLiveCalls(t, p.http, 1)
+	// Key 2 of the main menu now leads to the business queue.
+	if err := os.WriteFile(p.config, []byte(testConfig(t, `"2": queue complaint`, `"2": queue business`)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +416,7 @@ func TestSIGHUPIgnoredLiveCallContinues(t *testing.T) {
 	for logged := false; !logged; {
 		select {
 		case line := <-p.logLines:
-			logged = strings.Contains(line, "SIGHUP ignored")
+			logged = strings.Contains(line, `msg="configuration reloaded" applied=[menus]`)
 		case <-p.exited:
 			t.Fatalf("hotlined exited on SIGHUP: %v", p.exitErr)
 		case <-deadline:
@@ -439,8 +446,20 @@ func TestSIGHUPIgnoredLiveCallContinues(t *testing.T) {
 		t.Fatalf("hotlined exited: %v", p.exitErr)
 	default:
 	}
-	// Still serving: a second call is taken.
+	// Still serving: a second call is taken, and follows the new menu.
 	if res := runSIPp(t, p.sip, "uac_rfc2833.xml"); !res.ok {
 		t.Fatalf("a call after SIGHUP failed:\n%s", res.output)
+	}
+	for end := time.Now().Add(10 * time.Second); len(recs.CDRs) < 2 && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if err := json.Unmarshal([]byte(httpGet(t, "http://"+p.http+"/api/v1/cdrs?format=json", 200)), &recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := []string{}
+	for _, r := range recs.CDRs {
+		paths = append(paths, r.IVRPath)
+	}
+	if !slices.Contains(paths, "main>2>business") {
+		t.Fatalf("paths after the reload %v: want the second call in business", paths)
 	}
 }

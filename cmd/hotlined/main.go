@@ -9,7 +9,7 @@
 //
 // SIGTERM (or a first SIGINT) drains: new calls get 503 with Retry-After, live calls may
 // run for drain_timeout, then are hung up with BYE and their records flushed. A second
-// signal hangs up at once. SIGHUP is ignored (logged): there is no config reload yet.
+// signal hangs up at once. SIGHUP reloads the configuration (reload.go).
 package main
 
 import (
@@ -78,9 +78,9 @@ func run(args []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	// SIGHUP's default action ends the process, dropping live calls without BYE (an
-	// operator's `kill -HUP` out of habit, or a closed terminal). Until config reload
-	// exists, it is ignored with a log line.
+	// SIGHUP reloads the configuration (reload.go): validated first, then applied to new
+	// calls; live calls go on. (Its default action would end the process, dropping live
+	// calls without BYE.)
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
 	hupDone := make(chan struct{})
@@ -89,8 +89,10 @@ func run(args []string, stderr io.Writer) int {
 		for {
 			select {
 			case <-hups:
-				log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart (SIGTERM drains) to apply changes",
-					"live_calls", a.calls.Active())
+				log.Info("SIGHUP: reloading the configuration", "live_calls", a.calls.Active())
+				if _, err := a.reload(context.Background()); err != nil {
+					log.Error("SIGHUP: configuration not reloaded", "error", err)
+				}
 			case <-hupDone:
 				return
 			}
