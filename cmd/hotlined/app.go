@@ -186,7 +186,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		return nil, fmt.Errorf("rtp ports: %w", err)
 	}
 	a.sched = media.NewScheduler(2)
-	a.reloads = &reloader{opts: o, cfg: cfg, prompts: prompts}
+	a.reloads = &reloader{opts: o, started: cfg, cfg: cfg, prompts: prompts}
 	a.reloads.setPasswords(cfg.Agents)
 	if a.notices, err = notice.Open(filepath.Join(cfg.DataDir, "notices"), a.noticeChecks(), log.With("caller", "notices")); err != nil {
 		return nil, err

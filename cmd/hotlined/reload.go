@@ -47,7 +47,8 @@ type reloadResult struct {
 type reloader struct {
 	mu        sync.Mutex // one reload at a time
 	opts      options
-	cfg       *config.Config // what is in force (the last applied, with the restart-only parts as started)
+	started   *config.Config // as started: what needs a restart is compared with it
+	cfg       *config.Config // what new calls follow (the last applied)
 	passwords atomic.Pointer[map[string]string]
 	prompts   *media.Prompts
 }
@@ -123,7 +124,7 @@ func (a *app) reload(ctx context.Context) (any, error) {
 		a.log.Error("configuration reload refused: nothing applied", "problems", strings.Join(problems, "; "))
 		return nil, &api.ReloadError{Problems: problems}
 	}
-	cur := r.cfg
+	cur, started := r.cfg, r.started
 	res := reloadResult{Applied: []string{}, RestartNeeded: []string{}}
 	applied := *cur // what is in force after this reload
 
@@ -132,39 +133,40 @@ func (a *app) reload(ctx context.Context) (any, error) {
 		name     string
 		old, new any
 	}{
-		{"node_id", cur.NodeID, next.NodeID}, {"timezone", cur.Timezone, next.Timezone},
-		{"sip", cur.SIP, next.SIP}, {"data_dir", cur.DataDir, next.DataDir}, {"cdr_dsn", cur.CDRDSN, next.CDRDSN},
-		{"cdr_spill_limit", cur.CDRSpillLimit, next.CDRSpillLimit}, {"rtp", cur.RTP, next.RTP},
-		{"drain_timeout", cur.DrainTimeout, next.DrainTimeout}, {"memory_limit", cur.MemoryLimit, next.MemoryLimit},
-		{"outbound_trunks", cur.OutboundTrunks, next.OutboundTrunks}, {"callback", cur.Callback, next.Callback},
-		{"records", cur.Records, next.Records}, {"log", cur.Log, next.Log},
+		{"node_id", started.NodeID, next.NodeID}, {"timezone", started.Timezone, next.Timezone},
+		{"sip", started.SIP, next.SIP}, {"data_dir", started.DataDir, next.DataDir}, {"cdr_dsn", started.CDRDSN, next.CDRDSN},
+		{"cdr_spill_limit", started.CDRSpillLimit, next.CDRSpillLimit}, {"rtp", started.RTP, next.RTP},
+		{"drain_timeout", started.DrainTimeout, next.DrainTimeout}, {"memory_limit", started.MemoryLimit, next.MemoryLimit},
+		{"outbound_trunks", started.OutboundTrunks, next.OutboundTrunks}, {"callback", started.Callback, next.Callback},
+		{"records", started.Records, next.Records}, {"log", started.Log, next.Log},
 	} {
 		if !reflect.DeepEqual(f.old, f.new) {
 			res.RestartNeeded = append(res.RestartNeeded, f.name)
 		}
 	}
-	httpOld, httpNew := cur.HTTP, next.HTTP
+	httpOld, httpNew := started.HTTP, next.HTTP
 	httpOld.Tokens, httpNew.Tokens = nil, nil
 	if !reflect.DeepEqual(httpOld, httpNew) {
 		res.RestartNeeded = append(res.RestartNeeded, "http (but tokens)")
 	}
 
 	// The ACD's queues and agents are built at start: routing changes wait for a restart.
-	_, oldQ, oldA := acdConfig(cur)
-	_, newQ, newA := acdConfig(next)
+	oldCall, _, _ := acdConfig(cur)
+	_, oldQ, oldA := acdConfig(started)
+	newCall, newQ, newA := acdConfig(next)
+	callQueuesSame := reflect.DeepEqual(oldCall, newCall)
 	res.RestartNeeded = append(res.RestartNeeded, acdChanges(oldQ, newQ, oldA, newA)...)
 	queuesSame := slices.EqualFunc(oldQ, newQ, func(x, y acd.QueueConfig) bool { return x.Name == y.Name })
 
 	// The plan: menus, routes, call-side queue settings, surveys, prompts.
 	if !reflect.DeepEqual(cur.Menus, next.Menus) || !reflect.DeepEqual(cur.Routes, next.Routes) ||
-		!reflect.DeepEqual(cur.Queues, next.Queues) || !reflect.DeepEqual(cur.Surveys, next.Surveys) ||
+		!callQueuesSame || !reflect.DeepEqual(cur.Surveys, next.Surveys) ||
 		!reflect.DeepEqual(cur.Prompts, next.Prompts) {
 		switch {
 		case !queuesSame:
 			res.RestartNeeded = append(res.RestartNeeded, "menus, routes, queues, surveys, prompts (a queue was added or removed)")
 		default:
-			queues, _, _ := acdConfig(next)
-			err := a.calls.SetPlan(call.Plan{Menus: next.Menus, Routes: next.Routes, Queues: queues, Surveys: next.Surveys,
+			err := a.calls.SetPlan(call.Plan{Menus: next.Menus, Routes: next.Routes, Queues: newCall, Surveys: next.Surveys,
 				Prompts: promptSet{base: prompts, notices: a.notices}, Language: next.Prompts.Language})
 			if err != nil {
 				return nil, &api.ReloadError{Problems: []string{err.Error()}}
@@ -177,7 +179,7 @@ func (a *app) reload(ctx context.Context) (any, error) {
 				same bool
 			}{
 				{"menus", reflect.DeepEqual(cur.Menus, next.Menus)}, {"routes", reflect.DeepEqual(cur.Routes, next.Routes)},
-				{"queues (call settings)", reflect.DeepEqual(cur.Queues, next.Queues)},
+				{"queues (call settings)", callQueuesSame},
 				{"surveys", reflect.DeepEqual(cur.Surveys, next.Surveys)}, {"prompts", reflect.DeepEqual(cur.Prompts, next.Prompts)},
 			} {
 				if !s.same {
