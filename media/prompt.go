@@ -1,15 +1,13 @@
 package media
 
 import (
-	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"path"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/go-audio/wav"
 )
 
 // Prompt is audio ready to send: 20 ms G.711 frames for both laws, encoded
@@ -120,12 +118,7 @@ func (e *promptError) Unwrap() error { return ErrPromptFormat }
 
 // DecodePrompt makes a prompt called name from a WAV file's bytes (8 kHz, 16-bit, mono
 // PCM, as LoadPrompts wants): an uploaded recording. Errors wrap ErrPromptFormat.
-func DecodePrompt(name string, data []byte) (p *Prompt, err error) {
-	defer func() { // the WAV decoder is not hardened against every malformed header
-		if r := recover(); r != nil {
-			p, err = nil, &promptError{name, fmt.Sprintf("not a WAV file (%v)", r)}
-		}
-	}()
+func DecodePrompt(name string, data []byte) (*Prompt, error) {
 	pcm, err := decodeWAV(name, data)
 	if err != nil {
 		return nil, err
@@ -142,31 +135,55 @@ func readWAV(fsys fs.FS, file string) ([]int16, error) {
 	return decodeWAV(file, data)
 }
 
+// decodeWAV decodes an 8 kHz 16-bit mono PCM WAV file. It walks the RIFF chunks itself,
+// each size checked against the bytes there are, so an uploaded file with lying sizes costs
+// no more memory than its own length (the general WAV decoder allocates what a header says).
 func decodeWAV(file string, data []byte) ([]int16, error) {
-	d := wav.NewDecoder(bytes.NewReader(data))
-	d.ReadInfo()
-	switch {
-	case d.Err() != nil || d.NumChans == 0:
+	if len(data) < 12 || string(data[0:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
 		return nil, &promptError{file, "not a WAV file"}
-	case d.WavAudioFormat != 1:
-		return nil, &promptError{file, fmt.Sprintf("audio format %d, want 1 (PCM)", d.WavAudioFormat)}
-	case d.SampleRate != ClockRate:
-		return nil, &promptError{file, fmt.Sprintf("sample rate %d Hz, want %d", d.SampleRate, ClockRate)}
-	case d.NumChans != 1:
-		return nil, &promptError{file, fmt.Sprintf("%d channels, want 1 (mono)", d.NumChans)}
-	case d.BitDepth != 16:
-		return nil, &promptError{file, fmt.Sprintf("%d bits per sample, want 16", d.BitDepth)}
 	}
-	buf, err := d.FullPCMBuffer()
-	if err != nil {
-		return nil, &promptError{file, "reading samples: " + err.Error()}
+	var fmtChunk, samples []byte
+	for rest := data[12:]; len(rest) >= 8; {
+		id, size := string(rest[0:4]), binary.LittleEndian.Uint32(rest[4:8])
+		rest = rest[8:]
+		if uint64(size) > uint64(len(rest)) {
+			if id != "data" {
+				return nil, &promptError{file, fmt.Sprintf("chunk %q: %d bytes, the file has %d", id, size, len(rest))}
+			}
+			size = uint32(len(rest)) // a data size left at its maximum by a recorder that stopped
+		}
+		switch id {
+		case "fmt ":
+			fmtChunk = rest[:size]
+		case "data":
+			samples = rest[:size]
+		}
+		if samples != nil && fmtChunk != nil {
+			break
+		}
+		n := int(size) + int(size&1) // chunks are word-aligned
+		if n > len(rest) {
+			break
+		}
+		rest = rest[n:]
 	}
-	if len(buf.Data) == 0 {
+	switch {
+	case fmtChunk == nil || len(fmtChunk) < 16:
+		return nil, &promptError{file, "not a WAV file (no format chunk)"}
+	case binary.LittleEndian.Uint16(fmtChunk[0:2]) != 1:
+		return nil, &promptError{file, fmt.Sprintf("audio format %d, want 1 (PCM)", binary.LittleEndian.Uint16(fmtChunk[0:2]))}
+	case binary.LittleEndian.Uint32(fmtChunk[4:8]) != ClockRate:
+		return nil, &promptError{file, fmt.Sprintf("sample rate %d Hz, want %d", binary.LittleEndian.Uint32(fmtChunk[4:8]), ClockRate)}
+	case binary.LittleEndian.Uint16(fmtChunk[2:4]) != 1:
+		return nil, &promptError{file, fmt.Sprintf("%d channels, want 1 (mono)", binary.LittleEndian.Uint16(fmtChunk[2:4]))}
+	case binary.LittleEndian.Uint16(fmtChunk[14:16]) != 16:
+		return nil, &promptError{file, fmt.Sprintf("%d bits per sample, want 16", binary.LittleEndian.Uint16(fmtChunk[14:16]))}
+	case len(samples) < 2:
 		return nil, &promptError{file, "no samples"}
 	}
-	pcm := make([]int16, len(buf.Data))
-	for i, v := range buf.Data {
-		pcm[i] = int16(v)
+	pcm := make([]int16, len(samples)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(samples[2*i:]))
 	}
 	return pcm, nil
 }

@@ -184,3 +184,19 @@ func TestToneAndSilence(t *testing.T) {
 		t.Error("DTMFFrequencies('x') ok")
 	}
 }
+
+// Any bytes as an uploaded WAV: a prompt or an error wrapping ErrPromptFormat, never a
+// panic, and never more memory than the input holds (sizes in headers are not trusted).
+func FuzzDecodePrompt(f *testing.F) {
+	f.Add([]byte("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x04\x00\x00\x00\x01\x00\x02\x00"))
+	f.Add([]byte("RIFFd\x01\x00\x00WAVEfmt \x1f\x00\x00\x80>\x00\x00\x02\x00\x10\x00data@\x01\x00\x00\x00a"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := DecodePrompt("upload", data)
+		switch {
+		case err != nil && !errors.Is(err, ErrPromptFormat):
+			t.Fatalf("error %v does not wrap ErrPromptFormat", err)
+		case err == nil && (p == nil || p.Len()*FrameSamples > len(data)/2+FrameSamples):
+			t.Fatalf("%d frames from %d bytes", p.Len(), len(data))
+		}
+	})
+}
