@@ -181,6 +181,9 @@ type Callback struct {
 	FallbackDissatisfied *bool      `yaml:"fallback_dissatisfied"`
 	DoNotCall            []string   `yaml:"do_not_call"` // numbers never dialled
 	AfterCall            *AfterCall `yaml:"after_call"`  // nil = no automatic survey after calls
+	// Recording of the campaigns' calls (surveys and human callback tasks); nil = the
+	// callback queue's own rule for the tasks, no recording of surveys.
+	Recording *Recording `yaml:"recording"`
 }
 
 // Window is a daily calling window in the config's time zone, with the routes' calendar: no
