@@ -51,11 +51,11 @@ type Record struct {
 	// caller on hold; WrapUp the agent's after-call work. AHT = Talk + Hold
 	// + WrapUp. Transfers counts the times the call was transferred; Agent
 	// stays the agent who first took it.
-	RingAttempts  int           `json:"ring_attempts,omitempty"`
-	Talk          time.Duration `json:"talk,omitempty"`
-	Hold          time.Duration `json:"hold,omitempty"`
-	WrapUp        time.Duration `json:"wrap_up,omitempty"`
-	Transfers     int           `json:"transfers,omitempty"`
+	RingAttempts int           `json:"ring_attempts,omitempty"`
+	Talk         time.Duration `json:"talk,omitempty"`
+	Hold         time.Duration `json:"hold,omitempty"`
+	WrapUp       time.Duration `json:"wrap_up,omitempty"`
+	Transfers    int           `json:"transfers,omitempty"`
 	// RecordingFile is the call's recording (质检) or voicemail (留言, Voicemail set): a WAV
 	// file's path relative to the data dir, recordings/YYYY/MM/DD/<id>.wav; empty if
 	// none. RecordingDuration is its audio's length, RecordingSHA256 the file's SHA-256
