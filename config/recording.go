@@ -22,6 +22,7 @@ const (
 const (
 	DefaultVoicemailPrompt       = "voicemail_greeting"
 	DefaultVoicemailBeep         = "beep"
+	DefaultVoicemailThanks       = "voicemail_saved"
 	DefaultVoicemailMaxDuration  = 120 * time.Second
 	DefaultVoicemailSilence      = 5 * time.Second
 	DefaultVoicemailSilenceLevel = -40.0 // dBFS RMS
@@ -54,6 +55,7 @@ func (r *Recording) On() bool { return r != nil && r.Mode != "" && r.Mode != Rec
 type Voicemail struct {
 	Prompt       string       `yaml:"prompt"`        // default voicemail_greeting
 	Beep         string       `yaml:"beep"`          // default beep
+	Thanks       string       `yaml:"thanks"`        // after # or silence, before the server hangs up; default voicemail_saved
 	MaxDuration  ivr.Duration `yaml:"max_duration"`  // default 120s
 	Silence      ivr.Duration `yaml:"silence"`       // this long without voice ends it; default 5s
 	SilenceLevel float64      `yaml:"silence_level"` // dBFS RMS below which audio is silence; default -40
@@ -65,6 +67,9 @@ func (v *Voicemail) applyDefaults() {
 	}
 	if v.Beep == "" {
 		v.Beep = DefaultVoicemailBeep
+	}
+	if v.Thanks == "" {
+		v.Thanks = DefaultVoicemailThanks
 	}
 	if v.MaxDuration == 0 {
 		v.MaxDuration = ivr.Duration(DefaultVoicemailMaxDuration)
@@ -149,7 +154,7 @@ func (c *Config) validateRecordings(hasPrompt func(string) bool, add func(path, 
 	if !used {
 		return
 	}
-	for _, f := range []struct{ field, name string }{{"prompt", v.Prompt}, {"beep", v.Beep}} {
+	for _, f := range []struct{ field, name string }{{"prompt", v.Prompt}, {"beep", v.Beep}, {"thanks", v.Thanks}} {
 		if !hasPrompt(f.name) {
 			add("voicemail."+f.field, "unknown prompt %q (a menu has the voicemail action)", f.name)
 		}

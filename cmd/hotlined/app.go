@@ -200,6 +200,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
+		DataDir: cfg.DataDir, CampaignRecording: recordingRule(cfg.CallbackSettings().Recording),
+		Voicemail: voicemailConfig(cfg.Voicemail), CallbackQueue: cfg.CallbackSettings().Queue,
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -361,7 +363,7 @@ func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []
 		queues[name] = call.Queue{
 			Name: q.Name, MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt,
 			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit, ExitMenu: q.ExitMenu,
-			Rating: q.Rating == nil || *q.Rating,
+			Rating: q.Rating == nil || *q.Rating, Recording: recordingRule(q.Recording),
 		}
 		if cb := q.Callback; cb != nil { // virtual hold
 			qc := queues[name]
