@@ -324,7 +324,7 @@ func pgRecordWhere(f Filter) (string, []any) {
 		add("start_at <", f.To.UTC())
 	}
 	for _, c := range []struct{ col, val string }{
-		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent},
+		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent}, {"id", f.ID},
 	} {
 		if c.val != "" {
 			add(c.col+" =", c.val)

@@ -226,6 +226,7 @@ type Filter struct {
 	Caller      string
 	Agent       string
 	Direction   string
+	ID          string // one record by its id
 	Limit       int
 }
 

@@ -343,7 +343,7 @@ func recordWhere(f Filter) (string, []any) {
 		where, args = append(where, "start_us < ?"), append(args, f.To.UnixMicro())
 	}
 	for _, c := range []struct{ col, val string }{
-		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent},
+		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent}, {"id", f.ID},
 	} {
 		if c.val != "" {
 			where, args = append(where, c.col+" = ?"), append(args, c.val)
