@@ -192,7 +192,9 @@ func TestRecordingChannelsEndToEnd(t *testing.T) {
 	// The supervisor's fetches are in the audit log (an admin reads it).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var audit struct{ Entries []cdr.AuditEntry `json:"audit"` }
+		var audit struct {
+			Entries []cdr.AuditEntry `json:"audit"`
+		}
 		if res, b := get("/api/v1/audit", admin); res.StatusCode == http.StatusOK {
 			json.Unmarshal(b, &audit)
 		}
