@@ -274,3 +274,98 @@ func TestRecordingAfterKill9(t *testing.T) {
 		t.Errorf("right channel: %.0f Hz ratio %.2f", agentTone, got)
 	}
 }
+
+// 留言: a caller presses 9 for voicemail, hears the beep, speaks (a 440 Hz tone) for 2 s and
+// presses #; the server thanks them and hangs up. The WAV holds about 2 s of the tone, the
+// record says voicemail with the file's duration and SHA-256, and a callback task for the
+// caller's number waits in the callback queue.
+func TestVoicemailEndToEnd(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, testConfig(t, `      "3": queue business       # 营商环境专席`+"\n",
+		`      "3": queue business`+"\n"+`      "9": voicemail`+"\n",
+		"  prompt: voicemail_greeting ", "  prompt: digit_1 "))
+	p := newPhone(t, phone.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const caller = "13800138000"
+	citizen, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	citizen.SendDTMF("9", 100*time.Millisecond)
+	// The recording starts after the greeting and the beep: its file appears.
+	pattern := filepath.Join(s.cfg.DataDir, "recordings", "*", "*", "*", "*.wav")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if files, _ := filepath.Glob(pattern); len(files) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no voicemail file was started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := citizen.SendTone(citizenTone, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	citizen.SendDTMF("#", 100*time.Millisecond)
+	select {
+	case <-citizen.Done(): // thanked and hung up by the server
+	case <-time.After(20 * time.Second):
+		t.Fatal("the server did not hang up after the message")
+	}
+	var rec cdr.Record
+	deadline = time.Now().Add(10 * time.Second)
+	for rec.ID == "" {
+		recs, err := s.store.List(context.Background(), cdr.Filter{Direction: cdr.DirectionInbound})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 1 {
+			rec = recs[0]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("inbound records %+v", recs)
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if !rec.Voicemail || rec.Disposition != cdr.DispositionIVRHangup || !strings.HasSuffix(rec.IVRPath, ">9>voicemail") {
+		t.Errorf("record %+v: want a voicemail ending in the IVR", rec)
+	}
+	if rec.RecordingDuration < 1800*time.Millisecond || rec.RecordingDuration > 3500*time.Millisecond {
+		t.Errorf("message of %v, want about 2 s", rec.RecordingDuration)
+	}
+	b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, filepath.FromSlash(rec.RecordingFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != rec.RecordingSHA256 {
+		t.Errorf("sha256 %x, record %s", sum, rec.RecordingSHA256)
+	}
+	chs := wavChannels(t, b)
+	if len(chs) != 1 {
+		t.Fatalf("%d channels, want mono", len(chs))
+	}
+	var voiced int // 20 ms frames carrying the tone
+	for i := 0; i+160 <= len(chs[0]); i += 160 {
+		if media.ToneRatio(chs[0][i:i+160], citizenTone) > 0.5 {
+			voiced++
+		}
+	}
+	if voiced < 80 || voiced > 110 {
+		t.Errorf("%d frames (%v) of the %.0f Hz tone in the message, want about 2 s", voiced, time.Duration(voiced)*20*time.Millisecond, citizenTone)
+	}
+	// 件件有回音: the callback task waits in the callback queue for an agent.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var live struct{ Calls []struct{ Queue, Called, Stage string } }
+		json.Unmarshal([]byte(httpGet(t, "http://"+s.httpAddr()+"/api/v1/calls", http.StatusOK)), &live)
+		if len(live.Calls) == 1 && live.Calls[0].Queue == "callback" && live.Calls[0].Called == caller {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live calls %+v: want the callback task in queue callback", live.Calls)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
