@@ -358,7 +358,9 @@ func TestVoicemailEndToEnd(t *testing.T) {
 	// 件件有回音: the callback task waits in the callback queue for an agent.
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		var live struct{ Calls []struct{ Queue, Called, Stage string } }
+		var live struct {
+			Calls []struct{ Queue, Called, Stage string }
+		}
 		json.Unmarshal([]byte(httpGet(t, "http://"+s.httpAddr()+"/api/v1/calls", http.StatusOK)), &live)
 		if len(live.Calls) == 1 && live.Calls[0].Queue == "callback" && live.Calls[0].Called == caller {
 			break
