@@ -66,8 +66,8 @@ type Config struct {
 	CallerIDs map[string]string
 	// DataDir is where recordings and voicemails go (under RecordingsDir); "" = none.
 	DataDir string
-	// CampaignRecording records the campaigns' calls (surveys, human callback tasks);
-	// zero = the callback queue's own rule for the tasks.
+	// CampaignRecording records the campaigns' human callback tasks; zero = the callback
+	// queue's own rule. Surveys (no agent) are not recorded.
 	CampaignRecording Recording
 	Voicemail         Voicemail // the menus' voicemail action
 	// CallbackQueue is where a voicemail's callback task waits ("" = no task).

@@ -181,8 +181,8 @@ type Callback struct {
 	FallbackDissatisfied *bool      `yaml:"fallback_dissatisfied"`
 	DoNotCall            []string   `yaml:"do_not_call"` // numbers never dialled
 	AfterCall            *AfterCall `yaml:"after_call"`  // nil = no automatic survey after calls
-	// Recording of the campaigns' calls (surveys and human callback tasks); nil = the
-	// callback queue's own rule for the tasks, no recording of surveys.
+	// Recording of the campaigns' human callback tasks (agent and citizen); nil = the
+	// callback queue's own rule. Survey calls (no agent) are not recorded.
 	Recording *Recording `yaml:"recording"`
 }
 
