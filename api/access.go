@@ -24,6 +24,9 @@ type access struct {
 	// export marks a route that shows full citizens' numbers to an admin:
 	// each such read is audited.
 	export bool
+	// personal marks a route that hands out personal data whatever the role
+	// (a recording of a citizen's voice): each read is audited.
+	personal bool
 	// body bounds the request body; 0 = Config.MaxBody.
 	body int64
 }
@@ -61,7 +64,7 @@ func (a *api) route(mux *http.ServeMux, pattern string, ac access, h http.Handle
 				h(rec, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 			}
 		}
-		if a.cfg.Audit != nil && (changesState(r.Method) || ac.export && ok && p.Role.SeesNumbers()) {
+		if a.cfg.Audit != nil && (changesState(r.Method) || ac.export && ok && p.Role.SeesNumbers() || ac.personal) {
 			a.cfg.Audit.Audit(cdr.AuditEntry{
 				Time: time.Now(), Who: p.Name, Role: string(p.Role), Source: r.RemoteAddr,
 				Action: r.Pattern, Target: r.URL.RequestURI(), Result: rec.status(),

@@ -73,6 +73,9 @@ type Config struct {
 	// full numbers; nil: none written. AuditLog serves /api/v1/audit (nil: 404).
 	Audit    Auditor
 	AuditLog cdr.AuditLog
+	// DataDir holds the recordings that /api/v1/recordings/{id} serves (recordings.go);
+	// "" or no Records: that route answers 404.
+	DataDir string
 	// Debug (Go's profiler, --pprof) is served under /debug/pprof/ to admins; nil: not at all.
 	Debug http.Handler
 	// MaxBody bounds request bodies (default DefaultMaxBody); MaxImportBody
@@ -141,6 +144,9 @@ func New(cfg Config) http.Handler {
 	}
 	a.campaignRoutes(mux)
 	a.noticeRoutes(mux)
+	if cfg.DataDir != "" && cfg.Records != nil {
+		a.route(mux, "GET /api/v1/recordings/{id}", access{min: auth.Supervisor, personal: true}, a.recording)
+	}
 	if cfg.Debug != nil {
 		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
 	}

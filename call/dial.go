@@ -41,6 +41,7 @@ type TaskRequest struct {
 	Campaign string
 	Attempt  int // human attempt number
 	Priority int
+	Parent   string // the record this task answers (a voicemail's); "" = none
 }
 
 // TaskResult is how a callback task went.

@@ -53,6 +53,11 @@ func (c *Call) ivrDone(res ivr.Result, err error) {
 		c.rec.CaseNumber = v
 	}
 	c.rec.IVRPath = strings.Join(t.paths, ">")
+	if c.cause == nil && err == nil && res.Final.Kind == ivr.ActVoicemail && c.in != nil {
+		c.ivr = nil
+		c.startVoicemail()
+		return
+	}
 	var em exitToMenu
 	if c.cause == nil && errors.As(err, &em) {
 		c.startIVR(ivr.Action{Kind: ivr.ActMenu, Target: em.menu}, true)

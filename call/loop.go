@@ -88,6 +88,7 @@ type Call struct {
 	queueExit error // the last queue took the caller out (max wait, no agent)
 	closed    bool  // the entry was the closed-hours menu
 	cause     error // set once the call is ending
+	recCall         // recording and voicemail (recording.go, voicemail.go)
 }
 
 // HandleInbound runs an inbound call from INVITE to record; it is sip.Config.OnCall.
@@ -260,7 +261,15 @@ func (c *Call) loop() {
 			announceTick         <-chan time.Time
 			ratePlaying          <-chan struct{}
 			rateWindow           <-chan time.Time
+			vmPlaying, vmSilent  <-chan struct{}
+			vmMax                <-chan time.Time
 		)
+		if vm := c.vm; vm != nil {
+			vmPlaying, vmSilent = vm.playing, vm.silent
+			if vm.max != nil {
+				vmMax = vm.max.C()
+			}
+		}
 		if r := c.rating; r != nil {
 			ratePlaying = r.playing
 			if r.window != nil {
@@ -324,6 +333,12 @@ func (c *Call) loop() {
 			c.ratingPlayed()
 		case <-rateWindow:
 			c.ratingTimeout()
+		case <-vmPlaying:
+			c.voicemailPlayed()
+		case <-vmSilent:
+			c.voicemailEnd("silence")
+		case <-vmMax:
+			c.voicemailEnd("max-duration")
 		case <-agDone:
 			c.agentGone(ErrAgentHangup, "")
 		case <-agRTP:
@@ -429,6 +444,7 @@ func (c *Call) finish() {
 		cancel()
 	}
 	c.cancel(c.cause)
+	c.stopRecording()
 	var side, legCause string
 	var status int
 	if c.leg != nil {
@@ -457,6 +473,7 @@ func (c *Call) finish() {
 		"ivr_path", c.rec.IVRPath, "visits", c.rec.Visits, "duration", c.rec.End.Sub(c.rec.Start).Round(time.Millisecond),
 		"rtp_in", st.PacketsIn, "rtp_out", st.PacketsOut, "rtp_lost", st.Lost)
 	c.m.finish(c.rec)
+	c.voicemailTask()
 }
 
 // snapshot journals the record as it stands (queue, agent, connect, visits), so that a

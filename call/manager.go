@@ -30,6 +30,7 @@ type Queue struct {
 	Rating            bool          // post-call rating (话务"一次一评") after the agent hangs up
 	CallbackAfter     time.Duration // virtual hold: offer a callback when the estimated wait exceeds this; 0 = never
 	CallbackDigit     string        // the digit that books it
+	Recording         Recording     // call recording (质检); zero = off
 }
 
 // Config wires a Manager.
@@ -62,10 +63,18 @@ type Config struct {
 	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
 	CallbackTrunk string
 	// CallerIDs is the number each outbound trunk presents (the records' caller).
-	CallerIDs  map[string]string
-	Clock      Clock // nil: system clock
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	CallerIDs map[string]string
+	// DataDir is where recordings and voicemails go (under RecordingsDir); "" = none.
+	DataDir string
+	// CampaignRecording records the campaigns' human callback tasks; zero = the callback
+	// queue's own rule. Surveys (no agent) are not recorded.
+	CampaignRecording Recording
+	Voicemail         Voicemail // the menus' voicemail action
+	// CallbackQueue is where a voicemail's callback task waits ("" = no task).
+	CallbackQueue string
+	Clock         Clock // nil: system clock
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
 }
 
 // Manager runs calls and knows which are live.

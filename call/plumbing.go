@@ -69,6 +69,8 @@ func (c *Call) digit(d rune) {
 	case c.cause != nil || c.agent != nil:
 	case c.rating != nil:
 		c.ratingKey(d)
+	case c.vm != nil:
+		c.voicemailDigit(d)
 	case c.q != nil:
 		c.queueDigit(d)
 	case c.ivr != nil:

@@ -55,6 +55,9 @@ func (c *Call) join(name string, reply chan error) {
 		return
 	}
 	join := []string{q.JoinPrompt}
+	if p := c.recordingAnnounce(name); p != "" { // 您的通话可能被录音, before any agent
+		join = append([]string{p}, join...)
+	}
 	if c.callbackDue() {
 		join, c.q.offered = append(join, PromptCallbackOffer), true
 	}

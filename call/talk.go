@@ -31,6 +31,7 @@ func (c *Call) connect(e evRing) {
 	a, now := c.takeAgent(e)
 	a.bridge = c.m.media.Bridge(c.s, a.s)
 	a.bridge.Start()
+	c.recordBridge(a)
 	c.setStage(StageTalking)
 	c.snapshot()
 	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))

@@ -37,7 +37,7 @@ type taskState struct {
 func (m *Manager) Task(ctx context.Context, r TaskRequest) TaskResult {
 	c := m.newCall(cdr.Record{
 		Direction: cdr.DirectionCallback, Trunk: r.Trunk, Caller: m.cfg.CallerIDs[r.Trunk], Called: r.Number, Start: m.cfg.Clock.Now(),
-		Campaign: r.Campaign, Target: r.CaseID, Attempt: r.Attempt, CaseNumber: r.CaseID,
+		Campaign: r.Campaign, Target: r.CaseID, Attempt: r.Attempt, CaseNumber: r.CaseID, Parent: r.Parent,
 	}, "campaign", r.Campaign, "case", r.CaseID)
 	c.task = &taskState{req: r, dialled: make(chan evCitizen, 1)}
 	m.runCall(c, func() {
@@ -129,6 +129,7 @@ func (c *Call) citizenDialled(e evCitizen) {
 	a := c.agent
 	a.bridge = c.m.media.Bridge(c.s, a.s)
 	a.bridge.Start()
+	c.recordBridge(a)
 	c.setStage(StageTalking)
 	c.snapshot()
 	c.log.Info("citizen connected to agent", "agent", a.id)

@@ -21,6 +21,7 @@ var RecordCSVHeader = []string{
 	"hangup_side", "hangup_cause", "sip_status", "codec", "node_id",
 	"talk_s", "hold_s", "wrap_up_s", "ring_attempts", "transfers", "visits", "satisfaction",
 	"campaign", "attempt", "target", "parent",
+	"recording_file", "recording_s", "recording_sha256", "voicemail",
 }
 
 // WriteRecordsCSV writes recs as CSV with RecordCSVHeader.
@@ -36,6 +37,7 @@ func WriteRecordsCSV(w io.Writer, recs []Record) error {
 			FormatSeconds(r.AgentTalk()), FormatSeconds(r.Hold), FormatSeconds(r.WrapUp),
 			strconv.Itoa(r.RingAttempts), strconv.Itoa(r.Transfers), r.Visits, r.Satisfaction,
 			r.Campaign, csvInt(r.Attempt), r.Target, r.Parent,
+			r.RecordingFile, csvSeconds(r.RecordingDuration), r.RecordingSHA256, csvBool(r.Voicemail),
 		})
 	}
 	cw.Flush()
@@ -71,4 +73,19 @@ func csvTime(t time.Time) string {
 		return ""
 	}
 	return t.Format(time.RFC3339Nano)
+}
+
+// csvSeconds is d in decimal seconds, empty when zero.
+func csvSeconds(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return FormatSeconds(d)
+}
+
+func csvBool(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
 }

@@ -173,7 +173,7 @@ func (p *Postgres) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 var pgCDRColumns = []string{"id", "sip_call_id", "direction", "trunk", "caller", "called", "start_at", "answer_at", "end_at",
 	"ivr_path", "case_number", "queue", "enqueue_at", "agent", "connect_at", "disposition", "hangup_side",
 	"hangup_cause", "sip_status", "codec", "node_id",
-	"ring_attempts", "talk_us", "hold_us", "wrap_us", "transfers", "recording_file", "survey_answers", "satisfaction", "visits",
+	"ring_attempts", "talk_us", "hold_us", "wrap_us", "transfers", "recording_file", "recording_us", "recording_sha256", "voicemail", "survey_answers", "satisfaction", "visits",
 	"campaign", "attempt", "target", "parent"}
 
 var pgEventColumns = []string{"id", "event_time", "call_id", "queue", "agent_id", "event",
@@ -200,24 +200,25 @@ func pgRecordValues(r *Record) []any {
 		r.IVRPath, r.CaseNumber, r.Queue, pgTime(r.EnqueueTime), r.Agent, pgTime(r.Connect),
 		r.Disposition, r.HangupSide, r.HangupCause, int32(r.SIPStatus), r.Codec, r.NodeID,
 		int32(r.RingAttempts), r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
-		int32(r.Transfers), r.RecordingFile, r.SurveyAnswers, r.Satisfaction, r.Visits,
+		int32(r.Transfers), r.RecordingFile, r.RecordingDuration.Microseconds(), r.RecordingSHA256, r.Voicemail, r.SurveyAnswers, r.Satisfaction, r.Visits,
 		r.Campaign, int32(r.Attempt), r.Target, r.Parent}
 }
 
 func pgScanRecord(rows pgx.Rows, r *Record) error {
 	var start, answer, end, enqueue, connect pgtype.Timestamptz
-	var talk, hold, wrap int64
+	var talk, hold, wrap, recording int64
 	var status, rings, transfers, attempt int32
 	err := rows.Scan(&r.ID, &r.SIPCallID, &r.Direction, &r.Trunk, &r.Caller, &r.Called,
 		&start, &answer, &end,
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &status, &r.Codec, &r.NodeID,
-		&rings, &talk, &hold, &wrap, &transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
+		&rings, &talk, &hold, &wrap, &transfers, &r.RecordingFile, &recording, &r.RecordingSHA256, &r.Voicemail, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
 		&r.Campaign, &attempt, &r.Target, &r.Parent)
 	r.Start, r.Answer, r.End = fromPGTime(start), fromPGTime(answer), fromPGTime(end)
 	r.EnqueueTime, r.Connect = fromPGTime(enqueue), fromPGTime(connect)
 	r.SIPStatus, r.RingAttempts, r.Transfers, r.Attempt = int(status), int(rings), int(transfers), int(attempt)
 	r.Talk, r.Hold, r.WrapUp = time.Duration(talk)*time.Microsecond, time.Duration(hold)*time.Microsecond, time.Duration(wrap)*time.Microsecond
+	r.RecordingDuration = time.Duration(recording) * time.Microsecond
 	return err
 }
 
@@ -323,7 +324,7 @@ func pgRecordWhere(f Filter) (string, []any) {
 		add("start_at <", f.To.UTC())
 	}
 	for _, c := range []struct{ col, val string }{
-		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent},
+		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent}, {"id", f.ID},
 	} {
 		if c.val != "" {
 			add(c.col+" =", c.val)

@@ -51,12 +51,19 @@ type Record struct {
 	// caller on hold; WrapUp the agent's after-call work. AHT = Talk + Hold
 	// + WrapUp. Transfers counts the times the call was transferred; Agent
 	// stays the agent who first took it.
-	RingAttempts  int           `json:"ring_attempts,omitempty"`
-	Talk          time.Duration `json:"talk,omitempty"`
-	Hold          time.Duration `json:"hold,omitempty"`
-	WrapUp        time.Duration `json:"wrap_up,omitempty"`
-	Transfers     int           `json:"transfers,omitempty"`
-	RecordingFile string        `json:"recording_file,omitempty"`
+	RingAttempts int           `json:"ring_attempts,omitempty"`
+	Talk         time.Duration `json:"talk,omitempty"`
+	Hold         time.Duration `json:"hold,omitempty"`
+	WrapUp       time.Duration `json:"wrap_up,omitempty"`
+	Transfers    int           `json:"transfers,omitempty"`
+	// RecordingFile is the call's recording (质检) or voicemail (留言, Voicemail set): a WAV
+	// file's path relative to the data dir, recordings/YYYY/MM/DD/<id>.wav; empty if
+	// none. RecordingDuration is its audio's length, RecordingSHA256 the file's SHA-256
+	// (hex) when the call ended (schema version 6).
+	RecordingFile     string        `json:"recording_file,omitempty"`
+	RecordingDuration time.Duration `json:"recording_duration,omitempty"`
+	RecordingSHA256   string        `json:"recording_sha256,omitempty"`
+	Voicemail         bool          `json:"voicemail,omitempty"`
 	// SurveyAnswers are the digits the caller pressed, one per question,
 	// comma separated ("1,2"); Satisfaction is the survey's verdict, one of
 	// the Satisfaction constants, empty if no survey was answered.
@@ -219,6 +226,7 @@ type Filter struct {
 	Caller      string
 	Agent       string
 	Direction   string
+	ID          string // one record by its id
 	Limit       int
 }
 

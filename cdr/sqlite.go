@@ -209,8 +209,8 @@ func (s *SQLite) execEach(ctx context.Context, tx *sql.Tx, query string, n int, 
 const cdrColumns = `id, sip_call_id, direction, trunk, caller, called, start_us, answer_us, end_us,
 	ivr_path, case_number, queue, enqueue_us, agent, connect_us, disposition, hangup_side,
 	hangup_cause, sip_status, codec, node_id,
-	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, survey_answers, satisfaction, visits,
-	campaign, attempt, target, parent`
+	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, recording_us, recording_sha256, voicemail,
+	survey_answers, satisfaction, visits, campaign, attempt, target, parent`
 
 // placeholders returns "?, ?, ..." with n marks.
 func placeholders(n int) string {
@@ -280,7 +280,7 @@ func recordArgs(r *Record) []any {
 		r.IVRPath, r.CaseNumber, r.Queue, micros(r.EnqueueTime), r.Agent, micros(r.Connect),
 		r.Disposition, r.HangupSide, r.HangupCause, r.SIPStatus, r.Codec, r.NodeID,
 		r.RingAttempts, r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
-		r.Transfers, r.RecordingFile, r.SurveyAnswers, r.Satisfaction, r.Visits,
+		r.Transfers, r.RecordingFile, r.RecordingDuration.Microseconds(), r.RecordingSHA256, r.Voicemail, r.SurveyAnswers, r.Satisfaction, r.Visits,
 		r.Campaign, r.Attempt, r.Target, r.Parent}
 }
 
@@ -292,16 +292,17 @@ func scanRecord(rows *sql.Rows) (Record, error) {
 
 func scanRecordInto(rows *sql.Rows, r *Record) error {
 	var start, answer, end, enqueue, connect sql.NullInt64
-	var talk, hold, wrap int64
+	var talk, hold, wrap, recording int64
 	err := rows.Scan(&r.ID, &r.SIPCallID, &r.Direction, &r.Trunk, &r.Caller, &r.Called,
 		&start, &answer, &end,
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &r.SIPStatus, &r.Codec, &r.NodeID,
-		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
+		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &recording, &r.RecordingSHA256, &r.Voicemail, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
 		&r.Campaign, &r.Attempt, &r.Target, &r.Parent)
 	r.Start, r.Answer, r.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	r.EnqueueTime, r.Connect = fromMicros(enqueue), fromMicros(connect)
 	r.Talk, r.Hold, r.WrapUp = time.Duration(talk)*time.Microsecond, time.Duration(hold)*time.Microsecond, time.Duration(wrap)*time.Microsecond
+	r.RecordingDuration = time.Duration(recording) * time.Microsecond
 	return err
 }
 
@@ -342,7 +343,7 @@ func recordWhere(f Filter) (string, []any) {
 		where, args = append(where, "start_us < ?"), append(args, f.To.UnixMicro())
 	}
 	for _, c := range []struct{ col, val string }{
-		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent},
+		{"queue", f.Queue}, {"disposition", string(f.Disposition)}, {"caller", f.Caller}, {"agent", f.Agent}, {"id", f.ID},
 	} {
 		if c.val != "" {
 			where, args = append(where, c.col+" = ?"), append(args, c.val)

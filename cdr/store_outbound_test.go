@@ -200,7 +200,7 @@ func TestRecordsCSVOutbound(t *testing.T) {
 	n := len(RecordCSVHeader)
 	if fmt.Sprint(rows[0][:28]) != "[id sip_call_id direction trunk caller called start answer end ivr_path case_number queue enqueue agent connect "+
 		"disposition hangup_side hangup_cause sip_status codec node_id talk_s hold_s wrap_up_s ring_attempts transfers visits satisfaction]" ||
-		fmt.Sprint(rows[0][28:]) != "[campaign attempt target parent]" || n != 32 {
+		fmt.Sprint(rows[0][28:32]) != "[campaign attempt target parent]" || n < 32 {
 		t.Fatalf("header %v", rows[0])
 	}
 	for i, want := range [][]string{
@@ -209,7 +209,7 @@ func TestRecordsCSVOutbound(t *testing.T) {
 		{"", "", "", "call-00004"},
 		{"", "", "", ""},
 	} {
-		if row := rows[i+1]; len(row) != n || fmt.Sprint(row[28:]) != fmt.Sprint(want) || row[0] != outboundRecords()[i].ID {
+		if row := rows[i+1]; len(row) != n || fmt.Sprint(row[28:32]) != fmt.Sprint(want) || row[0] != outboundRecords()[i].ID {
 			t.Errorf("row %d: %v, want it to end with %v", i+1, row, want)
 		}
 	}

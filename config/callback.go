@@ -181,6 +181,9 @@ type Callback struct {
 	FallbackDissatisfied *bool      `yaml:"fallback_dissatisfied"`
 	DoNotCall            []string   `yaml:"do_not_call"` // numbers never dialled
 	AfterCall            *AfterCall `yaml:"after_call"`  // nil = no automatic survey after calls
+	// Recording of the campaigns' human callback tasks (agent and citizen); nil = the
+	// callback queue's own rule. Survey calls (no agent) are not recorded.
+	Recording *Recording `yaml:"recording"`
 }
 
 // Window is a daily calling window in the config's time zone, with the routes' calendar: no

@@ -108,6 +108,8 @@ type Config struct {
 	Records Records `yaml:"records"`
 	// Log: masking of citizens' numbers in the server log (records.go).
 	Log Log `yaml:"log"`
+	// Voicemail: the menus' voicemail action (留言, recording.go).
+	Voicemail Voicemail `yaml:"voicemail"`
 }
 
 // SIP is the signalling listener.
@@ -234,6 +236,8 @@ type Queue struct {
 	// Callback offers waiting callers a callback that keeps their place (virtual hold);
 	// nil = never offered.
 	Callback *QueueCallback `yaml:"callback"`
+	// Recording (质检): off (default), all or a share of the calls, stereo or mono (recording.go).
+	Recording *Recording `yaml:"recording"`
 }
 
 // QueueCallback is a queue's in-queue callback offer (virtual hold): when the caller's
@@ -532,6 +536,10 @@ func (c *Config) applyDefaults() {
 		c.Callback.applyDefaults(c.OutboundTrunks)
 	}
 	c.Records.applyDefaults()
+	c.Voicemail.applyDefaults()
+	if c.Callback != nil && c.Callback.Recording != nil {
+		c.Callback.Recording.applyDefaults()
+	}
 	for name, q := range c.Queues {
 		if q.MaxWait == 0 {
 			q.MaxWait = ivr.Duration(DefaultMaxWait)
@@ -550,6 +558,9 @@ func (c *Config) applyDefaults() {
 		}
 		if q.Callback != nil && q.Callback.Digit == "" {
 			q.Callback.Digit = DefaultQueueCallbackDigit
+		}
+		if q.Recording != nil {
+			q.Recording.applyDefaults()
 		}
 		c.Queues[name] = q
 	}

@@ -125,6 +125,7 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 
 	hasQueue := func(q string) bool { _, ok := c.Queues[q]; return ok }
 	hasPrompt := func(p string) bool { return known.Prompt == nil || known.Prompt(p) }
+	c.validateRecordings(hasPrompt, add)
 	codecs := func(p string, list []string) {
 		for j, codec := range list {
 			if !slices.Contains([]string{"PCMA", "PCMU", "G711A", "G711U"}, strings.ToUpper(codec)) {

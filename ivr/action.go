@@ -11,12 +11,13 @@ type ActionKind int
 
 // Action kinds. The config spelling is given in each comment.
 const (
-	ActMenu   ActionKind = iota + 1 // "menu NAME": enter menu NAME
-	ActQueue                        // "queue NAME": join queue NAME (ends the IVR)
-	ActPlay                         // "play PROMPT": play PROMPT, then hang up (ends the IVR)
-	ActHangup                       // "hangup": hang up (ends the IVR)
-	ActRepeat                       // "repeat": replay this menu; keeps the failure count
-	ActBack                         // "back": previous menu; at the entry menu, replay it
+	ActMenu      ActionKind = iota + 1 // "menu NAME": enter menu NAME
+	ActQueue                           // "queue NAME": join queue NAME (ends the IVR)
+	ActPlay                            // "play PROMPT": play PROMPT, then hang up (ends the IVR)
+	ActHangup                          // "hangup": hang up (ends the IVR)
+	ActRepeat                          // "repeat": replay this menu; keeps the failure count
+	ActBack                            // "back": previous menu; at the entry menu, replay it
+	ActVoicemail                       // "voicemail": leave a message to be called back (ends the IVR; the call records it)
 )
 
 var kindWords = [...]string{
@@ -26,6 +27,8 @@ var kindWords = [...]string{
 	ActHangup: "hangup",
 	ActRepeat: "repeat",
 	ActBack:   "back",
+
+	ActVoicemail: "voicemail",
 }
 
 // String returns the config keyword of k ("menu", "queue", ...), or "" for
@@ -42,9 +45,9 @@ func (k ActionKind) hasTarget() bool {
 	return k == ActMenu || k == ActQueue || k == ActPlay
 }
 
-// Terminal reports whether the action ends the IVR (queue, play, hangup).
+// Terminal reports whether the action ends the IVR (queue, play, hangup, voicemail).
 func (a Action) Terminal() bool {
-	return a.Kind == ActQueue || a.Kind == ActPlay || a.Kind == ActHangup
+	return a.Kind == ActQueue || a.Kind == ActPlay || a.Kind == ActHangup || a.Kind == ActVoicemail
 }
 
 // Action is a parsed action string: what to do after a digit, an entry or a
@@ -56,7 +59,7 @@ type Action struct {
 }
 
 // ParseAction parses "menu NAME", "queue NAME", "play PROMPT", "hangup",
-// "repeat" or "back". Keywords are lower case; words are separated by
+// "repeat", "back" or "voicemail". Keywords are lower case; words are separated by
 // white space, leading and trailing space is ignored. Names are made of
 // letters, digits and "_-./:" (prompt names such as "zh/welcome"). Errors wrap
 // [ErrBadAction].
@@ -66,14 +69,14 @@ func ParseAction(s string) (Action, error) {
 		return Action{}, fmt.Errorf("%w: empty", ErrBadAction)
 	}
 	var kind ActionKind
-	for k := ActMenu; k <= ActBack; k++ {
+	for k := ActMenu; k <= ActVoicemail; k++ {
 		if f[0] == kindWords[k] {
 			kind = k
 			break
 		}
 	}
 	if kind == 0 {
-		return Action{}, fmt.Errorf("%w: %q: unknown action %q (want menu, queue, play, hangup, repeat or back)", ErrBadAction, s, f[0])
+		return Action{}, fmt.Errorf("%w: %q: unknown action %q (want menu, queue, play, hangup, repeat, back or voicemail)", ErrBadAction, s, f[0])
 	}
 	if !kind.hasTarget() {
 		if len(f) != 1 {

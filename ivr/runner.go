@@ -243,7 +243,7 @@ func (c *callRun) route() error {
 		return c.finish(act, evQueue)
 	case ActPlay:
 		return c.finish(act, evPlay)
-	case ActHangup:
+	case ActHangup, ActVoicemail: // the call carries out a voicemail after the IVR
 		return c.finish(act, evHangup)
 	case ActMenu:
 		if _, ok := c.r.Menus[act.Target]; !ok {

@@ -21,7 +21,7 @@ func latchSession(cfg SessionConfig, remote netip.AddrPort) (*Session, *int) {
 	s := NewSession(cfg)
 	s.SetRemote(remote, PCMU, 101)
 	var sunk int
-	s.SetAudioSink(func(*rtp.Packet) { sunk++ })
+	s.SetAudioSink(func(*rtp.Packet, Codec, time.Time) { sunk++ })
 	return s, &sunk
 }
 

@@ -78,7 +78,7 @@ func FuzzRTPPacket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, stranger bool) {
 		s := socketless(101)
 		var sunk int
-		s.SetAudioSink(func(p *rtp.Packet) { sunk += len(p.Payload) })
+		s.SetAudioSink(func(p *rtp.Packet, _ Codec, _ time.Time) { sunk += len(p.Payload) })
 		now := time.Unix(1, 0)
 		// Latch the peer first, then the fuzzed datagram from the peer or a stranger.
 		s.handlePacket(marshal(t, 0, 1, 0, make([]byte, 160)), peerAddr, now)
@@ -101,7 +101,7 @@ func FuzzRTPPacket(f *testing.F) {
 func TestReceivePathZeroAllocs(t *testing.T) {
 	s := socketless(101)
 	var n int
-	s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) })
+	s.SetAudioSink(func(p *rtp.Packet, _ Codec, _ time.Time) { n += len(p.Payload) })
 	audio := newRTPSource(t, 0, 0x1234, make([]byte, 160))
 	dtmf := newRTPSource(t, 101, 0x1234, []byte{5, 0x0a, 0, 160})
 	now := time.Unix(1, 0)
@@ -175,7 +175,7 @@ func BenchmarkReceivePacket(b *testing.B) {
 	run := func(b *testing.B, src *rtpSource, from netip.AddrPort) {
 		s := socketless(101)
 		var n int
-		s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) })
+		s.SetAudioSink(func(p *rtp.Packet, _ Codec, _ time.Time) { n += len(p.Payload) })
 		s.handlePacket(marshal(b, 0, 0, 0, make([]byte, 160)), peerAddr, time.Now()) // latch
 		now := time.Now()
 		b.ReportAllocs()
@@ -199,7 +199,7 @@ func BenchmarkReceivePacket(b *testing.B) {
 		s := NewSession(SessionConfig{Conn: conn, Timeout: -1})
 		defer s.Close()
 		var n int
-		s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) })
+		s.SetAudioSink(func(p *rtp.Packet, _ Codec, _ time.Time) { n += len(p.Payload) })
 		src := newRTPSource(b, 0, 0x1234, make([]byte, 160))
 		dst := s.LocalAddr()
 		b.ReportAllocs()

@@ -115,7 +115,7 @@ type Session struct {
 	codec         Codec
 	audioPT       uint8 // payload type of codec on the wire: uint8(codec), or a dynamic one
 	dtmfPT        uint8
-	sink          func(*rtp.Packet)
+	sink          AudioSink
 	started       bool
 	readerRunning bool
 	err           error
@@ -469,11 +469,12 @@ func (s *Session) SendDTMF(digit rune, d time.Duration) error {
 // select on Done as well.
 func (s *Session) Digits() <-chan rune { return s.digits }
 
-// SetAudioSink sets f to be called on the reader goroutine (or poller loop)
-// with each accepted packet of the negotiated codec. f must not block (on a
-// poller loop it would hold up every session of the loop) or retain pkt (it
-// is reused), and must not call Close (cancel the session's context instead).
-func (s *Session) SetAudioSink(f func(pkt *rtp.Packet)) {
+// SetAudioSink sets f (nil: none) to be called on the reader goroutine (or
+// poller loop) with each accepted packet of the negotiated codec, the codec and
+// the arrival time, bridged or not. f must not block (on a poller loop it would
+// hold up every session of the loop) or retain pkt (it is reused), and must not
+// call Close (cancel the session's context instead).
+func (s *Session) SetAudioSink(f AudioSink) {
 	s.mu.Lock()
 	s.sink = f
 	s.mu.Unlock()
@@ -666,7 +667,7 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 			relay.forward(pkt, codec, false, now)
 		}
 		if sink != nil {
-			sink(pkt)
+			sink(pkt, codec, now)
 		}
 	case pkt.PayloadType == PayloadTypeCN:
 		if relay != nil {

@@ -86,7 +86,7 @@ type recorder struct {
 	pkts []rtp.Packet // deep copies
 }
 
-func (r *recorder) sink(p *rtp.Packet) {
+func (r *recorder) sink(p *rtp.Packet, _ Codec, _ time.Time) {
 	c := p.Clone()
 	r.mu.Lock()
 	r.pkts = append(r.pkts, *c)

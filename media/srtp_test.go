@@ -51,7 +51,7 @@ func TestSRTPReceive(t *testing.T) {
 		t.Run(suite, func(t *testing.T) {
 			s := socketless(101)
 			var got [][]byte
-			s.SetAudioSink(func(p *rtp.Packet) { got = append(got, bytes.Clone(p.Payload)) })
+			s.SetAudioSink(func(p *rtp.Packet, _ Codec, _ time.Time) { got = append(got, bytes.Clone(p.Payload)) })
 			if err := s.SetSRTP(&SRTPKeys{Suite: suite, LocalKey: keyB, RemoteKey: keyA}); err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +90,7 @@ func TestSRTPReceive(t *testing.T) {
 				pkts[i] = out
 			}
 			i, n := 0, 0
-			s.SetAudioSink(func(p *rtp.Packet) { n += len(p.Payload) }) // the test's sink must not allocate either
+			s.SetAudioSink(func(p *rtp.Packet, _ Codec, _ time.Time) { n += len(p.Payload) }) // the test's sink must not allocate either
 			if a := testing.AllocsPerRun(500, func() { s.handlePacket(pkts[i], peerAddr, now); i++ }); a != 0 {
 				t.Errorf("%v allocs per SRTP packet received", a)
 			}

@@ -209,6 +209,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
+		DataDir: cfg.DataDir, CampaignRecording: recordingRule(cfg.CallbackSettings().Recording),
+		Voicemail: voicemailConfig(cfg.Voicemail), CallbackQueue: cfg.CallbackSettings().Queue,
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -299,7 +301,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Notices: a.notices, Reload: a.reload,
 		Auth: a.authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
-		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug,
+		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug, DataDir: cfg.DataDir,
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")
@@ -360,7 +362,7 @@ func acdConfig(cfg *config.Config) (map[string]call.Queue, []acd.QueueConfig, []
 		queues[name] = call.Queue{
 			Name: q.Name, MusicOnHold: q.MusicOnHold, JoinPrompt: q.JoinPrompt, ExitPrompt: q.ExitPrompt,
 			AnnounceFrequency: q.AnnounceFrequency.D(), ExitDigit: q.ExitDigit, ExitMenu: q.ExitMenu,
-			Rating: q.Rating == nil || *q.Rating,
+			Rating: q.Rating == nil || *q.Rating, Recording: recordingRule(q.Recording),
 		}
 		if cb := q.Callback; cb != nil { // virtual hold
 			qc := queues[name]

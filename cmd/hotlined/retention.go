@@ -28,7 +28,8 @@ func (a *app) newRetention(loc *time.Location, firstRun time.Duration) error {
 	if firstRun == 0 {
 		firstRun = defaultRetentionFirstRun
 	}
-	tables := cdr.RetentionTables(a.store)
+	// The recordings' files first: the records name them.
+	tables := append([]cdr.RetentionTable{cdr.RecordingRetention(a.store, a.cfg.DataDir)}, cdr.RetentionTables(a.store)...)
 	if a.campaigns != nil {
 		tables = append(tables, callback.RetentionTables(a.campaigns)...)
 	}
@@ -40,7 +41,7 @@ func (a *app) newRetention(loc *time.Location, firstRun time.Duration) error {
 		return err
 	}
 	a.retention = &retentionJob{job: job, run: newBackground()}
-	a.log.Info("retention: records, agent events and finished campaign targets older than the retention period are deleted daily",
+	a.log.Info("retention: records, their recordings, agent events and finished campaign targets older than the retention period are deleted daily",
 		"retention_days", days, "at", a.cfg.Records.RetentionAt, "timezone", loc.String())
 	return nil
 }

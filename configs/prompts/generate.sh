@@ -102,6 +102,10 @@ callback_confirm_post|确认请按1，重新输入号码请按2。|que4 ren4 qin
 callback_enter|请输入回电号码，以井号键结束。|qing3 shu1 ru4 hui2 dian4 hao4 ma3, yi3 jing3 hao4 jian4 jie2 shu4.|Please enter the number to call back, followed by the hash key.
 callback_booked|已为您登记回电，请挂机等候，再见。|yi3 wei4 nin2 deng1 ji4 hui2 dian4, qing3 gua4 ji1 deng3 hou4, zai4 jian4.|Your callback is booked. Please hang up; we will call you. Goodbye.
 task_whisper|回访任务，工单号|hui2 fang3 ren4 wu4, gong1 dan1 hao4|Callback task, case number
+recording_notice|您的通话可能被录音。|nin2 de5 tong1 hua4 ke3 neng2 bei4 lu4 yin1.|Your call may be recorded.
+voicemail_offer|留言请按1。|liu2 yan2 qing3 an4 yi1.|To leave a message, press 1.
+voicemail_greeting|请在提示音后留言，按井号键结束，我们将尽快给您回电。|qing3 zai4 ti2 shi4 yin1 hou4 liu2 yan2, an4 jing3 hao4 jian4 jie2 shu4, wo3 men5 jiang1 jin3 kuai4 gei3 nin2 hui2 dian4.|Please leave a message after the tone, and press the hash key when you are done. We will call you back.
+voicemail_saved|您的留言已收到，我们将尽快给您回电，再见。|nin2 de5 liu2 yan2 yi3 shou1 dao4, wo3 men5 jiang1 jin3 kuai4 gei3 nin2 hui2 dian4, zai4 jian4.|Your message has been received. We will call you back. Goodbye.
 EOF
 )
 
@@ -160,4 +164,8 @@ moh() {
 }
 moh
 
-echo "generate.sh: wrote $n prompts each to $here/zh and $here/en, and $here/moh.wav"
+# The voicemail beep (no language): 400 ms of 1000 Hz at -6 dBFS, 50 ms lead, 100 ms tail.
+sox -D -R -n "${OUTFMT[@]}" "$tmp/beep.wav" synth 0.4 sine 1000 fade 0.01 0.4 0.01 gain -6 pad "$LEAD_S" "$TAIL_S"
+mv "$tmp/beep.wav" "$here/beep.wav"
+
+echo "generate.sh: wrote $n prompts each to $here/zh and $here/en, $here/moh.wav and $here/beep.wav"
