@@ -300,3 +300,54 @@ func espeakSpeech(t *testing.T) []int16 {
 	}
 	return out
 }
+
+// The session reads tones only when asked, gives them on the same Digits channel as RFC
+// 4733, stops reading them once the peer sends RFC 4733, and allocates nothing per packet.
+func TestSessionInbandDTMF(t *testing.T) {
+	pcm := synth(0, 0, dtmfSignal{digit: '4', ms: 100}, dtmfSignal{ms: 100}, dtmfSignal{digit: '#', ms: 100}, dtmfSignal{ms: 100})
+	feed := func(s *Session, src *rtpSource) {
+		for i := 0; i+FrameSamples <= len(pcm); i += FrameSamples {
+			PCMU.Encode(src.payload, pcm[i:i+FrameSamples])
+			s.handlePacket(src.next(), peerAddr, time.Now())
+		}
+	}
+	drain := func(s *Session) string {
+		var got []rune
+		for {
+			select {
+			case d := <-s.Digits():
+				got = append(got, d)
+			default:
+				return string(got)
+			}
+		}
+	}
+	s := socketless(101)
+	src := newRTPSource(t, uint8(PCMU), 7, make([]byte, FrameSamples))
+	feed(s, src)
+	if got := drain(s); got != "" {
+		t.Fatalf("detection off: got %q", got)
+	}
+	s.SetInbandDTMF(true)
+	feed(s, src)
+	if got := drain(s); got != "4#" {
+		t.Fatalf("detection on: got %q, want 4#", got)
+	}
+	if st := s.Stats(); st.DigitsIn != 2 {
+		t.Fatalf("DigitsIn %d, want 2", st.DigitsIn)
+	}
+	if a := testing.AllocsPerRun(200, func() { feed(s, src) }); a != 0 {
+		t.Fatalf("%v allocations per call of %d packets", a, len(pcm)/FrameSamples)
+	}
+	drain(s)
+	// An RFC 4733 event: the peer sends events, its tones are not read any more.
+	ev := newRTPSource(t, 101, 7, []byte{5, 0x8a, 0, 160})
+	s.handlePacket(ev.next(), peerAddr, time.Now())
+	if got := drain(s); got != "5" {
+		t.Fatalf("RFC 4733 event gave %q, want 5", got)
+	}
+	feed(s, src)
+	if got := drain(s); got != "" {
+		t.Fatalf("tones after RFC 4733 gave %q, want nothing", got)
+	}
+}
