@@ -62,7 +62,9 @@ type Config struct {
 	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
 	CallbackTrunk string
 	// CallerIDs is the number each outbound trunk presents (the records' caller).
-	CallerIDs  map[string]string
+	CallerIDs map[string]string
+	// InbandDTMF names the inbound trunks whose callers' keypad tones are read in the audio.
+	InbandDTMF map[string]bool
 	Clock      Clock // nil: system clock
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

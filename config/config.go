@@ -201,6 +201,9 @@ type Trunk struct {
 	AnswerDelay ivr.Duration `yaml:"answer_delay"`
 	// SRTP: off, optional (default: SRTP when the offer has usable a=crypto), required.
 	SRTP string `yaml:"srtp"`
+	// InbandDTMF: read keypad tones in the callers' audio (gateways that send DTMF only
+	// in-band); default false. RFC 4733 events from a call switch it off for that call.
+	InbandDTMF bool `yaml:"inband_dtmf"`
 }
 
 // Queue is an ACD queue. Until agents exist a queue holds callers with music until MaxWait.

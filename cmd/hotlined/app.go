@@ -200,6 +200,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
+		InbandDTMF: inbandTrunks(cfg),
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -477,4 +478,15 @@ func reportOptions(cfg *config.Config) cdr.ReportOptions {
 		o.QueueServiceLevel[name] = q.ServiceLevel.D()
 	}
 	return o
+}
+
+// inbandTrunks names the inbound trunks with in-band DTMF detection (inband_dtmf: true).
+func inbandTrunks(cfg *config.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, t := range cfg.Trunks {
+		if t.InbandDTMF {
+			m[t.Name] = true
+		}
+	}
+	return m
 }
