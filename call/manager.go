@@ -65,6 +65,10 @@ type Config struct {
 	CallerIDs map[string]string
 	// InbandDTMF names the inbound trunks whose callers' keypad tones are read in the audio.
 	InbandDTMF map[string]bool
+	// Lookups are the self-service hooks of the menus' "lookup NAME" actions; Hooks asks
+	// them (nil: over HTTP, call/lookup.go).
+	Lookups    map[string]ivr.Lookup
+	Hooks      ivr.Hooks
 	Clock      Clock // nil: system clock
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -116,6 +120,16 @@ func NewManager(cfg Config) (*Manager, error) {
 			if !HasPrompt(cfg.Prompts, cfg.Language, p) {
 				return nil, fmt.Errorf("queue %s announces position and wait, but prompt %q is missing", name, p)
 			}
+		}
+	}
+	if len(cfg.Lookups) > 0 {
+		for _, p := range lookupPrompts {
+			if !HasPrompt(cfg.Prompts, cfg.Language, p) {
+				return nil, fmt.Errorf("self-service lookups read dates and amounts, but prompt %q is missing", p)
+			}
+		}
+		if cfg.Hooks == nil {
+			cfg.Hooks = newHTTPHooks(cfg.Lookups, cfg.Language)
 		}
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, routes: map[string]*ivr.Route{}, media: cfg.Media}

@@ -200,7 +200,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
-		InbandDTMF: inbandTrunks(cfg),
+		InbandDTMF: inbandTrunks(cfg), Lookups: cfg.Lookups,
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
