@@ -11,8 +11,8 @@ import (
 
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/configs"
-	"github.com/hotline12345/hotline/media"
 	"github.com/hotline12345/hotline/loadtest/phone"
+	"github.com/hotline12345/hotline/media"
 )
 
 // Self-service lookup through the real server: the caller chooses 9, keys a case number
