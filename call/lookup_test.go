@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -127,4 +128,25 @@ func TestAnswerReading(t *testing.T) {
 	if got := strings.Join(amountPrompts("en", 1280), " "); got != "digit_1 digit_2 digit_8 digit_0" {
 		t.Errorf("en 1280: %s", got)
 	}
+}
+
+// FuzzLookupAnswer feeds arbitrary hook answers to the JSON decoding and the reading:
+// never a panic, and an answer is either prompts that start with its status's or an error.
+func FuzzLookupAnswer(f *testing.F) {
+	f.Add([]byte(`{"status":"processing","date":"2026-12-08","amount":1280.5}`))
+	f.Add([]byte(`{"status":"processing","date":"0000-01-01","amount":1e300}`))
+	f.Add([]byte(`{"status":null}`))
+	l := ivr.Lookup{Statuses: map[string][]string{"processing": {"status_processing"}}}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var ans LookupAnswer
+		if json.Unmarshal(body, &ans) != nil {
+			return
+		}
+		for _, lang := range []string{"zh", "en"} {
+			prompts, err := answerPrompts(lang, l, ans)
+			if err == nil && (len(prompts) == 0 || prompts[0] != "status_processing") {
+				t.Fatalf("%s: prompts %q", body, prompts)
+			}
+		}
+	})
 }

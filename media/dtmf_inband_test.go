@@ -351,3 +351,31 @@ func TestSessionInbandDTMF(t *testing.T) {
 		t.Fatalf("tones after RFC 4733 gave %q, want nothing", got)
 	}
 }
+
+// FuzzInbandDetector feeds arbitrary G.711 payloads: the detector never panics and gives
+// at most one digit per two analysis blocks.
+func FuzzInbandDetector(f *testing.F) {
+	frame := make([]byte, FrameSamples)
+	PCMA.Encode(frame, synth(0, 0, dtmfSignal{digit: '1', ms: 20})[:FrameSamples])
+	f.Add(frame, false)
+	f.Add([]byte{0xd5, 0x55}, true)
+	f.Fuzz(func(t *testing.T, payload []byte, ulaw bool) {
+		c := PCMA
+		if ulaw {
+			c = PCMU
+		}
+		var d InbandDetector
+		var got []rune
+		for range 4 {
+			got = d.Decode(got, c, payload)
+		}
+		if max := 4*len(payload)/(2*inbandBlock) + 1; len(got) > max {
+			t.Fatalf("%d digits from %d samples", len(got), 4*len(payload))
+		}
+		for _, r := range got {
+			if _, ok := DigitEvent(r); !ok {
+				t.Fatalf("not a digit: %q", r)
+			}
+		}
+	})
+}
