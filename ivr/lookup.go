@@ -134,6 +134,9 @@ func ValidateLookups(lookups map[string]Lookup, menus map[string]Menu, hasPrompt
 			add("statuses", "required (each status the hook answers → the prompts that say it)")
 		}
 		for _, st := range slices.Sorted(maps.Keys(l.Statuses)) {
+			if !validName(st) { // it goes into the record's ivr_path
+				add("statuses."+st, "bad status %q (letters, digits and _-./: only)", st)
+			}
 			if len(l.Statuses[st]) == 0 {
 				add("statuses."+st, "needs at least one prompt")
 			}

@@ -100,13 +100,14 @@ func TestValidateLookups(t *testing.T) {
 	menus, lookups := lookupMenus()
 	menus["main"] = Menu{Options: map[string]string{"9": "lookup nosuch"}}
 	l := lookups["case_status"]
-	bad := Lookup{URL: "ftp://x", Timeout: -1, Statuses: map[string][]string{"done": nil}, Next: "repeat"}
+	bad := Lookup{URL: "ftp://x", Timeout: -1, Statuses: map[string][]string{"done": nil, "a>b": {"x"}}, Next: "repeat"}
 	lookups["bad"] = bad
 	lookups["case_status"] = l
 	got := ValidateLookups(lookups, menus, func(p string) bool { return p != "lookup_failed" }, nil)
 	want := []FieldError{
 		{"lookups.bad.url", `want an http:// or https:// URL, got "ftp://x"`},
 		{"lookups.bad.timeout", "must be between 0 (default 3s) and 30s"},
+		{"lookups.bad.statuses.a>b", `bad status "a>b" (letters, digits and _-./: only)`},
 		{"lookups.bad.statuses.done", "needs at least one prompt"},
 		{"lookups.bad.fallback_prompt", `unknown prompt "lookup_failed"`},
 		{"lookups.bad.next", `"repeat" cannot follow a lookup (want menu, queue, play or hangup)`},
