@@ -17,8 +17,9 @@ import (
 
 // Self-service lookup through the real server: the caller chooses 9, keys a case number
 // and #, the server asks the test hook with that case and speaks the answer, then says
-// goodbye; a hook that does not answer within the timeout sends the next caller, after
-// the spoken fallback, to the consult queue. One server and one hook serve both.
+// goodbye; a hook that does not answer within the timeout, or answers 500, sends the
+// caller, after the spoken fallback, to the consult queue. One server and one hook serve
+// the three callers at once.
 func TestLookupHookThroughServer(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -32,6 +33,8 @@ func TestLookupHookThroughServer(t *testing.T) {
 		case "20261208001":
 			w.Header().Set("Content-Type", "application/json")
 			w.Write([]byte(`{"status":"processing"}`)) // dates and amounts: TestLookupHTTP
+		case "20261208500":
+			http.Error(w, "database down", http.StatusInternalServerError)
 		default: // slower than the lookup's timeout
 			<-r.Context().Done()
 		}
@@ -100,42 +103,47 @@ lookups:
 		}
 	})
 
-	// The hook is slow: fallback prompt, then the consult queue.
-	t.Run("timeout", func(t *testing.T) {
-		t.Parallel()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), "13900139202")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SendDTMF("920261208002#", 60*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			lc, ok := liveCall(t, s.httpAddr(), c.SIPCallID())
-			if ok && lc.Stage == call.StageQueued && lc.Queue == "consult" {
-				break
+	// The hook is slow, or answers 500: fallback prompt, then the consult queue.
+	for _, tc := range []struct{ name, caseNumber, caller string }{
+		{"timeout", "20261208002", "13900139202"},
+		{"http500", "20261208500", "13900139203"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c, err := p.Dial(ctx, "sip:12345@"+s.sipAddr(), tc.caller)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the caller did not reach consult after the hook's timeout: %+v", lc)
+			if err := c.SendDTMF("9"+tc.caseNumber+"#", 60*time.Millisecond); err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if err := c.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		rec := waitRecord(t, s, "13900139202")
-		if want := "main>9>case>20261208002#>lookup!>consult"; rec.IVRPath != want {
-			t.Fatalf("ivr_path %q, want %q", rec.IVRPath, want)
-		}
-	})
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				lc, ok := liveCall(t, s.httpAddr(), c.SIPCallID())
+				if ok && lc.Stage == call.StageQueued && lc.Queue == "consult" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the caller did not reach consult after the hook failed: %+v", lc)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := c.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rec := waitRecord(t, s, tc.caller)
+			if want := "main>9>case>" + tc.caseNumber + "#>lookup!>consult"; rec.IVRPath != want {
+				t.Fatalf("ivr_path %q, want %q", rec.IVRPath, want)
+			}
+		})
+	}
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
 		slices.Sort(asked)
-		if !slices.Equal(asked, []string{"20261208001", "20261208002"}) {
+		if !slices.Equal(asked, []string{"20261208001", "20261208002", "20261208500"}) {
 			t.Errorf("hook asked for %q", asked)
 		}
 	})
