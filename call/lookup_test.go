@@ -11,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/hotline12345/hotline/ivr"
 )
 
 func TestLookupHTTP(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
 	release := make(chan struct{})
 	var asked []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +55,10 @@ func TestLookupHTTP(t *testing.T) {
 		},
 	}}
 	h := newHTTPHooks(lookups, "zh")
+	t.Cleanup(func() { // after the deferred closes: no request or connection left behind
+		h.client.CloseIdleConnections()
+		goleak.VerifyNone(t, ignore)
+	})
 	ctx := context.Background()
 
 	status, prompts, err := h.Lookup(ctx, "case_status", "1001")
