@@ -32,7 +32,7 @@ func (c *Call) startIVR(entry ivr.Action, noGreeting bool) {
 	iq := &ivrQueue{c: c}
 	runner := ivr.Runner{
 		Menus: c.plan.Menus, Media: ivrMedia{c: c, s: c.s, digits: t.digits}, Queue: iq,
-		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting, Preamble: c.preamble,
+		Clock: c.m.cfg.Clock, Logger: c.log, NoGreeting: noGreeting, Preamble: c.preamble, Lookups: c.m.cfg.Lookups, Hooks: c.m.cfg.Hooks,
 		OnQueue: func(res ivr.Result) { iq.path, iq.caseNumber = res.PathString(), res.Vars["case_number"] },
 	}
 	c.spawn(func() {

@@ -182,6 +182,7 @@ func (c *Call) run() {
 	c.s = s
 	c.stream.Store(&s)
 	defer s.Close()
+	c.inbandDTMF()
 	if err := c.answer(); err != nil {
 		c.unanswered(err)
 		return

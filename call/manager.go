@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -72,9 +73,15 @@ type Config struct {
 	Voicemail         Voicemail // the menus' voicemail action
 	// CallbackQueue is where a voicemail's callback task waits ("" = no task).
 	CallbackQueue string
-	Clock         Clock // nil: system clock
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// InbandDTMF names the inbound trunks whose callers' keypad tones are read in the audio.
+	InbandDTMF map[string]bool
+	// Lookups are the self-service hooks of the menus' "lookup NAME" actions; Hooks asks
+	// them (nil: over HTTP, call/lookup.go).
+	Lookups    map[string]ivr.Lookup
+	Hooks      ivr.Hooks
+	Clock      Clock // nil: system clock
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Manager runs calls and knows which are live.
@@ -113,6 +120,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		Prompts: cfg.Prompts, Language: cfg.Language})
 	if err := pl.check(nil); err != nil {
 		return nil, err
+	}
+	if len(cfg.Lookups) > 0 {
+		for _, p := range lookupPrompts {
+			if !HasPrompt(cfg.Prompts, cfg.Language, p) {
+				return nil, fmt.Errorf("self-service lookups read dates and amounts, but prompt %q is missing", p)
+			}
+		}
+		if cfg.Hooks == nil {
+			cfg.Hooks = newHTTPHooks(cfg.Lookups, cfg.Language)
+		}
 	}
 	m := &Manager{cfg: cfg, log: cfg.Logger, live: map[string]*Call{}, media: cfg.Media}
 	m.plan.Store(pl)

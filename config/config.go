@@ -97,8 +97,10 @@ type Config struct {
 	OutboundTrunks []OutboundTrunk     `yaml:"outbound_trunks"`
 	Routes         []ivr.Route         `yaml:"routes"`
 	Menus          map[string]ivr.Menu `yaml:"menus"`
-	Queues         map[string]Queue    `yaml:"queues"`
-	Agents         []Agent             `yaml:"agents"`
+	// Lookups are self-service hooks (自助查询) that menus run with "lookup NAME".
+	Lookups map[string]ivr.Lookup `yaml:"lookups"`
+	Queues  map[string]Queue      `yaml:"queues"`
+	Agents  []Agent               `yaml:"agents"`
 	// Surveys are the survey scripts of outbound campaigns (云回访), by name.
 	Surveys map[string]ivr.Survey `yaml:"surveys"`
 	// Callback holds the campaigns' defaults and the human fallback; nil (absent) = no human
@@ -203,6 +205,9 @@ type Trunk struct {
 	AnswerDelay ivr.Duration `yaml:"answer_delay"`
 	// SRTP: off, optional (default: SRTP when the offer has usable a=crypto), required.
 	SRTP string `yaml:"srtp"`
+	// InbandDTMF: read keypad tones in the callers' audio (gateways that send DTMF only
+	// in-band); default false. RFC 4733 events from a call switch it off for that call.
+	InbandDTMF bool `yaml:"inband_dtmf"`
 }
 
 // Queue is an ACD queue. Until agents exist a queue holds callers with music until MaxWait.

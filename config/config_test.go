@@ -450,6 +450,10 @@ func errorCases(t testing.TB) []errCase {
 	add(errCase{desc: "wrong type", doc: d,
 		want: []want{{ln(d, "max_calls: many"), "trunks[0].max_calls", `want a number, got "many"`}}})
 
+	d = ed("    # inband_dtmf: false", "    inband_dtmf: sometimes")
+	add(errCase{desc: "trunk inband_dtmf not a bool", doc: d, contains: true,
+		want: []want{{ln(d, "inband_dtmf:"), "trunks[0].inband_dtmf", "sometimes"}}})
+
 	d = ed("max_calls: 5000", "max_calls:\n      many")
 	add(errCase{desc: "wrong type, value on the next line", doc: d,
 		want: []want{{ln(d, "max_calls:"), "trunks[0].max_calls", `want a number, got "many"`}}})

@@ -267,6 +267,7 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 		}
 	}
 	errs = append(errs, ivr.ValidateMenus(c.Menus, hasPrompt, hasQueue)...)
+	errs = append(errs, ivr.ValidateLookups(c.Lookups, c.Menus, hasPrompt, hasQueue)...)
 
 	for name, q := range c.Queues {
 		p := "queues." + name

@@ -18,6 +18,7 @@ const (
 	ActRepeat                          // "repeat": replay this menu; keeps the failure count
 	ActBack                            // "back": previous menu; at the entry menu, replay it
 	ActVoicemail                       // "voicemail": leave a message to be called back (ends the IVR; the call records it)
+	ActLookup                          // "lookup NAME": ask the self-service hook NAME and speak its answer (lookup.go)
 )
 
 var kindWords = [...]string{
@@ -29,6 +30,7 @@ var kindWords = [...]string{
 	ActBack:   "back",
 
 	ActVoicemail: "voicemail",
+	ActLookup:    "lookup",
 }
 
 // String returns the config keyword of k ("menu", "queue", ...), or "" for
@@ -42,7 +44,7 @@ func (k ActionKind) String() string {
 
 // hasTarget reports whether the kind takes a NAME argument.
 func (k ActionKind) hasTarget() bool {
-	return k == ActMenu || k == ActQueue || k == ActPlay
+	return k == ActMenu || k == ActQueue || k == ActPlay || k == ActLookup
 }
 
 // Terminal reports whether the action ends the IVR (queue, play, hangup, voicemail).
@@ -59,7 +61,7 @@ type Action struct {
 }
 
 // ParseAction parses "menu NAME", "queue NAME", "play PROMPT", "hangup",
-// "repeat", "back" or "voicemail". Keywords are lower case; words are separated by
+// "repeat", "back", "voicemail" or "lookup NAME". Keywords are lower case; words are separated by
 // white space, leading and trailing space is ignored. Names are made of
 // letters, digits and "_-./:" (prompt names such as "zh/welcome"). Errors wrap
 // [ErrBadAction].
@@ -69,14 +71,14 @@ func ParseAction(s string) (Action, error) {
 		return Action{}, fmt.Errorf("%w: empty", ErrBadAction)
 	}
 	var kind ActionKind
-	for k := ActMenu; k <= ActVoicemail; k++ {
+	for k := ActMenu; k <= ActLookup; k++ {
 		if f[0] == kindWords[k] {
 			kind = k
 			break
 		}
 	}
 	if kind == 0 {
-		return Action{}, fmt.Errorf("%w: %q: unknown action %q (want menu, queue, play, hangup, repeat, back or voicemail)", ErrBadAction, s, f[0])
+		return Action{}, fmt.Errorf("%w: %q: unknown action %q (want menu, queue, play, hangup, repeat, back, voicemail or lookup)", ErrBadAction, s, f[0])
 	}
 	if !kind.hasTarget() {
 		if len(f) != 1 {

@@ -42,6 +42,9 @@ const (
 	EventInvalid  = "invalid"  // an unknown choice or a too-short entry; Input as for EventDigit
 	EventTimeout  = "timeout"  // no digit within Menu.Timeout after the prompts (Input empty)
 	EventFallback = "fallback" // Menu.Fallback ran after MaxRetries failures (Input empty), or the loop guard hung up (Input "loop")
+	EventLookup   = "lookup"   // a self-service hook answered (Input: the answer's status)
+	// EventLookupFailed: the hook timed out, failed or answered badly (Input empty).
+	EventLookupFailed = "lookup_failed"
 )
 
 // Step is one entry of a call's IVR path.
@@ -72,7 +75,10 @@ type Result struct {
 //
 // A call that entered main, pressed 2 and went to queue complaint is
 // "main>2>complaint"; one that timed out three times and fell back to queue
-// consult is "main>T>T>T>F>consult"; the menu-less profile is just "consult".
+// consult is "main>T>T>T>F>consult"; the menu-less profile is just "consult". A
+// lookup that answered is "lookup:" and the answer's status
+// ("case>2026120800012#>lookup:processing>hangup"), one that failed "lookup!"
+// ("case>2026120800012#>lookup!>consult").
 // A call that hung up in the IVR has no final token: "main>1>sub".
 func (r Result) PathString() string {
 	var b strings.Builder
@@ -94,6 +100,10 @@ func (r Result) PathString() string {
 			add("T")
 		case EventFallback:
 			add("F")
+		case EventLookup:
+			add("lookup:" + s.Input)
+		case EventLookupFailed:
+			add("lookup!")
 		}
 	}
 	switch r.Final.Kind {
@@ -125,6 +135,10 @@ type Runner struct {
 	// runner hands the caller to a queue (the call journals them: a crash during the
 	// queue or the talk then keeps how the caller got there). It must not keep res.
 	OnQueue func(res Result)
+	// Lookups are the self-service hooks "lookup NAME" actions run (shared read-only);
+	// Hooks asks them. Both may be nil when no menu has a lookup.
+	Lookups map[string]Lookup
+	Hooks   Hooks
 }
 
 // Run runs the IVR from entry until a terminal action:
@@ -216,6 +230,8 @@ func (c *callRun) run() error {
 			err = c.fail()
 		case stQueued:
 			err = c.join()
+		case stLookingUp:
+			err = c.lookup()
 		case stPlaying:
 			if _, _, err = c.playAll([]string{c.next.Target}, false); err == nil {
 				err = c.fire(evPlayed)
@@ -245,6 +261,8 @@ func (c *callRun) route() error {
 		return c.finish(act, evPlay)
 	case ActHangup, ActVoicemail: // the call carries out a voicemail after the IVR
 		return c.finish(act, evHangup)
+	case ActLookup:
+		return c.fire(evLookup)
 	case ActMenu:
 		if _, ok := c.r.Menus[act.Target]; !ok {
 			return fmt.Errorf("%w: %q (from menu %q)", ErrUnknownMenu, act.Target, c.cur)

@@ -24,6 +24,7 @@ import (
 //	waiting --timeout--> failing          (no first digit)
 //	failing --retry--> prompting          (failure prompt played; replay the menu)
 //	failing --fallback--> routing         (MaxRetries reached: Menu.Fallback)
+//	routing --lookup--> looking_up --looked_up--> routing  (a self-service hook; then Next or Fallback)
 const (
 	stRouting    = "routing"
 	stPrompting  = "prompting"
@@ -33,6 +34,7 @@ const (
 	stQueued     = "queued"
 	stPlaying    = "playing"
 	stDone       = "done"
+	stLookingUp  = "looking_up"
 
 	evVisit      = "visit"
 	evQueue      = "queue"
@@ -47,6 +49,8 @@ const (
 	evTimeout    = "timeout"
 	evRetry      = "retry"
 	evFallback   = "fallback"
+	evLookup     = "lookup"
+	evLookedUp   = "looked_up"
 )
 
 var inputStates = []string{stPrompting, stWaiting, stCollecting}
@@ -65,6 +69,8 @@ var runEvents = fsm.Events{
 	{Name: evTimeout, Src: []string{stWaiting}, Dst: stFailing},
 	{Name: evRetry, Src: []string{stFailing}, Dst: stPrompting},
 	{Name: evFallback, Src: []string{stFailing}, Dst: stRouting},
+	{Name: evLookup, Src: []string{stRouting}, Dst: stLookingUp},
+	{Name: evLookedUp, Src: []string{stLookingUp}, Dst: stRouting},
 }
 
 // newRunFSM starts in routing: the entry action is the first to carry out.

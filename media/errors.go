@@ -1,6 +1,7 @@
 // Package media is hotline's RTP engine: port allocation, G.711 codecs, a
 // prompt cache, tones, shared send pacing (Scheduler), RTP sessions with
-// symmetric-RTP latching and inactivity timeout, RFC 4733 DTMF, and bridges
+// symmetric-RTP latching and inactivity timeout, RFC 4733 DTMF, in-band DTMF
+// detection (InbandDetector), and bridges
 // (relay between two sessions, PCMU↔PCMA transcoding only when needed).
 //
 // Receive modes: on Linux, Ports.NewSession makes sessions whose sockets are

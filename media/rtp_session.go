@@ -123,7 +123,8 @@ type Session struct {
 	stopCtx       func() bool // unregisters the context watcher
 	cur           *playback   // what is playing
 	dtmfRx        DTMFReceiver
-	rxDigits      [2]rune // scratch for DTMFReceiver results
+	rxDigits      [2]rune         // scratch for DTMFReceiver results
+	inband        *InbandDetector // in-band DTMF detection (SetInbandDTMF); its state is the reader's
 	tx            txState
 	relay         *bridgeLeg // relays what this session receives (Bridge); nil when not bridged
 	txOwner       *bridgeLeg // the bridge leg allowed to send out of this session
@@ -136,6 +137,7 @@ type Session struct {
 	rxHaveSeq bool
 	rxSSRC    uint32
 	rxSeq     uint16
+	rxInband  [4]rune // scratch for InbandDetector results
 }
 
 // latchState decides which source is latched; guarded by Session.mu.
@@ -480,6 +482,21 @@ func (s *Session) SetAudioSink(f AudioSink) {
 	s.mu.Unlock()
 }
 
+// SetInbandDTMF turns in-band DTMF detection (InbandDetector) on or off: the
+// keypad tones in the received audio become digits on the Digits channel, as
+// RFC 4733 events do. For peers that send tones only in the audio; once an
+// RFC 4733 event arrives on the session, the audio is no longer read for
+// tones, so a peer that sends both does not give each digit twice. Turning it
+// on again starts from fresh state.
+func (s *Session) SetInbandDTMF(on bool) {
+	s.mu.Lock()
+	s.inband = nil
+	if on {
+		s.inband = &InbandDetector{}
+	}
+	s.mu.Unlock()
+}
+
 // SetInactivityTimeout changes the RTP inactivity timeout (e.g. to disable it
 // during hold); d <= 0 disables it. The timeout counts again from now.
 func (s *Session) SetInactivityTimeout(d time.Duration) {
@@ -640,7 +657,7 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	} else {
 		s.latch.latchRx = nowNS
 	}
-	codec, audioPT, dtmfPT, sink, relay := s.codec, s.audioPT, s.dtmfPT, s.sink, s.relay
+	codec, audioPT, dtmfPT, sink, relay, inband := s.codec, s.audioPT, s.dtmfPT, s.sink, s.relay, s.inband
 	isDTMF := dtmfPT != 0 && pkt.PayloadType == dtmfPT
 	if isDTMF {
 		digits := s.dtmfRx.Receive(s.rxDigits[:0], now, pkt.SSRC, pkt.Timestamp, pkt.Payload)
@@ -669,6 +686,10 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 		if sink != nil {
 			sink(pkt, codec, now)
 		}
+		// RFC 4733 wins: once the peer sent a telephone-event, its tones are not read again.
+		if inband != nil && s.dtmfIn.Load() == 0 {
+			s.deliverDigits(inband.Decode(s.rxInband[:0], codec, pkt.Payload))
+		}
 	case pkt.PayloadType == PayloadTypeCN:
 		if relay != nil {
 			relay.dropped.Add(1) // the other leg did not negotiate CN
@@ -696,7 +717,7 @@ func (s *Session) trackSequence(ssrc uint32, seq uint16) {
 	s.rxSeq = seq
 }
 
-// deliverDigits sends digits to the Digits channel without blocking; s.mu is held.
+// deliverDigits sends digits to the Digits channel without blocking.
 func (s *Session) deliverDigits(digits []rune) {
 	for _, d := range digits {
 		s.digitsIn.Add(1)

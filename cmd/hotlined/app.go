@@ -211,6 +211,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
 		DataDir: cfg.DataDir, CampaignRecording: recordingRule(cfg.CallbackSettings().Recording),
 		Voicemail: voicemailConfig(cfg.Voicemail), CallbackQueue: cfg.CallbackSettings().Queue,
+		InbandDTMF: inbandTrunks(cfg), Lookups: cfg.Lookups,
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -478,4 +479,15 @@ func reportOptions(cfg *config.Config) cdr.ReportOptions {
 		o.QueueServiceLevel[name] = q.ServiceLevel.D()
 	}
 	return o
+}
+
+// inbandTrunks names the inbound trunks with in-band DTMF detection (inband_dtmf: true).
+func inbandTrunks(cfg *config.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, t := range cfg.Trunks {
+		if t.InbandDTMF {
+			m[t.Name] = true
+		}
+	}
+	return m
 }

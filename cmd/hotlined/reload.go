@@ -37,6 +37,11 @@ import (
 //
 // A call keeps the plan it started with, so no caller changes menu mid-call.
 
+// liveSections are the config's top-level keys a reload applies (in part: queues and
+// agents, see acdChanges; http, its tokens).
+var liveSections = map[string]bool{"http": true, "prompts": true, "trunks": true, "routes": true,
+	"menus": true, "queues": true, "agents": true, "surveys": true}
+
 // reloadResult is the answer of a reload.
 type reloadResult struct {
 	Applied       []string `json:"applied"`        // what new calls now follow
@@ -128,21 +133,21 @@ func (a *app) reload(ctx context.Context) (any, error) {
 	res := reloadResult{Applied: []string{}, RestartNeeded: []string{}}
 	applied := *cur // what is in force after this reload
 
-	// Restart-only sections: reported when they differ.
-	for _, f := range []struct {
-		name     string
-		old, new any
-	}{
-		{"node_id", started.NodeID, next.NodeID}, {"timezone", started.Timezone, next.Timezone},
-		{"sip", started.SIP, next.SIP}, {"data_dir", started.DataDir, next.DataDir}, {"cdr_dsn", started.CDRDSN, next.CDRDSN},
-		{"cdr_spill_limit", started.CDRSpillLimit, next.CDRSpillLimit}, {"rtp", started.RTP, next.RTP},
-		{"drain_timeout", started.DrainTimeout, next.DrainTimeout}, {"memory_limit", started.MemoryLimit, next.MemoryLimit},
-		{"outbound_trunks", started.OutboundTrunks, next.OutboundTrunks}, {"callback", started.Callback, next.Callback},
-		{"records", started.Records, next.Records}, {"log", started.Log, next.Log},
-	} {
-		if !reflect.DeepEqual(f.old, f.new) {
-			res.RestartNeeded = append(res.RestartNeeded, f.name)
+	// Every section not applied live below is restart-only: reported when it differs from
+	// the config as started (a section added to config.Config later is restart-only until
+	// it is taught here).
+	vs, vn := reflect.ValueOf(*started), reflect.ValueOf(*next)
+	for i := range vs.NumField() {
+		name, _, _ := strings.Cut(vs.Type().Field(i).Tag.Get("yaml"), ",")
+		if liveSections[name] {
+			continue
 		}
+		if !reflect.DeepEqual(vs.Field(i).Interface(), vn.Field(i).Interface()) {
+			res.RestartNeeded = append(res.RestartNeeded, name)
+		}
+	}
+	if !reflect.DeepEqual(inbandTrunks(started), inbandTrunks(next)) {
+		res.RestartNeeded = append(res.RestartNeeded, "trunks (inband_dtmf)")
 	}
 	httpOld, httpNew := started.HTTP, next.HTTP
 	httpOld.Tokens, httpNew.Tokens = nil, nil

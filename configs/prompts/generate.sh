@@ -106,6 +106,61 @@ recording_notice|您的通话可能被录音。|nin2 de5 tong1 hua4 ke3 neng2 be
 voicemail_offer|留言请按1。|liu2 yan2 qing3 an4 yi1.|To leave a message, press 1.
 voicemail_greeting|请在提示音后留言，按井号键结束，我们将尽快给您回电。|qing3 zai4 ti2 shi4 yin1 hou4 liu2 yan2, an4 jing3 hao4 jian4 jie2 shu4, wo3 men5 jiang1 jin3 kuai4 gei3 nin2 hui2 dian4.|Please leave a message after the tone, and press the hash key when you are done. We will call you back.
 voicemail_saved|您的留言已收到，我们将尽快给您回电，再见。|nin2 de5 liu2 yan2 yi3 shou1 dao4, wo3 men5 jiang1 jin3 kuai4 gei3 nin2 hui2 dian4, zai4 jian4.|Your message has been received. We will call you back. Goodbye.
+case_status_pre|您的工单|nin2 de5 gong1 dan1|Your case
+status_received|已受理，正在分派。|yi3 shou4 li3, zheng4 zai4 fen1 pai4.|has been received and is being assigned.
+status_processing|正在办理中。|zheng4 zai4 ban4 li3 zhong1.|is being processed.
+status_done|已办结。|yi3 ban4 jie2.|has been completed.
+case_not_found|未查询到该工单，请核对工单号。|wei4 cha2 xun2 dao4 gai1 gong1 dan1, qing3 he2 dui4 gong1 dan1 hao4.|We could not find that case. Please check the case number.
+lookup_failed|暂时无法查询，正在为您转接人工服务。|zan4 shi2 wu2 fa3 cha2 xun2, zheng4 zai4 wei4 nin2 zhuan3 jie1 ren2 gong1 fu2 wu4.|Sorry, we cannot look up your case right now. We are putting you through to an agent.
+date_pre|预计办结日期|yu4 ji4 ban4 jie2 ri4 qi1|Expected completion date:
+amount_pre|涉及金额|she4 ji2 jin1 e2|The amount is
+yuan|元|yuan2|yuan
+thousand|千|qian1|thousand
+ten_thousand|万|wan4|ten thousand
+year|年|nian2|year
+month_1|一月|yi1 yue4|January
+month_2|二月|er4 yue4|February
+month_3|三月|san1 yue4|March
+month_4|四月|si4 yue4|April
+month_5|五月|wu3 yue4|May
+month_6|六月|liu4 yue4|June
+month_7|七月|qi1 yue4|July
+month_8|八月|ba1 yue4|August
+month_9|九月|jiu3 yue4|September
+month_10|十月|shi2 yue4|October
+month_11|十一月|shi2 yi1 yue4|November
+month_12|十二月|shi2 er4 yue4|December
+day_1|一日|yi1 ri4|first
+day_2|二日|er4 ri4|second
+day_3|三日|san1 ri4|third
+day_4|四日|si4 ri4|fourth
+day_5|五日|wu3 ri4|fifth
+day_6|六日|liu4 ri4|sixth
+day_7|七日|qi1 ri4|seventh
+day_8|八日|ba1 ri4|eighth
+day_9|九日|jiu3 ri4|ninth
+day_10|十日|shi2 ri4|tenth
+day_11|十一日|shi2 yi1 ri4|eleventh
+day_12|十二日|shi2 er4 ri4|twelfth
+day_13|十三日|shi2 san1 ri4|thirteenth
+day_14|十四日|shi2 si4 ri4|fourteenth
+day_15|十五日|shi2 wu3 ri4|fifteenth
+day_16|十六日|shi2 liu4 ri4|sixteenth
+day_17|十七日|shi2 qi1 ri4|seventeenth
+day_18|十八日|shi2 ba1 ri4|eighteenth
+day_19|十九日|shi2 jiu3 ri4|nineteenth
+day_20|二十日|er4 shi2 ri4|twentieth
+day_21|二十一日|er4 shi2 yi1 ri4|twenty-first
+day_22|二十二日|er4 shi2 er4 ri4|twenty-second
+day_23|二十三日|er4 shi2 san1 ri4|twenty-third
+day_24|二十四日|er4 shi2 si4 ri4|twenty-fourth
+day_25|二十五日|er4 shi2 wu3 ri4|twenty-fifth
+day_26|二十六日|er4 shi2 liu4 ri4|twenty-sixth
+day_27|二十七日|er4 shi2 qi1 ri4|twenty-seventh
+day_28|二十八日|er4 shi2 ba1 ri4|twenty-eighth
+day_29|二十九日|er4 shi2 jiu3 ri4|twenty-ninth
+day_30|三十日|san1 shi2 ri4|thirtieth
+day_31|三十一日|san1 shi2 yi1 ri4|thirty-first
 EOF
 )
 
