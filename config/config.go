@@ -108,6 +108,8 @@ type Config struct {
 	Records Records `yaml:"records"`
 	// Log: masking of citizens' numbers in the server log (records.go).
 	Log Log `yaml:"log"`
+	// Webhooks receive the work-order feed (webhooks.go, docs/events.md).
+	Webhooks []Webhook `yaml:"webhooks"`
 }
 
 // SIP is the signalling listener.
@@ -532,6 +534,7 @@ func (c *Config) applyDefaults() {
 		c.Callback.applyDefaults(c.OutboundTrunks)
 	}
 	c.Records.applyDefaults()
+	applyWebhookDefaults(c.Webhooks)
 	for name, q := range c.Queues {
 		if q.MaxWait == 0 {
 			q.MaxWait = ivr.Duration(DefaultMaxWait)
