@@ -169,7 +169,7 @@ type Writer struct {
 
 	written, errs, journaled, evWritten, dropped atomic.Uint64
 	outWritten                                   atomic.Uint64 // published feed events stored
-	spillLogged, fullLogged                      atomic.Int64 // unix nanoseconds of the last such line (logEvery)
+	spillLogged, fullLogged                      atomic.Int64  // unix nanoseconds of the last such line (logEvery)
 	collectors                                   []prometheus.Collector
 }
 

@@ -139,7 +139,7 @@ type replayCursor struct {
 	live        []string       // calls still up: their begin entries are carried over
 	endIDs      map[string]int // "end" entries per record ID, for w.pending
 	entries     int64          // "end" and "event" entries read (the backlog they made)
-	done        [4]int // ends, evs, interrupted, outs
+	done        [4]int         // ends, evs, interrupted, outs
 }
 
 // remaining reports whether the cursor has items left to store.

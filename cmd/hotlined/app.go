@@ -60,6 +60,7 @@ type app struct {
 	dialer    *callback.Dialer
 	dialerRun *background   // the dialer's goroutine; nil without a dialer
 	retention *retentionJob // nil when records are kept forever
+	feed      *feedJob      // the work-order feed (webhooks, SSE); nil without an outbox
 	sip       *sip.Server
 	http      *http.Server
 	httpLn    net.Listener
@@ -273,6 +274,9 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err := a.newRetention(loc, o.RetentionFirstRun); err != nil {
 		return nil, err
 	}
+	if err := a.newFeed(); err != nil {
+		return nil, err
+	}
 	var campaigns api.Campaigns // an untyped nil without a dialer
 	if a.dialer != nil {
 		campaigns = a.dialer
@@ -305,7 +309,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Auth: authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
-		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug,
+		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug, Feed: a.feedAPI(),
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")
@@ -344,6 +348,7 @@ func (a *app) serve(ctx context.Context) {
 	go a.memory.run(ctx)
 	a.runDialer()
 	a.runRetention()
+	a.runFeed()
 	a.sip.Serve(ctx)
 }
 
@@ -418,6 +423,7 @@ func (a *app) shutdown(ctx context.Context) {
 
 // close releases everything; records still queued are flushed or left in the journal.
 func (a *app) close() {
+	a.stopFeed() // first: it ends the SSE streams, which the HTTP server's Shutdown would wait for
 	if a.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		a.http.Shutdown(ctx)
