@@ -275,7 +275,8 @@ func (h *Hub) Run(ctx context.Context) {
 }
 
 // start reads the cursors; a webhook without one starts at the outbox's
-// end (it gets the events from now on).
+// beginning: it gets the events the outbox still holds (Keep, a day by
+// default), then the new ones.
 func (h *Hub) start(ctx context.Context) {
 	var last int64
 	var cursors map[string]int64
@@ -296,9 +297,6 @@ func (h *Hub) start(ctx context.Context) {
 	h.head.Store(last)
 	for _, k := range h.hooks {
 		c, ok := cursors[k.cfg.ID]
-		if !ok {
-			c = last
-		}
 		k.cursor, k.saved, k.readUpTo = c, c, c
 		if !ok {
 			k.saved = -1 // save it at the first poll
