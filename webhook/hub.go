@@ -457,7 +457,11 @@ func (h *Hub) done(ctx context.Context, r result) {
 	k.lastErr = r.err.Error()
 	if k.attempts < k.cfg.MaxAttempts {
 		k.nextAt = time.Now().Add(backoff(k.cfg.RetryMin, k.cfg.RetryMax, k.attempts))
-		h.log.Warn("webhook delivery failed; will retry", "webhook", k.cfg.ID, "event_id", r.ev.ID, "attempt", k.attempts, "retry_at", k.nextAt, "error", r.err)
+		level := slog.LevelDebug
+		if k.attempts&(k.attempts-1) == 0 { // the 1st, 2nd, 4th, 8th...: a receiver that is down does not flood the log
+			level = slog.LevelWarn
+		}
+		h.log.Log(ctx, level, "webhook delivery failed; will retry", "webhook", k.cfg.ID, "event_id", r.ev.ID, "attempt", k.attempts, "retry_at", k.nextAt, "error", r.err)
 		return
 	}
 	h.log.Error("webhook delivery failed; giving up (dead letter)", "webhook", k.cfg.ID, "event_id", r.ev.ID, "attempts", k.attempts, "error", r.err)
