@@ -9,14 +9,15 @@ import (
 
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/ivr"
+	"github.com/hotline12345/hotline/webhook"
 )
 
-// Defaults of a webhook (docs/events.md).
+// Defaults of a webhook (docs/events.md): the delivery's own.
 const (
-	DefaultWebhookTimeout     = 5 * time.Second
-	DefaultWebhookMaxAttempts = 15
-	DefaultWebhookRetryMin    = time.Second
-	DefaultWebhookRetryMax    = 10 * time.Minute
+	DefaultWebhookTimeout     = webhook.DefaultTimeout
+	DefaultWebhookMaxAttempts = webhook.DefaultMaxAttempts
+	DefaultWebhookRetryMin    = webhook.DefaultRetryMin
+	DefaultWebhookRetryMax    = webhook.DefaultRetryMax
 	// MinWebhookSecret is the shortest secret accepted (bytes): an HMAC key
 	// shorter than this is guessable.
 	MinWebhookSecret = 16
