@@ -2,6 +2,7 @@ package cdr
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -193,7 +194,7 @@ func cmpOr(a, b string) string {
 func StartEvent(r *Record) OutboxEvent {
 	d := callData(r)
 	d.Start, d.Answer = r.Start, r.Answer
-	return OutboxEvent{ID: r.ID + "/start", Type: EventTypeCallStart, Time: r.Start, NodeID: r.NodeID, Data: d}
+	return OutboxEvent{ID: r.ID + "/start", Type: EventTypeCallStart, Time: firstTime(r.Start, r.Answer, r.End), NodeID: r.NodeID, Data: d}
 }
 
 // answerID is the call.answer event's ID for agent in queue: one per visit
@@ -216,14 +217,14 @@ func eventsFromRecord(r *Record) []OutboxEvent {
 		}
 		d := callData(r)
 		d.Queue, d.Agent = v.Queue, v.Agent
-		at := r.End // a later visit's connect time is not on the record
+		at := firstTime(r.End, r.Start) // a later visit's connect time is not on the record
 		if first && !r.Connect.IsZero() {
 			at, d.Connect, d.Wait = r.Connect, r.Connect, r.Wait().Seconds()
 		}
 		first = false
 		out = append(out, OutboxEvent{ID: answerID(r.ID, v.Queue, v.Agent), Type: EventTypeCallAnswer, Time: at, NodeID: r.NodeID, Data: d})
 	}
-	end := cmpTime(r.End, r.Start)
+	end := firstTime(r.End, r.Start)
 	d := callData(r)
 	d.Queue, d.Agent = r.Queue, r.Agent
 	d.Start, d.Answer, d.Connect, d.End = r.Start, r.Answer, r.Connect, r.End
@@ -249,11 +250,15 @@ func eventsFromRecord(r *Record) []OutboxEvent {
 	return out
 }
 
-func cmpTime(a, b time.Time) time.Time {
-	if !a.IsZero() {
-		return a
+// firstTime is the first of ts that is set; now if none is (a record
+// without times must still be stored, and its events with it).
+func firstTime(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
 	}
-	return b
+	return time.Now().UTC()
 }
 
 // agentStates maps the agent events that change an agent's state to the
@@ -310,7 +315,7 @@ func eventsFromAgentEvent(e *AgentEvent, caller func(callID string) string) []Ou
 func validOutbox(evs []OutboxEvent) error {
 	for i := range evs {
 		if evs[i].ID == "" || evs[i].Type == "" || evs[i].Time.IsZero() {
-			return ErrInvalidEvent
+			return fmt.Errorf("cdr: feed event %d of %d (%q, %q) needs an ID, a type and a time: %w", i+1, len(evs), evs[i].ID, evs[i].Type, ErrInvalidEvent)
 		}
 	}
 	return nil

@@ -137,6 +137,12 @@ func TestOutboxRecordKinds(t *testing.T) {
 	if last := evs[len(evs)-1]; last.Type != EventTypeCallbackTask || last.Data.Task != CallbackTaskClosed || last.Data.Parent != in.ID {
 		t.Errorf("callback task: %+v", last)
 	}
+	bare := Record{ID: "bare", Agent: "1001"} // no times at all: still stored, with its events
+	for _, e := range eventsFromRecord(&bare) {
+		if e.Time.IsZero() {
+			t.Errorf("event %s of a record without times has no time", e.ID)
+		}
+	}
 	masked := evs[0].Data.MaskNumbers(func(s string) string { return "x" + s[len(s)/2:] })
 	if masked.Caller == cb.Caller || masked.CallID != cb.ID {
 		t.Errorf("MaskNumbers: %+v", masked)
