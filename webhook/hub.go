@@ -358,7 +358,9 @@ func (h *Hub) read(ctx context.Context, gapSince time.Time) time.Time {
 // load refills a behind webhook's empty queue from the outbox.
 func (h *Hub) load(ctx context.Context, k *hook) {
 	head := h.head.Load()
-	for k.readUpTo < head && len(k.queue) == 0 {
+	// A few reads per turn: a webhook of rare types behind a long backlog of
+	// others must not hold the loop (it goes on at the next turn).
+	for reads := 0; k.readUpTo < head && len(k.queue) == 0 && reads < 10; reads++ {
 		evs, err := h.opts.Store.ListOutbox(ctx, k.readUpTo, head, 200)
 		if err != nil || len(evs) == 0 {
 			if err != nil {
@@ -402,6 +404,9 @@ func (h *Hub) dispatch(ctx context.Context, timer *time.Timer) {
 			h.load(ctx, k)
 		}
 		if len(k.queue) == 0 {
+			if k.readUpTo < h.head.Load() {
+				h.Kick() // more to read for it
+			}
 			continue
 		}
 		if now.Before(k.nextAt) {
