@@ -24,14 +24,14 @@ type feedServer struct {
 	admin, viewer string
 }
 
-func newFeedServer(t *testing.T) *feedServer {
+func newFeedServer(t *testing.T, hooks ...webhook.Config) *feedServer {
 	t.Helper()
 	s, err := cdr.OpenSQLite(filepath.Join(t.TempDir(), "cdr.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	hub, err := webhook.New(webhook.Options{Store: s, Mask: MaskNumber, Poll: 10 * time.Millisecond})
+	hub, err := webhook.New(webhook.Options{Store: s, Mask: MaskNumber, Poll: 10 * time.Millisecond, Webhooks: hooks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +175,56 @@ func waitSubs(t *testing.T, h *webhook.Hub, n int) {
 	for deadline := time.Now().Add(5 * time.Second); h.Subscribers() != n; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d subscribers, want %d", h.Subscribers(), n)
+		}
+	}
+}
+
+// The webhooks' routes: the list for a supervisor and up, dead letters and replay for an
+// admin only, 404 for an unknown webhook.
+func TestWebhookRoutes(t *testing.T) {
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	defer down.Close()
+	f := newFeedServer(t, webhook.Config{ID: "crm", URL: down.URL, Secret: "0123456789abcdef", Events: []string{"*"},
+		MaxAttempts: 1, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
+	publish(t, f.store, "c1", "")
+	do := func(method, path, token string) (int, string) {
+		req, _ := http.NewRequest(method, f.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		bufio.NewReader(resp.Body).WriteTo(&b)
+		return resp.StatusCode, b.String()
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, body := do("GET", "/api/v1/webhooks/crm/dead", f.admin); code == 200 && strings.Contains(body, `"id": "c1"`) {
+			if !strings.Contains(body, "13800138000") || !strings.Contains(body, `"last_error": "HTTP 500"`) {
+				t.Fatalf("dead letters: %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter")
+		}
+	}
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+		body                string
+	}{
+		{"GET", "/api/v1/webhooks", f.viewer, 403, ""},
+		{"GET", "/api/v1/webhooks", f.admin, 200, `"dead": 1`},
+		{"GET", "/api/v1/webhooks/crm/dead", f.viewer, 403, ""},
+		{"GET", "/api/v1/webhooks/nope/dead", f.admin, 404, "unknown webhook"},
+		{"POST", "/api/v1/webhooks/crm/replay", f.viewer, 403, ""},
+		{"POST", "/api/v1/webhooks/nope/replay", f.admin, 404, "unknown webhook"},
+		{"POST", "/api/v1/webhooks/crm/replay", f.admin, 202, `"queued": 1`},
+	} {
+		if code, body := do(tc.method, tc.path, tc.token); code != tc.want || !strings.Contains(body, tc.body) {
+			t.Errorf("%s %s: %d %s, want %d with %q", tc.method, tc.path, code, body, tc.want, tc.body)
 		}
 	}
 }

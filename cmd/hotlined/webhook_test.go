@@ -266,5 +266,12 @@ func TestWebhooksSurviveKill9(t *testing.T) {
 			t.Fatalf("/api/v1/webhooks %+v: want gongdan with nothing left", hooks.Webhooks)
 		}
 	}
+	metrics := httpGet(t, "http://"+q.http+"/metrics", http.StatusOK)
+	for _, want := range []string{`hotline_webhook_delivered_total{webhook="gongdan"}`, `hotline_webhook_backlog{webhook="gongdan"} 0`,
+		`hotline_webhook_dead_total{webhook="gongdan"} 0`, `hotline_events_stream_clients 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	t.Logf("%d events in the outbox, %d deliveries accepted after the restart", len(evs), len(accepted))
 }
