@@ -78,6 +78,10 @@ type Config struct {
 	DataDir string
 	// Debug (Go's profiler, --pprof) is served under /debug/pprof/ to admins; nil: not at all.
 	Debug http.Handler
+	// Feed serves the webhooks' routes and the SSE event stream (feed.go);
+	// nil: those routes answer 404. StreamHeartbeat: DefaultStreamHeartbeat.
+	Feed            Feed
+	StreamHeartbeat time.Duration
 	// MaxBody bounds request bodies (default DefaultMaxBody); MaxImportBody
 	// those of campaign creation and target import (default MaxCampaignBody).
 	MaxBody, MaxImportBody int64
@@ -147,6 +151,7 @@ func New(cfg Config) http.Handler {
 	if cfg.DataDir != "" && cfg.Records != nil {
 		a.route(mux, "GET /api/v1/recordings/{id}", access{min: auth.Supervisor, personal: true}, a.recording)
 	}
+	a.registerFeed(mux)
 	if cfg.Debug != nil {
 		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
 	}

@@ -24,6 +24,7 @@ import (
 //	{"op":"begin","rec":{...}}   a call was answered (crash insurance)
 //	{"op":"end","rec":{...}}     a finished record not yet in the store
 //	{"op":"event","ev":{...}}    an agent event not yet in the store
+//	{"op":"out","out":{...}}     a published feed event (Writer.Publish) not yet in the store
 //	{"op":"beat","beat":{...}}   the writer was alive at beat.t with these calls
 //	                             open (and, if beat.full, these agents logged in)
 //
@@ -40,6 +41,7 @@ const (
 	journalOpEnd   = "end"
 	journalOpEvent = "event"
 	journalOpBeat  = "beat"
+	journalOpOut   = "out"
 
 	segmentPrefix = "cdr-"
 	segmentSuffix = ".jsonl"
@@ -50,6 +52,7 @@ type journalEntry struct {
 	Rec  Record       `json:"rec,omitzero"`
 	Ev   *AgentEvent  `json:"ev,omitempty"`
 	Beat *journalBeat `json:"beat,omitempty"`
+	Out  *OutboxEvent `json:"out,omitempty"`
 }
 
 // journalBeat is a heartbeat: every call begun and not finished was alive
@@ -78,6 +81,8 @@ func (e *journalEntry) valid() bool {
 		return e.Ev != nil && e.Ev.ID != ""
 	case journalOpBeat:
 		return e.Beat != nil && !e.Beat.Time.IsZero()
+	case journalOpOut:
+		return e.Out != nil && e.Out.ID != ""
 	}
 	return false
 }
@@ -416,4 +421,21 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// appendOuts writes one entry per published feed event and returns once
+// they are on disk.
+func (j *journal) appendOuts(evs []OutboxEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i := range evs {
+		if err := enc.Encode(journalEntry{Op: journalOpOut, Out: &evs[i]}); err != nil {
+			return fmt.Errorf("cdr: journal: encode feed event %s: %w", evs[i].ID, err)
+		}
+	}
+	return j.write(buf.Bytes(), len(evs))
 }

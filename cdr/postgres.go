@@ -284,7 +284,10 @@ func (p *Postgres) writeRecords(ctx context.Context, recs []Record, update bool)
 		}
 	}
 	return p.inTx(ctx, func(tx pgx.Tx) error {
-		return p.copyInsert(ctx, tx, "cdr", pgCDRColumns, values, rows, conflict)
+		if err := p.copyInsert(ctx, tx, "cdr", pgCDRColumns, values, rows, conflict); err != nil {
+			return err
+		}
+		return p.insertOutbox(ctx, tx, eventsFromRecords(recs)) // the feed's events, in the same transaction
 	})
 }
 
@@ -421,6 +424,9 @@ func (p *Postgres) AppendEvents(ctx context.Context, evs []AgentEvent) error {
 	wus := wrapUps(evs)
 	return p.inTx(ctx, func(tx pgx.Tx) error {
 		if err := p.copyInsert(ctx, tx, "agent_events", pgEventColumns, pgEventColumns, rows, "DO NOTHING"); err != nil {
+			return err
+		}
+		if err := p.outboxFromEvents(ctx, tx, evs); err != nil { // the feed's events, in the same transaction
 			return err
 		}
 		if len(wus) == 0 {

@@ -34,8 +34,8 @@ type RetentionTable struct {
 }
 
 // RetentionTables are the tables of s that hold citizens' data: the
-// records (cdr, with their cdr_wrapup rows) and the agent events
-// (agent_events). A record's age is its start, an event's its time. A store
+// records (cdr, with their cdr_wrapup rows), the agent events
+// (agent_events) and the work-order feed (outbox, webhook_dead). A record's age is its start, an event's its time. A store
 // that is neither SQLite nor PostgreSQL has none.
 func RetentionTables(s Store) []RetentionTable {
 	switch s := s.(type) {
@@ -45,12 +45,24 @@ func RetentionTables(s Store) []RetentionTable {
 			{"agent_events", func(ctx context.Context, before time.Time, limit int) (int64, error) {
 				return s.purge(ctx, sqlitePurgeEvents, before.UnixMicro(), limit)
 			}},
+			{"outbox", func(ctx context.Context, before time.Time, limit int) (int64, error) {
+				return s.purge(ctx, sqlitePurgeOutbox, before.UnixMicro(), limit)
+			}},
+			{"webhook_dead", func(ctx context.Context, before time.Time, limit int) (int64, error) {
+				return s.purge(ctx, sqlitePurgeDead, before.UnixMicro(), limit)
+			}},
 		}
 	case *Postgres:
 		return []RetentionTable{
 			{"cdr", s.purgeRecords},
 			{"agent_events", func(ctx context.Context, before time.Time, limit int) (int64, error) {
 				return s.purge(ctx, pgPurgeEvents, before.UTC(), limit)
+			}},
+			{"outbox", func(ctx context.Context, before time.Time, limit int) (int64, error) {
+				return s.purge(ctx, pgPurgeOutbox, before.UTC(), limit)
+			}},
+			{"webhook_dead", func(ctx context.Context, before time.Time, limit int) (int64, error) {
+				return s.purge(ctx, pgPurgeDead, before.UTC(), limit)
 			}},
 		}
 	}
@@ -67,6 +79,11 @@ const (
 	pgPurgeWrapUps     = `DELETE FROM cdr_wrapup WHERE call_id IN (SELECT id FROM cdr WHERE start_at < $1 ORDER BY start_at, id LIMIT $2)`
 	pgPurgeRecords     = `DELETE FROM cdr WHERE id IN (SELECT id FROM cdr WHERE start_at < $1 ORDER BY start_at, id LIMIT $2)`
 	pgPurgeEvents      = `DELETE FROM agent_events WHERE id IN (SELECT id FROM agent_events WHERE event_time < $1 ORDER BY event_time, id LIMIT $2)`
+	// The feed's events (outbox, and the dead letters' copies) carry numbers too.
+	sqlitePurgeOutbox = `DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE time_us < ? ORDER BY seq LIMIT ?)`
+	sqlitePurgeDead   = `DELETE FROM webhook_dead WHERE rowid IN (SELECT rowid FROM webhook_dead WHERE dead_us < ? ORDER BY dead_us LIMIT ?)`
+	pgPurgeOutbox     = `DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE time_at < $1 ORDER BY seq LIMIT $2)`
+	pgPurgeDead       = `DELETE FROM webhook_dead WHERE (webhook, event_id) IN (SELECT webhook, event_id FROM webhook_dead WHERE dead_at < $1 ORDER BY dead_at LIMIT $2)`
 )
 
 func (s *SQLite) purgeRecords(ctx context.Context, before time.Time, limit int) (n int64, err error) {

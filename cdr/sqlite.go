@@ -325,9 +325,13 @@ func (s *SQLite) exec(ctx context.Context, query string, recs []Record) error {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		return s.execEach(ctx, tx, query, len(recs),
+		err := s.execEach(ctx, tx, query, len(recs),
 			func(i int) []any { return recordArgs(&recs[i]) },
 			func(i int) string { return "record " + recs[i].ID })
+		if err != nil {
+			return err
+		}
+		return s.insertOutbox(ctx, tx, eventsFromRecords(recs)) // the feed's events, in the same transaction
 	})
 }
 

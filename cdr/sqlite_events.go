@@ -64,9 +64,13 @@ func (s *SQLite) AppendEvents(ctx context.Context, evs []AgentEvent) error {
 		if err != nil {
 			return err
 		}
-		return s.execEach(ctx, tx, sqliteApplyWrapUp, len(wus),
+		err = s.execEach(ctx, tx, sqliteApplyWrapUp, len(wus),
 			func(i int) []any { return []any{wus[i].callID} },
 			func(i int) string { return "wrap-up of " + wus[i].callID })
+		if err != nil {
+			return err
+		}
+		return s.outboxFromEvents(ctx, tx, evs) // the feed's events, in the same transaction
 	})
 }
 

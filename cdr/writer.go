@@ -130,6 +130,7 @@ type Writer struct {
 	closed bool
 	queue  chan Record
 	events chan AgentEvent
+	outq   chan OutboxEvent // Publish (writer_outbox.go)
 
 	// Journal replay, owned by the writer goroutine (by NewWriter and Close
 	// before and after it): the closed segments still to replay, the one
@@ -167,7 +168,8 @@ type Writer struct {
 	result  error // of the loop's drain; read after done
 
 	written, errs, journaled, evWritten, dropped atomic.Uint64
-	spillLogged, fullLogged                      atomic.Int64 // unix nanoseconds of the last such line (logEvery)
+	outWritten                                   atomic.Uint64 // published feed events stored
+	spillLogged, fullLogged                      atomic.Int64  // unix nanoseconds of the last such line (logEvery)
 	collectors                                   []prometheus.Collector
 }
 
@@ -207,6 +209,7 @@ func NewWriter(store Store, opts WriterOptions) (*Writer, error) {
 		j:       j,
 		queue:   make(chan Record, opts.QueueSize),
 		events:  make(chan AgentEvent, opts.QueueSize),
+		outq:    make(chan OutboxEvent, opts.QueueSize),
 		open:    make(map[string]Record),
 		pending: make(map[string]int),
 		agents:  make(map[string]beatAgent),
@@ -256,11 +259,15 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 func (w *Writer) Begin(rec Record) {
 	w.ensureID(&rec)
 	w.openMu.Lock()
+	_, known := w.open[rec.ID]
 	w.open[rec.ID] = rec // before the append: a concurrent compaction must see it open
 	w.openMu.Unlock()
 	if err := w.j.append(journalOpBegin, rec); err != nil {
 		w.errs.Add(1)
 		w.log.Error("cdr writer: journal begin failed; call is not crash-safe", "call_id", rec.ID, "error", err)
+	}
+	if !known { // the live call.start; its record gives it again (same ID) if this one is lost
+		w.Publish(StartEvent(&rec))
 	}
 }
 
@@ -570,11 +577,14 @@ func (w *Writer) run(retryPending bool) {
 	var stepC <-chan struct{}
 	batch := make([]Record, 0, w.opts.BatchSize)
 	evBatch := make([]AgentEvent, 0, w.opts.BatchSize)
+	outBatch := make([]OutboxEvent, 0, w.opts.BatchSize)
 	flush := func() {
 		s, sE := w.takeSpill(), w.takeSpillEvents()
 		batch, evBatch = append(batch, s...), append(evBatch, sE...)
-		for lo := 0; lo < len(batch); lo += w.opts.BatchSize {
-			if !w.storeBatch(context.Background(), batch[lo:min(len(batch), lo+w.opts.BatchSize)]) {
+		// Published events and agent events before records: the feed then
+		// has a call's answer, transfer and rating before its end.
+		for lo := 0; lo < len(outBatch); lo += w.opts.BatchSize {
+			if !w.storeOutbox(context.Background(), outBatch[lo:min(len(outBatch), lo+w.opts.BatchSize)]) {
 				schedule()
 			}
 		}
@@ -583,7 +593,12 @@ func (w *Writer) run(retryPending bool) {
 				schedule()
 			}
 		}
-		batch, evBatch = batch[:0], evBatch[:0]
+		for lo := 0; lo < len(batch); lo += w.opts.BatchSize {
+			if !w.storeBatch(context.Background(), batch[lo:min(len(batch), lo+w.opts.BatchSize)]) {
+				schedule()
+			}
+		}
+		batch, evBatch, outBatch = batch[:0], evBatch[:0], outBatch[:0]
 		w.spillRetried()
 		if len(s)+len(sE) > 0 && w.Stats().Spilled == 0 && stepC == nil {
 			// What waited in memory (a full disk) is in the journal or the
@@ -622,6 +637,12 @@ func (w *Writer) run(retryPending bool) {
 			flush()
 		}
 	}
+	takeOut := func(ev OutboxEvent) {
+		outBatch = append(outBatch, ev)
+		if len(outBatch) >= w.opts.BatchSize {
+			flush()
+		}
+	}
 	step := func() {
 		// What is queued first: a replay must not leave the calls to
 		// journal their own records.
@@ -630,6 +651,9 @@ func (w *Writer) run(retryPending bool) {
 		}
 		for n := len(w.events); n > 0; n-- {
 			takeEvent(<-w.events)
+		}
+		for n := len(w.outq); n > 0; n-- {
+			takeOut(<-w.outq)
 		}
 		if err := w.replayStep(context.Background()); err != nil {
 			fail(err)
@@ -654,6 +678,8 @@ func (w *Writer) run(retryPending bool) {
 			take(rec)
 		case ev := <-w.events:
 			takeEvent(ev)
+		case ev := <-w.outq:
+			takeOut(ev)
 		case <-ticker.C:
 			flush()
 			if retryC == nil && stepC == nil && w.j.activeSize() >= compactAt {
@@ -672,7 +698,7 @@ func (w *Writer) run(retryPending bool) {
 			flush()
 			startReplay()
 		case ctx := <-w.stop:
-			w.result = w.drain(ctx, batch, evBatch)
+			w.result = w.drain(ctx, batch, evBatch, outBatch)
 			return
 		case <-w.abandon:
 			return
@@ -734,9 +760,10 @@ func (w *Writer) storeEvents(ctx context.Context, evs []AgentEvent) bool {
 
 // drain runs on Close: queue and spill to the store (or journal), then one
 // last replay of the journal, all within ctx.
-func (w *Writer) drain(ctx context.Context, batch []Record, evBatch []AgentEvent) error {
+func (w *Writer) drain(ctx context.Context, batch []Record, evBatch []AgentEvent, outBatch []OutboxEvent) error {
 	recs := append([]Record(nil), batch...)
 	evs := append([]AgentEvent(nil), evBatch...)
+	outs := append([]OutboxEvent(nil), outBatch...)
 queued:
 	for {
 		select {
@@ -744,21 +771,28 @@ queued:
 			recs = append(recs, r)
 		case e := <-w.events:
 			evs = append(evs, e)
+		case o := <-w.outq:
+			outs = append(outs, o)
 		default:
 			break queued
 		}
 	}
 	recs = append(recs, w.takeSpill()...)
 	evs = append(evs, w.takeSpillEvents()...)
-	for len(recs) > 0 {
-		n := min(len(recs), w.opts.BatchSize)
-		w.storeBatch(ctx, recs[:n])
-		recs = recs[n:]
+	for len(outs) > 0 {
+		n := min(len(outs), w.opts.BatchSize)
+		w.storeOutbox(ctx, outs[:n])
+		outs = outs[n:]
 	}
 	for len(evs) > 0 {
 		n := min(len(evs), w.opts.BatchSize)
 		w.storeEvents(ctx, evs[:n])
 		evs = evs[n:]
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), w.opts.BatchSize)
+		w.storeBatch(ctx, recs[:n])
+		recs = recs[n:]
 	}
 	// Replay (which also compacts: it drops begin entries of calls already
 	// stored) until it succeeds or ctx ends.
@@ -793,66 +827,4 @@ queued:
 			st.JournalBacklog, w.opts.JournalDir, errors.Join(err, ctx.Err()))
 	}
 	return err
-}
-
-func (w *Writer) register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
-	cs := []prometheus.Collector{
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hotline_cdr_queue_depth",
-			Help: "Finished call records waiting in the writer's in-memory queue.",
-		}, func() float64 { return float64(len(w.queue)) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hotline_cdr_journal_backlog",
-			Help: "Finished call records in the journal waiting for the store.",
-		}, func() float64 { return float64(max(w.j.backlog.Load(), 0)) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hotline_cdr_write_errors_total",
-			Help: "Failed CDR store calls and journal appends.",
-		}, func() float64 { return float64(w.errs.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hotline_cdr_journaled_total",
-			Help: "Finished call records and agent events that went to the journal instead of the store (the queue was full or the store failing).",
-		}, func() float64 { return float64(w.journaled.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hotline_cdr_records_written_total",
-			Help: "Call records committed to the store.",
-		}, func() float64 { return float64(w.written.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hotline_cdr_spilled",
-			Help: "Call records and agent events waiting in memory because neither the store nor the journal takes them (a full disk).",
-		}, func() float64 { return float64(w.Stats().Spilled) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hotline_cdr_dropped_total",
-			Help: "Records of calls never answered and agent events dropped because too many waited in memory (twice the spill limit).",
-		}, func() float64 { return float64(w.dropped.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "hotline_cdr_event_queue_depth",
-			Help: "Agent events waiting in the writer's in-memory queue.",
-		}, func() float64 { return float64(len(w.events)) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "hotline_cdr_events_written_total",
-			Help: "Agent events committed to the store.",
-		}, func() float64 { return float64(w.evWritten.Load()) }),
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			for _, done := range w.collectors {
-				reg.Unregister(done)
-			}
-			w.collectors = nil
-			return fmt.Errorf("cdr writer: register metrics: %w", err)
-		}
-		w.collectors = append(w.collectors, c)
-	}
-	return nil
-}
-
-func (w *Writer) unregister() {
-	for _, c := range w.collectors {
-		w.opts.Registerer.Unregister(c)
-	}
-	w.collectors = nil
 }

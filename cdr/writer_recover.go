@@ -86,7 +86,7 @@ func (w *Writer) readPrevious(segs []segment) error {
 		// Quietly: replay reads them again and logs bad lines.
 		err := w.j.readSegment(s, false, func(e journalEntry) {
 			switch e.Op {
-			case journalOpEnd, journalOpEvent:
+			case journalOpEnd, journalOpEvent, journalOpOut:
 				w.j.backlog.Add(1)
 				if e.Op == journalOpEnd {
 					delete(w.recovered, e.Rec.ID)
@@ -134,16 +134,17 @@ type replayCursor struct {
 	seg         segment
 	ends        []Record // finished records, last version of each ID
 	evs         []AgentEvent
+	outs        []OutboxEvent // published feed events
 	interrupted []Record
 	live        []string       // calls still up: their begin entries are carried over
 	endIDs      map[string]int // "end" entries per record ID, for w.pending
 	entries     int64          // "end" and "event" entries read (the backlog they made)
-	done        [3]int
+	done        [4]int         // ends, evs, interrupted, outs
 }
 
 // remaining reports whether the cursor has items left to store.
 func (c *replayCursor) remaining() bool {
-	return c.done[0] < len(c.ends) || c.done[1] < len(c.evs) || c.done[2] < len(c.interrupted)
+	return c.done[0] < len(c.ends) || c.done[1] < len(c.evs) || c.done[2] < len(c.interrupted) || c.done[3] < len(c.outs)
 }
 
 // replay stores the records of every closed journal segment, oldest first,
@@ -269,14 +270,19 @@ func (w *Writer) storeChunk(ctx context.Context, c *replayCursor) error {
 		count.Add(uint64(hi - lo))
 		return nil
 	}
+	// Published events and agent events first, as flush does.
 	switch {
-	case c.done[0] < len(c.ends):
-		return next(&c.done[0], len(c.ends), "journaled records", &w.written, func(lo, hi int) error {
-			return w.store.Upsert(ctx, c.ends[lo:hi])
+	case c.done[3] < len(c.outs):
+		return next(&c.done[3], len(c.outs), "journaled feed events", &w.outWritten, func(lo, hi int) error {
+			return w.appendOutbox(ctx, c.outs[lo:hi])
 		})
 	case c.done[1] < len(c.evs):
 		return next(&c.done[1], len(c.evs), "journaled agent events", &w.evWritten, func(lo, hi int) error {
 			return w.store.AppendEvents(ctx, c.evs[lo:hi])
+		})
+	case c.done[0] < len(c.ends):
+		return next(&c.done[0], len(c.ends), "journaled records", &w.written, func(lo, hi int) error {
+			return w.store.Upsert(ctx, c.ends[lo:hi])
 		})
 	}
 	return next(&c.done[2], len(c.interrupted), "interrupted calls", &w.written, func(lo, hi int) error {
@@ -304,6 +310,9 @@ func (w *Writer) readCursor(seg segment) (*replayCursor, error) {
 		case journalOpEvent:
 			c.entries++
 			c.evs = append(c.evs, *e.Ev)
+		case journalOpOut:
+			c.entries++
+			c.outs = append(c.outs, *e.Out)
 		case journalOpEnd:
 			c.entries++
 			c.endIDs[id]++

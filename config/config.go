@@ -112,6 +112,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Voicemail: the menus' voicemail action (留言, recording.go).
 	Voicemail Voicemail `yaml:"voicemail"`
+	// Webhooks receive the work-order feed (webhooks.go, docs/events.md).
+	Webhooks []Webhook `yaml:"webhooks"`
 }
 
 // SIP is the signalling listener.
@@ -545,6 +547,7 @@ func (c *Config) applyDefaults() {
 	if c.Callback != nil && c.Callback.Recording != nil {
 		c.Callback.Recording.applyDefaults()
 	}
+	applyWebhookDefaults(c.Webhooks)
 	for name, q := range c.Queues {
 		if q.MaxWait == 0 {
 			q.MaxWait = ivr.Duration(DefaultMaxWait)

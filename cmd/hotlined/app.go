@@ -61,6 +61,7 @@ type app struct {
 	dialer    *callback.Dialer
 	dialerRun *background   // the dialer's goroutine; nil without a dialer
 	retention *retentionJob // nil when records are kept forever
+	feed      *feedJob      // the work-order feed (webhooks, SSE); nil without an outbox
 	sip       *sip.Server
 	http      *http.Server
 	httpLn    net.Listener
@@ -270,6 +271,9 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err := a.newRetention(loc, o.RetentionFirstRun); err != nil {
 		return nil, err
 	}
+	if err := a.newFeed(); err != nil {
+		return nil, err
+	}
 	var campaigns api.Campaigns // an untyped nil without a dialer
 	if a.dialer != nil {
 		campaigns = a.dialer
@@ -302,7 +306,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Notices: a.notices, Reload: a.reload,
 		Auth: a.authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
-		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug, DataDir: cfg.DataDir,
+		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug, DataDir: cfg.DataDir, Feed: a.feedAPI(),
 		Health: func() error {
 			if a.sip.Draining() {
 				return errors.New("draining")
@@ -346,6 +350,7 @@ func (a *app) serve(ctx context.Context) {
 	go a.memory.run(ctx)
 	a.runDialer()
 	a.runRetention()
+	a.runFeed()
 	a.sip.Serve(ctx)
 }
 
@@ -420,6 +425,7 @@ func (a *app) shutdown(ctx context.Context) {
 
 // close releases everything; records still queued are flushed or left in the journal.
 func (a *app) close() {
+	a.stopFeed() // first: it ends the SSE streams, which the HTTP server's Shutdown would wait for
 	if a.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		a.http.Shutdown(ctx)

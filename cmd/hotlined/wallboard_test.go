@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotline12345/hotline/loadtest/phone"
 )
 
 // chromium finds headless Chromium; skips without it, except under CI.
@@ -153,4 +155,42 @@ func TestWallboardShowsCampaigns(t *testing.T) {
 	if strings.Contains(dom, `id="campaigns-panel" hidden`) {
 		t.Error("the campaigns panel is hidden with a running campaign")
 	}
+}
+
+// The wallboard follows the event stream: with the page open in Chromium (its stream
+// connected, polling off), an agent paused through the API shows paused within 1 s, the
+// row set by the stream; an answered call shows in the agent's row as the current call
+// (the caller's number in full: the page has an admin's token; a viewer's is masked) and
+// leaves it when the agent hangs up, counted in the agent's calls of the day.
+func TestWallboardAgentPanelFollowsStream(t *testing.T) {
+	bin := chromium(t)
+	t.Parallel()
+	s := startServer(t, acdTestConfig(t))
+	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1004/ready", http.StatusOK)
+	b := openBrowser(t, bin, "http://"+s.httpAddr()+"/wallboard#token="+s.token)
+	b.waitEval(`document.body.dataset.stream`, "open", 20*time.Second)
+	row := func(id, cell string) string {
+		return `(document.querySelector('tr[data-agent="` + id + `"] ` + cell + `') || {}).textContent || ""`
+	}
+	b.waitEval(`document.querySelector('tr[data-agent="1004"]') !== null`, "true", 10*time.Second)
+
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1004/pause", http.StatusOK)
+	// A refresh that was under way may show the pause first; the stream's event must come
+	// within 1 s all the same.
+	took := b.waitEval(`(`+row("1004", "td:nth-child(3)")+`).startsWith("小休 paused") && document.querySelector('tr[data-agent="1004"]').dataset.via === "stream"`, "true", 3*time.Second)
+	if took > time.Second {
+		t.Errorf("the wallboard showed the pause from the stream after %v, want within 1 s", took)
+	}
+	t.Logf("pause shown %v after the API call", took.Round(time.Millisecond))
+
+	citizen, agentCall := connected(t, s, ag)
+	b.waitEval(`(`+row("1001", ".call")+`).includes("13700137000")`, "true", 3*time.Second) // an admin's token: in full
+	b.waitEval(`(`+row("1001", "td:nth-child(3)")+`).startsWith("通话 on call")`, "true", 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	agentCall.Hangup(ctx)
+	citizen.Hangup(ctx)
+	b.waitEval(row("1001", ".call"), "", 5*time.Second)
+	b.waitEval(row("1001", ".calls"), "1", 5*time.Second)
 }
