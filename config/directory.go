@@ -1,0 +1,90 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hotline12345/hotline/ivr"
+)
+
+// DirectoryEntry is a departmental hotline or office agents may transfer a citizen to, or
+// add to a three-way call (一号对外, 双向转接, 三方通话). Nothing outside the directory is
+// ever dialled for an agent: a REFER or a conference names an entry, never a number.
+type DirectoryEntry struct {
+	// Name is what agents dial or REFER to (sip:<name>@…) and the API names; e.g. "12315"
+	// or "market-regulation". Unique, and not a queue's name.
+	Name   string `yaml:"name"`
+	Number string `yaml:"number"` // dialled through Trunk; must be in its dial plan
+	Trunk  string `yaml:"trunk"`  // an outbound trunk
+	// Hours when the entry takes calls, in the top-level timezone; empty = always. Outside
+	// them a transfer is refused (480) and a conference is not started.
+	Hours []ivr.Hours `yaml:"hours"`
+}
+
+// Open reports whether the entry takes calls at now (in zone tz).
+func (e DirectoryEntry) Open(now time.Time, tz string) bool {
+	r := ivr.Route{Hours: e.Hours, Timezone: tz}
+	return r.Open(now)
+}
+
+// FindEntry returns the entry called name, or failing that the one whose number is name.
+func FindEntry(dir []DirectoryEntry, name string) (DirectoryEntry, int, bool) {
+	for i, e := range dir {
+		if e.Name == name {
+			return e, i, true
+		}
+	}
+	for i, e := range dir {
+		if e.Number == name {
+			return e, i, true
+		}
+	}
+	return DirectoryEntry{}, 0, false
+}
+
+// validateDirectory checks the directory against the queues and outbound trunks.
+func (c *Config) validateDirectory() []ivr.FieldError {
+	var errs []ivr.FieldError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, ivr.FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
+	}
+	trunks := map[string]OutboundTrunk{}
+	for _, t := range c.OutboundTrunks {
+		trunks[t.Name] = t
+	}
+	names := map[string]bool{}
+	for i, e := range c.Directory {
+		p := fmt.Sprintf("directory[%d]", i)
+		switch {
+		case e.Name == "":
+			add(p+".name", "required")
+		case !nameRe.MatchString(e.Name):
+			add(p+".name", "want letters, digits, '.', '_' or '-', got %q", e.Name)
+		case names[e.Name]:
+			add(p+".name", "duplicate entry %q", e.Name)
+		case hasQueueName(c, e.Name):
+			add(p+".name", "%q is a queue's name: a transfer to it would be ambiguous", e.Name)
+		}
+		names[e.Name] = true
+		if !numberRe.MatchString(e.Number) || strings.ContainsAny(e.Number, "*#") {
+			add(p+".number", "want a number (digits, optional leading +), got %q", e.Number)
+		}
+		t, ok := trunks[e.Trunk]
+		switch {
+		case e.Trunk == "":
+			add(p+".trunk", "required (an outbound trunk)")
+		case !ok:
+			add(p+".trunk", "unknown outbound trunk %q", e.Trunk)
+		case e.Number != "" && !t.CompiledDialPlan().Allows(e.Number):
+			add(p+".number", "%q is outside the dial plan of trunk %s", e.Number, e.Trunk)
+		}
+		errs = append(errs, ivr.ValidateHours(p+".hours", e.Hours)...)
+	}
+	return errs
+}
+
+func hasQueueName(c *Config, name string) bool {
+	_, ok := c.Queues[name]
+	return ok
+}
