@@ -105,7 +105,7 @@ func TestSQLiteMigrations(t *testing.T) {
 
 func TestSQLiteNewerSchema(t *testing.T) {
 	s, path := openTestSQLite(t)
-	if _, err := s.db.Exec(`INSERT INTO schema_version (version, name, applied_at) VALUES (7, '0007_future.sql', '')`); err != nil {
+	if _, err := s.db.Exec(`INSERT INTO schema_version (version, name, applied_at) VALUES (?, 'future.sql', '')`, SQLiteSchemaVersion()+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -113,7 +113,7 @@ func TestSQLiteNewerSchema(t *testing.T) {
 	if !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("err = %v, want ErrSchemaTooNew", err)
 	}
-	want := fmt.Sprintf("%s: schema version 7 is newer than this build (%d); upgrade hotlined", path, SQLiteSchemaVersion())
+	want := fmt.Sprintf("%s: schema version %d is newer than this build (%d); upgrade hotlined", path, SQLiteSchemaVersion()+1, SQLiteSchemaVersion())
 	if !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %q, want it to contain %q", err, want)
 	}

@@ -1,0 +1,1 @@
+-- 0007: placeholder on branch super only (the number belongs to another branch of issue 12); delete at merge.
