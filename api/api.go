@@ -56,10 +56,12 @@ type Config struct {
 	// /api/v1/queues and the wallboard.
 	QueueNames map[string]string
 	Calls      Calls
-	ACD        ACD
-	Health     Health
-	Gatherer   prometheus.Gatherer
-	Logger     *slog.Logger
+	// Control acts on live calls: monitor and conference (control.go); nil: no such routes.
+	Control  CallControl
+	ACD      ACD
+	Health   Health
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
 
 	// Campaigns serves /api/v1/campaigns (campaigns.go); nil: those routes answer 404.
 	Campaigns Campaigns
@@ -136,6 +138,7 @@ func New(cfg Config) http.Handler {
 		a.route(mux, "GET /api/v1/queues", viewer, a.queues)
 	}
 	a.campaignRoutes(mux)
+	a.controlRoutes(mux)
 	if cfg.Debug != nil {
 		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
 	}

@@ -82,9 +82,10 @@ type Call struct {
 	rating    *rating
 	agentEnd  bool // the agent ended the conversation (BYE), even if the caller hangs up later
 	leftByKey bool
-	queueExit error // the last queue took the caller out (max wait, no agent)
-	closed    bool  // the entry was the closed-hours menu
-	cause     error // set once the call is ending
+	queueExit error       // the last queue took the caller out (max wait, no agent)
+	closed    bool        // the entry was the closed-hours menu
+	cause     error       // set once the call is ending
+	conf      *conference // supervisor and department parties (conference.go); nil if none ever
 }
 
 // HandleInbound runs an inbound call from INVITE to record; it is sip.Config.OnCall.
@@ -363,6 +364,8 @@ func (c *Call) handle(e any) {
 		c.ivrDone(e.res, e.err)
 	case evSurvey:
 		c.surveyAnswered(e.res)
+	default:
+		c.handleConf(e)
 	}
 }
 
@@ -389,6 +392,7 @@ func (c *Call) stop(cause error) {
 	if c.rating != nil { // hung up before rating: not_rated
 		c.endRating()
 	}
+	c.endConference()
 	switch {
 	case c.agent != nil:
 		c.endTalk(side, causeText(cause), true)

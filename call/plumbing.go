@@ -50,6 +50,14 @@ func (c *Call) orphan(e any) {
 		}
 	case evJoin:
 		e.reply <- c.cause
+	case evParty: // a supervisor or department answered after the call ended
+		if e.leg != nil {
+			discard(e.leg, e.s, "call over")
+		}
+	case evMonitor: // a supervisor's own leg the loop never took
+		if e.leg != nil {
+			discard(e.leg, e.s, "call over")
+		}
 	}
 }
 
@@ -67,6 +75,7 @@ func discard(leg AgentLeg, s Stream, cause string) {
 func (c *Call) digit(d rune) {
 	switch {
 	case c.cause != nil || c.agent != nil:
+	case c.conf != nil && (c.conf.alone != nil || c.conf.transfer): // with a department, or being transferred to one
 	case c.rating != nil:
 		c.ratingKey(d)
 	case c.q != nil:

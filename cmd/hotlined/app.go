@@ -200,6 +200,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		RTPAnyAddress: cfg.RTP.LatchAnyAddress, AgentSRTP: sip.SRTPPolicy(cfg.RTP.AgentsSRTP), Menus: cfg.Menus, Routes: cfg.Routes, Queues: queues,
 		ACDQueues: acdQueues, Agents: agents, Records: tap, Admit: a.writer.Accepting, Logger: log, Registerer: a.reg,
 		Trunks: trunkDialer, Surveys: cfg.Surveys, CallbackTrunk: cfg.CallbackSettings().Trunk, CallerIDs: callerIDs(cfg),
+		Supervisors: supervisors(cfg), Directory: directory(cfg),
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -302,7 +303,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		debug = mux
 	}
 	handler := api.New(api.Config{
-		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
+		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, Control: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Auth: authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
 		MaxBody: cfg.HTTP.MaxBodyBytes(), MaxImportBody: cfg.HTTP.MaxImportBodyBytes(), Debug: debug,
