@@ -459,9 +459,8 @@ func (c *Call) ringSupervisor(sup string) {
 // supervisorRing bounds the ring of a supervisor's phone.
 const supervisorRing = 30 * time.Second
 
-// EventMonitor is the agent event of a supervisor joining or switching mode on a call
-// (data1: listen, whisper or barge; the event's agent is the supervisor).
-const EventMonitor = "MONITOR"
+// EventMonitor is the agent event of a supervisor joining or switching mode on a call.
+const EventMonitor = cdr.EventMonitor
 
 // newMixer is rtpMedia's Mixer: a media.Mixer on the shared scheduler.
 func (r rtpMedia) NewMixer() Mixer { return rtpMixer{media.NewMixer(r.sched)} }
