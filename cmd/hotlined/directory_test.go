@@ -16,10 +16,10 @@ import (
 // answers and echoes what it hears (-rtp_echo): the department. With the mixer's N-1 rule
 // nobody is sent their own voice, so a party that hears its own tone heard it through the
 // department: proof that audio reaches the department and comes back.
-func directoryServer(t *testing.T, calls int) (*testServer, *sippUAS) {
+func directoryServer(t *testing.T, scenario string) (*testServer, *sippUAS) {
 	t.Helper()
 	gw := freeUDPPort(t)
-	dept := startSIPpUAS(t, gw, "uas_answer_echo.xml", calls, "-rtp_echo")
+	dept := startSIPpUAS(t, gw, scenario, 1, "-rtp_echo")
 	s := startServer(t, testConfig(t, "    ring_timeout: 15s ", "    ring_timeout: 2s ", "    wrap_up: 10s ", "    wrap_up: 1s ",
 		"gateway: sip:127.0.0.1:5092", fmt.Sprintf("gateway: sip:127.0.0.1:%d", gw)))
 	return s, dept
@@ -30,7 +30,7 @@ func directoryServer(t *testing.T, calls int) (*testServer, *sippUAS) {
 // directory is refused and never dialled; the record keeps the conference.
 func TestDirectoryThreeWayAndDropOut(t *testing.T) {
 	t.Parallel()
-	s, dept := directoryServer(t, 1)
+	s, dept := directoryServer(t, "uas_answer_echo.xml")
 	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
 	citizen, agentCall := connected(t, s, ag)
 	id := callID(t, s, citizen)
@@ -40,7 +40,7 @@ func TestDirectoryThreeWayAndDropOut(t *testing.T) {
 	waitTone(t, citizen, toneAgent, "citizen")
 
 	send(t, "POST", url, `{"entry":"13800138000"}`, http.StatusNotFound) // outside the directory
-	send(t, "DELETE", url, ``, http.StatusConflict)                       // no department yet
+	send(t, "DELETE", url, ``, http.StatusConflict)                      // no department yet
 	send(t, "POST", url, `{"entry":"12315"}`, http.StatusAccepted)
 	hears(t, citizen, toneCitizen, 0.1, "citizen (its voice back from the department)")
 	hears(t, citizen, toneAgent, 0.1, "citizen (three-way)")
@@ -61,14 +61,7 @@ func TestDirectoryThreeWayAndDropOut(t *testing.T) {
 	neverHears(t, citizen, toneAgent, 500*time.Millisecond, "citizen after the agent left")
 	waitAgentState(t, s, "1001", "wrap_up")
 
-	citizen.Hangup(ctx)
-	if ok, out := dept.wait(t, 15*time.Second); !ok {
-		t.Fatalf("the department's SIPp failed:\n%s", out)
-	}
-	if n := dept.receivedInvites(t); n != 1 {
-		t.Errorf("the department got %d INVITEs, want 1 (nothing outside the directory is dialled)", n)
-	}
-	rec := s.record(t, id, func(r cdr.Record) bool { return r.Disposition != "" })
+	rec := endWithDepartment(t, s, dept, citizen, id)
 	hs := rec.Handoffs.List()
 	if len(hs) != 1 || hs[0].Kind != cdr.HandoffConference || hs[0].Entry != "12315" || hs[0].Number != "12315" ||
 		hs[0].Trunk != "departments" || hs[0].Agent != "1001" || hs[0].Outcome != "answered" || hs[0].AgentLeft.IsZero() {
@@ -97,7 +90,7 @@ func hears(t *testing.T, c *phone.Call, freq, share float64, who string) {
 // department; the record keeps the transfer.
 func TestDirectoryBlindTransfer(t *testing.T) {
 	t.Parallel()
-	s, dept := directoryServer(t, 1)
+	s, dept := directoryServer(t, "uas_answer_echo.xml")
 	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
 	citizen, agentCall := connected(t, s, ag)
 	id := callID(t, s, citizen)
@@ -123,6 +116,23 @@ func TestDirectoryBlindTransfer(t *testing.T) {
 	if !ok || lc.Stage != "talking" {
 		t.Errorf("live call %+v, want talking", lc)
 	}
+	rec := endWithDepartment(t, s, dept, citizen, id)
+	hs := rec.Handoffs.List()
+	if len(hs) != 1 || hs[0].Kind != cdr.HandoffTransfer || hs[0].Entry != "12315" || hs[0].Outcome != "answered" || hs[0].Answered.IsZero() {
+		t.Errorf("record handoffs %+v, want the answered transfer to 12315", hs)
+	}
+	if rec.Transfers != 1 || rec.Disposition != cdr.DispositionAnswered {
+		t.Errorf("record transfers %d disposition %s, want 1 and answered", rec.Transfers, rec.Disposition)
+	}
+}
+
+// endWithDepartment hangs up the citizen, checks that the department's SIPp got exactly
+// one INVITE (nothing outside the directory is dialled) and ended cleanly, and returns the
+// call's record.
+func endWithDepartment(t *testing.T, s *testServer, dept *sippUAS, citizen *phone.Call, id string) cdr.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	citizen.Hangup(ctx)
 	if ok, out := dept.wait(t, 15*time.Second); !ok {
 		t.Fatalf("the department's SIPp failed:\n%s", out)
@@ -130,12 +140,73 @@ func TestDirectoryBlindTransfer(t *testing.T) {
 	if n := dept.receivedInvites(t); n != 1 {
 		t.Errorf("the department got %d INVITEs, want 1", n)
 	}
-	rec := s.record(t, id, func(r cdr.Record) bool { return r.Disposition != "" })
-	hs := rec.Handoffs.List()
-	if len(hs) != 1 || hs[0].Kind != cdr.HandoffTransfer || hs[0].Entry != "12315" || hs[0].Outcome != "answered" || hs[0].Answered.IsZero() {
-		t.Errorf("record handoffs %+v, want the answered transfer to 12315", hs)
+	return s.record(t, id, func(r cdr.Record) bool { return r.Disposition != "" })
+}
+
+// The agent presses *31 on their phone: the first directory entry (12315) joins a
+// three-way call; the agent hangs up and citizen and department go on talking.
+func TestDirectoryThreeWayByKeysAgentHangsUp(t *testing.T) {
+	t.Parallel()
+	s, dept := directoryServer(t, "uas_answer_echo.xml")
+	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
+	citizen, agentCall := connected(t, s, ag)
+	id := callID(t, s, citizen)
+	playTone(citizen, toneCitizen)
+	if err := agentCall.SendDTMF("*31", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
 	}
-	if rec.Transfers != 1 || rec.Disposition != cdr.DispositionAnswered {
-		t.Errorf("record transfers %d disposition %s, want 1 and answered", rec.Transfers, rec.Disposition)
+	playTone(agentCall, toneAgent)
+	hears(t, agentCall, toneAgent, 0.1, "agent (its voice back from the department)")
+	hears(t, citizen, toneCitizen, 0.1, "citizen (its voice back from the department)")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := agentCall.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the detector's window forgets the agent
+	hears(t, citizen, toneCitizen, 0.3, "citizen with the department alone")
+	neverHears(t, citizen, toneAgent, 500*time.Millisecond, "citizen after the agent hung up")
+	if lc, ok := liveCall(t, s.httpAddr(), citizen.SIPCallID()); !ok || lc.Stage != "talking" {
+		t.Errorf("live call %+v after the agent hung up, want talking", lc)
+	}
+	rec := endWithDepartment(t, s, dept, citizen, id)
+	hs := rec.Handoffs.List()
+	if len(hs) != 1 || hs[0].Kind != cdr.HandoffConference || hs[0].Entry != "12315" || hs[0].AgentLeft.IsZero() {
+		t.Errorf("record handoffs %+v, want the conference with 12315 that the agent left", hs)
+	}
+}
+
+// A blind transfer to a department that is busy: the citizen goes back to the queue the
+// agent took them from and the next agent answers; the record keeps the busy transfer.
+func TestDirectoryTransferBusyRequeues(t *testing.T) {
+	t.Parallel()
+	s, dept := directoryServer(t, "uas_trunk_busy.xml")
+	ag := newAgent(t, s, "1001", phone.Config{}, answerAlways)
+	next := newAgent(t, s, "1002", phone.Config{}, answerAlways)
+	citizen, agentCall := connected(t, s, ag)
+	id := callID(t, s, citizen)
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1002/ready", http.StatusOK)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := agentCall.Refer(ctx, "sip:12315@"+s.sipAddr()); err != nil {
+		t.Fatalf("REFER to 12315: %v", err)
+	}
+	var second *phone.Call
+	select {
+	case second = <-next.calls:
+	case <-ctx.Done():
+		t.Fatal("the citizen was not offered to the next agent after the department was busy")
+	}
+	<-second.Answered()
+	playTone(second, toneAgent)
+	waitTone(t, citizen, toneAgent, "citizen with the next agent")
+	rec := endWithDepartment(t, s, dept, citizen, id)
+	hs := rec.Handoffs.List()
+	if len(hs) != 1 || hs[0].Kind != cdr.HandoffTransfer || hs[0].Outcome != "busy" || hs[0].Status != 486 {
+		t.Errorf("record handoffs %+v, want the busy transfer (486)", hs)
+	}
+	if rec.Visits != "consult/1001>consult/1002" {
+		t.Errorf("record visits %q, want consult/1001>consult/1002", rec.Visits)
 	}
 }
