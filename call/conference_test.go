@@ -1,0 +1,200 @@
+package call
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/sip"
+)
+
+// mixMedia is fakeMedia that can mix: its mixers record members and who hears whom.
+type mixMedia struct {
+	*fakeMedia
+	mu     sync.Mutex
+	mixers []*fakeMixer
+}
+
+func (m *mixMedia) NewMixer() Mixer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mx := &fakeMixer{hears: map[Stream][]Stream{}}
+	m.mixers = append(m.mixers, mx)
+	return mx
+}
+
+func (m *mixMedia) mixer(i int) *fakeMixer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i < len(m.mixers) {
+		return m.mixers[i]
+	}
+	return nil
+}
+
+type fakeMixer struct {
+	mu      sync.Mutex
+	members []Stream
+	hears   map[Stream][]Stream
+	closed  bool
+}
+
+func (x *fakeMixer) Add(s Stream) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !slices.Contains(x.members, s) {
+		x.members = append(x.members, s)
+	}
+	return nil
+}
+
+func (x *fakeMixer) Remove(s Stream) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.members = slices.DeleteFunc(x.members, func(m Stream) bool { return m == s })
+	delete(x.hears, s)
+}
+
+func (x *fakeMixer) SetHears(l Stream, srcs ...Stream) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.hears[l] = slices.Clone(srcs)
+}
+
+func (x *fakeMixer) Close() { x.mu.Lock(); x.closed = true; x.members = nil; x.mu.Unlock() }
+
+// heard reports whether l hears src.
+func (x *fakeMixer) heard(l, src Stream) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return slices.Contains(x.hears[l], src)
+}
+
+func (x *fakeMixer) isClosed() bool { x.mu.Lock(); defer x.mu.Unlock(); return x.closed }
+
+func (x *fakeMixer) size() int { x.mu.Lock(); defer x.mu.Unlock(); return len(x.members) }
+
+// newMixHarness is a harness whose media mixes, with 1009 a supervisor and a directory.
+func newMixHarness(t *testing.T) (*harness, *mixMedia, *fakeTrunks) {
+	mm := &mixMedia{fakeMedia: &fakeMedia{}}
+	trunks := &fakeTrunks{}
+	h := newHarness(t, func(c *Config) {
+		c.Media = mm
+		c.Supervisors = []string{"1009"}
+		c.Directory = []DirEntry{{Name: "dept", Number: "13900000000", Trunk: "out"}}
+		c.Trunks = trunks
+	})
+	h.media = mm.fakeMedia
+	return h, mm, trunks
+}
+
+// The loop's matrix per mode: listening nobody hears the supervisor; whispering only the
+// agent does; barging everyone; a switch, a stop and the agent's hang-up follow.
+func TestMonitorModes(t *testing.T) {
+	h, mm, _ := newMixHarness(t)
+	_, ag, br, _ := h.connected()
+	id := h.m.Live()[0].ID
+	cit, agS := h.media.stream(0), h.media.stream(1)
+
+	for _, tc := range []struct {
+		sup, mode string
+		err       error
+	}{{"1002", ModeListen, ErrNotSupervisor}, {"1009", "shout", ErrBadMode}} {
+		if err := h.m.Monitor(id, tc.sup, tc.mode); !errors.Is(err, tc.err) {
+			t.Errorf("Monitor(%s, %s) = %v, want %v", tc.sup, tc.mode, err, tc.err)
+		}
+	}
+	if err := h.m.Monitor("nope", "1009", ModeListen); !errors.Is(err, ErrNoCall) {
+		t.Errorf("Monitor(no call) = %v", err)
+	}
+	if err := h.m.Monitor(id, "1009", ModeListen); err != nil {
+		t.Fatal(err)
+	}
+	r := h.waitRing("1009")
+	want(t, "supervisor ring shows the agent", r.req.Caller, "1001")
+	supLeg := h.answer(r, "s1")
+	var mx *fakeMixer
+	eventually(t, "supervisor mixed", func() bool { mx = mm.mixer(0); return mx != nil && mx.size() == 3 })
+	sup := h.media.stream(2)
+	want(t, "the agent's bridge stopped", br.on(), false)
+	check := func(mode string, citHearsSup, agHearsSup bool) {
+		t.Helper()
+		eventually(t, mode, func() bool {
+			return mx.heard(cit, agS) && mx.heard(agS, cit) && mx.heard(sup, cit) && mx.heard(sup, agS) &&
+				mx.heard(cit, sup) == citHearsSup && mx.heard(agS, sup) == agHearsSup
+		})
+	}
+	check(ModeListen, false, false)
+	if err := h.m.Monitor(id, "1009", ModeWhisper); err != nil {
+		t.Fatal(err)
+	}
+	check(ModeWhisper, false, true)
+	sup.digits <- '7'
+	check(ModeBarge, true, true)
+	if err := h.m.Monitor(id, "1008", ModeListen); !errors.Is(err, ErrNotSupervisor) {
+		t.Errorf("a second, unknown supervisor: %v", err)
+	}
+
+	if err := h.m.StopMonitor(id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mixer closed, bridge back", func() bool { return mx.isClosed() && br.on() })
+	eventually(t, "supervisor hung up", func() bool { return supLeg.hungUpWith() != "" })
+	if err := h.m.StopMonitor(id); !errors.Is(err, ErrNoMonitor) {
+		t.Errorf("StopMonitor twice: %v", err)
+	}
+
+	// Again, then the agent hangs up: the supervisor leaves with them.
+	if err := h.m.Monitor(id, "1009", ModeBarge); err != nil {
+		t.Fatal(err)
+	}
+	sup2 := h.answer(h.waitRing("1009"), "s2")
+	eventually(t, "second mixer", func() bool { m := mm.mixer(1); return m != nil && m.size() == 3 })
+	ag.end(sip.SideCaller, "BYE", 0) // the agent's BYE (the agent is the remote's caller side)
+	eventually(t, "supervisor hung up with the agent", func() bool { return sup2.hungUpWith() != "" })
+}
+
+// A three-way call with a directory entry: the department is dialled through its trunk,
+// mixed with citizen and agent; the agent drops out and citizen and department are bridged;
+// the department's hang-up ends the call; the record keeps the conference.
+func TestConferenceAndDropOut(t *testing.T) {
+	h, mm, trunks := newMixHarness(t)
+	leg, ag, _, done := h.connected()
+	id := h.m.Live()[0].ID
+	if err := h.m.Conference(id, "13800138000", ""); !errors.Is(err, ErrUnknownEntry) {
+		t.Errorf("outside the directory: %v", err)
+	}
+	if err := h.m.Conference(id, "dept", "1002"); !errors.Is(err, ErrNotTalking) {
+		t.Errorf("another agent's call: %v", err)
+	}
+	if err := h.m.Conference(id, "dept", "1001"); err != nil {
+		t.Fatal(err)
+	}
+	d := trunks.waitDial(t, 0)
+	want(t, "number dialled", d.number, "13900000000")
+	d.outcome <- nil
+	var mx *fakeMixer
+	eventually(t, "department mixed", func() bool { mx = mm.mixer(0); return mx != nil && mx.size() == 3 })
+	if err := h.m.Conference(id, "dept", ""); !errors.Is(err, ErrConferenceBusy) {
+		t.Errorf("a second department: %v", err)
+	}
+	if err := h.m.LeaveConference(id, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "agent hung up", func() bool { return ag.hungUpWith() != "" })
+	eventually(t, "citizen and department bridged", func() bool { b := h.media.bridge(1); return b != nil && b.on() && mx.isClosed() })
+	want(t, "the citizen is still up", leg.hungUpWith(), "")
+	d.end(sip.SideCaller, "BYE", 0)
+	rec := h.record(done)
+	want(t, "disposition", rec.Disposition, cdr.DispositionAnswered)
+	want(t, "cause", rec.HangupCause, "department-hangup")
+	hs := rec.Handoffs.List()
+	if len(hs) != 1 || hs[0].Kind != cdr.HandoffConference || hs[0].Outcome != "answered" || hs[0].AgentLeft.IsZero() || hs[0].Agent != "1001" {
+		t.Errorf("handoffs %+v", hs)
+	}
+	if leg.hungUpWith() == "" {
+		t.Error("the citizen was not hung up after the department left")
+	}
+}
