@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hotline12345/hotline/ivr"
 )
@@ -20,27 +19,6 @@ type DirectoryEntry struct {
 	// Hours when the entry takes calls, in the top-level timezone; empty = always. Outside
 	// them a transfer is refused (480) and a conference is not started.
 	Hours []ivr.Hours `yaml:"hours"`
-}
-
-// Open reports whether the entry takes calls at now (in zone tz).
-func (e DirectoryEntry) Open(now time.Time, tz string) bool {
-	r := ivr.Route{Hours: e.Hours, Timezone: tz}
-	return r.Open(now)
-}
-
-// FindEntry returns the entry called name, or failing that the one whose number is name.
-func FindEntry(dir []DirectoryEntry, name string) (DirectoryEntry, int, bool) {
-	for i, e := range dir {
-		if e.Name == name {
-			return e, i, true
-		}
-	}
-	for i, e := range dir {
-		if e.Number == name {
-			return e, i, true
-		}
-	}
-	return DirectoryEntry{}, 0, false
 }
 
 // validateDirectory checks the directory against the queues and outbound trunks.
