@@ -88,7 +88,7 @@ func (a *api) controlResult(w http.ResponseWriter, r *http.Request, err error, o
 		status = http.StatusNotFound
 	case errors.Is(err, call.ErrBadMode):
 		status = http.StatusBadRequest
-	case errors.Is(err, call.ErrNotSupervisor):
+	case errors.Is(err, call.ErrNotSupervisor), errors.Is(err, call.ErrNotYourCall):
 		status = http.StatusForbidden
 	case errors.Is(err, call.ErrNoMixing):
 		status = http.StatusNotImplemented

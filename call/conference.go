@@ -31,6 +31,7 @@ var (
 	ErrNoCall         = errors.New("no such call")
 	ErrNotTalking     = errors.New("the call has no agent bridged")
 	ErrNotSupervisor  = errors.New("not a supervisor")
+	ErrNotYourCall    = errors.New("an agent may act only on their own call")
 	ErrBadMode        = errors.New("mode must be listen, whisper or barge")
 	ErrMonitorBusy    = errors.New("another supervisor is on the call")
 	ErrNoMonitor      = errors.New("no supervisor on the call")

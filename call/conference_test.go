@@ -166,7 +166,7 @@ func TestConferenceAndDropOut(t *testing.T) {
 	if err := h.m.Conference(id, "13800138000", ""); !errors.Is(err, ErrUnknownEntry) {
 		t.Errorf("outside the directory: %v", err)
 	}
-	if err := h.m.Conference(id, "dept", "1002"); !errors.Is(err, ErrNotTalking) {
+	if err := h.m.Conference(id, "dept", "1002"); !errors.Is(err, ErrNotYourCall) {
 		t.Errorf("another agent's call: %v", err)
 	}
 	if err := h.m.Conference(id, "dept", "1001"); err != nil {

@@ -78,8 +78,11 @@ func (m *Manager) LeaveConference(callID, agent string) error {
 // conference starts a three-way call: the department is dialled while citizen and agent
 // go on talking; once it answers all three are mixed.
 func (c *Call) conference(name, agent string) error {
-	if c.cause != nil || c.agent == nil || (agent != "" && agent != c.agent.id) {
+	if c.cause != nil || c.agent == nil {
 		return ErrNotTalking
+	}
+	if agent != "" && agent != c.agent.id {
+		return ErrNotYourCall
 	}
 	e, ok := c.m.entry(name)
 	if !ok {
@@ -230,8 +233,11 @@ func (c *Call) setHandoffEnd(*party) { c.saveHandoffs() }
 // leaveConference: the agent drops out of the three-way call (the API); as their BYE.
 func (c *Call) leaveConference(agent string) error {
 	cf := c.conf
-	if c.agent == nil || (agent != "" && agent != c.agent.id) {
+	if c.agent == nil {
 		return ErrNotTalking
+	}
+	if agent != "" && agent != c.agent.id {
+		return ErrNotYourCall
 	}
 	if cf == nil || cf.dept == nil || cf.alone != nil {
 		return ErrNoConference
