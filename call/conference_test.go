@@ -6,7 +6,10 @@ import (
 	"sync"
 	"testing"
 
+	sipgosip "github.com/emiago/sipgo/sip"
+
 	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/ivr"
 	"github.com/hotline12345/hotline/sip"
 )
 
@@ -83,7 +86,8 @@ func newMixHarness(t *testing.T) (*harness, *mixMedia, *fakeTrunks) {
 	h := newHarness(t, func(c *Config) {
 		c.Media = mm
 		c.Supervisors = []string{"1009"}
-		c.Directory = []DirEntry{{Name: "dept", Number: "13900000000", Trunk: "out"}}
+		c.Directory = []DirEntry{{Name: "dept", Number: "13900000000", Trunk: "out"},
+			{Name: "night", Number: "13900000001", Trunk: "out", Timezone: "UTC", Hours: []ivr.Hours{{Open: "20:00", Close: "22:00"}}}}
 		c.Trunks = trunks
 	})
 	h.media = mm.fakeMedia
@@ -197,4 +201,34 @@ func TestConferenceAndDropOut(t *testing.T) {
 	if leg.hungUpWith() == "" {
 		t.Error("the citizen was not hung up after the department left")
 	}
+}
+
+// Nothing outside the directory is dialled: a REFER to an unknown target gets 404, one to
+// an entry outside its hours 480 (and a conference with it ErrEntryClosed), and the
+// record keeps the closed attempts; the agent stays with the citizen.
+func TestDirectoryRefusals(t *testing.T) {
+	h, _, trunks := newMixHarness(t)
+	leg, ag, br, done := h.connected()
+	id := h.m.Live()[0].ID
+	for _, tc := range []struct {
+		target string
+		code   int
+	}{{"13800138000", 404}, {"night", 480}} {
+		r := sip.NewRefer(sipgosip.Uri{User: tc.target, Host: "127.0.0.1"}, "1001")
+		ag.refers <- r
+		eventually(t, "REFER answered", func() bool { return r.Answer() != 0 })
+		want(t, "REFER to "+tc.target, r.Answer(), tc.code)
+	}
+	if err := h.m.Conference(id, "night", ""); !errors.Is(err, ErrEntryClosed) {
+		t.Errorf("conference outside the hours: %v", err)
+	}
+	want(t, "dials", trunks.count(), 0)
+	want(t, "the agent still bridged", br.on(), true)
+	leg.end(sip.SideCaller, "BYE", 0)
+	rec := h.record(done)
+	hs := rec.Handoffs.List()
+	if len(hs) != 2 || hs[0].Kind != cdr.HandoffTransfer || hs[0].Outcome != "closed" || hs[1].Kind != cdr.HandoffConference || hs[1].Outcome != "closed" {
+		t.Errorf("handoffs %+v, want the closed transfer and conference", hs)
+	}
+	want(t, "transfers", rec.Transfers, 0)
 }
