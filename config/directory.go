@@ -27,10 +27,6 @@ func (c *Config) validateDirectory() []ivr.FieldError {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, ivr.FieldError{Path: path, Problem: fmt.Sprintf(format, args...)})
 	}
-	trunks := map[string]OutboundTrunk{}
-	for _, t := range c.OutboundTrunks {
-		trunks[t.Name] = t
-	}
 	names := map[string]bool{}
 	for i, e := range c.Directory {
 		p := fmt.Sprintf("directory[%d]", i)
@@ -48,7 +44,7 @@ func (c *Config) validateDirectory() []ivr.FieldError {
 		if !numberRe.MatchString(e.Number) || strings.ContainsAny(e.Number, "*#") {
 			add(p+".number", "want a number (digits, optional leading +), got %q", e.Number)
 		}
-		t, ok := trunks[e.Trunk]
+		t, ok := c.OutboundTrunk(e.Trunk)
 		switch {
 		case e.Trunk == "":
 			add(p+".trunk", "required (an outbound trunk)")
