@@ -146,6 +146,12 @@ func (c *Call) handleConf(e any) bool {
 	return true
 }
 
+// bridged reports whether the call has a citizen and an agent bridged (a callback task's
+// agent before the citizen answered is not).
+func (c *Call) bridged() bool {
+	return c.cause == nil && c.agent != nil && c.agent.bridge != nil && c.s != nil
+}
+
 // newParty makes a party whose lifetime is a child of the call's.
 func (c *Call) newParty(kind, id string) *party {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))

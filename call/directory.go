@@ -78,7 +78,7 @@ func (m *Manager) LeaveConference(callID, agent string) error {
 // conference starts a three-way call: the department is dialled while citizen and agent
 // go on talking; once it answers all three are mixed.
 func (c *Call) conference(name, agent string) error {
-	if c.cause != nil || c.agent == nil {
+	if !c.bridged() {
 		return ErrNotTalking
 	}
 	if agent != "" && agent != c.agent.id {
@@ -283,6 +283,7 @@ func (c *Call) transferToEntry(r *sip.Refer, e DirEntry) {
 		r.Reject(480)
 		return
 	}
+	c.dropSupervisor("agent transferred", true)
 	now := c.m.cfg.Clock.Now()
 	if a.held {
 		c.m.agentEvent(now, c.id, a.queue, a.id, cdr.EventUnhold, cdr.FormatSeconds(now.Sub(a.since)))

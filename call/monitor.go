@@ -103,8 +103,11 @@ func (c *Call) monitor(e evMonitor) error {
 		}
 		return err
 	}
-	if c.cause != nil || c.agent == nil {
+	if !c.bridged() {
 		return refuse(ErrNotTalking)
+	}
+	if _, ok := c.m.media.(mixerMedia); !ok {
+		return refuse(ErrNoMixing)
 	}
 	if e.sup == c.agent.id {
 		return refuse(ErrNotSupervisor) // nobody monitors their own call

@@ -188,7 +188,6 @@ func (c *Call) transfer(r *sip.Refer) {
 		r.Reject(403) // a three-way call: the agent drops out instead
 		return
 	}
-	c.dropSupervisor("agent transferred", true)
 	target := r.Target.User
 	q, ok := c.m.cfg.Queues[target]
 	if !ok && c.referEntry(r) { // a directory entry (directory.go)
@@ -199,6 +198,7 @@ func (c *Call) transfer(r *sip.Refer) {
 		r.Reject(404)
 		return
 	}
+	c.dropSupervisor("agent transferred", true) // the agent's bridge relays again, then stops
 	now := c.m.cfg.Clock.Now()
 	var heldFor time.Duration // softphones often hold the caller before they transfer
 	if a.held {
