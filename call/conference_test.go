@@ -232,3 +232,26 @@ func TestDirectoryRefusals(t *testing.T) {
 	}
 	want(t, "transfers", rec.Transfers, 0)
 }
+
+// The agent holds the citizen while a supervisor listens: citizen and agent leave the
+// mixer and the citizen hears music on hold; unhold puts them back.
+func TestMonitorAcrossHold(t *testing.T) {
+	h, mm, _ := newMixHarness(t)
+	_, ag, _, _ := h.connected()
+	id := h.m.Live()[0].ID
+	if err := h.m.Monitor(id, "1009", ModeListen); err != nil {
+		t.Fatal(err)
+	}
+	h.answer(h.waitRing("1009"), "s1")
+	var mx *fakeMixer
+	eventually(t, "supervisor mixed", func() bool { mx = mm.mixer(0); return mx != nil && mx.size() == 3 })
+	hold(ag)
+	eventually(t, "held: only the supervisor mixed, music to the citizen", func() bool {
+		return mx.size() == 1 && h.media.stream(0).loop() == "zh/moh"
+	})
+	ag.updates <- ag.media // unhold (sendrecv)
+	eventually(t, "unheld: all three mixed", func() bool { return mx.size() == 3 && h.media.stream(0).loop() == "" })
+	if !mx.heard(h.media.stream(2), h.media.stream(0)) {
+		t.Error("after unhold the supervisor does not hear the citizen")
+	}
+}
