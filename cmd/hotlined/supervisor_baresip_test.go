@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"net"
-	"strings"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
