@@ -121,6 +121,19 @@ func (c *Call) confState() *conference {
 	return c.conf
 }
 
+// view adds the parties to the API's view of the call; nil-safe.
+func (cf *conference) view(v *LiveCall) {
+	if cf == nil {
+		return
+	}
+	if cf.sup != nil {
+		v.Supervisor, v.Monitor = cf.sup.id, cf.mode
+	}
+	if cf.dept != nil {
+		v.Department = cf.dept.id
+	}
+}
+
 // handleConf handles the conference's events; it reports false for other events.
 func (c *Call) handleConf(e any) bool {
 	switch e := e.(type) {
@@ -355,6 +368,7 @@ func (c *Call) joinSupervisor(p *party, leg AgentLeg, s Stream) {
 	cf.sup = p
 	cf.mx.Add(s)
 	c.remix()
+	c.publish()
 	c.log.Info("supervisor joined the call", "supervisor", p.id, "agent", c.agent.id, "mode", cf.mode)
 	c.m.agentEvent(c.m.cfg.Clock.Now(), c.id, c.agent.queue, p.id, EventMonitor, cf.mode)
 }
@@ -395,6 +409,7 @@ func (c *Call) dropSupervisor(cause string, bye bool) {
 	c.releaseParty(p, cause, bye)
 	c.stopMix()
 	c.remix()
+	c.publish()
 }
 
 // endConference ends every party with the call (stop): rings and dials are cancelled,
@@ -423,7 +438,7 @@ func (c *Call) endConference() {
 		}
 	}
 	if cf.dept != nil {
-		c.setHandoffEnd(cf.dept)
+		c.saveHandoffs()
 	}
 	cf.sup, cf.dept = nil, nil
 	c.stopMix()

@@ -135,6 +135,7 @@ func TestMonitorModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(ModeWhisper, false, true)
+	eventually(t, "the API's view", func() bool { v := h.m.Live()[0]; return v.Supervisor == "1009" && v.Monitor == ModeWhisper })
 	sup.digits <- '7'
 	check(ModeBarge, true, true)
 	if err := h.m.Monitor(id, "1008", ModeListen); !errors.Is(err, ErrNotSupervisor) {
@@ -181,6 +182,7 @@ func TestConferenceAndDropOut(t *testing.T) {
 	d.outcome <- nil
 	var mx *fakeMixer
 	eventually(t, "department mixed", func() bool { mx = mm.mixer(0); return mx != nil && mx.size() == 3 })
+	want(t, "the API's view", h.m.Live()[0].Department, "dept")
 	if err := h.m.Conference(id, "dept", ""); !errors.Is(err, ErrConferenceBusy) {
 		t.Errorf("a second department: %v", err)
 	}

@@ -180,6 +180,7 @@ func (c *Call) departmentAnswered(e evParty) {
 	c.saveHandoffs()
 	c.startParty(p, e.leg, e.s)
 	cf.dept = p
+	c.publish()
 	if cf.transfer || c.agent == nil {
 		c.aloneWithDepartment()
 		c.log.Info("citizen connected to the department", "entry", p.id)
@@ -212,7 +213,8 @@ func (c *Call) departmentGone(p *party) {
 	cf := c.conf
 	c.log.Info("department hung up", "entry", p.id)
 	cf.dept = nil
-	c.setHandoffEnd(p)
+	c.publish()
+	c.saveHandoffs()
 	if cf.alone != nil {
 		cf.alone.Stop()
 		cf.alone = nil
@@ -227,8 +229,6 @@ func (c *Call) departmentGone(p *party) {
 	c.stopMix()
 	c.remix()
 }
-
-func (c *Call) setHandoffEnd(*party) { c.saveHandoffs() }
 
 // leaveConference: the agent drops out of the three-way call (the API); as their BYE.
 func (c *Call) leaveConference(agent string) error {

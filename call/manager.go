@@ -183,6 +183,11 @@ type LiveCall struct {
 	Codec     string    `json:"codec,omitempty"`
 	Start     time.Time `json:"start"`
 	Answer    time.Time `json:"answer,omitzero"`
+	// Supervisor and Monitor: who monitors the call and how (listen, whisper, barge);
+	// Department: the directory entry on the call (three-way, or after a transfer).
+	Supervisor string `json:"supervisor,omitempty"`
+	Monitor    string `json:"monitor,omitempty"`
+	Department string `json:"department,omitempty"`
 }
 
 // Live lists the calls in progress, oldest first.

@@ -127,6 +127,7 @@ func (c *Call) monitor(e evMonitor) error {
 		cf.mode = e.mode
 		c.remix()
 		if cf.sup != nil {
+			c.publish()
 			c.log.Info("supervisor switched mode", "supervisor", e.sup, "mode", e.mode)
 			c.m.agentEvent(c.m.cfg.Clock.Now(), c.id, c.agent.queue, e.sup, EventMonitor, e.mode)
 		}

@@ -23,6 +23,7 @@ func (c *Call) publish() {
 	if c.agent != nil {
 		v.Agent, v.Queue = c.agent.id, c.agent.queue
 	}
+	c.conf.view(&v)
 	c.view.Store(&v)
 }
 

@@ -17,7 +17,7 @@ import (
 // 1010 and playing 1500 Hz, dials *251001 while agent 1001 talks with a citizen and listens
 // (nobody hears it), presses 6 and whispers (the agent hears it, the citizen does not),
 // then presses 7 and joins (the citizen hears it too).
-func TestBaresipSupervisorWhispers(t *testing.T) {
+func TestBaresipSupervisorListenWhisperBarge(t *testing.T) {
 	t.Parallel()
 	needBaresip(t)
 	s := startServer(t, acdTestConfig(t))

@@ -106,6 +106,9 @@ func TestSupervisorListenWhisperBarge(t *testing.T) {
 	waitTone(t, agentCall, toneCitizen, "agent")
 	neverHears(t, citizen, toneSupervisor, time.Second, "citizen (listen)")
 	neverHears(t, agentCall, toneSupervisor, 200*time.Millisecond, "agent (listen)")
+	if lc, _ := liveCall(t, s.httpAddr(), citizen.SIPCallID()); lc.Supervisor != "1010" || lc.Monitor != "listen" {
+		t.Errorf("/api/v1/calls shows %+v, want supervisor 1010 listening", lc)
+	}
 
 	// whisper, from the API
 	send(t, "PATCH", url, `{"mode":"whisper","supervisor":"1010"}`, http.StatusAccepted)
