@@ -2,9 +2,11 @@ package call
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	sipgosip "github.com/emiago/sipgo/sip"
 
@@ -18,6 +20,29 @@ type mixMedia struct {
 	*fakeMedia
 	mu     sync.Mutex
 	mixers []*fakeMixer
+	dtmf   bool        // streams record the keys sent out of them
+	keyed  []*dtmfFake // those streams, in order
+}
+
+func (m *mixMedia) NewStream(log *slog.Logger) (Stream, error) {
+	s, err := m.fakeMedia.NewStream(log)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil || !m.dtmf {
+		return s, err
+	}
+	k := &dtmfFake{fakeStream: s.(*fakeStream)}
+	m.keyed = append(m.keyed, k)
+	return k, nil
+}
+
+func (m *mixMedia) keyedStream(i int) *dtmfFake {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i < len(m.keyed) {
+		return m.keyed[i]
+	}
+	return nil
 }
 
 func (m *mixMedia) NewMixer() Mixer {
@@ -256,4 +281,41 @@ func TestMonitorAcrossHold(t *testing.T) {
 	if !mx.heard(h.media.stream(2), h.media.stream(0)) {
 		t.Error("after unhold the supervisor does not hear the citizen")
 	}
+}
+
+// dtmfFake is a fake stream that records the keys sent out of it.
+type dtmfFake struct {
+	*fakeStream
+	mu   sync.Mutex
+	sent []rune
+}
+
+func (s *dtmfFake) SendDTMF(d rune, _ time.Duration) error {
+	s.mu.Lock()
+	s.sent = append(s.sent, d)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *dtmfFake) keys() string { s.mu.Lock(); defer s.mu.Unlock(); return string(s.sent) }
+
+// The agent's keys start the three-way call (*31), then go to the department's IVR.
+func TestConferenceByKeysThenKeysToDepartment(t *testing.T) {
+	h, mm, trunks := newMixHarness(t)
+	mm.dtmf = true
+	h.connected()
+	agS := h.media.stream(1)
+	for _, d := range "*31" {
+		agS.digits <- d
+	}
+	d := trunks.waitDial(t, 0)
+	want(t, "number dialled", d.number, "13900000000")
+	d.outcome <- nil
+	eventually(t, "department mixed", func() bool { mx := mm.mixer(0); return mx != nil && mx.size() == 3 })
+	for _, k := range "2#" {
+		agS.digits <- k
+	}
+	dept := mm.keyedStream(2) // citizen, agent, department
+	eventually(t, "keys to the department", func() bool { return dept.keys() == "2#" })
+	want(t, "keys to the citizen", mm.keyedStream(0).keys(), "")
 }

@@ -25,6 +25,11 @@ func (e DirEntry) open(now time.Time) bool {
 	return r.Open(now)
 }
 
+// dtmfStream is a stream that sends RFC 4733 events (media.Session).
+type dtmfStream interface {
+	SendDTMF(digit rune, d time.Duration) error
+}
+
 // CodeConference is the key sequence an agent presses during a call to add the n-th
 // directory entry (1-9) to a three-way call: *3 then the digit, e.g. *31.
 const CodeConference = "*3"
@@ -351,10 +356,19 @@ func (c *Call) watchAgentKeys(a *agentLeg) {
 	})
 }
 
-// agentKey follows the agent's keys: *3 then a digit 1-9 conferences that entry.
+// agentKey follows the agent's keys: *3 then a digit 1-9 conferences that entry; with a
+// department on the three-way call every key goes to it instead (its IVR).
 func (c *Call) agentKey(a *agentLeg, d rune) {
 	cf := c.confState()
 	if c.agent != a {
+		return
+	}
+	if cf.dept != nil {
+		if ds, ok := cf.dept.s.(dtmfStream); ok {
+			if err := ds.SendDTMF(d, 0); err != nil {
+				c.log.Debug("key not sent to the department", "digit", string(d), "error", err)
+			}
+		}
 		return
 	}
 	if d == '*' {

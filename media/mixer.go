@@ -38,7 +38,8 @@ var (
 // one 20 ms frame of each member's received audio, silence if none arrived; a member keeps
 // at most three frames (older audio is dropped), so memory is bounded and the delay stays
 // under 40 ms. A member's generated media (prompts, music on hold) is paused while it is
-// in the mixer, as in a Bridge; a session may be in a Bridge or a Mixer, not both.
+// in the mixer, as in a Bridge, but RFC 4733 events queued with SendDTMF go out in place
+// of the mix; a session may be in a Bridge or a Mixer, not both.
 // Safe for concurrent use; do not call it from an audio sink.
 type Mixer struct {
 	mu      sync.Mutex // guards members, closed; held by the tick while it mixes (no I/O)
@@ -65,6 +66,7 @@ type mixMember struct {
 	frame    [FrameSamples]int16 // this tick's input
 	out      [FrameSamples]int16 // this tick's mix for the member
 	buf      [rtpHeaderSize + FrameSamples]byte
+	event    [DTMFPayloadSize]byte
 	anchored bool // guarded by s.mu: the first mixed packet continues the session's stream
 	ts       uint32
 }
@@ -291,6 +293,17 @@ func (mm *mixMember) send(deadline time.Time) {
 		mm.ts += FrameSamples
 	}
 	h := rtp.Header{Version: 2, Marker: marker, PayloadType: s.audioPT, SequenceNumber: tx.seq, Timestamp: mm.ts, SSRC: tx.ssrc}
+	// RFC 4733 events queued on the session (SendDTMF: keys for a department's IVR)
+	// pre-empt the mix, as they pre-empt prompts.
+	var event []byte
+	if evTS, evMarker, ok := tx.dtmf.Tick(tx.dtmfBuf[:], mm.ts); ok {
+		if s.dtmfPT == 0 {
+			s.mu.Unlock()
+			return
+		}
+		h.PayloadType, h.Marker, h.Timestamp = s.dtmfPT, evMarker, evTS
+		event = mm.event[:copy(mm.event[:], tx.dtmfBuf[:])]
+	}
 	tx.seq++
 	s.noteSentLocked(mm.ts, deadline)
 	tx.rebase = true
@@ -299,8 +312,12 @@ func (mm *mixMember) send(deadline time.Time) {
 	s.mu.Unlock()
 
 	if hn, err := h.MarshalTo(mm.buf[:]); err == nil {
-		codec.Encode(mm.buf[hn:], mm.out[:])
-		s.send(mm.buf[:hn+FrameSamples], to)
+		n := hn + copy(mm.buf[hn:], event)
+		if event == nil {
+			codec.Encode(mm.buf[hn:], mm.out[:])
+			n = hn + FrameSamples
+		}
+		s.send(mm.buf[:n], to)
 	}
 	s.sending.Add(-1)
 }

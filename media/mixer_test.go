@@ -240,3 +240,48 @@ func waitCount(t *testing.T, p *rtpPeer, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A key queued on a member (SendDTMF) goes out as RFC 4733 in place of the mix, then the
+// mix resumes: keys reach a department's IVR during a three-way call.
+func TestMixerSendsQueuedDTMF(t *testing.T) {
+	ports := testPorts()
+	sched := NewScheduler(1)
+	defer sched.Close()
+	peer := newPeer(t)
+	s := newTestSession(t, ports, SessionConfig{Scheduler: sched, Timeout: -1})
+	s.SetRemote(peer.addr(), PCMA, 101)
+	s.Start(context.Background())
+	defer s.Close()
+	mx := NewMixer(sched)
+	defer mx.Close()
+	if err := mx.Add(s); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, peer, 3)
+	if err := s.SendDTMF('5', 60*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pkts := peer.packets()
+		var events, audioAfter int
+		for _, p := range pkts {
+			switch {
+			case p.PayloadType == 101:
+				events++
+				if ev, err := ParseDTMFEvent(p.Payload); err != nil || ev.Event != 5 {
+					t.Fatalf("event packet %+v (%v), want digit 5", ev, err)
+				}
+			case events > 0 && p.PayloadType == uint8(PCMA):
+				audioAfter++
+			}
+		}
+		if events >= 4 && audioAfter >= 3 { // the event's packets and end copies, then the mix again
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d event packets and %d audio packets after them", events, audioAfter)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
