@@ -343,10 +343,12 @@ func (c *Call) partyAnswered(e evParty) {
 		}
 		cf.supRing = nil
 		if e.err != nil {
+			p.cancel()
 			c.log.Info("supervisor not reached", "supervisor", p.id, "error", e.err)
 			return
 		}
-		if c.cause != nil || c.agent == nil {
+		if !c.bridged() {
+			p.cancel()
 			c.spawn(func() { discard(e.leg, e.s, "call over") })
 			return
 		}

@@ -172,6 +172,7 @@ func (c *Call) departmentAnswered(e evParty) {
 	cf.deptDial = nil
 	h := &cf.handoffs[p.handoff]
 	if e.err != nil {
+		p.cancel()
 		o := Classify(dialEnding(e.err))
 		h.Outcome, h.Status = string(o.Disposition), o.Status
 		c.saveHandoffs()
