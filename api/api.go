@@ -56,12 +56,13 @@ type Config struct {
 	// /api/v1/queues and the wallboard.
 	QueueNames map[string]string
 	Calls      Calls
+	ACD        ACD
+	Health     Health
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
+
 	// Control acts on live calls: monitor and conference (control.go); nil: no such routes.
-	Control  CallControl
-	ACD      ACD
-	Health   Health
-	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	Control CallControl
 
 	// Campaigns serves /api/v1/campaigns (campaigns.go); nil: those routes answer 404.
 	Campaigns Campaigns

@@ -82,10 +82,11 @@ type Call struct {
 	rating    *rating
 	agentEnd  bool // the agent ended the conversation (BYE), even if the caller hangs up later
 	leftByKey bool
-	queueExit error       // the last queue took the caller out (max wait, no agent)
-	closed    bool        // the entry was the closed-hours menu
-	cause     error       // set once the call is ending
-	conf      *conference // supervisor and department parties (conference.go); nil if none ever
+	queueExit error // the last queue took the caller out (max wait, no agent)
+	closed    bool  // the entry was the closed-hours menu
+	cause     error // set once the call is ending
+
+	conf *conference // supervisor and department parties (conference.go); nil if none ever
 }
 
 // HandleInbound runs an inbound call from INVITE to record; it is sip.Config.OnCall.

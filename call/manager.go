@@ -62,14 +62,15 @@ type Config struct {
 	// CallbackTrunk is the outbound trunk that calls back callers who booked a callback.
 	CallbackTrunk string
 	// CallerIDs is the number each outbound trunk presents (the records' caller).
-	CallerIDs map[string]string
-	// Supervisors are the agents who may listen, whisper and barge (monitor.go).
-	Supervisors []string
-	// Directory: departmental hotlines and offices for transfers and three-way calls.
-	Directory  []DirEntry
+	CallerIDs  map[string]string
 	Clock      Clock // nil: system clock
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+
+	// Supervisors are the agents who may listen, whisper and barge (monitor.go).
+	Supervisors []string
+	// Directory: departmental hotlines and offices for transfers and three-way calls.
+	Directory []DirEntry
 }
 
 // Manager runs calls and knows which are live.
