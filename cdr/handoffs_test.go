@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// A record's handoffs survive the store (SQLite) and JSON (the API, the journal) as an array.
+// A record's handoffs survive the stores (SQLite, PostgreSQL) and JSON (the API, the journal) as an array.
 func TestHandoffsStoredAndInJSON(t *testing.T) {
 	at := time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC)
 	hs := []Handoff{
@@ -32,18 +32,19 @@ func TestHandoffsStoredAndInJSON(t *testing.T) {
 		t.Fatalf("JSON round trip: %v\n got %+v\nwant %+v", err, back, r)
 	}
 
-	s, _ := openTestSQLite(t)
-	if err := s.Upsert(context.Background(), []Record{r}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.List(context.Background(), Filter{})
-	if err != nil || len(got) != 1 {
-		t.Fatalf("List: %d, %v", len(got), err)
-	}
-	list := got[0].Handoffs.List()
-	if len(list) != 2 || list[0] != hs[0] || list[1] != hs[1] {
-		t.Fatalf("stored handoffs = %+v, want %+v", list, hs)
-	}
+	eachStore(t, func(t *testing.T, s Store) {
+		if err := s.Upsert(context.Background(), []Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.List(context.Background(), Filter{})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("List: %d, %v", len(got), err)
+		}
+		list := got[0].Handoffs.List()
+		if len(list) != 2 || list[0] != hs[0] || list[1] != hs[1] {
+			t.Fatalf("stored handoffs = %+v, want %+v", list, hs)
+		}
+	})
 	if (Record{}).Handoffs.List() != nil {
 		t.Error("no handoffs should list as nil")
 	}
