@@ -1,10 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,25 +40,7 @@ audio_player aufile,%s
 audio_source aufile,%s
 `, freeUDPPort(t), consPort, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone.wav"))
 	accounts := fmt.Sprintf("<sip:1010@%s>;auth_pass=agent1010;regint=60;audio_codecs=PCMA,PCMU\n", s.sipAddr())
-	for name, body := range map[string]string{"config": config, "accounts": accounts} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bs := exec.Command("baresip", "-f", dir)
-	out := &captureWriter{w: newTestWriter(t)}
-	bs.Stdout, bs.Stderr = out, out
-	if err := bs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.Process.Kill(); bs.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
-	for len(s.registrar.Bindings("1010")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("baresip did not register as 1010")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	runBaresip(t, context.Background(), s, dir, config, accounts, "1010")
 	// The softphone's user dials *251001 and presses keys (baresip's UDP console takes them).
 	cons, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", consPort))
 	if err != nil {
@@ -73,7 +54,7 @@ audio_source aufile,%s
 		}
 	}
 	press("/dial sip:*251001@" + s.sipAddr() + "\n")
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(httpGet(t, "http://"+s.httpAddr()+"/api/v1/events?event=MONITOR", 200), `"listen"`) {
 		if time.Now().After(deadline) {
 			t.Fatal("baresip's *251001 did not join the call")
