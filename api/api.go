@@ -61,6 +61,9 @@ type Config struct {
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 
+	// Control acts on live calls: monitor and conference (control.go); nil: no such routes.
+	Control CallControl
+
 	// Campaigns serves /api/v1/campaigns (campaigns.go); nil: those routes answer 404.
 	Campaigns Campaigns
 
@@ -152,6 +155,7 @@ func New(cfg Config) http.Handler {
 		a.route(mux, "GET /api/v1/recordings/{id}", access{min: auth.Supervisor, personal: true}, a.recording)
 	}
 	a.registerFeed(mux)
+	a.controlRoutes(mux)
 	if cfg.Debug != nil {
 		a.route(mux, "/debug/pprof/", access{min: auth.Admin}, cfg.Debug.ServeHTTP)
 	}

@@ -30,6 +30,10 @@ func (m *Manager) HandleAgentCall(leg *sip.Inbound) {
 		m.HandleInbound(leg)
 		return
 	}
+	if mode, target, ok := supervisorCode(code); ok { // *25/*26/*27<agent> (monitor.go)
+		m.monitorByCode(leg, mode, target)
+		return
+	}
 	log := m.log.With("agent", agent, "code", code, "sip_call_id", leg.SIPCallID())
 	var err error
 	var prompt string

@@ -89,6 +89,8 @@ type Call struct {
 	closed    bool  // the entry was the closed-hours menu
 	cause     error // set once the call is ending
 	recCall         // recording and voicemail (recording.go, voicemail.go)
+
+	conf *conference // supervisor and department parties (conference.go); nil if none ever
 }
 
 // HandleInbound runs an inbound call from INVITE to record; it is sip.Config.OnCall.
@@ -391,6 +393,8 @@ func (c *Call) handle(e any) {
 		c.ivrDone(e.res, e.err)
 	case evSurvey:
 		c.surveyAnswered(e.res)
+	default:
+		c.handleConf(e)
 	}
 }
 
@@ -417,6 +421,7 @@ func (c *Call) stop(cause error) {
 	if c.rating != nil { // hung up before rating: not_rated
 		c.endRating()
 	}
+	c.endConference()
 	switch {
 	case c.agent != nil:
 		c.endTalk(side, causeText(cause), true)

@@ -82,6 +82,11 @@ type Config struct {
 	Clock      Clock // nil: system clock
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+
+	// Supervisors are the agents who may listen, whisper and barge (monitor.go).
+	Supervisors []string
+	// Directory: departmental hotlines and offices for transfers and three-way calls.
+	Directory []DirEntry
 }
 
 // Manager runs calls and knows which are live.
@@ -192,6 +197,11 @@ type LiveCall struct {
 	Codec     string    `json:"codec,omitempty"`
 	Start     time.Time `json:"start"`
 	Answer    time.Time `json:"answer,omitzero"`
+	// Supervisor and Monitor: who monitors the call and how (listen, whisper, barge);
+	// Department: the directory entry on the call (three-way, or after a transfer).
+	Supervisor string `json:"supervisor,omitempty"`
+	Monitor    string `json:"monitor,omitempty"`
+	Department string `json:"department,omitempty"`
 }
 
 // Live lists the calls in progress, oldest first.

@@ -186,7 +186,7 @@ func causeText(err error) string {
 		err  error
 		text string
 	}{
-		{ErrCallerHangup, "BYE"}, {ErrAgentLost, "agent-lost"}, {ErrAgentHangup, "BYE"}, {ErrRTPTimeout, "rtp-timeout"},
+		{ErrCallerHangup, "BYE"}, {ErrAgentLost, "agent-lost"}, {ErrDepartmentHangup, "department-hangup"}, {ErrAgentHangup, "BYE"}, {ErrRTPTimeout, "rtp-timeout"},
 		{ErrMaxWait, "max-wait"}, {ErrDrain, "drain"}, {ErrNoAgent, "no-agent"}, {ErrExitKey, "exit-key"},
 		{ErrIVREnded, "normal"}, {ErrSurveyDone, "normal"}, {ErrShutdown, "shutdown"}, {context.Canceled, "shutdown"},
 		{ErrRingTimeout, "ring-timeout"}, {ErrNotInPlan, "dial-plan"},

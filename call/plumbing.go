@@ -23,6 +23,7 @@ func (c *Call) publish() {
 	if c.agent != nil {
 		v.Agent, v.Queue = c.agent.id, c.agent.queue
 	}
+	c.conf.view(&v)
 	c.view.Store(&v)
 }
 
@@ -50,6 +51,14 @@ func (c *Call) orphan(e any) {
 		}
 	case evJoin:
 		e.reply <- c.cause
+	case evParty: // a supervisor or department answered after the call ended
+		if e.leg != nil {
+			discard(e.leg, e.s, "call over")
+		}
+	case evMonitor: // a supervisor's own leg the loop never took
+		if e.leg != nil {
+			discard(e.leg, e.s, "call over")
+		}
 	}
 }
 
@@ -67,6 +76,7 @@ func discard(leg AgentLeg, s Stream, cause string) {
 func (c *Call) digit(d rune) {
 	switch {
 	case c.cause != nil || c.agent != nil:
+	case c.conf != nil && (c.conf.alone != nil || c.conf.transfer): // with a department, or being transferred to one
 	case c.rating != nil:
 		c.ratingKey(d)
 	case c.vm != nil:

@@ -44,7 +44,7 @@ func (c *Call) recordingRule(queue string) Recording {
 	if c.rec.Campaign != "" && c.m.cfg.CampaignRecording.Share > 0 {
 		return c.m.cfg.CampaignRecording
 	}
-	return c.m.cfg.Queues[queue].Recording
+	return c.plan.Queues[queue].Recording
 }
 
 // decideRecording rolls the dice for queue's rule if the call has not been decided yet;

@@ -32,6 +32,7 @@ func (c *Call) connect(e evRing) {
 	a.bridge = c.m.media.Bridge(c.s, a.s)
 	a.bridge.Start()
 	c.recordBridge(a)
+	c.watchAgentKeys(a)
 	c.setStage(StageTalking)
 	c.snapshot()
 	c.log.Info("caller connected to agent", "agent", a.id, "queue", a.queue, "wait", now.Sub(v.entered).Round(time.Millisecond))
@@ -77,6 +78,7 @@ func (c *Call) account(a *agentLeg, now time.Time) {
 // endTalk ends the bridge: the ACD starts the agent's wrap-up; the agent leg is hung up
 // (bye) and released off the loop.
 func (c *Call) endTalk(side, cause string, bye bool) {
+	c.dropSupervisor("agent left", true) // a supervisor stays only as long as the agent
 	a := c.agent
 	now := c.m.cfg.Clock.Now()
 	if a.held {
@@ -123,6 +125,9 @@ const (
 // agentGone: the agent hung up, or their RTP stopped (ErrAgentLost: the agent is paused); after the post-call rating (if the
 // queue has it) the caller's queue visit is over.
 func (c *Call) agentGone(cause error, byeCause string) {
+	if byeCause == "" && c.dropOut("") { // a three-way call: citizen and department go on
+		return
+	}
 	a := c.agent
 	if errors.Is(cause, ErrAgentLost) { // before endTalk: its CallEnded is then stale
 		c.m.dist.AgentLost(c.id, a.id)
@@ -180,13 +185,21 @@ func (c *Call) transfer(r *sip.Refer) {
 		r.Reject(403)
 		return
 	}
+	if c.conf != nil && (c.conf.dept != nil || c.conf.deptDial != nil) {
+		r.Reject(403) // a three-way call: the agent drops out instead
+		return
+	}
 	target := r.Target.User
 	q, ok := c.plan.Queues[target]
+	if !ok && c.referEntry(r) { // a directory entry (directory.go)
+		return
+	}
 	if !ok {
 		c.log.Info("transfer refused: unknown target", "agent", a.id, "target", r.Target.String())
 		r.Reject(404)
 		return
 	}
+	c.dropSupervisor("agent transferred", true) // the agent's bridge relays again, then stops
 	now := c.m.cfg.Clock.Now()
 	var heldFor time.Duration // softphones often hold the caller before they transfer
 	if a.held {

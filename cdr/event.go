@@ -85,6 +85,9 @@ const (
 	// up (话务"一次一评"): AgentID that agent, Queue the queue they answered
 	// in, Data1 a Satisfaction value (not_rated included).
 	EventRating = "RATING"
+	// EventMonitor is a supervisor joining a live call or switching mode: AgentID the
+	// supervisor, Queue the call's queue, Data1 listen, whisper or barge.
+	EventMonitor = "MONITOR"
 )
 
 // EventNames lists every event name, for validating filters.
@@ -92,6 +95,7 @@ var EventNames = []string{
 	EventEnterQueue, EventRingNoAnswer, EventRingCanceled, EventConnect, EventCompleteCaller, EventCompleteAgent,
 	EventAbandon, EventExitWithTimeout, EventExitEmpty, EventExitWithKey, EventTransfer, EventOverflow, EventEscalate,
 	EventHold, EventUnhold, EventPause, EventUnpause, EventLogin, EventLogout, EventWrapUpEnd, EventRating,
+	EventMonitor,
 }
 
 // LogoutReasonCrash is LOGOUT's Data1 for the agents the Writer logs out

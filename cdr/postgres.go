@@ -174,7 +174,7 @@ var pgCDRColumns = []string{"id", "sip_call_id", "direction", "trunk", "caller",
 	"ivr_path", "case_number", "queue", "enqueue_at", "agent", "connect_at", "disposition", "hangup_side",
 	"hangup_cause", "sip_status", "codec", "node_id",
 	"ring_attempts", "talk_us", "hold_us", "wrap_us", "transfers", "recording_file", "recording_us", "recording_sha256", "voicemail", "survey_answers", "satisfaction", "visits",
-	"campaign", "attempt", "target", "parent"}
+	"campaign", "attempt", "target", "parent", "handoffs"}
 
 var pgEventColumns = []string{"id", "event_time", "call_id", "queue", "agent_id", "event",
 	"data1", "data2", "data3", "data4", "data5", "node_id"}
@@ -201,7 +201,7 @@ func pgRecordValues(r *Record) []any {
 		r.Disposition, r.HangupSide, r.HangupCause, int32(r.SIPStatus), r.Codec, r.NodeID,
 		int32(r.RingAttempts), r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
 		int32(r.Transfers), r.RecordingFile, r.RecordingDuration.Microseconds(), r.RecordingSHA256, r.Voicemail, r.SurveyAnswers, r.Satisfaction, r.Visits,
-		r.Campaign, int32(r.Attempt), r.Target, r.Parent}
+		r.Campaign, int32(r.Attempt), r.Target, r.Parent, string(r.Handoffs)}
 }
 
 func pgScanRecord(rows pgx.Rows, r *Record) error {
@@ -213,7 +213,7 @@ func pgScanRecord(rows pgx.Rows, r *Record) error {
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &status, &r.Codec, &r.NodeID,
 		&rings, &talk, &hold, &wrap, &transfers, &r.RecordingFile, &recording, &r.RecordingSHA256, &r.Voicemail, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
-		&r.Campaign, &attempt, &r.Target, &r.Parent)
+		&r.Campaign, &attempt, &r.Target, &r.Parent, &r.Handoffs)
 	r.Start, r.Answer, r.End = fromPGTime(start), fromPGTime(answer), fromPGTime(end)
 	r.EnqueueTime, r.Connect = fromPGTime(enqueue), fromPGTime(connect)
 	r.SIPStatus, r.RingAttempts, r.Transfers, r.Attempt = int(status), int(rings), int(transfers), int(attempt)

@@ -92,6 +92,11 @@ type Record struct {
 	Attempt  int    `json:"attempt,omitempty"`
 	Target   string `json:"target,omitempty"`
 	Parent   string `json:"parent,omitempty"`
+
+	// Handoffs lists the call's transfers and three-way calls to directory entries
+	// (一号对外, schema version 8), in order: a JSON array (handoffs.go), kept as text so
+	// that a Record stays comparable.
+	Handoffs Handoffs `json:"handoffs,omitempty"`
 }
 
 // Visit is one element of Record.Visits.

@@ -210,7 +210,7 @@ const cdrColumns = `id, sip_call_id, direction, trunk, caller, called, start_us,
 	ivr_path, case_number, queue, enqueue_us, agent, connect_us, disposition, hangup_side,
 	hangup_cause, sip_status, codec, node_id,
 	ring_attempts, talk_us, hold_us, wrap_us, transfers, recording_file, recording_us, recording_sha256, voicemail,
-	survey_answers, satisfaction, visits, campaign, attempt, target, parent`
+	survey_answers, satisfaction, visits, campaign, attempt, target, parent, handoffs`
 
 // placeholders returns "?, ?, ..." with n marks.
 func placeholders(n int) string {
@@ -281,7 +281,7 @@ func recordArgs(r *Record) []any {
 		r.Disposition, r.HangupSide, r.HangupCause, r.SIPStatus, r.Codec, r.NodeID,
 		r.RingAttempts, r.Talk.Microseconds(), r.Hold.Microseconds(), r.WrapUp.Microseconds(),
 		r.Transfers, r.RecordingFile, r.RecordingDuration.Microseconds(), r.RecordingSHA256, r.Voicemail, r.SurveyAnswers, r.Satisfaction, r.Visits,
-		r.Campaign, r.Attempt, r.Target, r.Parent}
+		r.Campaign, r.Attempt, r.Target, r.Parent, string(r.Handoffs)}
 }
 
 func scanRecord(rows *sql.Rows) (Record, error) {
@@ -298,7 +298,7 @@ func scanRecordInto(rows *sql.Rows, r *Record) error {
 		&r.IVRPath, &r.CaseNumber, &r.Queue, &enqueue, &r.Agent, &connect,
 		&r.Disposition, &r.HangupSide, &r.HangupCause, &r.SIPStatus, &r.Codec, &r.NodeID,
 		&r.RingAttempts, &talk, &hold, &wrap, &r.Transfers, &r.RecordingFile, &recording, &r.RecordingSHA256, &r.Voicemail, &r.SurveyAnswers, &r.Satisfaction, &r.Visits,
-		&r.Campaign, &r.Attempt, &r.Target, &r.Parent)
+		&r.Campaign, &r.Attempt, &r.Target, &r.Parent, &r.Handoffs)
 	r.Start, r.Answer, r.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	r.EnqueueTime, r.Connect = fromMicros(enqueue), fromMicros(connect)
 	r.Talk, r.Hold, r.WrapUp = time.Duration(talk)*time.Microsecond, time.Duration(hold)*time.Microsecond, time.Duration(wrap)*time.Microsecond

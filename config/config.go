@@ -114,6 +114,9 @@ type Config struct {
 	Voicemail Voicemail `yaml:"voicemail"`
 	// Webhooks receive the work-order feed (webhooks.go, docs/events.md).
 	Webhooks []Webhook `yaml:"webhooks"`
+	// Directory: departmental hotlines and offices agents transfer to or conference in
+	// (directory.go); nothing outside it is dialled for an agent.
+	Directory []DirectoryEntry `yaml:"directory"`
 }
 
 // SIP is the signalling listener.
@@ -270,6 +273,9 @@ type Agent struct {
 	Password string         `yaml:"password"`
 	Skills   map[string]int `yaml:"skills"`  // skill → level 1-10
 	WrapUp   *ivr.Duration  `yaml:"wrap_up"` // overrides the queues' wrap-up time
+	// Supervisor: may listen to, whisper to and barge into other agents' calls (API with
+	// the supervisor role, or feature codes *25/*26/*27 from this agent's phone).
+	Supervisor bool `yaml:"supervisor"`
 }
 
 // Error is a configuration problem located in its file.

@@ -246,8 +246,8 @@ func checkDefaultCallback(t *testing.T, c *Config) {
 	t.Helper()
 	// Outbound trunk loopback-out → sip:127.0.0.1:5090, caller id 12345, mainland mobiles only.
 	out, ok := c.OutboundTrunk("loopback-out")
-	if !ok || len(c.OutboundTrunks) != 1 {
-		t.Fatalf("outbound_trunks = %+v, want one named loopback-out", c.OutboundTrunks)
+	if !ok || len(c.OutboundTrunks) != 2 {
+		t.Fatalf("outbound_trunks = %+v, want loopback-out and departments", c.OutboundTrunks)
 	}
 	if g, err := out.ParsedGateway(); err != nil || g.HostPort() != "127.0.0.1:5090" || out.Gateway != "sip:127.0.0.1:5090" {
 		t.Errorf("loopback-out gateway %q → %+v, %v; want sip:127.0.0.1:5090", out.Gateway, g, err)
@@ -1134,7 +1134,7 @@ func callbackErrorCases(t testing.TB, base string) []errCase {
 		}})
 	d = ed("    codecs: [PCMA, PCMU]\n\nsurveys:", "    codecs: [PCMA, PCMU]\n  - name: loopback-out\n    gateway: sip:192.0.2.1\n    dial_plan: ['1\\d{10}']\n\nsurveys:")
 	add(errCase{desc: "duplicate outbound trunk", doc: d,
-		want: []want{{lineWith(t, d, "name: loopback-out", 2), "outbound_trunks[1].name", `duplicate outbound trunk "loopback-out"`}}})
+		want: []want{{lineWith(t, d, "name: loopback-out", 2), "outbound_trunks[2].name", `duplicate outbound trunk "loopback-out"`}}})
 	d = ed("    dial_plan:", "    dialplan:")
 	add(errCase{desc: "unknown key in an outbound trunk", doc: d, contains: true,
 		want: []want{{ln(d, "dialplan:"), "outbound_trunks[0].dialplan", `unknown field "dialplan"`}}})
@@ -1143,7 +1143,7 @@ func callbackErrorCases(t testing.TB, base string) []errCase {
 		want: []want{{ln(d, "ring_timeout: soon"), "outbound_trunks[0].ring_timeout", `bad duration "soon"`}}})
 	d = ed("codecs: [PCMA, PCMU]\n\nsurveys:", "codecs: [PCMA, G729]\n\nsurveys:")
 	add(errCase{desc: "bad outbound codec", doc: d,
-		want: []want{{ln(d, "G729"), "outbound_trunks[0].codecs[1]", `unsupported codec "G729" (PCMA, PCMU)`}}})
+		want: []want{{ln(d, "G729"), "outbound_trunks[1].codecs[1]", `unsupported codec "G729" (PCMA, PCMU)`}}})
 
 	d = ed(`answers: {"1": satisfied,`, `answers: {"0": satisfied,`)
 	add(errCase{desc: "survey answer on the agent digit", doc: d,

@@ -120,6 +120,7 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	}
 	errs = append(errs, c.Records.validate()...)
 	errs = append(errs, validateWebhooks(c.Webhooks)...)
+	errs = append(errs, c.validateDirectory()...)
 	if !nameRe.MatchString(c.Prompts.Language) {
 		add("prompts.language", "invalid language %q", c.Prompts.Language)
 	}

@@ -155,20 +155,7 @@ func (r *Route) Validate(prefix string, menus map[string]Menu, hasQueue func(str
 			add("timezone", "unknown time zone %q", r.Timezone)
 		}
 	}
-	for i, h := range r.Hours {
-		hp := fmt.Sprintf("hours[%d]", i)
-		for j, d := range h.Days {
-			if _, err := parseDays([]string{d}); err != nil {
-				add(fmt.Sprintf("%s.days[%d]", hp, j), "%v", err)
-			}
-		}
-		if _, err := parseClock(h.Open, false); err != nil {
-			add(hp+".open", "%v", err)
-		}
-		if _, err := parseClock(h.Close, true); err != nil {
-			add(hp+".close", "%v", err)
-		}
-	}
+	errs = append(errs, ValidateHours(joinPath(prefix, "hours"), r.Hours)...)
 	for i, d := range r.Holidays {
 		if _, err := time.Parse(time.DateOnly, d); err != nil {
 			add(fmt.Sprintf("holidays[%d]", i), "bad date %q (want YYYY-MM-DD)", d)
@@ -184,6 +171,29 @@ func (r *Route) Validate(prefix string, menus map[string]Menu, hasQueue func(str
 			add(p, "%s is a %s; make-up working days are weekend dates", d, t.Weekday())
 		case slices.Contains(r.Holidays, d):
 			add(p, "%s is also listed in holidays", d)
+		}
+	}
+	return errs
+}
+
+// ValidateHours checks opening hours; path names the list (e.g. "routes[0].hours").
+func ValidateHours(path string, hours []Hours) []FieldError {
+	var errs []FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Path: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	for i, h := range hours {
+		hp := fmt.Sprintf("%s[%d]", path, i)
+		for j, d := range h.Days {
+			if _, err := parseDays([]string{d}); err != nil {
+				add(fmt.Sprintf("%s.days[%d]", hp, j), "%v", err)
+			}
+		}
+		if _, err := parseClock(h.Open, false); err != nil {
+			add(hp+".open", "%v", err)
+		}
+		if _, err := parseClock(h.Close, true); err != nil {
+			add(hp+".close", "%v", err)
 		}
 	}
 	return errs

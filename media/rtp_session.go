@@ -129,6 +129,7 @@ type Session struct {
 	relay         *bridgeLeg // relays what this session receives (Bridge); nil when not bridged
 	txOwner       *bridgeLeg // the bridge leg allowed to send out of this session
 	txPaused      bool       // generated media (prompts, MOH, queued DTMF) is paused: bridged
+	mix           *mixMember // takes what this session receives into a Mixer; nil when not mixed
 
 	// Reader-owned (the reader goroutine or poller loop, or a test calling
 	// handlePacket). rxBuf is the reader goroutine's (nil in the epoll mode).
@@ -657,7 +658,7 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	} else {
 		s.latch.latchRx = nowNS
 	}
-	codec, audioPT, dtmfPT, sink, relay, inband := s.codec, s.audioPT, s.dtmfPT, s.sink, s.relay, s.inband
+	codec, audioPT, dtmfPT, sink, relay, inband, mix := s.codec, s.audioPT, s.dtmfPT, s.sink, s.relay, s.inband, s.mix
 	isDTMF := dtmfPT != 0 && pkt.PayloadType == dtmfPT
 	if isDTMF {
 		digits := s.dtmfRx.Receive(s.rxDigits[:0], now, pkt.SSRC, pkt.Timestamp, pkt.Payload)
@@ -682,6 +683,9 @@ func (s *Session) handlePacket(buf []byte, from netip.AddrPort, now time.Time) {
 	case pkt.PayloadType == audioPT:
 		if relay != nil {
 			relay.forward(pkt, codec, false, now)
+		}
+		if mix != nil {
+			mix.put(pkt.Payload, codec)
 		}
 		if sink != nil {
 			sink(pkt, codec, now)

@@ -213,6 +213,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		DataDir: cfg.DataDir, CampaignRecording: recordingRule(cfg.CallbackSettings().Recording),
 		Voicemail: voicemailConfig(cfg.Voicemail), CallbackQueue: cfg.CallbackSettings().Queue,
 		InbandDTMF: inbandTrunks(cfg), Lookups: cfg.Lookups,
+		Supervisors: supervisors(cfg), Directory: directory(cfg),
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -302,7 +303,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		debug = mux
 	}
 	handler := api.New(api.Config{
-		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
+		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, Control: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Notices: a.notices, Reload: a.reload,
 		Auth: a.authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,

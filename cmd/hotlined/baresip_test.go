@@ -147,11 +147,19 @@ audio_source aufile,%s
 snd_path %s
 `, extraConfig, port, filepath.Join(dir, "play.wav"), filepath.Join(dir, "tone600.wav"), dir)
 	accounts := fmt.Sprintf("<sip:1001@%s>;auth_pass=agent1001;regint=60;answermode=auto;audio_codecs=PCMA,PCMU%s\n", registrar, accountParams)
-	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte(accounts), 0o600); err != nil {
-		t.Fatal(err)
+	bs, out := runBaresip(t, ctx, s, dir, config, accounts, "1001")
+	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+	return &baresipAgent{dir: dir, cmd: bs, out: out}
+}
+
+// runBaresip writes baresip's config and accounts into dir, starts it (killed at cleanup)
+// and waits until the server has user's registration.
+func runBaresip(t *testing.T, ctx context.Context, s *testServer, dir, config, accounts, user string) (*exec.Cmd, *captureWriter) {
+	t.Helper()
+	for name, body := range map[string]string{"config": config, "accounts": accounts} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bs := exec.CommandContext(ctx, "baresip", "-f", dir)
 	out := &captureWriter{w: newTestWriter(t)}
@@ -160,16 +168,14 @@ snd_path %s
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Process.Kill(); bs.Wait() })
-
 	deadline := time.Now().Add(15 * time.Second)
-	for len(s.registrar.Bindings("1001")) == 0 {
+	for len(s.registrar.Bindings(user)) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("baresip did not register as 1001")
+			t.Fatalf("baresip did not register as %s", user)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	post(t, "http://"+s.httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
-	return &baresipAgent{dir: dir, cmd: bs, out: out}
+	return bs, out
 }
 
 // heard stops baresip and returns the shares of 1000 Hz and 600 Hz in the audio it
