@@ -46,8 +46,8 @@ func (a *api) listNotices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"notices": a.cfg.Notices.List()})
 }
 
-// noticeIn is a notice as POSTed: JSON, or a WAV body (Content-Type audio/wav) with the
-// same fields in the query (routes comma separated).
+// noticeIn is a notice as POSTed: JSON, or a WAV body (Content-Type audio/wav, or any
+// audio/ type) with the same fields in the query (routes comma separated).
 type noticeIn struct {
 	Routes []string `json:"routes"`
 	Prompt string   `json:"prompt"`
@@ -81,13 +81,10 @@ func (a *api) addNotice(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		in.Menu, in.Start, in.End, in.Text = q.Get("menu"), q.Get("start"), q.Get("end"), q.Get("text")
-	case ct == "" || ct == "application/json":
+	default: // JSON, whatever the type says (curl -d sends application/x-www-form-urlencoded)
 		if !readJSON(w, r, &in) {
 			return
 		}
-	default:
-		writeError(w, http.StatusUnsupportedMediaType, "Content-Type "+ct+": want application/json, or audio/wav with the recording")
-		return
 	}
 	n := notice.Notice{Routes: in.Routes, Prompt: in.Prompt, Menu: in.Menu, Text: in.Text, CreatedBy: principalOf(r).Name}
 	var err error

@@ -101,7 +101,7 @@ func TestEmergencyNoticeRecordingAndMenu(t *testing.T) {
 		{"application/json", base, `{"prompt": "welcome", "start": "2026-12-08 10:00", "end": "2026-12-08 09:00"}`, "end: must be after start"},
 		{"application/json", base, `{"routes": ["12345"]}`, "one is required"},
 		{"application/json", base, `{"prompt": "welcome", "routes": ["99999"]}`, `"99999" is not a configured route`},
-		{"text/plain", base, `x`, "want application/json"},
+		{"application/x-www-form-urlencoded", base, `routes=12345`, "body: invalid character"},
 	} {
 		code, body := apiSend(t, "POST", bad.url, s.token, bad.ct, []byte(bad.body))
 		var e struct{ Error string }

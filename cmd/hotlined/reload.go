@@ -44,6 +44,7 @@ var liveSections = map[string]bool{"http": true, "prompts": true, "trunks": true
 
 // reloadResult is the answer of a reload.
 type reloadResult struct {
+	Config        string   `json:"config"`         // the file read, or "embedded" (no --config: nothing can change)
 	Applied       []string `json:"applied"`        // what new calls now follow
 	RestartNeeded []string `json:"restart_needed"` // changed, but applied only at the next start
 }
@@ -130,7 +131,10 @@ func (a *app) reload(ctx context.Context) (any, error) {
 		return nil, &api.ReloadError{Problems: problems}
 	}
 	cur, started := r.cfg, r.started
-	res := reloadResult{Applied: []string{}, RestartNeeded: []string{}}
+	res := reloadResult{Config: r.opts.ConfigFile, Applied: []string{}, RestartNeeded: []string{}}
+	if res.Config == "" {
+		res.Config = "embedded"
+	}
 	applied := *cur // what is in force after this reload
 
 	// Every section not applied live below is restart-only: reported when it differs from
