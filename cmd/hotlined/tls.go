@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -86,7 +87,7 @@ type certFiles struct {
 
 	mu       sync.Mutex
 	pair     *tls.Certificate
-	modTime  time.Time // of the certificate file loaded
+	loaded   []byte // the certificate file as loaded (compared, not its mtime: two writes within one clock tick share one)
 	checked  time.Time
 	warned   time.Time
 	notAfter time.Time
@@ -133,11 +134,11 @@ func (c *certFiles) refresh(now time.Time) error {
 				"cert", c.cert, "renewed", renew)
 		}
 	}
-	st, err := os.Stat(c.cert)
+	certPEM, err := os.ReadFile(c.cert)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	if c.pair == nil || !st.ModTime().Equal(c.modTime) {
+	if c.pair == nil || !bytes.Equal(certPEM, c.loaded) {
 		pair, err := tls.LoadX509KeyPair(c.cert, c.key)
 		if err != nil {
 			return fmt.Errorf("tls: %w", err)
@@ -145,7 +146,7 @@ func (c *certFiles) refresh(now time.Time) error {
 		if c.pair != nil {
 			c.log.Info("certificate reloaded", "cert", c.cert, "not_after", pair.Leaf.NotAfter)
 		}
-		c.pair, c.modTime, c.notAfter = &pair, st.ModTime(), pair.Leaf.NotAfter
+		c.pair, c.loaded, c.notAfter = &pair, certPEM, pair.Leaf.NotAfter
 		if c.selfSigned && c.notAfter.Sub(now) < selfSignedRenew { // an old one found at start
 			c.checked = time.Time{}
 			return c.refreshSelfSignedNow(now)
@@ -169,11 +170,11 @@ func (c *certFiles) refreshSelfSignedNow(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	st, err := os.Stat(c.cert)
+	certPEM, err := os.ReadFile(c.cert)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	c.pair, c.modTime, c.notAfter = &pair, st.ModTime(), pair.Leaf.NotAfter
+	c.pair, c.loaded, c.notAfter = &pair, certPEM, pair.Leaf.NotAfter
 	return nil
 }
 
