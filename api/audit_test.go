@@ -84,9 +84,9 @@ func TestAuditWriterSurvivesDatabaseDown(t *testing.T) {
 		t.Errorf("dropped = %v, want the rows beyond the queue counted", d)
 	}
 	store.setDown(false)
-	waitUntil(t, "rows written after recovery", func() bool {
-		n, _ := store.state()
-		return float64(n) == testutil.ToFloat64(w.written) && n >= auditQueue
+	waitUntil(t, "every row written or counted dropped after recovery", func() bool {
+		n, _ := store.state() // (n >= auditQueue alone came true with rows still in the channel)
+		return float64(n) == testutil.ToFloat64(w.written) && float64(n)+testutil.ToFloat64(w.dropped) == auditQueue+500
 	})
 	n, _ := store.state()
 	if got := float64(n) + testutil.ToFloat64(w.dropped); got != auditQueue+500 {
