@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,5 +233,51 @@ func TestHubSubscribers(t *testing.T) {
 	}
 	if h.Subscribers() != 1 {
 		t.Fatal("subscriber not counted")
+	}
+}
+
+// countingStore counts the outbox rows read.
+type countingStore struct {
+	*cdr.SQLite
+	rows atomic.Int64
+}
+
+func (c *countingStore) ListOutbox(ctx context.Context, after, upTo int64, limit int) ([]cdr.OutboxEvent, error) {
+	evs, err := c.SQLite.ListOutbox(ctx, after, upTo, limit)
+	c.rows.Add(int64(len(evs)))
+	return evs, err
+}
+
+// With no webhook and no stream client the hub follows the outbox's end without reading
+// its rows; a client that subscribes then gets the events stored after it came.
+func TestHubReadsNothingForNobody(t *testing.T) {
+	s := &countingStore{SQLite: openStore(t)}
+	var evs []cdr.OutboxEvent
+	for i := range 2000 {
+		evs = append(evs, event(i, cdr.EventTypeCallEnd))
+	}
+	if err := s.AppendOutbox(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	h := runHub(t, Options{Store: s})
+	waitUntil(t, "the head at the outbox's end", func() bool { return h.head.Load() == 2000 })
+	if n := s.rows.Load(); n != 0 {
+		t.Fatalf("%d outbox rows read with nobody to give them to", n)
+	}
+	sub, err := h.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Unsubscribe(sub)
+	if err := s.AppendOutbox(context.Background(), []cdr.OutboxEvent{event(5000, cdr.EventTypeCallStart)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-sub.C:
+		if e.Seq != 2001 {
+			t.Fatalf("the subscriber got %+v, want the event stored after it came", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event for the subscriber")
 	}
 }
