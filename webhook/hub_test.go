@@ -252,14 +252,14 @@ func (c *countingStore) ListOutbox(ctx context.Context, after, upTo int64, limit
 // its rows; a client that subscribes then gets the events stored after it came.
 func TestHubReadsNothingForNobody(t *testing.T) {
 	s := &countingStore{SQLite: openStore(t)}
+	h := runHub(t, Options{Store: s})
 	var evs []cdr.OutboxEvent
 	for i := range 2000 {
 		evs = append(evs, event(i, cdr.EventTypeCallEnd))
 	}
-	if err := s.AppendOutbox(context.Background(), evs); err != nil {
+	if err := s.AppendOutbox(context.Background(), evs); err != nil { // stored while it runs
 		t.Fatal(err)
 	}
-	h := runHub(t, Options{Store: s})
 	waitUntil(t, "the head at the outbox's end", func() bool { return h.head.Load() == 2000 })
 	if n := s.rows.Load(); n != 0 {
 		t.Fatalf("%d outbox rows read with nobody to give them to", n)
