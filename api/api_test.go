@@ -127,8 +127,8 @@ func TestCDRFiltersAndCSV(t *testing.T) {
 	}
 	// AHT can be recomputed from the CSV: talk, hold and wrap-up in seconds.
 	if !strings.HasSuffix(lines[0], ",talk_s,hold_s,wrap_up_s,ring_attempts,transfers,visits,satisfaction,campaign,attempt,target,parent,"+
-		"recording_file,recording_s,recording_sha256,voicemail") ||
-		!strings.HasSuffix(lines[1], ",61.500,2.000,5.840,2,1,consult/1001>complaint/1002,,,,,,,,,") {
+		"recording_file,recording_s,recording_sha256,voicemail,handoffs") ||
+		!strings.HasSuffix(lines[1], ",61.500,2.000,5.840,2,1,consult/1001>complaint/1002,,,,,,,,,,") {
 		t.Fatalf("CSV columns:\n%s", rec.Body.String())
 	}
 }

@@ -21,7 +21,7 @@ var RecordCSVHeader = []string{
 	"hangup_side", "hangup_cause", "sip_status", "codec", "node_id",
 	"talk_s", "hold_s", "wrap_up_s", "ring_attempts", "transfers", "visits", "satisfaction",
 	"campaign", "attempt", "target", "parent",
-	"recording_file", "recording_s", "recording_sha256", "voicemail",
+	"recording_file", "recording_s", "recording_sha256", "voicemail", "handoffs",
 }
 
 // WriteRecordsCSV writes recs as CSV with RecordCSVHeader.
@@ -37,7 +37,7 @@ func WriteRecordsCSV(w io.Writer, recs []Record) error {
 			FormatSeconds(r.AgentTalk()), FormatSeconds(r.Hold), FormatSeconds(r.WrapUp),
 			strconv.Itoa(r.RingAttempts), strconv.Itoa(r.Transfers), r.Visits, r.Satisfaction,
 			r.Campaign, csvInt(r.Attempt), r.Target, r.Parent,
-			r.RecordingFile, csvSeconds(r.RecordingDuration), r.RecordingSHA256, csvBool(r.Voicemail),
+			r.RecordingFile, csvSeconds(r.RecordingDuration), r.RecordingSHA256, csvBool(r.Voicemail), string(r.Handoffs),
 		})
 	}
 	cw.Flush()

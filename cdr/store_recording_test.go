@@ -45,11 +45,11 @@ func TestStoreRecordingFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows, _ := csv.NewReader(&b).ReadAll()
-	n := len(RecordCSVHeader)
-	if got := rows[0][n-4:]; !slices.Equal(got, []string{"recording_file", "recording_s", "recording_sha256", "voicemail"}) {
+	n := len(RecordCSVHeader) - 1 // before handoffs
+	if got := rows[0][n-4 : n]; !slices.Equal(got, []string{"recording_file", "recording_s", "recording_sha256", "voicemail"}) {
 		t.Fatalf("header ends %v", got)
 	}
-	if got := rows[1][n-4:]; !slices.Equal(got, []string{"recordings/2026/03/02/rec-1.wav", "58.120", recs[0].RecordingSHA256, ""}) {
+	if got := rows[1][n-4 : n]; !slices.Equal(got, []string{"recordings/2026/03/02/rec-1.wav", "58.120", recs[0].RecordingSHA256, ""}) {
 		t.Errorf("row 1 ends %v", got)
 	}
 	if got := rows[2][n-1]; got != "true" {
