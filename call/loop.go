@@ -193,7 +193,10 @@ func (c *Call) run() {
 	entry := route.Entry(now)
 	c.closed = entry.Kind == ivr.ActMenu && route.ClosedMenu != "" && entry.Target == route.ClosedMenu
 	notice, menu := m.notice(route.Number, now)
-	if _, ok := c.plan.Menus[menu]; ok { // an emergency menu replaces the entry, open or closed
+	if _, ok := c.plan.Menus[menu]; !ok {
+		menu = "" // a menu a reload removed
+	}
+	if menu != "" { // an emergency menu replaces the entry, open or closed
 		entry, c.closed = ivr.Action{Kind: ivr.ActMenu, Target: menu}, false
 	}
 	if len(notice) > 0 || menu != "" {

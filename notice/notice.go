@@ -45,8 +45,8 @@ type Notice struct {
 	Prompt string `json:"prompt,omitempty"`
 	// Menu replaces the routes' entry menu (open or closed hours) while the notice is on.
 	Menu  string    `json:"menu,omitempty"`
-	Start time.Time `json:"start"`         // zero (when set): now
-	End   time.Time `json:"end,omitzero"`  // zero: until removed
+	Start time.Time `json:"start"`          // zero (when set): now
+	End   time.Time `json:"end,omitzero"`   // zero: until removed
 	Text  string    `json:"text,omitempty"` // what it says, for the supervisors' list
 	// Set by the store.
 	Created   time.Time `json:"created"`

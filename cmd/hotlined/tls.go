@@ -117,40 +117,23 @@ func (c *certFiles) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return c.pair, nil
 }
 
-// refresh makes the self-signed certificate when missing or near its end, and loads the
-// files when they changed since the last load.
+// refresh loads the files when the certificate changed since the last load; a
+// self-signed certificate that is missing or near its end is made anew first.
 func (c *certFiles) refresh(now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checked = now
-	if c.selfSigned {
-		_, err := os.Stat(c.cert)
-		renew := c.pair != nil && c.notAfter.Sub(now) < selfSignedRenew
-		if errors.Is(err, fs.ErrNotExist) || renew {
-			if err := writeSelfSigned(c.cert, c.key, c.host, now, selfSignedValid); err != nil {
-				return fmt.Errorf("sip tls: self-signed certificate: %w", err)
-			}
-			c.log.Warn("SIP over TLS uses a self-signed certificate made now; set sip.tls_cert and sip.tls_key for production",
-				"cert", c.cert, "renewed", renew)
+	err := c.load()
+	if c.selfSigned && (errors.Is(err, fs.ErrNotExist) || err == nil && c.notAfter.Sub(now) < selfSignedRenew) {
+		if err := writeSelfSigned(c.cert, c.key, c.host, now, selfSignedValid); err != nil {
+			return fmt.Errorf("sip tls: self-signed certificate: %w", err)
 		}
+		c.log.Warn("SIP over TLS uses a self-signed certificate made now; set sip.tls_cert and sip.tls_key for production",
+			"cert", c.cert, "renewed", c.pair != nil)
+		err = c.load()
 	}
-	certPEM, err := os.ReadFile(c.cert)
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	if c.pair == nil || !bytes.Equal(certPEM, c.loaded) {
-		pair, err := tls.LoadX509KeyPair(c.cert, c.key)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		if c.pair != nil {
-			c.log.Info("certificate reloaded", "cert", c.cert, "not_after", pair.Leaf.NotAfter)
-		}
-		c.pair, c.loaded, c.notAfter = &pair, certPEM, pair.Leaf.NotAfter
-		if c.selfSigned && c.notAfter.Sub(now) < selfSignedRenew { // an old one found at start
-			c.checked = time.Time{}
-			return c.refreshSelfSignedNow(now)
-		}
+		return err
 	}
 	if left := c.notAfter.Sub(now); !c.selfSigned && left < renewWarn && now.Sub(c.warned) >= renewWarnRepeats {
 		c.warned = now
@@ -160,19 +143,22 @@ func (c *certFiles) refresh(now time.Time) error {
 	return nil
 }
 
-// refreshSelfSignedNow renews a self-signed certificate found near its end (c.mu held).
-func (c *certFiles) refreshSelfSignedNow(now time.Time) error {
-	if err := writeSelfSigned(c.cert, c.key, c.host, now, selfSignedValid); err != nil {
-		return fmt.Errorf("sip tls: self-signed certificate: %w", err)
+// load reads the pair again when the certificate file's bytes differ from the loaded
+// ones (c.mu held).
+func (c *certFiles) load() error {
+	certPEM, err := os.ReadFile(c.cert)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
 	}
-	c.log.Warn("the self-signed SIP certificate neared its end and was made anew", "cert", c.cert)
+	if c.pair != nil && bytes.Equal(certPEM, c.loaded) {
+		return nil
+	}
 	pair, err := tls.LoadX509KeyPair(c.cert, c.key)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
-	certPEM, err := os.ReadFile(c.cert)
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+	if c.pair != nil {
+		c.log.Info("certificate reloaded", "cert", c.cert, "not_after", pair.Leaf.NotAfter)
 	}
 	c.pair, c.loaded, c.notAfter = &pair, certPEM, pair.Leaf.NotAfter
 	return nil
