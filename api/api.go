@@ -21,6 +21,7 @@ import (
 	"github.com/hotline12345/hotline/auth"
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/cluster"
 )
 
 // Records lists call records.
@@ -92,6 +93,13 @@ type Config struct {
 	Notices Notices
 	// Reload serves POST /api/v1/config/reload; nil: 404.
 	Reload Reload
+	// Nodes serves GET /api/v1/cluster/nodes (cluster mode); nil: 404.
+	Nodes Nodes
+}
+
+// Nodes lists the nodes of a cluster with their leases.
+type Nodes interface {
+	Nodes(ctx context.Context) ([]cluster.NodeView, error)
 }
 
 // DefaultMaxBody is Config.MaxBody's default.
@@ -148,6 +156,16 @@ func New(cfg Config) http.Handler {
 		a.route(mux, "GET /api/v1/agents/{id}", access{min: auth.Viewer, agent: true}, a.agent)
 		a.route(mux, "POST /api/v1/agents/{id}/{action}", access{min: auth.Supervisor, agent: true}, a.agentAction)
 		a.route(mux, "GET /api/v1/queues", viewer, a.queues)
+	}
+	if cfg.Nodes != nil {
+		a.route(mux, "GET /api/v1/cluster/nodes", viewer, func(w http.ResponseWriter, r *http.Request) {
+			nodes, err := cfg.Nodes.Nodes(r.Context())
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, "cluster state unavailable: "+err.Error())
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+		})
 	}
 	a.campaignRoutes(mux)
 	a.noticeRoutes(mux)

@@ -97,6 +97,21 @@ type Distributor interface {
 	QueueConfig(name string) (acd.QueueConfig, bool)
 }
 
+// ACD is the whole distributor: what the calls use, the agents' inputs and the views.
+// acd.ACD (one node) and cluster.ACD (several, sharing PostgreSQL) are both one.
+type ACD interface {
+	Distributor
+	HasQueue(name string) bool
+	Login(agentID string) error
+	Ready(agentID string) error
+	Pause(agentID, reason string) error
+	Logout(agentID, reason string) error
+	Unreachable(agentID string)
+	Agents() []acd.AgentView
+	Queues() []acd.QueueView
+	Close()
+}
+
 // Phones rings agents' softphones.
 type Phones interface {
 	// Ring calls the agent's registered phone offering local as our RTP address and

@@ -42,6 +42,9 @@ type TaskRequest struct {
 	Attempt  int // human attempt number
 	Priority int
 	Parent   string // the record this task answers (a voicemail's); "" = none
+	// Enqueued is the task's place in its queue; zero = now. A caller whose node was lost
+	// (cluster) keeps the place they had.
+	Enqueued time.Time
 }
 
 // TaskResult is how a callback task went.

@@ -55,6 +55,9 @@ type Config struct {
 	ACDQueues         []acd.QueueConfig
 	Agents            []acd.AgentConfig
 	ACDClock          acd.Clock // nil: system clock
+	// NewACD makes the distributor around the manager's outbox; nil: the in-memory
+	// acd.New of ACDQueues and Agents (one node). A cluster passes cluster.NewACD.
+	NewACD func(out acd.Outbox) (ACD, error)
 	Records           Records
 	// Admit, if set, is asked before each inbound call is answered; an error
 	// (the records cannot be written: cdr.Writer.Accepting) refuses it with 503.
@@ -101,7 +104,7 @@ type Manager struct {
 	base   context.Context
 	cancel context.CancelCauseFunc
 
-	acd    *acd.ACD
+	acd    ACD
 	dist   Distributor // the ACD, as the calls use it
 	phones Phones
 
@@ -143,7 +146,12 @@ func NewManager(cfg Config) (*Manager, error) {
 			probation: cfg.RTPProbation, relatch: cfg.RTPRelatchSilence, anyAddr: cfg.RTPAnyAddress}
 	}
 	var err error
-	if m.acd, err = acd.New(cfg.ACDQueues, cfg.Agents, cfg.ACDClock, outbox{m}, cfg.Logger.With("caller", "acd")); err != nil {
+	if cfg.NewACD != nil {
+		m.acd, err = cfg.NewACD(outbox{m})
+	} else {
+		m.acd, err = acd.New(cfg.ACDQueues, cfg.Agents, cfg.ACDClock, outbox{m}, cfg.Logger.With("caller", "acd"))
+	}
+	if err != nil {
 		return nil, err
 	}
 	m.dist = m.acd
@@ -159,7 +167,7 @@ func NewManager(cfg Config) (*Manager, error) {
 }
 
 // ACD is the manager's call distributor (agents and queues), for the API.
-func (m *Manager) ACD() *acd.ACD { return m.acd }
+func (m *Manager) ACD() ACD { return m.acd }
 
 // SetPhones gives the manager the way to ring agents' phones; it exists only after the
 // manager, as the SIP server's handlers are the manager's.
@@ -202,6 +210,8 @@ type LiveCall struct {
 	Supervisor string `json:"supervisor,omitempty"`
 	Monitor    string `json:"monitor,omitempty"`
 	Department string `json:"department,omitempty"`
+	// Node is the node the call lives on (cluster mode: the API lists every node's calls).
+	Node string `json:"node,omitempty"`
 }
 
 // Live lists the calls in progress, oldest first.

@@ -15,7 +15,7 @@ import (
 func (c *Call) publish() {
 	v := LiveCall{
 		ID: c.id, SIPCallID: c.rec.SIPCallID, Trunk: c.rec.Trunk, Caller: c.rec.Caller, Called: c.rec.Called,
-		Stage: c.stage, Codec: c.rec.Codec, Start: c.rec.Start, Answer: c.rec.Answer,
+		Stage: c.stage, Codec: c.rec.Codec, Start: c.rec.Start, Answer: c.rec.Answer, Node: c.m.cfg.NodeID,
 	}
 	if c.q != nil {
 		v.Queue = c.q.name

@@ -47,6 +47,9 @@ func (c *Call) join(name string, reply chan error) {
 	caller := acd.Caller{CallID: c.id, Number: c.rec.Caller, Queue: name, Enqueued: now}
 	if c.task != nil {
 		caller.Number, caller.Priority = c.task.req.Number, c.task.req.Priority
+		if !c.task.req.Enqueued.IsZero() { // a lost node's caller called back keeps their place
+			caller.Enqueued = c.task.req.Enqueued
+		}
 	}
 	if _, err := c.m.dist.Enqueue(caller); err != nil {
 		c.log.Info("queue refused the caller", "queue", name, "error", err)

@@ -141,7 +141,7 @@ func Connect(ctx context.Context, dsn, schema string) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	if _, err := tx.Exec(ctx, schemaSQL); err != nil {
+	if _, err := tx.Exec(ctx, schemaSQL+";"+liveSQL); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("cluster: create tables: %w", err)
 	}
@@ -158,3 +158,11 @@ func lockKey(schema string) int64 {
 	h.Write([]byte("hotline-acd:" + schema))
 	return int64(h.Sum64() >> 1)
 }
+
+// liveSQL holds each node's calls in progress, replaced every second by the node, for the
+// cluster-wide views of the API and the wallboard.
+const liveSQL = `CREATE TABLE IF NOT EXISTS cluster_live (
+	node_id text PRIMARY KEY,
+	calls   jsonb NOT NULL,
+	updated timestamptz NOT NULL
+)`

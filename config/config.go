@@ -117,6 +117,8 @@ type Config struct {
 	// Directory: departmental hotlines and offices agents transfer to or conference in
 	// (directory.go); nothing outside it is dialled for an agent.
 	Directory []DirectoryEntry `yaml:"directory"`
+	// Cluster: this node is one of several sharing PostgreSQL (cluster.go); nil = alone.
+	Cluster *Cluster `yaml:"cluster"`
 }
 
 // SIP is the signalling listener.
@@ -554,6 +556,9 @@ func (c *Config) applyDefaults() {
 		c.Callback.Recording.applyDefaults()
 	}
 	applyWebhookDefaults(c.Webhooks)
+	if c.Cluster != nil {
+		c.Cluster.applyDefaults()
+	}
 	for name, q := range c.Queues {
 		if q.MaxWait == 0 {
 			q.MaxWait = ivr.Duration(DefaultMaxWait)

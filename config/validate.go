@@ -121,6 +121,7 @@ func (c *Config) validate(known Known) []ivr.FieldError {
 	errs = append(errs, c.Records.validate()...)
 	errs = append(errs, validateWebhooks(c.Webhooks)...)
 	errs = append(errs, c.validateDirectory()...)
+	errs = append(errs, c.validateCluster()...)
 	if !nameRe.MatchString(c.Prompts.Language) {
 		add("prompts.language", "invalid language %q", c.Prompts.Language)
 	}

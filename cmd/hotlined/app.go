@@ -41,6 +41,7 @@ type options struct {
 	DataDir    string
 	RTPPorts   string
 	CDRDSN     string
+	NodeID     string
 	Pprof      bool
 	// RetentionFirstRun is not a flag: tests shorten the retention job's first run (0 = a minute).
 	RetentionFirstRun time.Duration
@@ -70,6 +71,7 @@ type app struct {
 	reloads   *reloader           // config reload (reload.go)
 	authn     *auth.Authenticator // the API's credentials (tokens replaced by a reload)
 	notices   *notice.Store       // emergency notices
+	cluster   *clusterNode        // nil: one node alone (no cluster: section)
 }
 
 // loadConfig reads the config file (or the embedded default), applies the flags and
@@ -129,6 +131,9 @@ func loadConfig(o options) (*config.Config, *media.Prompts, error) {
 	if o.CDRDSN != "" {
 		cfg.CDRDSN = o.CDRDSN
 	}
+	if o.NodeID != "" {
+		cfg.NodeID = o.NodeID
+	}
 	return cfg, prompts, nil
 }
 
@@ -173,6 +178,12 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		return nil, err
 	}
 
+	if cfg.Cluster != nil {
+		if a.cluster, err = openCluster(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+
 	sipAddr := netip.MustParseAddrPort(cfg.SIP.Listen)
 	mediaIP := sipAddr.Addr()
 	if cfg.SIP.MediaIP != "" {
@@ -199,6 +210,10 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var newACD func(acd.Outbox) (call.ACD, error) // nil: the in-memory ACD
+	if a.cluster != nil {
+		newACD = a.cluster.newACD(acdQueues, agents)
+	}
 	var trunkDialer call.Trunks // set below, once the SIP server exists
 	lazyTrunks := &lateTrunks{}
 	if len(outTrunks) > 0 {
@@ -213,7 +228,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		DataDir: cfg.DataDir, CampaignRecording: recordingRule(cfg.CallbackSettings().Recording),
 		Voicemail: voicemailConfig(cfg.Voicemail), CallbackQueue: cfg.CallbackSettings().Queue,
 		InbandDTMF: inbandTrunks(cfg), Lookups: cfg.Lookups,
-		Supervisors: supervisors(cfg), Directory: directory(cfg),
+		Supervisors: supervisors(cfg), Directory: directory(cfg), NewACD: newACD,
 	}); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -227,7 +242,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		// The config's -1 (off) is the registrar's "< 0 disables".
 		LockoutFailures: cfg.SIP.Lockout.Failures, LockoutSourceUsers: cfg.SIP.Lockout.SourceUsers,
 		LockoutWindow: cfg.SIP.Lockout.Window.D(), LockoutFor: cfg.SIP.Lockout.Duration.D(),
-		Logger: log.With("caller", "registrar"),
+		Logger:      log.With("caller", "registrar"),
+		NonceSecret: nonceSecret(cfg),
 	})
 
 	trunks := inboundTrunks(cfg)
@@ -302,8 +318,17 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		debug = mux
 	}
+	var liveCalls api.Calls = a.calls
+	var gatherer prometheus.Gatherer = a.reg
+	var nodes api.Nodes
+	if a.cluster != nil {
+		liveCalls, gatherer, nodes = clusterCalls{local: a.calls, n: a.cluster}, nodeGatherer{g: a.reg, node: cfg.NodeID}, a.cluster.acd
+		if err := a.cluster.start(a.calls, "http://"+a.httpLn.Addr().String(), a.sip.Addr().String()); err != nil {
+			return nil, err
+		}
+	}
 	handler := api.New(api.Config{
-		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: a.calls, Control: a.calls, ACD: a.calls.ACD(), Gatherer: a.reg, Logger: log,
+		Records: a.store, Store: a.store, Report: reportOptions(cfg), Calls: liveCalls, Control: a.calls, ACD: a.calls.ACD(), Gatherer: gatherer, Logger: log, Nodes: nodes,
 		Location: loc, QueueNames: queueNames, Campaigns: campaigns,
 		Notices: a.notices, Reload: a.reload,
 		Auth: a.authn, MetricsOpen: cfg.HTTP.MetricsOpen, Audit: auditor, AuditLog: auditLog,
@@ -445,6 +470,8 @@ func (a *app) close() {
 	if a.calls != nil {
 		a.calls.Close() // no more agent events after this point
 	}
+	a.cluster.close()
+	a.cluster = nil
 	if a.writer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := a.writer.Close(ctx); err != nil {

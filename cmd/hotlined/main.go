@@ -51,6 +51,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.DataDir, "data-dir", "", "directory for call records and the journal (default from config: ./data)")
 	fs.StringVar(&o.RTPPorts, "rtp-ports", "", "RTP port range LOW-HIGH (default from config: 10000-20000)")
 	fs.StringVar(&o.CDRDSN, "cdr-dsn", "", "record store: postgres://USER@HOST/DB (default: SQLite cdr.db in the data dir)")
+	fs.StringVar(&o.NodeID, "node-id", "", "this node's id in records, metrics and a cluster (default from config: node_id)")
 	fs.BoolVar(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the HTTP address (for performance work)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
