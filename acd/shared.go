@@ -42,7 +42,9 @@ func Plan(queues []QueueConfig, agents []AgentConfig) ([]QueueConfig, []Membersh
 
 // PriorityFor is the priority of a caller with this number joining the queue given
 // priority given: the highest of it and any matching rule.
-func (q QueueConfig) PriorityFor(number string, given int) int { return q.Priority.priorityFor(number, given) }
+func (q QueueConfig) PriorityFor(number string, given int) int {
+	return q.Priority.priorityFor(number, given)
+}
 
 // Agent state machine transitions, by name (see the diagram in agent.go).
 const (

@@ -57,8 +57,8 @@ type Config struct {
 	ACDClock          acd.Clock // nil: system clock
 	// NewACD makes the distributor around the manager's outbox; nil: the in-memory
 	// acd.New of ACDQueues and Agents (one node). A cluster passes cluster.NewACD.
-	NewACD func(out acd.Outbox) (ACD, error)
-	Records           Records
+	NewACD  func(out acd.Outbox) (ACD, error)
+	Records Records
 	// Admit, if set, is asked before each inbound call is answered; an error
 	// (the records cannot be written: cdr.Writer.Accepting) refuses it with 503.
 	Admit   func() error

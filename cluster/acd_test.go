@@ -67,7 +67,11 @@ func (r *recorder) Offer(o acd.Offer) {
 	r.mu.Unlock()
 	r.ch <- o
 }
-func (r *recorder) CancelOffer(o acd.Offer) { r.mu.Lock(); r.cancel = append(r.cancel, o); r.mu.Unlock() }
+func (r *recorder) CancelOffer(o acd.Offer) {
+	r.mu.Lock()
+	r.cancel = append(r.cancel, o)
+	r.mu.Unlock()
+}
 func (r *recorder) Left(id string, _ acd.ExitReason) {
 	r.mu.Lock()
 	r.left = append(r.left, id)

@@ -77,7 +77,9 @@ func (c *Config) validateCluster() []ivr.FieldError {
 		return nil
 	}
 	var errs []ivr.FieldError
-	add := func(field, problem string) { errs = append(errs, ivr.FieldError{Path: "cluster" + field, Problem: problem}) }
+	add := func(field, problem string) {
+		errs = append(errs, ivr.FieldError{Path: "cluster" + field, Problem: problem})
+	}
 	if dsn := c.ClusterDSN(); !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 		add(".dsn", "want a postgres:// DSN (here or in cdr_dsn): the nodes share their state in PostgreSQL")
 	}
