@@ -55,6 +55,10 @@ type WriterOptions struct {
 	// calls never answered and agent events are dropped (and counted);
 	// answered calls' records are always kept.
 	SpillLimit int
+	// SharedAgents: the agents belong to a cluster, not to this node (cluster mode). After
+	// a crash no LOGOUT (crash) is written for them: other nodes go on routing them, and
+	// the node that took over wrote what the crash ended.
+	SharedAgents bool
 }
 
 // WriterStats is a snapshot of a Writer's counters.

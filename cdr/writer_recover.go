@@ -107,7 +107,7 @@ func (w *Writer) readPrevious(segs []segment) error {
 			return err
 		}
 	}
-	if len(agents) == 0 {
+	if len(agents) == 0 || w.opts.SharedAgents {
 		return nil
 	}
 	at := cmp.Or(w.lastBeat, w.lastSeen).UTC()

@@ -174,6 +174,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	a.store = store
 	if a.writer, err = cdr.NewWriter(a.store, cdr.WriterOptions{
 		JournalDir: filepath.Join(cfg.DataDir, "journal"), SpillLimit: cfg.CDRSpillLimit, Logger: log, Registerer: a.reg,
+		SharedAgents: cfg.Cluster != nil,
 	}); err != nil {
 		return nil, err
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/loadtest/phone"
 )
 
@@ -138,5 +141,190 @@ func TestClusterGlobalFIFOAcrossNodes(t *testing.T) {
 	json.Unmarshal([]byte(httpGet(t, "http://"+a.httpAddr()+"/api/v1/cluster/nodes", 200)), &nodesBody)
 	if len(nodesBody.Nodes) != 2 || !nodesBody.Nodes[0].Up || !nodesBody.Nodes[1].Up {
 		t.Fatalf("nodes %+v", nodesBody.Nodes)
+	}
+}
+
+// dialConsult dials 12345 at addr from number and presses 1 (the consult queue).
+func dialConsult(t *testing.T, addr, number string) *phone.Call {
+	t.Helper()
+	p := newPhone(t, phone.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := p.Dial(ctx, "sip:12345@"+addr, number)
+	if err != nil {
+		t.Fatalf("citizen %s dial: %v", number, err)
+	}
+	if err := c.SendDTMF("1", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// apiAgentState is agentState over any node's address.
+func apiAgentState(t *testing.T, httpAddr, id string) string {
+	t.Helper()
+	var body struct{ Agents []struct{ ID, State string } }
+	json.Unmarshal([]byte(httpGet(t, "http://"+httpAddr+"/api/v1/agents", http.StatusOK)), &body)
+	for _, a := range body.Agents {
+		if a.ID == id {
+			return a.State
+		}
+	}
+	return ""
+}
+
+// kill -9 of a node with a call in progress and two callers waiting: within the lease the
+// surviving node frees the agent (wrap-up, then ready: never stuck on_call), and calls the
+// waiting citizens back from the same queue in their original order (the agent first,
+// then the citizen through the callback trunk); when the lost node starts again its
+// journal writes its three calls, and every call is in the shared store exactly once.
+func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
+	t.Parallel()
+	dsn := pgSchema(t)
+	rung := make(chan *phone.Call, 4)
+	gateway := newPhone(t, phone.Config{OnInvite: func(c *phone.Call) bool { rung <- c; return true }})
+	yaml := func(node string) string {
+		return strings.Replace(clusterYAML(t, dsn, node), "gateway: sip:127.0.0.1:5090", "gateway: sip:"+gateway.Addr().String(), 1)
+	}
+	a := startServer(t, yaml("node-a"))
+	b := startProcess(t, yaml("node-b"))
+	agA := newAgent(t, a, "1001", phone.Config{}, answerAlways)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := agA.phone.Register(ctx, b.sip, "1001", "agent1001", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	ag2 := newAgent(t, a, "1002", phone.Config{}, answerAlways)
+	if err := ag2.phone.Register(ctx, b.sip, "1002", "agent1002", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	// A citizen talking to 1001 on node B, two more waiting there.
+	post(t, "http://"+b.http+"/api/v1/agents/1001/ready", http.StatusOK)
+	talking := dialConsult(t, b.sip, "13900000001")
+	var agentLeg *phone.Call
+	select {
+	case agentLeg = <-agA.calls:
+	case <-time.After(15 * time.Second):
+		t.Fatal("1001 was not rung")
+	}
+	<-agentLeg.Answered()
+	_ = talking
+	for deadline := time.Now().Add(10 * time.Second); apiAgentState(t, a.httpAddr(), "1001") != "on_call"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("1001 never on_call")
+		}
+	}
+	dialConsult(t, b.sip, "13900000002")
+	waitQueue := func(n int) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var body struct {
+				Queues []struct {
+					Name    string
+					Waiting int
+				}
+			}
+			json.Unmarshal([]byte(httpGet(t, "http://"+a.httpAddr()+"/api/v1/queues", 200)), &body)
+			for _, q := range body.Queues {
+				if q.Name == "consult" && q.Waiting == n {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consult never had %d waiting: %+v", n, body.Queues)
+			}
+		}
+	}
+	waitQueue(1)
+	dialConsult(t, b.sip, "13900000003")
+	waitQueue(2)
+
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.exited
+	killed := time.Now()
+	for apiAgentState(t, a.httpAddr(), "1001") == "on_call" {
+		if time.Since(killed) > 10*time.Second {
+			t.Fatal("1001 still on_call 10 s after its node was killed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("kill -9 → agent freed: %v (lease 2 s)", time.Since(killed).Round(10*time.Millisecond))
+
+	// The waiting citizens are called back, in order, by node A: by 1002, made ready now,
+	// and 1001 once its wrap-up is over.
+	post(t, "http://"+a.httpAddr()+"/api/v1/agents/1002/ready", http.StatusOK)
+	for i, want := range []string{"13900000002", "13900000003"} {
+		var task *phone.Call
+		select {
+		case task = <-ag2.calls:
+		case task = <-agA.calls:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("callback %d: no agent was rung", i+1)
+		}
+		if task.From() != want {
+			t.Fatalf("callback %d is for %s, want %s (their place kept)", i+1, task.From(), want)
+		}
+		<-task.Answered()
+		var citizen *phone.Call
+		select {
+		case citizen = <-rung:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("citizen %s was not dialled back", want)
+		}
+		<-citizen.Answered()
+		if citizen.To() != want {
+			t.Fatalf("dialled %s, want %s", citizen.To(), want)
+		}
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		citizen.Hangup(hctx)
+		hcancel()
+	}
+
+	// Node B comes back on its data dir: its journal writes its three calls.
+	restarted := exec.Command(hotlinedBinary(t), "--config", b.config, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--data-dir", b.dataDir, "--rtp-ports", "20000-29998")
+	if err := restarted.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restarted.Process.Kill(); restarted.Wait() })
+	store, err := cdr.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	want := map[string]int{"13900000001": 1, "13900000002": 2, "13900000003": 2} // the call, then its callback
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		recs, err := store.List(ctx, cdr.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		ids := map[string]int{}
+		for _, r := range recs {
+			got[r.Caller]++
+			if r.Direction == "callback" {
+				got[r.Called]++
+			}
+			ids[r.ID]++
+		}
+		for id, n := range ids {
+			if n > 1 {
+				t.Fatalf("record %s stored %d times", id, n)
+			}
+		}
+		ok := true
+		for num, n := range want {
+			if got[num] != n {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records by number %v, want %v: %+v", got, want, recs)
+		}
 	}
 }
