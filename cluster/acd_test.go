@@ -4,48 +4,30 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hotline12345/hotline/acd"
+	"github.com/hotline12345/hotline/internal/pgtest"
 )
 
-// testDSN is the PostgreSQL of the tests; CI must have it, a developer without it skips.
-func testDSN(t testing.TB) string {
-	dsn := os.Getenv("HOTLINE_TEST_PG_DSN")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL %s: %v", dsn, err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", dsn, err)
-	}
-	conn.Close(ctx)
-	return dsn
-}
-
-// testPool connects to a schema of the test's own, dropped at the end.
+// testPool connects to a schema of the test's own (pgtest), dropped at the end.
 func testPool(t testing.TB) (*pgxpool.Pool, string) {
-	dsn := testDSN(t)
-	schema := fmt.Sprintf("hotline_test_%d_%d", time.Now().UnixNano(), rand.IntN(1e6))
+	dsn := pgtest.Schema(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
 	pool, err := Connect(context.Background(), dsn, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		pool.Close()
-	})
+	t.Cleanup(pool.Close)
 	return pool, schema
 }
 
