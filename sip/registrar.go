@@ -800,9 +800,13 @@ func paramGet(p sip.HeaderParams, key string) (string, bool) {
 	return "", false
 }
 
-// bindingKey identifies a binding within a user: its instance (and reg-id) when given
-// (RFC 5626 §6), else its contact URI compared by scheme, user, host, port and transport.
-func bindingKey(b *binding) string {
+// bindingKey is b.Key().
+func bindingKey(b *binding) string { return b.Key() }
+
+// Key identifies a binding within its user: its instance (and reg-id) when given (RFC 5626
+// §6), else its contact URI by scheme, user, host, port and transport. A REGISTER with the
+// same key replaces the binding.
+func (b *Binding) Key() string {
 	if b.Instance != "" {
 		return "i:" + b.Instance + ";" + b.RegID
 	}
