@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	sipgosip "github.com/emiago/sipgo/sip"
 
@@ -41,8 +42,12 @@ func (p sipPhones) Ring(ctx context.Context, r RingRequest) (AgentLeg, error) {
 		return nil, fmt.Errorf("%w: no registered phone", ErrUnreachable)
 	}
 	b := binds[0]
+	dest := b.Source
+	if len(b.Path) > 0 {
+		dest = netip.AddrPort{} // through the front that registered it: the first Path hop
+	}
 	out, err := p.dialer.Dial(ctx, sip.DialOptions{
-		Target: b.Contact, Destination: b.Source, Transport: b.Transport,
+		Target: b.Contact, Destination: dest, Route: b.Path, Transport: b.Transport,
 		FromUser: r.Caller, AssertedID: r.Caller, ToUser: r.Agent, Local: r.Local, Codecs: r.Codecs, SRTP: p.srtp,
 		Headers: []sipgosip.Header{sipgosip.NewHeader("X-Hotline-Queue", r.Queue), sipgosip.NewHeader("X-Hotline-Call-ID", r.CallID)},
 	})

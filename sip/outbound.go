@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,16 +20,21 @@ import (
 // DialOptions describe an outbound leg: to an agent's softphone or through an outbound trunk.
 type DialOptions struct {
 	Target      sip.Uri        // Request-URI: the registered Contact or the callee at the trunk
-	Destination netip.AddrPort // where to send (the agent's REGISTER source, for NAT); zero = Target's host
-	Transport   string         // "UDP" (default) or "TCP"
-	FromUser    string         // the caller's number, shown on the agent's phone
-	FromName    string
-	AssertedID  string         // P-Asserted-Identity user (the caller's number); empty = none
-	ToUser      string         // To user; default Target's user
-	Local       netip.AddrPort // our RTP address
-	Codecs      []uint8        // offered in this order (put the other leg's codec first to avoid transcoding)
-	SRTP        SRTPPolicy     // "" or off: plain RTP/AVP; optional: RTP/AVP with a=crypto; required: RTP/SAVP
-	Headers     []sip.Header   // extra headers (e.g. X-Hotline-Queue)
+	Destination netip.AddrPort // where to send (the agent's REGISTER source, for NAT); zero = the first Route's host, else Target's
+	// Route is a preloaded route set (a binding's Path, RFC 3327): Route headers in this
+	// order, each name-addr with lr (loose routing; strict routing is not supported). The
+	// INVITE goes to the first one's host and port (and its transport param, if any); the
+	// Request-URI stays Target. The route set of the dialog is then the 2xx's Record-Route.
+	Route      []string
+	Transport  string // "UDP" (default) or "TCP"
+	FromUser   string // the caller's number, shown on the agent's phone
+	FromName   string
+	AssertedID string         // P-Asserted-Identity user (the caller's number); empty = none
+	ToUser     string         // To user; default Target's user
+	Local      netip.AddrPort // our RTP address
+	Codecs     []uint8        // offered in this order (put the other leg's codec first to avoid transcoding)
+	SRTP       SRTPPolicy     // "" or off: plain RTP/AVP; optional: RTP/AVP with a=crypto; required: RTP/SAVP
+	Headers    []sip.Header   // extra headers (e.g. X-Hotline-Queue)
 	// Auth answers one digest challenge (401/407) of the INVITE; nil = none (agents' phones).
 	Auth *DigestCredentials
 }
@@ -56,12 +62,15 @@ var ErrDialCanceled = errors.New("sip: dial cancelled")
 // Outbound is an outbound call leg (UAC). Its methods are safe for concurrent use.
 type Outbound struct {
 	dialog
-	invite   *sip.Request          // the INVITE of the current transaction (after a challenge: the retry)
-	tx       sip.ClientTransaction // owned by run once started
-	auth     *DigestCredentials
-	ringing  chan struct{}
-	answered chan struct{}
-	result   chan error
+	invite *sip.Request          // the INVITE of the current transaction (after a challenge: the retry)
+	tx     sip.ClientTransaction // owned by run once started
+	auth   *DigestCredentials
+	// preloaded: dialled through a route set (DialOptions.Route); in-dialog requests then
+	// go to the first hop of the 2xx's Record-Route, or to the first preloaded hop.
+	preloaded bool
+	ringing   chan struct{}
+	answered  chan struct{}
+	result    chan error
 }
 
 // Ringing is closed when the callee's phone rings (180/183).
@@ -108,6 +117,18 @@ func (s *Server) Dial(ctx context.Context, opt DialOptions) (*Outbound, error) {
 	o.remoteHdr = &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: toUser, Host: opt.Target.Host, Port: opt.Target.Port}, Params: sip.NewParams()}
 	o.target = opt.Target
 	o.dest = opt.Target.HostPort()
+	if len(opt.Route) > 0 {
+		dest, tp, err := routeDestination(opt.Route[0])
+		if err != nil {
+			return nil, fmt.Errorf("sip: dial: bad Route %q: %w", opt.Route[0], err)
+		}
+		if tp != "" && opt.Transport == "" {
+			o.transport, transport = tp, tp
+		}
+		o.dest = dest
+		o.preloaded = true
+		o.routes = slices.Clone(opt.Route)
+	}
 	if opt.Destination.IsValid() {
 		o.dest = opt.Destination.String()
 	}
@@ -331,10 +352,22 @@ func (o *Outbound) answeredWith(res *sip.Response, cancelled bool) {
 		o.target = c.Address
 	}
 	rrs := res.GetHeaders("Record-Route")
-	o.routes = o.routes[:0]
+	var routes []string
 	for i := len(rrs) - 1; i >= 0; i-- { // UAC: route set is Record-Route reversed
-		o.routes = append(o.routes, rrs[i].Value())
+		routes = append(routes, splitHeaderValues(rrs[i].Value())...)
 	}
+	if o.preloaded && len(routes) > 0 {
+		// The route set is the Record-Route (RFC 3261 §12.1.2), not the preloaded one, and
+		// requests go to its first hop. A bad first hop keeps the preloaded destination.
+		if dest, _, err := routeDestination(routes[0]); err == nil {
+			o.dest = dest
+		} else {
+			o.log.Warn("bad Record-Route in 2xx", "route", routes[0], "error", err)
+		}
+	}
+	// Without Record-Route, a preloaded dial keeps sending to the first Path hop (the
+	// front), with no Route header: the phone behind it is seldom reachable directly.
+	o.routes = routes
 	ack := sip.NewRequest(sip.ACK, o.target)
 	from := *o.localHdr
 	to := *o.remoteHdr
@@ -403,3 +436,17 @@ func (o *Outbound) Hangup(ctx context.Context, cause string) error {
 
 // Release forgets the dialog after the leg ended (called by the owner when done).
 func (o *Outbound) Release() { o.s.dialogs.remove(&o.dialog) }
+
+// setRoute gives req a preloaded route set (a binding's Path): Route headers in order, and
+// the first hop as destination. Used by Server.Ping (qualify through a front).
+func setRoute(req *sip.Request, routes []string) error {
+	dest, _, err := routeDestination(routes[0])
+	if err != nil {
+		return err
+	}
+	for _, r := range routes {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
+	req.SetDestination(dest)
+	return nil
+}

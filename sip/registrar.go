@@ -31,6 +31,13 @@ package sip
 //     users behind the same address (a call centre's NAT) are unaffected. A source from
 //     which LockoutSourceUsers distinct users failed within the window (a scanner) is
 //     refused as a whole (registrar_auth.go, lockouts).
+//   - Path (RFC 3327): the REGISTER's Path values are stored with its bindings, in order, and
+//     are the route set of requests to them (INVITE, OPTIONS); they are echoed in the 200
+//     when the phone's Supported lists "path". A REGISTER without "path" in Supported is
+//     still accepted (Kamailio's path_mode 1). From a TrustedFronts address, the received
+//     parameter of the first Path URI (Kamailio's add_path_received) is the phone's address:
+//     the binding's Source, and the address lockouts are kept for. From anywhere else the
+//     Path is kept for routing but received is ignored (a phone could name any address).
 //   - Memory is bounded: nonces are stateless (registrar_auth.go), bindings are capped per
 //     user and in total (MaxBindings, then 503), the lockout and nonce-count tables are capped.
 
@@ -122,6 +129,10 @@ type RegistrarConfig struct {
 	// REGISTER is answered: keep it short.
 	OnChange func(user string, bindings []Binding, reason string)
 
+	// TrustedFronts are the SIP fronts (Kamailio) whose Path received parameter is
+	// believed: a REGISTER from one of them counts as coming from that address.
+	TrustedFronts []netip.Prefix
+
 	Now       func() time.Time // default time.Now
 	UserAgent string           // Server header; default "hotline"
 	Logger    *slog.Logger
@@ -202,6 +213,10 @@ type Binding struct {
 	UserAgent  string
 	Instance   string // +sip.instance, without quotes, if any
 	RegID      string // reg-id (RFC 5626), if any
+	// Path are the REGISTER's Path header values (RFC 3327), in order, each one name-addr
+	// as received (e.g. "<sip:10.0.0.5:5060;lr;received=sip:198.51.100.7:5062>"): the
+	// Route headers of requests to this binding, sent to the first one's host and port.
+	Path []string
 }
 
 // RegistrarStats are counters of the registrar, and a few gauges.
@@ -293,13 +308,26 @@ func NewRegistrar(cfg RegistrarConfig) *Registrar {
 // HandleRegister answers a REGISTER; the server calls it from its OnRegister handler.
 func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	now := r.cfg.Now()
-	src, _ := netip.ParseAddrPort(req.Source())
-	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-	log := r.log.With("sip_call_id", registerCallID(req), "source", src.String())
+	pkt, _ := netip.ParseAddrPort(req.Source())
+	pkt = netip.AddrPortFrom(pkt.Addr().Unmap(), pkt.Port())
+	log := r.log.With("sip_call_id", registerCallID(req))
 
 	if req.Method != sip.REGISTER {
 		r.respond(req, tx, 405, "Method Not Allowed", sip.NewHeader("Allow", "REGISTER"))
 		return
+	}
+	path, err := registerPath(req)
+	if err != nil {
+		log.Debug("REGISTER with a bad Path", "source", pkt.String(), "error", err)
+		r.reject(req, tx, 400, "Bad Path")
+		return
+	}
+	// src is who registers: the phone behind a trusted front, else the packet's source.
+	src := r.registerSource(pkt, path, log)
+	if src != pkt {
+		log = log.With("source", src.String(), "front", pkt.String())
+	} else {
+		log = log.With("source", src.String())
 	}
 	r.mu.Lock()
 	locked := r.locks.sourceLocked(src.Addr(), now)
@@ -376,6 +404,12 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 
 	// §10.3 steps 6 to 8.
 	reg, code, reason, hdrs := r.parseContacts(req, user, src, now)
+	if reg != nil {
+		reg.path = path
+		for _, b := range reg.contacts {
+			b.Path = path
+		}
+	}
 	if code != 0 {
 		r.reject(req, tx, code, reason, hdrs...)
 		return
@@ -389,6 +423,11 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	r.registrations.Add(1)
 	hdrs = append(contacts, sip.NewHeader("Date", now.UTC().Format(httpDate)))
+	if len(path) > 0 && supportsPath(req) { // RFC 3327 §5.3: echoed, in order
+		for _, p := range path {
+			hdrs = append(hdrs, sip.NewHeader("Path", p))
+		}
+	}
 	r.respond(req, tx, 200, "OK", hdrs...)
 }
 
@@ -405,6 +444,7 @@ type registration struct {
 	source    netip.AddrPort
 	transport string
 	userAgent string
+	path      []string
 }
 
 // parseContacts reads Contact and Expires (§10.3 steps 6 and 7); a non-zero code is the
@@ -548,7 +588,8 @@ func (r *Registrar) apply(reg *registration, now time.Time) ([]sip.Header, int, 
 				removed = true
 			}
 		case e != nil:
-			if e.Source != b.Source || e.Transport != b.Transport || e.Contact.String() != b.Contact.String() {
+			if e.Source != b.Source || e.Transport != b.Transport || e.Contact.String() != b.Contact.String() ||
+				!slices.Equal(e.Path, b.Path) {
 				changed = true
 			}
 			e.Binding, e.params, e.display, e.failures = b.Binding, b.params, b.display, 0
@@ -659,6 +700,7 @@ func snapshot(list []*binding) []Binding {
 	for i, e := range list {
 		out[i] = e.Binding
 		out[i].Contact = *e.Contact.Clone()
+		out[i].Path = slices.Clone(e.Path)
 	}
 	return out
 }
@@ -758,9 +800,13 @@ func paramGet(p sip.HeaderParams, key string) (string, bool) {
 	return "", false
 }
 
-// bindingKey identifies a binding within a user: its instance (and reg-id) when given
-// (RFC 5626 §6), else its contact URI compared by scheme, user, host, port and transport.
-func bindingKey(b *binding) string {
+// bindingKey is b.Key().
+func bindingKey(b *binding) string { return b.Key() }
+
+// Key identifies a binding within its user: its instance (and reg-id) when given (RFC 5626
+// §6), else its contact URI by scheme, user, host, port and transport. A REGISTER with the
+// same key replaces the binding.
+func (b *Binding) Key() string {
 	if b.Instance != "" {
 		return "i:" + b.Instance + ";" + b.RegID
 	}

@@ -100,6 +100,7 @@ func (r *Registrar) qualify(ctx context.Context) {
 		r.mu.Lock()
 		b := e.Binding
 		b.Contact = *e.Contact.Clone()
+		b.Path = slices.Clone(e.Path)
 		r.mu.Unlock()
 		select {
 		case sem <- struct{}{}:

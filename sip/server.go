@@ -331,7 +331,11 @@ func (s *Server) Ping(ctx context.Context, b Binding) error {
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
 	req.AppendHeader(&maxFwd)
 	req.SetTransport(b.Transport)
-	if b.Source.IsValid() {
+	if len(b.Path) > 0 { // through the front that registered it (RFC 3327)
+		if err := setRoute(req, b.Path); err != nil {
+			return err
+		}
+	} else if b.Source.IsValid() {
 		req.SetDestination(b.Source.String())
 	}
 	req.SetBody(nil)
