@@ -424,6 +424,9 @@ func (s *Server) SetTrunks(trunks []*Trunk) {
 
 // trusted reports whether src is a source of some trunk (exempt from the rate limits).
 func (s *Server) trusted(src netip.Addr) bool {
+	if s.cfg.Registrar != nil && s.cfg.Registrar.IsTrustedFront(src) { // the front limits per phone itself
+		return true
+	}
 	for _, t := range *s.trunks.Load() {
 		if t.Allows(src) {
 			return true

@@ -180,7 +180,8 @@ func (s *Server) tcpInUse(remote netip.AddrPort) bool {
 	if s.dialogs.usesTCP(remote) {
 		return true
 	}
-	return s.cfg.Registrar != nil && s.cfg.Registrar.hasBindingAt(remote, "TCP")
+	// A front's connection carries many phones' requests: kept (the front closes it).
+	return s.cfg.Registrar != nil && (s.cfg.Registrar.hasBindingAt(remote, "TCP") || s.cfg.Registrar.IsTrustedFront(remote.Addr()))
 }
 
 func (ds *dialogs) usesTCP(remote netip.AddrPort) bool {

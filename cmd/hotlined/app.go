@@ -234,9 +234,16 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	a.calls.SetNotices(a.notices)
+	onChange := a.calls.AgentReachability
+	if a.cluster != nil {
+		if err := a.cluster.openBindings(); err != nil {
+			return nil, err
+		}
+		onChange = a.cluster.onBindings(a.calls.AgentReachability)
+	}
 	a.registrar = sip.NewRegistrar(sip.RegistrarConfig{
 		Credentials: a.reloads.password,
-		OnChange:    a.calls.AgentReachability,
+		OnChange:    onChange,
 		Pinger:      func(ctx context.Context, b sip.Binding) error { return a.sip.Ping(ctx, b) },
 		Algorithms:  cfg.SIP.AuthAlgorithms,
 		UserAgent:   cfg.SIP.UserAgent,
@@ -244,7 +251,8 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		LockoutFailures: cfg.SIP.Lockout.Failures, LockoutSourceUsers: cfg.SIP.Lockout.SourceUsers,
 		LockoutWindow: cfg.SIP.Lockout.Window.D(), LockoutFor: cfg.SIP.Lockout.Duration.D(),
 		Logger:      log.With("caller", "registrar"),
-		NonceSecret: nonceSecret(cfg),
+		NonceSecret:   nonceSecret(cfg),
+		TrustedFronts: trustedFronts(cfg),
 	})
 
 	trunks := inboundTrunks(cfg)
@@ -267,7 +275,11 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		return nil, err
 	}
 	lazyTrunks.Trunks = call.SIPTrunks(a.sip)
-	a.calls.SetSIP(a.registrar, a.sip)
+	var agentPhones call.Directory = a.registrar
+	if a.cluster != nil { // any node rings any agent, wherever the phone registered
+		agentPhones = a.cluster.directory(a.registrar)
+	}
+	a.calls.SetSIP(agentPhones, a.sip)
 	a.reg.MustRegister(newSIPCollector(a.sip, a.registrar))
 	if a.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
 		return nil, fmt.Errorf("http: %w", err)

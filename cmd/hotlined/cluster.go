@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/hotline12345/hotline/call"
 	"github.com/hotline12345/hotline/cluster"
 	"github.com/hotline12345/hotline/config"
+	"github.com/hotline12345/hotline/sip"
 )
 
 // clusterNode is this node's part of a cluster (config cluster:): the shared ACD, the
@@ -26,6 +28,10 @@ type clusterNode struct {
 	log  *slog.Logger
 	pool *pgxpool.Pool
 	acd  *cluster.ACD // made by call.NewManager through newACD
+	// bindings are the registrations of every node (cluster_bindings); set before the
+	// registrar, which reports its changes to them.
+	bindings *cluster.Bindings
+	local    *lateDirectory
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -158,6 +164,51 @@ func (n nodeGatherer) Gather() ([]*dto.MetricFamily, error) {
 		}
 	}
 	return mfs, err
+}
+
+// lateDirectory is the local registrar, known only after the bindings store is made.
+type lateDirectory struct{ r *sip.Registrar }
+
+func (l *lateDirectory) Bindings(user string) []sip.Binding {
+	if l.r == nil {
+		return nil
+	}
+	return l.r.Bindings(user)
+}
+
+func (n *clusterNode) openBindings() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	n.local = &lateDirectory{}
+	b, err := cluster.NewBindings(ctx, n.pool, n.cfg.NodeID, n.local)
+	if err != nil {
+		return fmt.Errorf("cluster: bindings: %w", err)
+	}
+	n.bindings = b
+	return nil
+}
+
+// onBindings shares each change of a user's registrations with the other nodes, then
+// tells next (the ACD's reachability).
+func (n *clusterNode) onBindings(next func(string, []sip.Binding, string)) func(string, []sip.Binding, string) {
+	return func(user string, bs []sip.Binding, reason string) {
+		n.bindings.Save(user, bs, reason)
+		next(user, bs, reason)
+	}
+}
+
+// directory is where the node finds an agent's phone: its own registrar, else the shared
+// bindings (registered at another node, reached through the front's Path).
+func (n *clusterNode) directory(r *sip.Registrar) call.Directory {
+	n.local.r = r
+	return n.bindings
+}
+
+func trustedFronts(cfg *config.Config) []netip.Prefix {
+	if cfg.Cluster == nil {
+		return nil
+	}
+	return cfg.Cluster.FrontPrefixes()
 }
 
 // nonceSecret is the digest nonce key shared by the nodes of a cluster; nil alone (random).

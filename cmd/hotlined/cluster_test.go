@@ -28,27 +28,16 @@ cluster:
 `
 }
 
-// registerAt registers the agent's phone at one more server (before a shared registrar
-// exists in the test: the phone is reachable from both nodes).
-func (a *agent) registerAt(t *testing.T, s *testServer) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.phone.Register(ctx, s.sipAddr(), a.id, "agent"+a.id, 5*time.Minute); err != nil {
-		t.Fatalf("agent %s register: %v", a.id, err)
-	}
-}
-
 // Two nodes share one ACD: a citizen waiting on node A and a later one on node B are
-// served in the order they called by one agent made ready through node B's API, each
-// bridged by the node that holds the call; the API of either node shows the cluster.
+// served in the order they called by one agent registered at node A and made ready through
+// node B's API, each bridged by the node that holds the call (node B finds the agent's phone
+// in the shared bindings); the API of either node shows the cluster.
 func TestClusterGlobalFIFOAcrossNodes(t *testing.T) {
 	t.Parallel()
 	dsn := pgSchema(t)
 	a := startServer(t, clusterYAML(t, dsn, "node-a"))
 	b := startServer(t, clusterYAML(t, dsn, "node-b"))
-	ag := newAgent(t, a, "1001", phone.Config{}, answerAlways)
-	ag.registerAt(t, b)
+	ag := newAgent(t, a, "1001", phone.Config{}, answerAlways) // registered at node A only
 
 	first := citizenToConsult(t, a, phone.Config{})
 	waitQueued := func(s *testServer, n int) {
@@ -188,15 +177,18 @@ func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
 	}
 	a := startServer(t, yaml("node-a"))
 	b := startProcess(t, yaml("node-b"))
-	agA := newAgent(t, a, "1001", phone.Config{}, answerAlways)
+	// The agents' phones registered at node B, the one that will be lost: node A rings them
+	// from the shared bindings.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := agA.phone.Register(ctx, b.sip, "1001", "agent1001", 5*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	ag2 := newAgent(t, a, "1002", phone.Config{}, answerAlways)
-	if err := ag2.phone.Register(ctx, b.sip, "1002", "agent1002", 5*time.Minute); err != nil {
-		t.Fatal(err)
+	agA := &agent{id: "1001", calls: make(chan *phone.Call, 4)}
+	agA.phone = newPhone(t, phone.Config{OnInvite: func(c *phone.Call) bool { agA.calls <- c; return true }})
+	ag2 := &agent{id: "1002", calls: make(chan *phone.Call, 4)}
+	ag2.phone = newPhone(t, phone.Config{OnInvite: func(c *phone.Call) bool { ag2.calls <- c; return true }})
+	for _, ag := range []*agent{agA, ag2} {
+		if err := ag.phone.Register(ctx, b.sip, ag.id, "agent"+ag.id, 5*time.Minute); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// A citizen talking to 1001 on node B, two more waiting there.
