@@ -250,7 +250,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		// The config's -1 (off) is the registrar's "< 0 disables".
 		LockoutFailures: cfg.SIP.Lockout.Failures, LockoutSourceUsers: cfg.SIP.Lockout.SourceUsers,
 		LockoutWindow: cfg.SIP.Lockout.Window.D(), LockoutFor: cfg.SIP.Lockout.Duration.D(),
-		Logger:      log.With("caller", "registrar"),
+		Logger:        log.With("caller", "registrar"),
 		NonceSecret:   nonceSecret(cfg),
 		TrustedFronts: trustedFronts(cfg),
 	})

@@ -32,8 +32,8 @@ type clusterNode struct {
 	// registrar, which reports its changes to them.
 	bindings *cluster.Bindings
 	local    *lateDirectory
-	stop context.CancelFunc
-	done chan struct{}
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 func openCluster(cfg *config.Config, log *slog.Logger) (*clusterNode, error) {
