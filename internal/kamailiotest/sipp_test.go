@@ -1,0 +1,219 @@
+package kamailiotest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIPp processes standing in for hotlined nodes, phones and carriers.
+
+func requireSIPp(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("sipp")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("sipp is not installed (CI=true: failing instead of skipping)")
+		}
+		t.Skip("sipp is not installed (apt-get install sip-tester)")
+	}
+	return p
+}
+
+func testdata(t testing.TB, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// uas is a SIPp UAS child process.
+type uas struct {
+	t    *testing.T
+	port int
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *bytes.Buffer
+}
+
+// startUAS runs sipp as a UAS on 127.0.0.1:port (0: a free one) with the scenario (a
+// testdata file, or "" for the built-in uas), answering OPTIONS itself (-aa). It is
+// killed when the test ends.
+func startUAS(t *testing.T, port int, scenario string) *uas {
+	t.Helper()
+	bin := requireSIPp(t)
+	if port == 0 {
+		var err error
+		if port, err = FreePort("127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-aa", "-nostdin",
+		"-m", "10000", "-timeout", "60s", "-trace_err",
+		"-error_file", filepath.Join(t.TempDir(), "err.log")}
+	if scenario == "" {
+		args = append(args, "-sn", "uas")
+	} else {
+		args = append(args, "-sf", testdata(t, scenario))
+	}
+	u := &uas{t: t, port: port, done: make(chan struct{}), out: new(bytes.Buffer)}
+	u.cmd = exec.Command(bin, args...)
+	u.cmd.Dir = t.TempDir()
+	u.cmd.Stdout, u.cmd.Stderr = u.out, u.out
+	u.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := u.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { u.cmd.Wait(); close(u.done) }()
+	t.Cleanup(u.kill)
+	// Ready when it answers an OPTIONS.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for Ping(ctx, u.addr(), 100*time.Millisecond) != nil {
+		select {
+		case <-u.done:
+			t.Fatalf("sipp uas on %d exited: %s", port, u.out)
+		case <-ctx.Done():
+			t.Fatalf("sipp uas on %d does not answer OPTIONS", port)
+		default:
+		}
+	}
+	return u
+}
+
+func (u *uas) addr() string { return "127.0.0.1:" + strconv.Itoa(u.port) }
+
+func (u *uas) kill() {
+	select {
+	case <-u.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-u.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-u.done:
+	case <-time.After(5 * time.Second):
+		u.t.Errorf("sipp uas on %d did not die", u.port)
+	}
+}
+
+// uacResult is what a SIPp UAC run logged, one line per successful call.
+type uacResult struct {
+	lines []string
+	dur   time.Duration
+	err   error
+	out   string
+}
+
+var nodeRe = regexp.MustCompile(`(?:node|phone) (\d+)`)
+
+// perNode counts successful calls by the port of the answering node.
+func (r uacResult) perNode() map[int]int {
+	m := map[int]int{}
+	for _, l := range r.lines {
+		if s := nodeRe.FindStringSubmatch(l); s != nil {
+			p, _ := strconv.Atoi(s[1])
+			m[p]++
+		}
+	}
+	return m
+}
+
+// runUAC runs calls sequential SIPp UAC calls of scenario to target and waits for it (at
+// most 20 s).
+func runUAC(t *testing.T, target, scenario string, calls int, extra ...string) uacResult {
+	t.Helper()
+	bin := requireSIPp(t)
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "log.log")
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{target, "-sf", testdata(t, scenario), "-i", "127.0.0.1",
+		"-p", strconv.Itoa(port), "-m", strconv.Itoa(calls), "-l", "1", "-r", "50",
+		"-s", "12345", "-nostdin", "-timeout", "20s", "-timeout_error",
+		"-trace_logs", "-log_file", logf, "-trace_err", "-error_file", filepath.Join(dir, "err.log")}
+	args = append(args, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	r := uacResult{dur: time.Since(start), err: err}
+	if err != nil {
+		errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+		r.out = tail(out, 30) + "\n" + tail(errs, 30)
+	}
+	b, _ := os.ReadFile(logf)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) != "" {
+			r.lines = append(r.lines, l)
+		}
+	}
+	return r
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes, and returns the time taken.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// nodeFlags is the dispatcher flags of node (host:port) in f, "" if unknown.
+func nodeFlags(t *testing.T, f *Front, node string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ds, err := f.Dispatchers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.URI == NodeURI(node) {
+			return d.Flags
+		}
+	}
+	return ""
+}
+
+func isUp(flags string) bool { return strings.HasPrefix(flags, "A") }
+
+func (r uacResult) check(t *testing.T, calls int) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("sipp uac: %v\n%s", r.err, r.out)
+	}
+	if len(r.lines) != calls {
+		t.Fatalf("sipp uac logged %d calls, want %d: %q", len(r.lines), calls, r.lines)
+	}
+}
+
+func fmtCounts(m map[int]int) string {
+	var b strings.Builder
+	for p, n := range m {
+		fmt.Fprintf(&b, " %d:%d", p, n)
+	}
+	return b.String()
+}
