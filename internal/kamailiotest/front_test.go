@@ -54,3 +54,109 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("processes left in group %d", pid)
 	}
 }
+
+// Calls spread over both nodes; a killed node is marked down by the OPTIONS probes within
+// 5 s and gets no calls; restarted on its port, it is marked up and gets calls again.
+func TestDispatchProbesFailover(t *testing.T) {
+	a := startUAS(t, 0, "")
+	b := startUAS(t, 0, "")
+	f := Start(t, []string{a.addr(), b.addr()})
+	waitFor(t, 5*time.Second, "both nodes up", func() bool {
+		return isUp(nodeFlags(t, f, a.addr())) && isUp(nodeFlags(t, f, b.addr()))
+	})
+
+	const calls = 10
+	r := runUAC(t, f.Addr(), "uac_call.xml", calls)
+	r.check(t, calls)
+	got := r.perNode()
+	t.Logf("both up: %d calls in %v, per node%s", calls, r.dur.Round(time.Millisecond), fmtCounts(got))
+	if got[a.port] == 0 || got[b.port] == 0 || got[a.port]+got[b.port] != calls {
+		t.Fatalf("calls not spread over %d and %d:%s", a.port, b.port, fmtCounts(got))
+	}
+
+	// Kill b with no traffic: only the probes can notice.
+	b.kill()
+	down := waitFor(t, 5*time.Second, "killed node marked down", func() bool {
+		return isDown(nodeFlags(t, f, b.addr()))
+	})
+	t.Logf("kill -> marked down (%s): %v", nodeFlags(t, f, b.addr()), down.Round(10*time.Millisecond))
+	if !isUp(nodeFlags(t, f, a.addr())) {
+		t.Fatal("survivor marked down too")
+	}
+	r = runUAC(t, f.Addr(), "uac_call.xml", calls)
+	r.check(t, calls)
+	got = r.perNode()
+	t.Logf("one down: %d calls in %v, per node%s", calls, r.dur.Round(time.Millisecond), fmtCounts(got))
+	if got[a.port] != calls {
+		t.Fatalf("calls not all on the survivor %d:%s", a.port, fmtCounts(got))
+	}
+	// None waited for the dead node's timeout (FR_TIMER 2 s).
+	if r.dur > 2*time.Second {
+		t.Errorf("%d calls took %v: some went to the dead node first", calls, r.dur)
+	}
+
+	// Restart b on its port.
+	b2 := startUAS(t, b.port, "")
+	up := waitFor(t, 5*time.Second, "restarted node marked up", func() bool {
+		return isUp(nodeFlags(t, f, b2.addr()))
+	})
+	t.Logf("restart -> marked up: %v", up.Round(10*time.Millisecond))
+	r = runUAC(t, f.Addr(), "uac_call.xml", calls)
+	r.check(t, calls)
+	got = r.perNode()
+	t.Logf("back up: per node%s", fmtCounts(got))
+	if got[a.port] == 0 || got[b.port] == 0 {
+		t.Fatalf("calls not spread again over %d and %d:%s", a.port, b.port, fmtCounts(got))
+	}
+}
+
+// With probes too slow to notice, a call sent to a dead node fails over to the other after
+// FR_TIMER, and the dead node is marked down at once by that timeout.
+func TestInviteTimeoutFailover(t *testing.T) {
+	a := startUAS(t, 0, "")
+	b := startUAS(t, 0, "")
+	// Probes every 60 s: the first round runs at start, then none within this test.
+	f := Start(t, []string{a.addr(), b.addr()}, WithPingInterval(60))
+	waitFor(t, 5*time.Second, "both nodes up", func() bool {
+		return isUp(nodeFlags(t, f, a.addr())) && isUp(nodeFlags(t, f, b.addr()))
+	})
+	b.kill()
+	const calls = 4
+	r := runUAC(t, f.Addr(), "uac_call.xml", calls)
+	r.check(t, calls)
+	got := r.perNode()
+	t.Logf("%d calls in %v, per node%s; dead node now %s", calls, r.dur.Round(time.Millisecond),
+		fmtCounts(got), nodeFlags(t, f, b.addr()))
+	if got[a.port] != calls {
+		t.Fatalf("calls not all on the survivor %d:%s", a.port, fmtCounts(got))
+	}
+	if fl := nodeFlags(t, f, b.addr()); !isDown(fl) {
+		t.Fatalf("dead node still %s after an INVITE timed out on it", fl)
+	}
+	// Exactly one call paid the timeout: the others skipped the node marked down.
+	if r.dur < 1500*time.Millisecond || r.dur > 4*time.Second {
+		t.Errorf("calls took %v, want one FR_TIMER (2 s) wait", r.dur)
+	}
+}
+
+// A node refusing INVITEs with 503 stays up (it answers OPTIONS) but every call fails over
+// to the other node.
+func TestInvite503Failover(t *testing.T) {
+	a := startUAS(t, 0, "")
+	b := startUAS(t, 0, "uas_503.xml")
+	f := Start(t, []string{a.addr(), b.addr()})
+	waitFor(t, 5*time.Second, "both nodes up", func() bool {
+		return isUp(nodeFlags(t, f, a.addr())) && isUp(nodeFlags(t, f, b.addr()))
+	})
+	const calls = 6
+	r := runUAC(t, f.Addr(), "uac_call.xml", calls)
+	r.check(t, calls)
+	got := r.perNode()
+	t.Logf("%d calls in %v, per node%s", calls, r.dur.Round(time.Millisecond), fmtCounts(got))
+	if got[a.port] != calls {
+		t.Fatalf("calls not all on %d:%s", a.port, fmtCounts(got))
+	}
+	if fl := nodeFlags(t, f, b.addr()); !isUp(fl) {
+		t.Fatalf("503 node marked %s: it is alive", fl)
+	}
+}

@@ -48,7 +48,7 @@ type uas struct {
 }
 
 // startUAS runs sipp as a UAS on 127.0.0.1:port (0: a free one) with the scenario (a
-// testdata file, or "" for the built-in uas), answering OPTIONS itself (-aa). It is
+// testdata file, or "" for uas_call.xml), answering OPTIONS itself (-aa). It is
 // killed when the test ends.
 func startUAS(t *testing.T, port int, scenario string) *uas {
 	t.Helper()
@@ -63,10 +63,9 @@ func startUAS(t *testing.T, port int, scenario string) *uas {
 		"-m", "10000", "-timeout", "60s", "-trace_err",
 		"-error_file", filepath.Join(t.TempDir(), "err.log")}
 	if scenario == "" {
-		args = append(args, "-sn", "uas")
-	} else {
-		args = append(args, "-sf", testdata(t, scenario))
+		scenario = "uas_call.xml"
 	}
+	args = append(args, "-sf", testdata(t, scenario))
 	u := &uas{t: t, port: port, done: make(chan struct{}), out: new(bytes.Buffer)}
 	u.cmd = exec.Command(bin, args...)
 	u.cmd.Dir = t.TempDir()
@@ -198,7 +197,10 @@ func nodeFlags(t *testing.T, f *Front, node string) string {
 	return ""
 }
 
-func isUp(flags string) bool { return strings.HasPrefix(flags, "A") }
+// isUp: active ("AP"); a node that missed a probe is "TP" (trying, still selected) until
+// DS_PROBING_THRESHOLD misses make it "IP" (inactive: isDown).
+func isUp(flags string) bool   { return strings.HasPrefix(flags, "A") }
+func isDown(flags string) bool { return strings.HasPrefix(flags, "I") }
 
 func (r uacResult) check(t *testing.T, calls int) {
 	t.Helper()
