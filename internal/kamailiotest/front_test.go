@@ -3,6 +3,7 @@ package kamailiotest
 import (
 	"context"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,5 +159,87 @@ func TestInvite503Failover(t *testing.T) {
 	}
 	if fl := nodeFlags(t, f, b.addr()); !isUp(fl) {
 		t.Fatalf("503 node marked %s: it is alive", fl)
+	}
+}
+
+// A REGISTER through the front reaches one node with a Path whose received= is the phone's
+// real source; the same AOR lands on the same node every time. Then a node reaches the
+// phone with a Route made from that Path (the R-URI is the phone's unreachable private
+// Contact): the front delivers to the received address, and ACK/BYE follow the dialog.
+func TestRegisterPathAndNodeToPhone(t *testing.T) {
+	a := startUAS(t, 0, "uas_register.xml")
+	b := startUAS(t, 0, "uas_register.xml")
+	f := Start(t, []string{a.addr(), b.addr()})
+	waitFor(t, 5*time.Second, "both nodes up", func() bool {
+		return isUp(nodeFlags(t, f, a.addr())) && isUp(nodeFlags(t, f, b.addr()))
+	})
+
+	pathRe := regexp.MustCompile(`node (\d+) path\s*<(sip:[^>]*)>`)
+	var phonePort int
+	var phonePath string
+	nodesSeen := map[string]bool{}
+	for _, aor := range []string{"8001", "8002", "8003", "8004", "8005", "8006"} {
+		r := runUAC(t, f.Addr(), "uac_register.xml", 2, "-s", aor)
+		r.check(t, 2)
+		var node string
+		for _, l := range r.lines {
+			m := pathRe.FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("AOR %s: log line %q has no node and Path", aor, l)
+			}
+			if node != "" && m[1] != node {
+				t.Fatalf("AOR %s registered on %s then on %s", aor, node, m[1])
+			}
+			node = m[1]
+			// Path: <sip:FRONT;lr;received=sip:127.0.0.1:PHONEPORT> (order of params aside).
+			if !strings.Contains(m[2], "sip:"+f.Addr()) || !strings.Contains(m[2], ";lr") ||
+				!strings.Contains(m[2], "received=sip:127.0.0.1:"+strconv.Itoa(r.port)) {
+				t.Fatalf("AOR %s: Path %q: want the front's address, lr and received=sip:127.0.0.1:%d", aor, m[2], r.port)
+			}
+			phonePort, phonePath = r.port, m[2]
+		}
+		nodesSeen[node] = true
+		t.Logf("AOR %s -> node %s, Path <%s>", aor, node, phonePath)
+	}
+	if len(nodesSeen) < 2 {
+		t.Logf("all 6 AORs hashed to one node (possible, not wrong)")
+	}
+
+	// The last phone now listens where it registered from.
+	phone := startUAS(t, phonePort, "uas_call.xml")
+	r := runUAC(t, f.Addr(), "node_invite.xml", 1,
+		"-key", "ruri", "sip:8006@10.255.0.1:5060",
+		"-key", "route", "Route: <"+phonePath+">")
+	r.check(t, 1)
+	if got := r.perNode(); got[phone.port] != 1 {
+		t.Fatalf("INVITE with Path Route answered by%s, want phone %d", fmtCounts(got), phone.port)
+	}
+
+	// A node's out-of-dialog INVITE with the phone's address as R-URI and no Route is
+	// relayed to the R-URI.
+	r = runUAC(t, f.Addr(), "node_invite.xml", 1,
+		"-key", "ruri", "sip:8006@"+phone.addr(),
+		"-key", "route", "X-No-Route: 1")
+	r.check(t, 1)
+	if got := r.perNode(); got[phone.port] != 1 {
+		t.Fatalf("relayed INVITE answered by%s, want phone %d", fmtCounts(got), phone.port)
+	}
+}
+
+// With nodes matched by IP and port (NODE_MATCH=0), a stranger's INVITE to a foreign
+// R-URI or with a Route through the front is refused 403: the front is no open relay.
+func TestNoOpenRelay(t *testing.T) {
+	node := startUAS(t, 0, "")
+	phone := startUAS(t, 0, "")
+	f := Start(t, []string{node.addr()}, WithDefine("NODE_MATCH=0"))
+	for name, route := range map[string]string{
+		"to R-URI":   "X-No-Route: 1",
+		"with Route": "Route: <sip:" + f.Addr() + ";lr;received=sip:" + phone.addr() + ">",
+	} {
+		r := runUAC(t, f.Addr(), "node_invite.xml", 1,
+			"-key", "ruri", "sip:8006@"+phone.addr(), "-key", "route", route)
+		if r.err == nil || !strings.Contains(r.out, "403 Relaying forbidden") {
+			t.Errorf("%s: stranger's INVITE not refused 403: err %v, calls %q\n%s", name, r.err, r.lines, r.out)
+		}
 	}
 }

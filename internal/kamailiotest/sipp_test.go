@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,6 +110,7 @@ func (u *uas) kill() {
 
 // uacResult is what a SIPp UAC run logged, one line per successful call.
 type uacResult struct {
+	port  int // the UAC's local port
 	lines []string
 	dur   time.Duration
 	err   error
@@ -130,20 +132,31 @@ func (r uacResult) perNode() map[int]int {
 }
 
 // runUAC runs calls sequential SIPp UAC calls of scenario to target and waits for it (at
-// most 20 s).
+// most 20 s). The R-URI user is 12345 unless extra has -s.
 func runUAC(t *testing.T, target, scenario string, calls int, extra ...string) uacResult {
+	t.Helper()
+	return runUACFrom(t, 0, target, scenario, calls, extra...)
+}
+
+// runUACFrom is runUAC from local port (0: a free one).
+func runUACFrom(t *testing.T, port int, target, scenario string, calls int, extra ...string) uacResult {
 	t.Helper()
 	bin := requireSIPp(t)
 	dir := t.TempDir()
 	logf := filepath.Join(dir, "log.log")
-	port, err := FreePort("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
+	if port == 0 {
+		var err error
+		if port, err = FreePort("127.0.0.1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	args := []string{target, "-sf", testdata(t, scenario), "-i", "127.0.0.1",
 		"-p", strconv.Itoa(port), "-m", strconv.Itoa(calls), "-l", "1", "-r", "50",
-		"-s", "12345", "-nostdin", "-timeout", "20s", "-timeout_error",
+		"-nostdin", "-timeout", "20s", "-timeout_error",
 		"-trace_logs", "-log_file", logf, "-trace_err", "-error_file", filepath.Join(dir, "err.log")}
+	if !slices.Contains(extra, "-s") {
+		args = append(args, "-s", "12345")
+	}
 	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
@@ -153,7 +166,7 @@ func runUAC(t *testing.T, target, scenario string, calls int, extra ...string) u
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	r := uacResult{dur: time.Since(start), err: err}
+	r := uacResult{port: port, dur: time.Since(start), err: err}
 	if err != nil {
 		errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
 		r.out = tail(out, 30) + "\n" + tail(errs, 30)
