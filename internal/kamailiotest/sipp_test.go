@@ -49,9 +49,26 @@ type uas struct {
 }
 
 // startUAS runs sipp as a UAS on 127.0.0.1:port (0: a free one) with the scenario (a
-// testdata file, or "" for uas_call.xml), answering OPTIONS itself (-aa). It is
-// killed when the test ends.
+// testdata file, or "" for uas_call.xml), answering OPTIONS itself (-aa). It is killed
+// when the test ends. A free port can be taken between the pick and sipp's bind: then it
+// tries another one (or, for a given port, the same one again) until a deadline.
 func startUAS(t *testing.T, port int, scenario string) *uas {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		u, err := tryUAS(t, port, scenario)
+		if err == nil {
+			return u
+		}
+		if !strings.Contains(err.Error(), "Unable to bind") || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		t.Logf("retrying: %v", err)
+		time.Sleep(50 * time.Millisecond) // let the port go
+	}
+}
+
+func tryUAS(t *testing.T, port int, scenario string) (*uas, error) {
 	t.Helper()
 	bin := requireSIPp(t)
 	if port == 0 {
@@ -60,13 +77,13 @@ func startUAS(t *testing.T, port int, scenario string) *uas {
 			t.Fatal(err)
 		}
 	}
-	args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-aa", "-nostdin",
-		"-m", "10000", "-timeout", "60s", "-trace_err",
-		"-error_file", filepath.Join(t.TempDir(), "err.log")}
 	if scenario == "" {
 		scenario = "uas_call.xml"
 	}
-	args = append(args, "-sf", testdata(t, scenario))
+	args := []string{"-i", "127.0.0.1", "-p", strconv.Itoa(port), "-aa", "-nostdin",
+		"-m", "10000", "-timeout", "60s", "-trace_err",
+		"-error_file", filepath.Join(t.TempDir(), "err.log"),
+		"-sf", testdata(t, scenario)}
 	u := &uas{t: t, port: port, done: make(chan struct{}), out: new(bytes.Buffer)}
 	u.cmd = exec.Command(bin, args...)
 	u.cmd.Dir = t.TempDir()
@@ -83,13 +100,13 @@ func startUAS(t *testing.T, port int, scenario string) *uas {
 	for Ping(ctx, u.addr(), 100*time.Millisecond) != nil {
 		select {
 		case <-u.done:
-			t.Fatalf("sipp uas on %d exited: %s", port, u.out)
+			return nil, fmt.Errorf("sipp uas on %d exited: %s", port, u.out)
 		case <-ctx.Done():
-			t.Fatalf("sipp uas on %d does not answer OPTIONS", port)
+			return nil, fmt.Errorf("sipp uas on %d does not answer OPTIONS", port)
 		default:
 		}
 	}
-	return u
+	return u, nil
 }
 
 func (u *uas) addr() string { return "127.0.0.1:" + strconv.Itoa(u.port) }
