@@ -395,7 +395,8 @@ func Require(t testing.TB) {
 var startMu sync.Mutex // one port pick-and-bind at a time within the process
 
 // Start runs a front on a free 127.0.0.1 port dispatching to nodes ("127.0.0.1:5070"), waits
-// until it answers OPTIONS, and stops it when t ends. Its log is shown if t fails.
+// until it answers OPTIONS, and stops it when t ends. Its log is shown if t fails (always
+// with KAMAILIOTEST_LOG=1).
 func Start(t testing.TB, nodes []string, opts ...Option) *Front {
 	t.Helper()
 	Require(t)
@@ -426,7 +427,7 @@ func Start(t testing.TB, nodes []string, opts ...Option) *Front {
 			}
 		}
 		logf.Close()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KAMAILIOTEST_LOG") != "" {
 			if b, err := os.ReadFile(logPath); err == nil {
 				t.Logf("kamailio log (%s):\n%s", f.Addr(), tail(b, 80))
 			}
