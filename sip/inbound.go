@@ -332,13 +332,36 @@ func (s *Server) noSuchDialog(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 }
 
+// FrontSourceHeader is where a trusted front (deploy/kamailio) says which address a
+// request really came from (IP:port); it is believed only from a trusted front.
+const FrontSourceHeader = "X-Hotline-Source"
+
 // fromAgent reports whether the INVITE comes from a registered agent's phone: the From
-// user has a binding registered from this very source address.
+// user has a binding registered from this very source address (through a trusted front:
+// the address it names in FrontSourceHeader). In a cluster the binding may be another
+// node's (Config.Agents).
 func (s *Server) fromAgent(req *sip.Request, src netip.AddrPort) bool {
 	if s.cfg.Registrar == nil {
 		return false
 	}
-	for _, b := range s.cfg.Registrar.Bindings(req.From().Address.User) {
+	if s.cfg.Registrar.IsTrustedFront(src.Addr()) { // through the front: where the phone really is
+		h := req.GetHeader(FrontSourceHeader)
+		if h == nil {
+			return false
+		}
+		ap, err := netip.ParseAddrPort(strings.TrimSpace(h.Value()))
+		if err != nil {
+			return false
+		}
+		src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	var bindings []Binding
+	if s.cfg.Agents != nil {
+		bindings = s.cfg.Agents.Bindings(req.From().Address.User)
+	} else {
+		bindings = s.cfg.Registrar.Bindings(req.From().Address.User)
+	}
+	for _, b := range bindings {
 		if b.Source == src {
 			return true
 		}

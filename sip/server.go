@@ -62,6 +62,9 @@ type Config struct {
 
 	// InviteLimit and RegisterLimit are per-source rate limits of initial INVITEs and
 	// REGISTERs (ratelimit.go); the trunks' sources are exempt. Zero: no limit.
+	// Agents finds agents' registrations for recognising their own calls (feature codes,
+	// directory transfers); nil: Registrar's. A cluster gives every node's.
+	Agents interface{ Bindings(user string) []Binding }
 	InviteLimit, RegisterLimit RateLimit
 	// LimitClock is the rate limits' clock; nil = time.Now.
 	LimitClock func() time.Time

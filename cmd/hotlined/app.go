@@ -256,6 +256,10 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 	})
 
 	trunks := inboundTrunks(cfg)
+	var agentBindings interface{ Bindings(string) []sip.Binding } // nil: the registrar's
+	if a.cluster != nil {
+		agentBindings = a.cluster.bindings
+	}
 	tlsAddr, tlsOptional := sipTLSAddr(cfg, sipAddr)
 	var sipTLS *tls.Config
 	if tlsAddr.IsValid() {
@@ -267,7 +271,7 @@ func newApp(o options, log *slog.Logger) (_ *app, err error) {
 		TLSListen: tlsAddr, TLS: sipTLS, TLSOptional: tlsOptional,
 		Listen: sipAddr, Trunks: trunks, UserAgent: cfg.SIP.UserAgent, Logger: log,
 		OnCall: a.calls.HandleInbound, OnReject: a.calls.HandleReject,
-		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks,
+		Registrar: a.registrar, OnAgentCall: a.calls.HandleAgentCall, OutboundTrunks: outTrunks, Agents: agentBindings,
 		InviteLimit:   sip.RateLimit{Rate: cfg.SIP.RateLimits.Invite.Rate, Burst: cfg.SIP.RateLimits.Invite.Burst},
 		RegisterLimit: sip.RateLimit{Rate: cfg.SIP.RateLimits.Register.Rate, Burst: cfg.SIP.RateLimits.Register.Burst},
 		TCP:           sip.TCPLimits{IdleTimeout: cfg.SIP.TCP.IdleTimeout.D(), MaxPerSource: cfg.SIP.TCP.MaxPerSource},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hotline12345/hotline/cdr"
+	"github.com/hotline12345/hotline/internal/kamailiotest"
 	"github.com/hotline12345/hotline/loadtest/phone"
 )
 
@@ -318,5 +320,142 @@ func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("records by number %v, want %v: %+v", got, want, recs)
 		}
+	}
+}
+
+// callNode is the node holding the call with this SIP Call-ID, as node's API lists it.
+func callNode(t *testing.T, httpAddr, sipCallID string) string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if lc, ok := liveCall(t, httpAddr, sipCallID); ok && lc.Node != "" {
+			return lc.Node
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s not listed with its node", sipCallID)
+		}
+	}
+}
+
+// frontUp waits until the front's dispatcher shows node (host:port) up, or down.
+func frontUp(t *testing.T, f *kamailiotest.Front, node string, up bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for deadline := start.Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ds, err := f.Dispatchers(ctx)
+		cancel()
+		for _, d := range ds {
+			if strings.Contains(d.URI, node) && d.Up() == up {
+				return time.Since(start)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("front: %s never up=%v: %+v %v", node, up, ds, err)
+		}
+	}
+}
+
+// The whole cluster on loopback with real SIP through Kamailio: an agent registers
+// through the front (its REGISTER lands on one node, with a Path); citizens dialling the
+// front land on both nodes; the agent is rung for both (so for a caller waiting on the
+// node it did not register at), in the order they called, and the audio crosses; kill -9
+// of a node: the front stops sending to it within 5 s, and sends to it again when it is
+// back on its port.
+func TestClusterThroughKamailioFront(t *testing.T) {
+	kamailiotest.Require(t)
+	t.Parallel()
+	dsn := pgSchema(t)
+	pa, err := kamailiotest.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := kamailiotest.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aSIP, bSIP := fmt.Sprintf("127.0.0.1:%d", pa), fmt.Sprintf("127.0.0.1:%d", pb)
+	a := startServer(t, clusterYAML(t, dsn, "node-a"), func(o *options) { o.SIPListen = aSIP })
+	b := startProcess(t, clusterYAML(t, dsn, "node-b"), "--sip-listen", bSIP)
+	front := kamailiotest.Start(t, []string{aSIP, bSIP})
+	frontUp(t, front, aSIP, true)
+	frontUp(t, front, bSIP, true)
+
+	ag := &agent{id: "1001", calls: make(chan *phone.Call, 4)}
+	ag.phone = newPhone(t, phone.Config{OnInvite: func(c *phone.Call) bool { ag.calls <- c; return true }})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := ag.phone.Register(ctx, front.Addr(), "1001", "agent1001", 5*time.Minute); err != nil {
+		t.Fatalf("register through the front: %v", err)
+	}
+
+	c1 := dialConsult(t, front.Addr(), "13900000011")
+	n1 := callNode(t, a.httpAddr(), c1.SIPCallID())
+	c2 := dialConsult(t, front.Addr(), "13900000012")
+	n2 := callNode(t, a.httpAddr(), c2.SIPCallID())
+	if n1 == n2 {
+		t.Fatalf("both calls through the front landed on %s", n1)
+	}
+	post(t, "http://"+b.http+"/api/v1/agents/1001/ready", http.StatusOK)
+	for i, c := range []*phone.Call{c1, c2} {
+		var leg *phone.Call
+		select {
+		case leg = <-ag.calls:
+		case <-time.After(15 * time.Second):
+			t.Fatalf("the agent was not rung for citizen %d", i+1)
+		}
+		if want := []string{"13900000011", "13900000012"}[i]; leg.From() != want {
+			t.Fatalf("agent rung for %s, want %s first (global FIFO)", leg.From(), want)
+		}
+		<-leg.Answered()
+		tone := []float64{1000, 1400}[i]
+		go c.SendTone(tone, 3*time.Second)
+		go leg.SendTone(600, 3*time.Second)
+		waitTone(t, leg, tone, fmt.Sprintf("agent (citizen %d on %s)", i+1, []string{n1, n2}[i]))
+		waitTone(t, c, 600, fmt.Sprintf("citizen %d", i+1))
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.Hangup(hctx); err != nil {
+			t.Fatal(err)
+		}
+		hcancel()
+		select {
+		case <-leg.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the agent's leg was not hung up through the front")
+		}
+	}
+
+	// kill -9 node B: the front marks it down within 5 s and sends new calls to A only.
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-b.exited
+	t.Logf("kill -9 → front marked node B down in %v", frontUp(t, front, bSIP, false).Round(10*time.Millisecond))
+	for i := range 2 {
+		c := dialConsult(t, front.Addr(), fmt.Sprintf("1390000002%d", i))
+		if n := callNode(t, a.httpAddr(), c.SIPCallID()); n != "node-a" {
+			t.Fatalf("call after the kill landed on %s", n)
+		}
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.Hangup(hctx)
+		hcancel()
+	}
+	// Node B back on its port: the front sends to it again.
+	restarted := exec.Command(hotlinedBinary(t), "--config", b.config, "--sip-listen", bSIP, "--http-listen", "127.0.0.1:0",
+		"--data-dir", b.dataDir, "--rtp-ports", "20000-29998")
+	if err := restarted.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restarted.Process.Kill(); restarted.Wait() })
+	t.Logf("node B back → front marked it up in %v", frontUp(t, front, bSIP, true).Round(10*time.Millisecond))
+	seen := map[string]bool{}
+	for i := range 4 {
+		c := dialConsult(t, front.Addr(), fmt.Sprintf("1390000003%d", i))
+		seen[callNode(t, a.httpAddr(), c.SIPCallID())] = true
+		hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.Hangup(hctx)
+		hcancel()
+	}
+	if !seen["node-b"] || !seen["node-a"] {
+		t.Fatalf("after node B's return calls landed on %v, want both", seen)
 	}
 }

@@ -62,8 +62,9 @@ type process struct {
 
 var startedRe = regexp.MustCompile(`msg="hotline started" sip=(\S+) http=(\S+)`)
 
-// startProcess runs hotlined with config text on free ports and waits until it serves.
-func startProcess(t *testing.T, yaml string) *process {
+// startProcess runs hotlined with config text on free ports and waits until it serves;
+// extra flags override the defaults (--sip-listen 127.0.0.1:PORT).
+func startProcess(t *testing.T, yaml string, extra ...string) *process {
 	t.Helper()
 	bin := hotlinedBinary(t)
 	dir := t.TempDir()
@@ -72,8 +73,9 @@ func startProcess(t *testing.T, yaml string) *process {
 		t.Fatal(err)
 	}
 	p := &process{dataDir: filepath.Join(dir, "data"), config: cfg, exited: make(chan struct{}), logLines: make(chan string, 1024)}
-	p.cmd = exec.Command(bin, "--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-		"--data-dir", p.dataDir, "--rtp-ports", "20000-29998")
+	args := append([]string{"--config", cfg, "--sip-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--data-dir", p.dataDir, "--rtp-ports", "20000-29998"}, extra...)
+	p.cmd = exec.Command(bin, args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
