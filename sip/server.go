@@ -64,7 +64,7 @@ type Config struct {
 	// REGISTERs (ratelimit.go); the trunks' sources are exempt. Zero: no limit.
 	// Agents finds agents' registrations for recognising their own calls (feature codes,
 	// directory transfers); nil: Registrar's. A cluster gives every node's.
-	Agents interface{ Bindings(user string) []Binding }
+	Agents                     interface{ Bindings(user string) []Binding }
 	InviteLimit, RegisterLimit RateLimit
 	// LimitClock is the rate limits' clock; nil = time.Now.
 	LimitClock func() time.Time
