@@ -169,7 +169,7 @@ func runBaresip(t *testing.T, ctx context.Context, s *testServer, dir, config, a
 	}
 	t.Cleanup(func() { bs.Process.Kill(); bs.Wait() })
 	deadline := time.Now().Add(15 * time.Second)
-	for len(s.registrar.Bindings(user)) == 0 {
+	for len(s.agentBindings(user)) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("baresip did not register as %s", user)
 		}

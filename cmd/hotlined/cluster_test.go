@@ -14,6 +14,7 @@ import (
 	"github.com/hotline12345/hotline/cdr"
 	"github.com/hotline12345/hotline/internal/kamailiotest"
 	"github.com/hotline12345/hotline/loadtest/phone"
+	"github.com/hotline12345/hotline/sip"
 )
 
 // clusterYAML is the ACD test config as one node of a cluster sharing dsn's schema.
@@ -457,5 +458,73 @@ func TestClusterThroughKamailioFront(t *testing.T) {
 	}
 	if !seen["node-b"] || !seen["node-a"] {
 		t.Fatalf("after node B's return calls landed on %v, want both", seen)
+	}
+}
+
+// agentBindings are the user's registrations as this node finds them (in a cluster,
+// registered at any node).
+func (s *testServer) agentBindings(user string) []sip.Binding {
+	if s.cluster != nil {
+		return s.cluster.bindings.Bindings(user)
+	}
+	return s.registrar.Bindings(user)
+}
+
+// The "done means" with a real softphone: baresip registers as an agent through
+// the Kamailio front (digest auth by the node its REGISTER lands on), two citizens dial the
+// front and wait on the two nodes, and baresip, made ready, takes them in the order they
+// called: rung by each node through the front's Path, hearing each citizen's tone.
+func TestBaresipAgentThroughKamailioFront(t *testing.T) {
+	needBaresip(t)
+	kamailiotest.Require(t)
+	t.Parallel()
+	dsn := pgSchema(t)
+	var nodes []*testServer
+	var addrs []string
+	for _, id := range []string{"node-a", "node-b"} {
+		p, err := kamailiotest.FreePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		nodes = append(nodes, startServer(t, clusterYAML(t, dsn, id), func(o *options) { o.SIPListen = addr }))
+		addrs = append(addrs, addr)
+	}
+	front := kamailiotest.Start(t, addrs)
+	for _, a := range addrs {
+		frontUp(t, front, a, true)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	bs := startBaresipAgentAt(t, ctx, nodes[0], front.Addr(), "", "") // registered through the front, and ready
+	post(t, "http://"+nodes[0].httpAddr()+"/api/v1/agents/1001/pause", http.StatusOK)
+
+	c1 := dialConsult(t, front.Addr(), "13900000041")
+	n1 := callNode(t, nodes[0].httpAddr(), c1.SIPCallID())
+	c2 := dialConsult(t, front.Addr(), "13900000042")
+	n2 := callNode(t, nodes[0].httpAddr(), c2.SIPCallID())
+	if n1 == n2 {
+		t.Fatalf("both calls landed on %s", n1)
+	}
+	post(t, "http://"+nodes[1].httpAddr()+"/api/v1/agents/1001/ready", http.StatusOK)
+	for i, c := range []*phone.Call{c1, c2} {
+		// Only the citizen the agent took hears baresip's 600 Hz tone: the first caller first.
+		waitTone(t, c, 600, fmt.Sprintf("citizen %d (baresip's tone)", i+1))
+		if i == 0 && c2.DetectTone(600) > 0.3 {
+			t.Fatal("the second citizen was put through first")
+		}
+		if err := c.SendTone(1000, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bs.heardCitizen(t)
+	recs := nodes[0].records(t, 2)
+	for _, r := range recs {
+		if r.Disposition != "answered" || r.Agent != "1001" {
+			t.Fatalf("record %+v", r)
+		}
 	}
 }
