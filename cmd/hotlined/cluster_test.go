@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -526,5 +527,46 @@ func TestBaresipAgentThroughKamailioFront(t *testing.T) {
 		if r.Disposition != "answered" || r.Agent != "1001" {
 			t.Fatalf("record %+v", r)
 		}
+	}
+}
+
+// Digest auth and the lockout keep working behind the front: the lockout is keyed by the
+// phone's own address (the Path's received), not the front's, so a phone guessing
+// passwords is locked out while another phone of the same user, behind the same front,
+// registers.
+func TestClusterLockoutThroughFrontKeyedByPhone(t *testing.T) {
+	kamailiotest.Require(t)
+	t.Parallel()
+	dsn := pgSchema(t)
+	p, err := kamailiotest.FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	yaml := strings.Replace(clusterYAML(t, dsn, "node-a"), "    failures: 10 ", "    failures: 3 ", 1)
+	s := startServer(t, yaml, func(o *options) { o.SIPListen = addr })
+	front := kamailiotest.Start(t, []string{addr})
+	frontUp(t, front, addr, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	guesser := newPhone(t, phone.Config{LocalIP: netip.MustParseAddr("127.0.0.2")})
+	for i := range 3 {
+		if err := guesser.Register(ctx, front.Addr(), "1001", fmt.Sprintf("guess%d", i), time.Minute); err == nil {
+			t.Fatal("a wrong password registered")
+		}
+	}
+	if err := guesser.Register(ctx, front.Addr(), "1001", "agent1001", time.Minute); err == nil {
+		t.Fatal("the guessing phone registered after 3 failures: not locked out")
+	}
+	owner := newPhone(t, phone.Config{LocalIP: netip.MustParseAddr("127.0.0.3")})
+	if err := owner.Register(ctx, front.Addr(), "1001", "agent1001", time.Minute); err != nil {
+		t.Fatalf("the owner's phone behind the same front: %v (locked out with the guesser?)", err)
+	}
+	bs := s.registrar.Bindings("1001")
+	if len(bs) != 1 || bs[0].Source.Addr() != netip.MustParseAddr("127.0.0.3") || len(bs[0].Path) != 1 {
+		t.Fatalf("binding %+v: want the owner's address from the front's Path", bs)
+	}
+	if st := s.registrar.Stats(); st.Lockouts != 1 || st.LockedOut == 0 {
+		t.Fatalf("registrar stats %+v: want one lockout and the guesser refused", st)
 	}
 }
