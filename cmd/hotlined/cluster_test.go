@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -568,5 +572,111 @@ func TestClusterLockoutThroughFrontKeyedByPhone(t *testing.T) {
 	}
 	if st := s.registrar.Stats(); st.Lockouts != 1 || st.LockedOut == 0 {
 		t.Fatalf("registrar stats %+v: want one lockout and the guesser refused", st)
+	}
+}
+
+// scripts/cluster-demo as a new user runs it: it prints front=, node= per node and token=;
+// the token works on both nodes, which list each other; a citizen dialling the front is
+// answered by the IVR and listed by the API; SIGTERM stops everything it started.
+func TestClusterDemoScript(t *testing.T) {
+	kamailiotest.Require(t)
+	t.Parallel()
+	dsn := pgSchema(t)
+	schema := dsn[strings.LastIndex(dsn, "search_path=")+len("search_path="):]
+	var ports []string
+	for range 5 {
+		p, err := kamailiotest.FreePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, fmt.Sprint(p))
+	}
+	root, err := kamailiotest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(filepath.Join(root, "scripts", "cluster-demo"))
+	cmd.Env = append(os.Environ(), "HOTLINE_PG_DSN="+dsn, "CLUSTER_SCHEMA="+schema, "FRONT_PORT="+ports[0],
+		"NODE_PORTS="+ports[1]+" "+ports[2], "HTTP_PORTS="+ports[3]+" "+ports[4], "HOTLINED="+hotlinedBinary(t), "DEMO_DIR="+dir)
+	cmd.Stderr = newTestWriter(t)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		exec.Command("pkill", "-KILL", "-f", dir).Run() // whatever it left, should the test fail
+	})
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait()
+	}()
+	var front, token string
+	var nodes []string
+	for token == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("cluster-demo ended before printing its token")
+			}
+			k, v, _ := strings.Cut(l, "=")
+			switch k {
+			case "front":
+				front = v
+			case "node":
+				nodes = append(nodes, v)
+			case "token":
+				token = v
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("cluster-demo printed no token within 60 s")
+		}
+	}
+	if front != "127.0.0.1:"+ports[0] || len(nodes) != 2 {
+		t.Fatalf("front=%s nodes=%v", front, nodes)
+	}
+	get := func(url string) string {
+		req, _ := http.NewRequest("GET", url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+		}
+		return string(b)
+	}
+	for _, n := range nodes {
+		if b := get(n + "/api/v1/cluster/nodes"); strings.Count(b, `"up": true`) != 2 {
+			t.Fatalf("%s lists %s", n, b)
+		}
+	}
+	c := dialConsult(t, front, "13900000051")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(get(nodes[0]+"/api/v1/calls"), c.SIPCallID()); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call through the demo's front is not listed")
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("cluster-demo did not stop within 20 s of SIGTERM")
+	}
+	if err := exec.Command("pgrep", "-f", dir).Run(); err == nil {
+		t.Fatal("processes of the demo are left after SIGTERM")
 	}
 }
