@@ -94,9 +94,31 @@ func ParseMetrics(r io.Reader) (*Scrape, error) {
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: metrics line %q: %w", line, err)
 		}
-		s.Samples[name] = v
+		s.Samples[withoutNodeID(name)] = v
 	}
 	return s, sc.Err()
+}
+
+// withoutNodeID drops the node_id label a cluster node puts on every series: the load
+// tester reads one node's metrics at a time, by the names a lone node uses.
+func withoutNodeID(name string) string {
+	i := strings.Index(name, `node_id="`)
+	if i < 0 {
+		return name
+	}
+	j := strings.IndexByte(name[i+len(`node_id="`):], '"')
+	if j < 0 {
+		return name
+	}
+	end := i + len(`node_id="`) + j + 1
+	switch {
+	case end < len(name) && name[end] == ',': // node_id="x",le="1" → le="1"
+		end++
+	case name[i-1] == ',': // le="1",node_id="x" → le="1"
+		i--
+	}
+	out := name[:i] + name[end:]
+	return strings.TrimSuffix(out, "{}")
 }
 
 // Value returns a sample; ok is false when it is absent. A nil Scrape has none.

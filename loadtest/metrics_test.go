@@ -64,3 +64,23 @@ func TestParseMetrics(t *testing.T) {
 		t.Errorf("empty histogram: %q", got)
 	}
 }
+
+// A cluster node's node_id label is dropped, so its series read as a lone node's.
+func TestParseMetricsWithoutNodeID(t *testing.T) {
+	s, err := ParseMetrics(strings.NewReader(`process_cpu_seconds_total{node_id="node1"} 12.5
+hotline_call_setup_seconds_bucket{le="0.1",node_id="node1"} 7
+hotline_calls_total{direction="inbound",node_id="node1",outcome="answered"} 3
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		"process_cpu_seconds_total":                                   12.5,
+		`hotline_call_setup_seconds_bucket{le="0.1"}`:                 7,
+		`hotline_calls_total{direction="inbound",outcome="answered"}`: 3,
+	} {
+		if v, ok := s.Value(name); !ok || v != want {
+			t.Errorf("%s = %v %v, want %v (samples %v)", name, v, ok, want, s.Samples)
+		}
+	}
+}
