@@ -266,6 +266,9 @@ func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
 		if task.From() != want {
 			t.Fatalf("callback %d is for %s, want %s (their place kept)", i+1, task.From(), want)
 		}
+		if i == 0 {
+			t.Logf("kill -9 → first caller called back (agent rung): %v", time.Since(killed).Round(10*time.Millisecond))
+		}
 		<-task.Answered()
 		var citizen *phone.Call
 		select {
