@@ -43,7 +43,12 @@ type ACD struct {
 	agents  []acd.AgentConfig
 	wrapUp  map[string]*time.Duration // agent overrides
 
-	deliver chan []routed // local outputs, in decision order, to one goroutine
+	// Local outputs, in commit order, for one goroutine: an unbounded queue, so that
+	// posting never waits (the goroutine calls into the ACD through the Outbox).
+	qmu     sync.Mutex
+	queue   []routed
+	wake    chan struct{}
+	orderMu sync.Mutex // commit and post as one step: local outputs keep commit order
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -101,7 +106,7 @@ func NewACD(cfg Config) (*ACD, error) {
 	}
 	a := &ACD{pool: cfg.Pool, node: cfg.NodeID, schema: cfg.Schema, key: lockKey(cfg.Schema), out: cfg.Out,
 		log: cfg.Logger, now: cfg.Now, queues: map[string]acd.QueueConfig{}, members: ms, agents: cfg.Agents,
-		wrapUp: map[string]*time.Duration{}, deliver: make(chan []routed, 1024), started: map[string]bool{}}
+		wrapUp: map[string]*time.Duration{}, wake: make(chan struct{}, 1), started: map[string]bool{}}
 	for _, q := range qs {
 		a.queues[q.Name] = q
 	}
@@ -162,7 +167,6 @@ func (a *ACD) Close() {
 	a.closed = true
 	a.mu.Unlock()
 	a.cancel()
-	close(a.deliver)
 	a.wg.Wait()
 }
 
@@ -224,6 +228,8 @@ func (a *ACD) decide(ctx context.Context, what string, f func(d *dtx) error) err
 			return fmt.Errorf("cluster: %s: notify: %w", what, err)
 		}
 	}
+	a.orderMu.Lock()
+	defer a.orderMu.Unlock()
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("cluster: %s: commit: %w", what, err)
 	}
@@ -233,20 +239,31 @@ func (a *ACD) decide(ctx context.Context, what string, f func(d *dtx) error) err
 	return nil
 }
 
-// post hands outputs to the delivery goroutine (never under the lock: decide has
-// committed). After Close they are dropped: the node's calls are over.
+// post queues outputs for the delivery goroutine; it never waits.
 func (a *ACD) post(rs []routed) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return
+	a.qmu.Lock()
+	a.queue = append(a.queue, rs...)
+	a.qmu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
-	a.deliver <- rs
 }
 
+// deliverLoop hands the queued outputs to the Outbox, in order, until Close (what is left
+// then is dropped: the node's calls are over).
 func (a *ACD) deliverLoop() {
 	defer a.wg.Done()
-	for rs := range a.deliver {
+	for {
+		select {
+		case <-a.wake:
+		case <-a.ctx.Done():
+			return
+		}
+		a.qmu.Lock()
+		rs := a.queue
+		a.queue = nil
+		a.qmu.Unlock()
 		for _, r := range rs {
 			switch o := r.o; o.Kind {
 			case outOffer:

@@ -81,6 +81,10 @@ CREATE TABLE IF NOT EXISTS cluster_waiting (
 );
 CREATE INDEX IF NOT EXISTS cluster_waiting_order ON cluster_waiting (queue, rank DESC, enqueued, seq) WHERE agent = '';
 CREATE INDEX IF NOT EXISTS cluster_waiting_node ON cluster_waiting (node_id);
+-- what every node's tick looks for, five times a second
+CREATE INDEX IF NOT EXISTS cluster_waiting_ring ON cluster_waiting (ring_until) WHERE agent <> '';
+CREATE INDEX IF NOT EXISTS cluster_waiting_step ON cluster_waiting (next_step_at) WHERE next_step_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cluster_waiting_deadline ON cluster_waiting (deadline) WHERE agent = '';
 -- callers of a lost node, to be called back: a node takes each into its own queue as a
 -- callback task (same queue, same place) and deletes the row in that same transaction.
 CREATE TABLE IF NOT EXISTS cluster_callbacks (
