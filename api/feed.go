@@ -86,6 +86,8 @@ func (a *api) feedError(w http.ResponseWriter, r *http.Request, err error) bool 
 		return false
 	case errors.Is(err, webhook.ErrUnknownWebhook):
 		writeError(w, http.StatusNotFound, "unknown webhook "+strconv.Quote(r.PathValue("id")))
+	case errors.Is(err, webhook.ErrNotLeading):
+		writeError(w, http.StatusConflict, "another node of the cluster delivers the webhooks: ask it (GET /api/v1/cluster/nodes)")
 	case errors.Is(err, webhook.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the server is stopping")
 	default:

@@ -44,6 +44,8 @@ const (
 // Errors.
 var (
 	ErrUnknownWebhook = errors.New("webhook: unknown webhook")
+	// ErrNotLeading: another node of the cluster delivers the webhooks now (Options.Lead).
+	ErrNotLeading = errors.New("webhook: another node delivers the webhooks")
 	ErrClosed         = errors.New("webhook: hub stopped")
 )
 
@@ -76,6 +78,11 @@ type Options struct {
 	Keep       time.Duration // default DefaultKeep
 	// Transport for the deliveries; default a clone of http.DefaultTransport.
 	Transport http.RoundTripper
+	// Lead says whether this hub delivers to the webhooks now; nil: always. Several nodes
+	// sharing one outbox (a cluster) let one of them deliver: the others only stream to
+	// their SSE clients, and a hub that starts leading reads the cursors the last leader
+	// saved (an event in flight at the hand-over may be sent twice, with the same id).
+	Lead func() bool
 }
 
 // Stats is a webhook as GET /api/v1/webhooks shows it.
@@ -142,6 +149,8 @@ type Hub struct {
 
 	snap atomic.Pointer[[]Stats]
 	stop chan struct{} // closed when Run returns
+
+	leading bool // delivers to the webhooks (Options.Lead); owned by Run
 
 	collectors []prometheus.Collector
 	backlogG   *prometheus.GaugeVec
@@ -252,6 +261,7 @@ func (h *Hub) Run(ctx context.Context) {
 	defer timer.Stop()
 	var gapSince time.Time
 	for {
+		h.follow(ctx)
 		h.dispatch(ctx, timer)
 		select {
 		case <-ctx.Done():
@@ -295,13 +305,52 @@ func (h *Hub) start(ctx context.Context) {
 		}
 	}
 	h.head.Store(last)
+	h.setCursors(cursors)
+	h.leading = h.opts.Lead == nil || h.opts.Lead()
+}
+
+// setCursors starts every webhook at its saved cursor, with nothing queued.
+func (h *Hub) setCursors(cursors map[string]int64) {
 	for _, k := range h.hooks {
 		c, ok := cursors[k.cfg.ID]
 		k.cursor, k.saved, k.readUpTo = c, c, c
+		k.queue, k.replay, k.attempts, k.nextAt = nil, nil, 0, time.Time{}
 		if !ok {
 			k.saved = -1 // save it at the first poll
 		}
 	}
+}
+
+// follow starts or stops delivering as Options.Lead says. Stopping saves the cursors
+// (deliveries in flight end on their own; what they move is not saved); starting, once
+// none is in flight, reads the cursors the last leader saved.
+func (h *Hub) follow(ctx context.Context) {
+	if h.opts.Lead == nil || len(h.hooks) == 0 {
+		return
+	}
+	lead := h.opts.Lead()
+	if lead == h.leading {
+		return
+	}
+	if !lead {
+		h.save(ctx)
+		h.leading = false
+		h.log.Info("webhooks: another node delivers now")
+		return
+	}
+	for _, k := range h.hooks {
+		if k.inFlight {
+			return // next turn
+		}
+	}
+	cursors, err := h.opts.Store.WebhookCursors(ctx)
+	if err != nil {
+		h.log.Warn("webhooks: cannot read the cursors to start delivering", "error", err)
+		return
+	}
+	h.setCursors(cursors)
+	h.leading = true
+	h.log.Info("webhooks: this node delivers now")
 }
 
 // read passes the outbox's new events (up to a gap younger than gapWait),
@@ -339,6 +388,9 @@ func (h *Hub) read(ctx context.Context, gapSince time.Time) time.Time {
 	h.head.Store(head)
 	h.fanOut(evs)
 	for _, k := range h.hooks {
+		if !h.leading {
+			break
+		}
 		if k.readUpTo != old || len(k.queue)+n > queueMax {
 			continue // behind: it loads from the outbox when its queue empties
 		}
@@ -363,7 +415,7 @@ func (h *Hub) read(ctx context.Context, gapSince time.Time) time.Time {
 // call, and decoding them all for nobody kept an idle server allocating 10 MiB/s for
 // minutes. Under subMu, so a client subscribing now starts at the new head.
 func (h *Hub) skipUnread(ctx context.Context) bool {
-	if len(h.hooks) > 0 {
+	if len(h.hooks) > 0 && h.leading {
 		return false
 	}
 	h.subMu.Lock()
@@ -412,7 +464,7 @@ func (h *Hub) load(ctx context.Context, k *hook) {
 // dispatch starts a delivery for each webhook that is free and due, and
 // sets timer to the next due time.
 func (h *Hub) dispatch(ctx context.Context, timer *time.Timer) {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || !h.leading {
 		return
 	}
 	now := time.Now()
@@ -535,6 +587,9 @@ func backoff(lo, hi time.Duration, n int) time.Duration {
 
 // save writes the cursors that moved.
 func (h *Hub) save(ctx context.Context) {
+	if !h.leading {
+		return
+	}
 	for _, k := range h.hooks {
 		if k.cursor == k.saved {
 			continue
@@ -570,6 +625,9 @@ func (h *Hub) queueReplay(ctx context.Context, id string) replayReply {
 	if !ok {
 		return replayReply{err: ErrUnknownWebhook}
 	}
+	if !h.leading {
+		return replayReply{err: ErrNotLeading}
+	}
 	if len(k.replay) > 0 {
 		return replayReply{n: len(k.replay)} // one replay at a time
 	}
@@ -583,6 +641,9 @@ func (h *Hub) queueReplay(ctx context.Context, id string) replayReply {
 
 // prune deletes events every webhook has handled that are older than Keep.
 func (h *Hub) prune(ctx context.Context) {
+	if !h.leading && len(h.hooks) > 0 {
+		return // the leader's cursors say what is handled
+	}
 	upTo := h.head.Load()
 	for _, k := range h.hooks {
 		upTo = min(upTo, k.cursor)

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -279,5 +280,50 @@ func TestHubReadsNothingForNobody(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event for the subscriber")
+	}
+}
+
+// Two hubs on one outbox (two nodes of a cluster): only the leading one delivers; when the
+// lead moves, the other goes on from the saved cursor. Every event arrives, and none twice
+// (nothing was in flight at the hand-over); the follower refuses a replay.
+func TestHubDeliversOnlyWhileLeading(t *testing.T) {
+	s := openStore(t)
+	rcv := newReceiver(t, "a-secret-of-16-bytes!")
+	var aLeads atomic.Bool
+	aLeads.Store(true)
+	hook := []Config{{ID: "crm", URL: rcv.URL, Secret: rcv.secret, Events: []string{"*"}}}
+	a := runHub(t, Options{Store: s, Logger: testLogger(t), Webhooks: hook, Lead: aLeads.Load})
+	b := runHub(t, Options{Store: s, Logger: testLogger(t), Webhooks: hook, Lead: func() bool { return !aLeads.Load() }})
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := s.AppendOutbox(context.Background(), []cdr.OutboxEvent{event(i, cdr.EventTypeCallStart)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(0, 20)
+	waitUntil(t, "20 delivered by the leader", func() bool { return len(rcv.deliveries()) == 20 })
+	waitUntil(t, "the leader's cursor saved", func() bool { c, _ := s.WebhookCursors(context.Background()); return c["crm"] == 20 })
+	if a.Webhooks()[0].Delivered != 20 || b.Webhooks()[0].Delivered != 0 {
+		t.Fatalf("delivered: a %d, b %d; want all by a", a.Webhooks()[0].Delivered, b.Webhooks()[0].Delivered)
+	}
+	if _, err := b.Replay(context.Background(), "crm"); !errors.Is(err, ErrNotLeading) {
+		t.Fatalf("replay on the follower: %v, want ErrNotLeading", err)
+	}
+	aLeads.Store(false) // the lead moves to b
+	add(20, 40)
+	waitUntil(t, "40 delivered", func() bool { return len(rcv.deliveries()) >= 40 })
+	waitUntil(t, "b's cursor saved", func() bool { c, _ := s.WebhookCursors(context.Background()); return c["crm"] == 40 })
+	seen := map[string]int{}
+	for _, d := range rcv.deliveries() {
+		seen[d.env.ID]++
+	}
+	for i := range 40 {
+		if n := seen[event(i, cdr.EventTypeCallStart).ID]; n != 1 {
+			t.Fatalf("event %d delivered %d times", i, n)
+		}
+	}
+	if b.Webhooks()[0].Delivered != 20 {
+		t.Fatalf("b delivered %d, want the 20 after the hand-over", b.Webhooks()[0].Delivered)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,6 +35,9 @@ type clusterNode struct {
 	local    *lateDirectory
 	stop     context.CancelFunc
 	done     chan struct{}
+	// delivers: this node delivers the webhooks, being the live node with the lowest id
+	// (re-read every second; a lost node's part passes to the next within its lease).
+	delivers atomic.Bool
 }
 
 func openCluster(cfg *config.Config, log *slog.Logger) (*clusterNode, error) {
@@ -85,6 +89,7 @@ func (n *clusterNode) start(calls *call.Manager, httpURL, sipAddr string) error 
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
+			n.elect(ctx)
 			live := calls.Live()
 			if b, err := json.Marshal(live); err == nil {
 				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -101,6 +106,27 @@ func (n *clusterNode) start(calls *call.Manager, httpURL, sipAddr string) error 
 		}
 	}()
 	return nil
+}
+
+// elect decides whether this node delivers the webhooks: the live node with the lowest id
+// does. Two nodes may both think so for a second around a change (an event may then be
+// sent twice, with its id), never neither for longer than a lease.
+func (n *clusterNode) elect(ctx context.Context) {
+	ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	nodes, err := n.acd.Nodes(ectx)
+	if err != nil {
+		return // keep what we had
+	}
+	first := ""
+	for _, v := range nodes {
+		if v.Up && (first == "" || v.ID < first) {
+			first = v.ID
+		}
+	}
+	if was := n.delivers.Swap(first == n.cfg.NodeID); was != (first == n.cfg.NodeID) && len(n.cfg.Webhooks) > 0 {
+		n.log.Info("webhook delivery", "this_node_delivers", !was, "delivering_node", first)
+	}
 }
 
 func (n *clusterNode) close() {

@@ -125,6 +125,11 @@ func TestClusterGlobalFIFOAcrossNodes(t *testing.T) {
 	if nodes["node-a"] != 1 || nodes["node-b"] != 1 {
 		t.Fatalf("records by node %v, want one each", nodes)
 	}
+	// The report over the shared store covers both nodes' calls.
+	code, out, errOut := runReport(t, "--cdr-dsn", dsn)
+	if code != 0 || !strings.Contains(out, "Offered (calls that entered a queue)  2") || !strings.Contains(out, "agent       1001      2      2") {
+		t.Fatalf("report over the shared store: exit %d %s\n%s", code, errOut, out)
+	}
 	// Metrics carry the node.
 	if m := httpGet(t, "http://"+b.httpAddr()+"/metrics", 200); !strings.Contains(m, `node_id="node-b"`) {
 		t.Fatal("node B's metrics do not carry node_id")
@@ -681,5 +686,88 @@ func TestClusterDemoScript(t *testing.T) {
 	}
 	if err := exec.Command("pgrep", "-f", dir).Run(); err == nil {
 		t.Fatal("processes of the demo are left after SIGTERM")
+	}
+}
+
+// The wallboard of either node shows the whole cluster: both nodes up, and an agent made
+// ready through the other node.
+func TestClusterWallboardShowsNodes(t *testing.T) {
+	bin := chromium(t)
+	t.Parallel()
+	dsn := pgSchema(t)
+	a := startServer(t, clusterYAML(t, dsn, "node-a"))
+	b := startServer(t, clusterYAML(t, dsn, "node-b"))
+	post(t, "http://"+b.httpAddr()+"/api/v1/agents/1004/ready", http.StatusOK)
+	dom := headless(t, bin, "http://"+a.httpAddr()+"/wallboard#token="+a.token, "--dump-dom")
+	for _, want := range []string{`data-node="node-a"`, `data-node="node-b"`, "node-b 运行 up"} {
+		if !strings.Contains(dom, want) {
+			t.Fatalf("node A's wallboard lacks %q", want)
+		}
+	}
+	if i := strings.Index(dom, `data-agent="1004"`); i < 0 || !strings.Contains(dom[i:min(len(dom), i+600)], "就绪 ready") {
+		t.Fatal("node A's wallboard does not show agent 1004 ready (made ready through node B)")
+	}
+}
+
+// Both nodes have the webhook configured, one outbox is shared: one node delivers it, so
+// the work-order system gets each event once, not once per node; the other node says so.
+func TestClusterWebhooksDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	dsn := pgSchema(t)
+	w := newWorkOrders(t)
+	yaml := func(node string) string {
+		return strings.Replace(clusterYAML(t, dsn, node), "webhooks: []", fmt.Sprintf(`webhooks:
+  - id: gongdan
+    url: %s
+    secret: %s
+    events: ["*"]
+    retry_min: 50ms
+    retry_max: 200ms`, w.URL, testWebhookSecret), 1)
+	}
+	a := startServer(t, yaml("node-a"))
+	b := startServer(t, yaml("node-b"))
+	post(t, "http://"+a.httpAddr()+"/api/v1/agents/1004/ready", http.StatusOK)
+	post(t, "http://"+b.httpAddr()+"/api/v1/agents/1005/ready", http.StatusOK)
+	post(t, "http://"+b.httpAddr()+"/api/v1/agents/1005/pause", http.StatusOK)
+	delivered := func(s *testServer) int {
+		var body struct{ Webhooks []struct{ Delivered int } }
+		json.Unmarshal([]byte(httpGet(t, "http://"+s.httpAddr()+"/api/v1/webhooks", http.StatusOK)), &body)
+		if len(body.Webhooks) != 1 {
+			t.Fatalf("webhooks %+v", body)
+		}
+		return body.Webhooks[0].Delivered
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		got, _, _ := w.snapshot()
+		ids := map[string]int{}
+		for _, e := range got {
+			ids[e.ID]++
+		}
+		for id, n := range ids {
+			if n > 1 {
+				t.Fatalf("event %s delivered %d times", id, n)
+			}
+		}
+		da, db := delivered(a), delivered(b)
+		if len(ids) >= 3 && da+db == len(got) && (da == 0) != (db == 0) {
+			t.Logf("%d events, delivered by node A %d, node B %d", len(ids), da, db)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests for %d events; delivered by A %d, B %d", len(got), len(ids), da, db)
+		}
+	}
+	follower := b // the node that does not deliver refuses a replay
+	if delivered(b) > 0 {
+		follower = a
+	}
+	req, _ := http.NewRequest("POST", "http://"+follower.httpAddr()+"/api/v1/webhooks/gongdan/replay", nil)
+	res, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusConflict {
+		t.Fatalf("replay on the node that does not deliver: %d, want 409", res.StatusCode)
 	}
 }

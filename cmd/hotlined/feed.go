@@ -27,8 +27,12 @@ func (a *app) newFeed() error {
 			Timeout: w.Timeout.D(), MaxAttempts: w.MaxAttempts, RetryMin: w.RetryMin.D(), RetryMax: w.RetryMax.D(),
 			FullNumbers: w.FullNumbers})
 	}
+	var lead func() bool // nil: always (one node)
+	if a.cluster != nil {
+		lead = a.cluster.delivers.Load // one node of the cluster delivers the shared outbox
+	}
 	hub, err := webhook.New(webhook.Options{Store: ob, Webhooks: hooks, Mask: api.MaskNumber,
-		Logger: a.log.With("caller", "webhooks"), Registerer: a.reg})
+		Logger: a.log.With("caller", "webhooks"), Registerer: a.reg, Lead: lead})
 	if err != nil {
 		return err
 	}
