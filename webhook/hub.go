@@ -46,7 +46,7 @@ var (
 	ErrUnknownWebhook = errors.New("webhook: unknown webhook")
 	// ErrNotLeading: another node of the cluster delivers the webhooks now (Options.Lead).
 	ErrNotLeading = errors.New("webhook: another node delivers the webhooks")
-	ErrClosed         = errors.New("webhook: hub stopped")
+	ErrClosed     = errors.New("webhook: hub stopped")
 )
 
 // Config is one webhook.
