@@ -319,7 +319,7 @@ func (d *dtx) exec(sql string, args ...any) error {
 }
 
 // stat adds one to a queue's counter of the day.
-func (d *dtx) stat(queue, column string, extra ...any) error {
+func (d *dtx) stat(queue, column string) error {
 	q := `INSERT INTO cluster_queue_day (queue, day, ` + column + `) VALUES ($1, $2, 1)
 		ON CONFLICT (queue, day) DO UPDATE SET ` + column + ` = cluster_queue_day.` + column + ` + 1`
 	return d.exec(q, queue, d.day)
@@ -442,10 +442,13 @@ func agentOrder(s acd.Strategy) string {
 func (d *dtx) routeCaller(w *waiting) error {
 	q := d.a.queues[w.Queue]
 	var agent string
+	args := []any{w.Queue, w.Step, d.now}
+	if q.Strategy == acd.FewestCalls {
+		args = append(args, d.day) // $4 of its ORDER BY
+	}
 	err := d.tx.QueryRow(d.ctx, `SELECT a.agent FROM cluster_agents a JOIN cluster_members m ON m.agent = a.agent
 		WHERE m.queue = $1 AND m.step <= $2 AND a.state = 'ready' AND (a.rest_until IS NULL OR a.rest_until <= $3)
-		AND $4::int IS NOT NULL
-		ORDER BY `+agentOrder(q.Strategy)+` LIMIT 1`, w.Queue, w.Step, d.now, d.day).Scan(&agent)
+		ORDER BY `+agentOrder(q.Strategy)+` LIMIT 1`, args...).Scan(&agent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

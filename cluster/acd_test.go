@@ -342,3 +342,71 @@ func TestLostNodeTakenOver(t *testing.T) {
 		t.Fatalf("nodes %+v %v", nodes, err)
 	}
 }
+
+// The strategies a cluster runs: fewest-calls and best-skill choose among ready agents as
+// on one node; escalation widens the agents a caller may get; MaxWait takes the caller out
+// (EXITWITHTIMEOUT, Left) by any node's tick.
+func TestStrategiesEscalationAndMaxWait(t *testing.T) {
+	pool, schema := testPool(t)
+	qs := []acd.QueueConfig{
+		{Name: "fewest", Skills: map[string]int{"s": 1}, Strategy: acd.FewestCalls, JoinEmpty: true, WrapUp: -1},
+		{Name: "skill", Skills: map[string]int{"s": 1}, Strategy: acd.BestSkill, JoinEmpty: true, WrapUp: -1},
+		{Name: "escalating", Skills: map[string]int{"s": 9}, JoinEmpty: true, WrapUp: -1,
+			Escalations: []acd.Escalation{{After: 300 * time.Millisecond, Skill: "s", MinLevel: 2}}},
+		{Name: "short", Skills: map[string]int{"s": 10}, JoinEmpty: true, MaxWait: 300 * time.Millisecond},
+	}
+	ags := []acd.AgentConfig{{ID: "low", Skills: map[string]int{"s": 2}}, {ID: "high", Skills: map[string]int{"s": 8}}}
+	rec := newRecorder()
+	a, err := NewACD(Config{Pool: pool, Schema: schema, NodeID: "a", Queues: qs, Agents: ags, Out: rec, Tick: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	talk := func(call, queue, want string) {
+		t.Helper()
+		if _, err := a.Enqueue(acd.Caller{CallID: call, Queue: queue}); err != nil {
+			t.Fatal(err)
+		}
+		o := rec.next(t)
+		if o.AgentID != want {
+			t.Fatalf("%s in %s went to %s, want %s", call, queue, o.AgentID, want)
+		}
+		a.RingAnsweredLeg(o.CallID, o.AgentID, "")
+		a.CallEnded(o.CallID, o.AgentID, "caller")
+	}
+	a.Login("high")
+	talk("c1", "fewest", "high") // high has one call today
+	a.Login("low")
+	talk("c2", "fewest", "low")  // fewest calls: low (0) before high (1)
+	talk("c3", "fewest", "high") // 1 each: the longest idle, high
+	talk("c4", "skill", "high")  // best skill: 8 before 2, whoever idled longer
+	talk("c5", "skill", "high")
+	a.Pause("high", "lunch")
+	// Level 9 wanted: nobody; after 300 ms level 2 will do.
+	start := time.Now()
+	talk("c6", "escalating", "low")
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("escalated after %v, want ≥ 300 ms", d)
+	}
+	if len(rec.eventsOf(acd.EvEscalate)) != 1 {
+		t.Fatalf("ESCALATE events %+v", rec.eventsOf(acd.EvEscalate))
+	}
+	if _, err := a.Enqueue(acd.Caller{CallID: "c7", Queue: "short"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "c7 timed out", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.left) == 1 && rec.left[0] == "c7"
+	})
+	if ev := rec.eventsOf(acd.EvExitTimeout); len(ev) != 1 || ev[0].CallID != "c7" {
+		t.Fatalf("EXITWITHTIMEOUT %+v", ev)
+	}
+	qv := map[string]acd.QueueView{}
+	for _, v := range a.Queues() {
+		qv[v.Name] = v
+	}
+	if f := qv["fewest"]; f.Offered != 3 || f.Answered != 3 || qv["short"].TimedOut != 1 || qv["short"].Waiting != 0 {
+		t.Fatalf("queue views %+v", qv)
+	}
+}
