@@ -38,10 +38,11 @@ type ACD struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	queues  map[string]acd.QueueConfig
-	members []acd.Membership
-	agents  []acd.AgentConfig
-	wrapUp  map[string]*time.Duration // agent overrides
+	queues     map[string]acd.QueueConfig
+	leaveEmpty []string // queues whose callers leave when nobody could serve them
+	members    []acd.Membership
+	agents     []acd.AgentConfig
+	wrapUp     map[string]*time.Duration // agent overrides
 
 	// Local outputs, in commit order, for one goroutine: an unbounded queue, so that
 	// posting never waits (the goroutine calls into the ACD through the Outbox).
@@ -109,6 +110,9 @@ func NewACD(cfg Config) (*ACD, error) {
 		wrapUp: map[string]*time.Duration{}, wake: make(chan struct{}, 1), started: map[string]bool{}}
 	for _, q := range qs {
 		a.queues[q.Name] = q
+		if q.LeaveWhenEmpty {
+			a.leaveEmpty = append(a.leaveEmpty, q.Name)
+		}
 	}
 	for _, ag := range cfg.Agents {
 		a.wrapUp[ag.ID] = ag.WrapUp

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -354,6 +355,7 @@ func TestStrategiesEscalationAndMaxWait(t *testing.T) {
 		{Name: "escalating", Skills: map[string]int{"s": 9}, JoinEmpty: true, WrapUp: -1,
 			Escalations: []acd.Escalation{{After: 300 * time.Millisecond, Skill: "s", MinLevel: 2}}},
 		{Name: "short", Skills: map[string]int{"s": 10}, JoinEmpty: true, MaxWait: 300 * time.Millisecond},
+		{Name: "empty", Skills: map[string]int{"s": 1}, JoinEmpty: true, LeaveWhenEmpty: true},
 	}
 	ags := []acd.AgentConfig{{ID: "low", Skills: map[string]int{"s": 2}}, {ID: "high", Skills: map[string]int{"s": 8}}}
 	rec := newRecorder()
@@ -402,6 +404,18 @@ func TestStrategiesEscalationAndMaxWait(t *testing.T) {
 	if ev := rec.eventsOf(acd.EvExitTimeout); len(ev) != 1 || ev[0].CallID != "c7" {
 		t.Fatalf("EXITWITHTIMEOUT %+v", ev)
 	}
+	// The last agent who could serve "empty" pauses: its waiting caller leaves (EXITEMPTY).
+	a.Pause("low", "meeting")
+	if _, err := a.Enqueue(acd.Caller{CallID: "c8", Queue: "empty"}); !errors.Is(err, acd.ErrNoAgents) {
+		t.Fatalf("joining an empty LeaveWhenEmpty queue: %v, want ErrNoAgents", err)
+	}
+	a.Ready("low")
+	a.Pause("low", "meeting") // nobody ready to take c9 at once…
+	a.Ready("high")
+	a.Enqueue(acd.Caller{CallID: "c9", Queue: "empty"})
+	rec.next(t)             // …but high takes it: not empty
+	a.Logout("high", "end") // while ringing: c9 waits again, with nobody left who could serve it
+	eventually(t, "c9 left the empty queue", func() bool { return len(rec.eventsOf(acd.EvExitEmpty)) == 1 })
 	qv := map[string]acd.QueueView{}
 	for _, v := range a.Queues() {
 		qv[v.Name] = v

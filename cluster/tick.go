@@ -107,10 +107,21 @@ func (a *ACD) tick() {
 		}
 		return
 	}
+	if !due && len(a.leaveEmpty) > 0 {
+		if err := a.pool.QueryRow(ctx, "SELECT EXISTS ("+emptySQL+")", a.leaveEmpty).Scan(&due); err != nil {
+			return
+		}
+	}
 	if due {
 		a.run("tick", func(d *dtx) error { return d.due() })
 	}
 }
+
+// emptySQL finds the callers waiting in a queue (of $1, those with LeaveWhenEmpty) that
+// no agent logged in and unpaused could ever serve.
+const emptySQL = `SELECT w.call_id FROM cluster_waiting w WHERE w.queue = ANY($1) AND w.agent = ''
+	AND NOT EXISTS (SELECT 1 FROM cluster_members m JOIN cluster_agents g ON g.agent = m.agent
+		WHERE m.queue = w.queue AND g.state NOT IN ('logged_out', 'paused'))`
 
 // due carries out every transition whose time has come.
 func (d *dtx) due() error {
@@ -172,6 +183,22 @@ func (d *dtx) due() error {
 			return err
 		}
 		d.emit(w.Node, output{Kind: outLeft, CallID: w.CallID, Reason: acd.ExitTimeout})
+	}
+	// Queues with LeaveWhenEmpty whose last agent who could serve them logged out or paused.
+	if len(d.a.leaveEmpty) > 0 {
+		if ids, err = d.ids(emptySQL+" ORDER BY w.enqueued, w.seq", d.a.leaveEmpty); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			w, err := d.waiting(id)
+			if err != nil || w == nil {
+				return err
+			}
+			if err := d.exit(w, acd.EvExitEmpty, "caller-empty", ""); err != nil {
+				return err
+			}
+			d.emit(w.Node, output{Kind: outLeft, CallID: w.CallID, Reason: acd.ExitEmpty})
+		}
 	}
 	return nil
 }
