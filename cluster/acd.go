@@ -50,9 +50,11 @@ type ACD struct {
 	queue   []routed
 	wake    chan struct{}
 	orderMu sync.Mutex // commit and post as one step: local outputs keep commit order
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+
+	listenOnce sync.Once
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 
 	mu       sync.Mutex
 	closed   bool
@@ -123,10 +125,17 @@ func NewACD(cfg Config) (*ACD, error) {
 		return nil, err
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	listening := make(chan struct{})
 	a.wg.Add(3)
 	go a.deliverLoop()
-	go a.listenLoop()
+	go a.listenLoop(listening)
 	go a.tickLoop(cfg.Tick)
+	select {
+	case <-listening:
+	case <-ctx.Done():
+		a.Close()
+		return nil, fmt.Errorf("cluster: LISTEN for other nodes' decisions: %w", ctx.Err())
+	}
 	return a, nil
 }
 

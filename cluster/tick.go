@@ -36,11 +36,13 @@ func encodeOutput(o output) (string, error) {
 // channel is the NOTIFY channel of a node.
 func (a *ACD) channel(node string) string { return a.schema + ":" + node }
 
-// listenLoop receives the outputs other nodes decided for this node's calls.
-func (a *ACD) listenLoop() {
+// listenLoop receives the outputs other nodes decided for this node's calls. listening is
+// closed once the first LISTEN is in place (NewACD waits for it: a NOTIFY sent before it
+// would be lost).
+func (a *ACD) listenLoop(listening chan<- struct{}) {
 	defer a.wg.Done()
 	for a.ctx.Err() == nil {
-		if err := a.listen(); err != nil && a.ctx.Err() == nil {
+		if err := a.listen(listening); err != nil && a.ctx.Err() == nil {
 			a.log.Warn("cluster acd: listening for other nodes' decisions", "error", err)
 			select {
 			case <-a.ctx.Done():
@@ -50,7 +52,7 @@ func (a *ACD) listenLoop() {
 	}
 }
 
-func (a *ACD) listen() error {
+func (a *ACD) listen(listening chan<- struct{}) error {
 	conn, err := a.pool.Acquire(a.ctx)
 	if err != nil {
 		return err
@@ -60,6 +62,7 @@ func (a *ACD) listen() error {
 		return err
 	}
 	defer conn.Exec(context.Background(), "UNLISTEN *")
+	a.listenOnce.Do(func() { close(listening) })
 	for {
 		n, err := conn.Conn().WaitForNotification(a.ctx)
 		if err != nil {
