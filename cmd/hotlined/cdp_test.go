@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,10 +30,17 @@ func openBrowser(t *testing.T, bin, url string) *browser {
 	t.Helper()
 	toChrome, ours := mustPipe(t)
 	theirs, fromChrome := mustPipe(t)
+	// A profile directory of our own, removed once Chromium's helper processes (renderer,
+	// zygote) are gone too: t.TempDir's removal raced them ("directory not empty").
+	profile, err := os.MkdirTemp("", "chromium-profile-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--remote-debugging-pipe",
-		"--user-data-dir="+t.TempDir(), "--window-size=1280,900", url)
-	cmd.ExtraFiles = []*os.File{toChrome, fromChrome} // fd 3, fd 4
+		"--user-data-dir="+profile, "--window-size=1280,900", url)
+	cmd.ExtraFiles = []*os.File{toChrome, fromChrome}     // fd 3, fd 4
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its helpers in its group, killed with it
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -40,10 +48,13 @@ func openBrowser(t *testing.T, bin, url string) *browser {
 	fromChrome.Close()
 	b := &browser{t: t, cmd: cmd, w: ours, r: bufio.NewReader(theirs)}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 		ours.Close()
 		theirs.Close()
+		for deadline := time.Now().Add(10 * time.Second); os.RemoveAll(profile) != nil && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond) // a helper still exiting
+		}
 	})
 	var targets struct {
 		TargetInfos []struct{ TargetID, Type, URL string } `json:"targetInfos"`
