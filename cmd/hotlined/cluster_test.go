@@ -182,6 +182,7 @@ func apiAgentState(t *testing.T, httpAddr, id string) string {
 // then the citizen through the callback trunk); when the lost node starts again its
 // journal writes its three calls, and every call is in the shared store exactly once.
 func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
+	kamailiotest.Require(t)
 	t.Parallel()
 	dsn := pgSchema(t)
 	rung := make(chan *phone.Call, 4)
@@ -191,8 +192,13 @@ func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
 	}
 	a := startServer(t, yaml("node-a"))
 	b := startProcess(t, yaml("node-b"))
-	// The agents' phones registered at node B, the one that will be lost: node A rings them
-	// from the shared bindings.
+	// The agents' phones register through the front (their REGISTERs land on one node or
+	// the other): node A rings them through the front from the shared bindings, whichever
+	// node took the REGISTER, the lost one included. The citizens come in at node B (a
+	// trunk pointed at it).
+	front := kamailiotest.Start(t, []string{a.sipAddr(), b.sip})
+	frontUp(t, front, a.sipAddr(), true)
+	frontUp(t, front, b.sip, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	agA := &agent{id: "1001", calls: make(chan *phone.Call, 4)}
@@ -200,7 +206,7 @@ func TestClusterKill9NodeFreesAgentsAndCallsBack(t *testing.T) {
 	ag2 := &agent{id: "1002", calls: make(chan *phone.Call, 4)}
 	ag2.phone = newPhone(t, phone.Config{OnInvite: func(c *phone.Call) bool { ag2.calls <- c; return true }})
 	for _, ag := range []*agent{agA, ag2} {
-		if err := ag.phone.Register(ctx, b.sip, ag.id, "agent"+ag.id, 5*time.Minute); err != nil {
+		if err := ag.phone.Register(ctx, front.Addr(), ag.id, "agent"+ag.id, 5*time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
