@@ -286,6 +286,17 @@ func TestKill9LosesNoAnsweredCall(t *testing.T) {
 	<-done // SIPp gives up on its own (its calls were cut)
 }
 
+// hangUpOnTheDead ends the test phones' calls with a server that was killed: their BYE
+// finds nobody, but their RTP stops. Left running, it kept arriving at the dead server's
+// ports, where another test's new call could take it for its peer's media.
+func hangUpOnTheDead(ctx context.Context, calls ...*phone.Call) {
+	hctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	for _, c := range calls {
+		c.Hangup(hctx)
+	}
+}
+
 // restartAfterKill starts hotlined again on the data dir of p, which was
 // killed, waits until it serves (the journal is replayed before) and opens
 // its record store.
@@ -340,9 +351,10 @@ func TestKill9RebuildsTalkingCall(t *testing.T) {
 	if err := citizen.SendDTMF("1", 100*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	var agentLeg *phone.Call
 	select {
-	case c := <-rung:
-		<-c.Answered()
+	case agentLeg = <-rung:
+		<-agentLeg.Answered()
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent 1001 not rung")
 	}
@@ -361,6 +373,7 @@ func TestKill9RebuildsTalkingCall(t *testing.T) {
 	}
 	<-p.exited
 	killed := time.Now()
+	hangUpOnTheDead(ctx, citizen, agentLeg)
 
 	store := restartAfterKill(t, p)
 	var recs []cdr.Record

@@ -247,6 +247,7 @@ func TestRecordingAfterKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-p.exited
+	hangUpOnTheDead(ctx, citizen, agentCall)
 	files, _ := filepath.Glob(filepath.Join(p.dataDir, "recordings", "*", "*", "*", "*.wav"))
 	if len(files) != 1 {
 		t.Fatalf("recordings after the kill: %v", files)
