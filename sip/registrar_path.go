@@ -95,7 +95,7 @@ func pathReceived(v string) (netip.AddrPort, bool) {
 	var ru sip.Uri
 	if !strings.Contains(raw, ":") || sip.ParseUri(raw, &ru) != nil || ru.Host == "" {
 		// a bare host:port, as some fronts write it
-		if ap, err := netip.ParseAddrPort(raw); err == nil {
+		if ap, err := netip.ParseAddrPort(raw); err == nil && usableSource(ap.Addr(), int(ap.Port())) {
 			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 		}
 		return netip.AddrPort{}, false
@@ -111,10 +111,16 @@ func pathReceived(v string) (netip.AddrPort, bool) {
 			port = 5061
 		}
 	}
-	if port < 1 || port > 65535 {
+	if !usableSource(addr, port) {
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), true
+}
+
+// usableSource: an address a phone can send from and be reached at (not 0.0.0.0, not a
+// multicast group, port 1-65535).
+func usableSource(addr netip.Addr, port int) bool {
+	return addr.IsValid() && !addr.IsUnspecified() && !addr.IsMulticast() && port >= 1 && port <= 65535
 }
 
 // trustedFront reports whether addr is one of the TrustedFronts.
