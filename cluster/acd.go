@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -474,12 +473,13 @@ func (d *dtx) routeCaller(w *waiting) error {
 // routeAgent gives a routable agent the best waiting caller they are eligible for: the
 // highest rank (priority plus the queue's weight), then the earliest place in line.
 func (d *dtx) routeAgent(agent string) error {
-	w, err := scanWaiting(d.tx.QueryRow(d.ctx, `SELECT `+prefixed("w.", waitingCols)+` FROM cluster_members m
+	w, err := scanWaiting(d.tx.QueryRow(d.ctx, `SELECT `+waitingCols+` FROM cluster_waiting WHERE call_id = (
+		SELECT w.call_id FROM cluster_members m
 		CROSS JOIN LATERAL (SELECT * FROM cluster_waiting w WHERE w.queue = m.queue AND w.agent = '' AND w.step >= m.step
 			ORDER BY w.rank DESC, w.enqueued, w.seq LIMIT 1) w
 		JOIN cluster_agents a ON a.agent = m.agent
 		WHERE m.agent = $1 AND a.state = 'ready' AND (a.rest_until IS NULL OR a.rest_until <= $2)
-		ORDER BY w.rank DESC, w.enqueued, w.seq LIMIT 1`, agent, d.now))
+		ORDER BY w.rank DESC, w.enqueued, w.seq LIMIT 1)`, agent, d.now))
 	if err != nil || w == nil {
 		return err
 	}
@@ -504,32 +504,4 @@ func (d *dtx) offer(w *waiting, agent string) error {
 	}
 	d.emit(w.Node, output{Kind: outOffer, Offer: acd.Offer{CallID: w.CallID, AgentID: agent, Queue: w.Queue, Attempt: w.Attempt}})
 	return nil
-}
-
-func prefixed(p, cols string) string {
-	out := ""
-	start := 0
-	for i := 0; i <= len(cols); i++ {
-		if i == len(cols) || cols[i] == ',' {
-			f := cols[start:i]
-			for len(f) > 0 && f[0] == ' ' {
-				f = f[1:]
-			}
-			if out != "" {
-				out += ", "
-			}
-			out += p + f
-			start = i + 1
-		}
-	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hotline12345/hotline/acd"
 )
 
@@ -193,18 +195,12 @@ func (d *dtx) takeOver(node string) error {
 	if err != nil {
 		return err
 	}
-	var cbs []Callback
-	for rows.Next() {
-		var cb Callback
-		if err := rows.Scan(&cb.CallID, &cb.Queue, &cb.Number, &cb.Priority, &cb.Enqueued); err != nil {
-			rows.Close()
-			return err
-		}
-		cbs = append(cbs, cb)
+	cbs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Callback])
+	if err != nil {
+		return err
 	}
-	rows.Close()
 	for _, cb := range cbs {
 		d.emit(d.a.node, output{Kind: outOrphan, Callback: cb})
 	}
-	return rows.Err()
+	return nil
 }

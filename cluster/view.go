@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,11 +58,9 @@ func (a *ACD) Queues() []acd.QueueView {
 	now := a.now()
 	out := make([]acd.QueueView, 0, len(a.queues))
 	idx := map[string]int{}
-	for _, name := range sortedKeys(a.queues) {
-		q := a.queues[name]
+	for _, name := range slices.Sorted(maps.Keys(a.queues)) {
 		idx[name] = len(out)
-		out = append(out, acd.QueueView{Name: name, EWT: 0})
-		_ = q
+		out = append(out, acd.QueueView{Name: name})
 	}
 	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {

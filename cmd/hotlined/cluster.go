@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -178,15 +179,7 @@ func (n nodeGatherer) Gather() ([]*dto.MetricFamily, error) {
 	for _, mf := range mfs {
 		for _, m := range mf.Metric {
 			m.Label = append(m.Label, &dto.LabelPair{Name: proto.String(name), Value: proto.String(value)})
-			slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int {
-				switch {
-				case a.GetName() < b.GetName():
-					return -1
-				case a.GetName() > b.GetName():
-					return 1
-				}
-				return 0
-			})
+			slices.SortFunc(m.Label, func(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) })
 		}
 	}
 	return mfs, err
